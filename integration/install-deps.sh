@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Install what the integration sandbox (integration/nm-sandbox.sh) needs.
+#
+# Idempotent and quiet: when everything is already there it only runs one
+# dpkg-query (well under a second). Otherwise it runs apt-get update + install
+# and prints apt's output only if that fails. Must run as root.
+set -euo pipefail
+
+PACKAGES=(network-manager dnsmasq-base nftables busybox iproute2
+          libvirt-clients libxml2-utils dbus)
+
+die() { echo "install-deps.sh: $*" >&2; exit 1; }
+
+# Keep Debian maintainer scripts from starting services (NetworkManager,
+# dbus, ...) on the host: the sandbox starts its own private copies.
+ensure_policy_rc_d() {
+    local f=/usr/sbin/policy-rc.d
+    if [[ ! -e $f ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$f"
+        chmod 0755 "$f"
+    fi
+}
+
+# Print the packages from PACKAGES that are not fully installed.
+missing_packages() {
+    local status
+    # One dpkg-query for all packages; unknown packages go to stderr, and
+    # dpkg-query exits non-zero, which is fine (they just count as missing).
+    status=$(dpkg-query -W -f='${Package} ${db:Status-Abbrev}\n' "${PACKAGES[@]}" 2>/dev/null || true)
+    local p
+    for p in "${PACKAGES[@]}"; do
+        grep -qx "$p ii *" <<<"$status" || echo "$p"
+    done
+}
+
+main() {
+    [[ $(id -u) -eq 0 ]] || die "must run as root"
+    ensure_policy_rc_d
+
+    local missing
+    missing=$(missing_packages)
+    [[ -z $missing ]] && return 0
+
+    local log
+    log=$(mktemp /tmp/install-deps.XXXXXX.log)
+    if ! { apt-get update &&
+           DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+               "${PACKAGES[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        die "apt-get failed (missing: ${missing//$'\n'/ }); log above and in $log"
+    fi
+    rm -f "$log"
+}
+
+main "$@"

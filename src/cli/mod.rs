@@ -1,0 +1,116 @@
+//! Argument parsing, logging setup, and the one place that turns outcomes into exit codes.
+
+mod translate;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::process::ExitCode;
+
+/// Configure host network interfaces from libvirt interface XML, through NetworkManager.
+///
+/// nmiface reads libvirt's interface XML (what `virsh iface-dumpxml` prints) and the 2009 draft
+/// dialect (`<interface device=…>`, `<bond>`, `<bridge>`, `<vlan>`, `<shared bridge=…/>`),
+/// and turns it into NetworkManager connection profiles.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nmiface",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+#[command(
+    after_help = "Exit status: 0 ok; 1 finished, but something was approximated or is unsupported \
+(findings on stderr); 2 error (bad input, usage), nothing changed.\n\n\
+Logging: RUST_LOG=nmiface=debug (or -v, -vv) shows what nmiface does, on stderr."
+)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Translate(translate::Args),
+}
+
+/// What a command achieved, when it did not fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Everything as asked.
+    Clean,
+    /// Done, but with findings that lose meaning.
+    Findings,
+}
+
+/// Parses arguments, runs the command, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Translate(args) => translate::run(args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Findings) => ExitCode::from(1),
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "nmiface: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// A reader closing our stdout early (`| head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "nmiface=info",
+        2 => "nmiface=debug",
+        _ => "nmiface=trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Reads a document from a path, or standard input for `-`. Returns the name to show in
+/// messages and the text.
+pub fn read_input(path: &str) -> anyhow::Result<(String, String)> {
+    use anyhow::Context;
+    if path == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("reading standard input")?;
+        return Ok(("<stdin>".to_string(), text));
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{path}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok((path.to_string(), text))
+}
+
+/// Prints findings to stderr, one per line, prefixed with the document name.
+pub fn print_findings(source: &str, findings: &[nmiface::finding::Finding]) {
+    let mut err = std::io::stderr().lock();
+    for f in findings {
+        let _ = writeln!(err, "{source}:{f}");
+    }
+}

@@ -1,0 +1,189 @@
+//! `nmiface translate`: XML to NetworkManager settings, keyfiles, or canonical libvirt XML,
+//! without touching NetworkManager.
+
+use super::{print_findings, read_input, Outcome};
+use anyhow::{bail, Context};
+use nmiface::finding::{any_loses_meaning, Finding};
+use nmiface::nm::{self, NmVersion, Target};
+use nmiface::xml;
+use serde::Serialize;
+use std::io::Write;
+use std::path::PathBuf;
+
+/// Translate interface XML into NetworkManager profiles, offline.
+///
+/// Prints, for each FILE, the profiles NetworkManager would get (D-Bus settings with their type
+/// signatures) and the findings: what was approximated or is unsupported. Nothing on the host
+/// changes.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+nmiface translate xml-samples/libvirt-bridge-dhcp-two-ports.xml\n  \
+nmiface translate --format keyfile --output-dir /tmp/profiles host.xml\n  \
+nmiface translate --to-xml draft.xml        # 2009 draft -> libvirt format\n  \
+cat eth0.xml | nmiface translate -\n\n\
+JSON output: {\"documents\": [{\"source\", \"target\", \"interfaces\": [{\"interface\", \"profiles\": \
+[{\"id\", \"uuid\", \"keyfile\", \"settings\": {SETTING: {PROPERTY: {SIGNATURE: VALUE}}}}]}], \
+\"findings\": [{\"severity\", \"path\", \"location\", \"message\"}]}]}")]
+pub struct Args {
+    /// Interface XML files (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<String>,
+    /// Output format: json (D-Bus settings with type signatures) or keyfile (NetworkManager's files).
+    #[arg(long, value_enum, default_value_t = Format::Json, conflicts_with = "to_xml")]
+    format: Format,
+    /// Write one keyfile per profile into DIR (mode 0600, named as NetworkManager names them).
+    #[arg(long, value_name = "DIR", requires = "format")]
+    output_dir: Option<PathBuf>,
+    /// Print the canonical libvirt XML instead (converts the 2009 draft to libvirt's format).
+    #[arg(long)]
+    to_xml: bool,
+    /// Target this NetworkManager version (settings are limited to what it accepts).
+    #[arg(long, value_name = "X.Y[.Z]", value_parser = parse_version, default_value = "1.42.4")]
+    nm_version: NmVersion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Json,
+    Keyfile,
+}
+
+fn parse_version(s: &str) -> Result<NmVersion, String> {
+    NmVersion::parse(s)
+}
+
+/// One document's translation, as printed with `--format json`.
+#[derive(Serialize)]
+struct DocumentOut<'a> {
+    source: &'a str,
+    target: String,
+    interfaces: Vec<InterfaceOut<'a>>,
+    findings: &'a [Finding],
+}
+
+#[derive(Serialize)]
+struct InterfaceOut<'a> {
+    interface: &'a str,
+    profiles: Vec<ProfileOut<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProfileOut<'a> {
+    id: &'a str,
+    uuid: String,
+    keyfile: String,
+    settings: &'a nm::Settings,
+}
+
+/// The JSON form of one document's translation (also the golden-file format).
+pub fn document_json(
+    source: &str,
+    target: &Target,
+    t: &nm::Translation,
+    findings: &[Finding],
+) -> serde_json::Value {
+    let doc = DocumentOut {
+        source,
+        target: target.nm.to_string(),
+        interfaces: t
+            .interfaces
+            .iter()
+            .map(|i| InterfaceOut {
+                interface: i.interface.as_str(),
+                profiles: i
+                    .profiles
+                    .iter()
+                    .map(|p| ProfileOut {
+                        id: &p.id,
+                        uuid: p.uuid.to_string(),
+                        keyfile: p.keyfile_name(),
+                        settings: &p.settings,
+                    })
+                    .collect(),
+            })
+            .collect(),
+        findings,
+    };
+    serde_json::to_value(doc).expect("plain data serialises")
+}
+
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if args.output_dir.is_some() && args.format != Format::Keyfile {
+        bail!("--output-dir writes keyfiles: add --format keyfile");
+    }
+    let target = Target {
+        nm: args.nm_version,
+    };
+    let mut docs = Vec::new();
+    let mut lossy = false;
+    let mut failed = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    for path in &args.files {
+        let (source, text) = read_input(path)?;
+        let doc = match xml::parse_document(&source, &text) {
+            Ok(d) => d,
+            Err(e) => {
+                // Keep going: every file's errors are worth seeing in one run.
+                let _ = writeln!(std::io::stderr(), "nmiface: error: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let mut findings = doc.findings.clone();
+        if args.to_xml {
+            let (text, mut more) = xml::write_host(&doc.host);
+            findings.append(&mut more);
+            stdout.write_all(text.as_bytes())?;
+        } else {
+            let t = nm::translate(&doc.host, &doc.sources, &target);
+            findings.extend(t.findings.iter().cloned());
+            match (&args.format, &args.output_dir) {
+                (Format::Json, _) => docs.push(document_json(&source, &target, &t, &findings)),
+                (Format::Keyfile, Some(dir)) => write_keyfiles(dir, &t)?,
+                (Format::Keyfile, None) => {
+                    for p in t.profiles() {
+                        writeln!(stdout, "# {}", p.keyfile_name())?;
+                        stdout.write_all(nm::to_keyfile(p).as_bytes())?;
+                        writeln!(stdout)?;
+                    }
+                }
+            }
+        }
+        print_findings(&source, &findings);
+        lossy |= any_loses_meaning(&findings);
+    }
+    if !docs.is_empty() {
+        serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "documents": docs }))?;
+        writeln!(stdout)?;
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} documents could not be translated",
+            args.files.len()
+        );
+    }
+    Ok(if lossy {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
+    })
+}
+
+fn write_keyfiles(dir: &std::path::Path, t: &nm::Translation) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for p in t.profiles() {
+        let path = dir.join(p.keyfile_name());
+        // NetworkManager ignores keyfiles that others can read or write.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        f.write_all(nm::to_keyfile(p).as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! nmiface: host network interfaces from libvirt interface XML, through NetworkManager.
+//!
+//! # Layout
+//!
+//! The pure core has no tokio and no zbus in it, so it can be tested, fuzzed and benchmarked
+//! without a daemon:
+//!
+//! - [`xml`]: both XML dialects in (positioned errors, findings), canonical libvirt XML out.
+//! - [`model`]: the neutral model both dialects read into.
+//! - [`nm`]: NetworkManager settings (`a{sa{sv}}` with exact D-Bus types), the translation from
+//!   the model, keyfile text, and the way back from profiles to the model.
+//! - [`finding`]: what a translation approximated or dropped, as data.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) is the only place that uses `anyhow`.
+//!
+//! # Example
+//!
+//! ```
+//! let doc = nmiface::xml::parse_document(
+//!     "example.xml",
+//!     "<interface type='ethernet' name='eth0'><protocol family='ipv4'><dhcp/></protocol></interface>",
+//! ).unwrap();
+//! let out = nmiface::nm::translate(&doc.host, &doc.sources, &nmiface::nm::Target::default());
+//! assert_eq!(out.profiles[0].id, "eth0");
+//! ```
+
+pub mod finding;
+pub mod model;
+pub mod nm;
+pub mod xml;

@@ -1,0 +1,185 @@
+//! The neutral model: one description of host interfaces that both XML dialects read into and
+//! that NetworkManager profiles are made from and read back into.
+//!
+//! Invalid states are unrepresentable where the type system allows: a bridge cannot hold a
+//! bridge ([`Member`] has no bridge variant), a bond holds only ethernet ports, names, MACs and
+//! addresses are validated types. What types cannot express (a port claimed twice, cycles,
+//! duplicate names) is checked by [`Host::validate`].
+
+mod bond;
+mod host;
+mod ip;
+mod mac;
+mod name;
+
+pub use bond::{ArpValidate, Bond, BondMode, Carrier, Monitor};
+pub use host::HostError;
+pub use ip::{classful_prefix, netmask_to_prefix, Dhcp, Ipv4, Ipv4Net, Ipv6, Ipv6Net};
+pub use mac::Mac;
+pub use name::{IfName, IFNAME_MAX};
+
+use serde::Serialize;
+
+/// When NetworkManager should bring an interface up (libvirt `<start mode>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartMode {
+    /// Bring it up whenever possible (NM `connection.autoconnect=true`).
+    Onboot,
+    /// Only when asked (NM `connection.autoconnect=false`).
+    None,
+}
+
+impl StartMode {
+    /// The libvirt attribute value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartMode::Onboot => "onboot",
+            StartMode::None => "none",
+        }
+    }
+}
+
+/// A set of top-level interfaces described together (one document).
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Host {
+    /// Top-level interfaces, in document order. Ports live inside their controller.
+    pub interfaces: Vec<Interface>,
+}
+
+/// A top-level interface: it carries the host-level settings (start, MTU, IP).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Interface {
+    /// Kernel name.
+    pub name: IfName,
+    /// Fixed profile UUID (the 2009 draft's `<uuid>`); derived from kind and name when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<uuid::Uuid>,
+    /// When to bring it up.
+    pub start: StartMode,
+    /// MTU in bytes; also applied to the ports, as netcf did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// IPv4 settings; `None` means no IPv4 at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4>,
+    /// IPv6 settings; `None` means IPv6 disabled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6>,
+    /// What kind of interface, with its kind-specific settings.
+    pub kind: Kind,
+}
+
+/// The kind of a top-level interface.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Kind {
+    /// A physical (or otherwise existing) Ethernet NIC.
+    Ethernet(Ethernet),
+    /// A Linux bridge.
+    Bridge(Bridge),
+    /// A bond.
+    Bond(Bond),
+    /// An 802.1Q VLAN on a parent interface.
+    Vlan(Vlan),
+}
+
+impl Kind {
+    /// The libvirt `type` attribute for this kind.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Ethernet(_) => "ethernet",
+            Kind::Bridge(_) => "bridge",
+            Kind::Bond(_) => "bond",
+            Kind::Vlan(_) => "vlan",
+        }
+    }
+}
+
+/// Ethernet-specific settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Ethernet {
+    /// The NIC's MAC: the profile applies only to the device with this address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+}
+
+/// An Ethernet port of a bridge or bond (libvirt's bare `<interface type='ethernet'>`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EthernetPort {
+    /// Kernel name.
+    pub name: IfName,
+    /// The NIC's MAC, binding the port profile to that device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+}
+
+/// A Linux bridge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bridge {
+    /// Spanning tree protocol on (NM's default and libvirt's iface-bridge default).
+    pub stp: bool,
+    /// Forward delay in whole seconds; NM takes 2..=30, or 0 when STP is off.
+    pub forward_delay: u16,
+    /// MAC the bridge takes explicitly: the shared NIC's, so DHCP leases survive sharing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
+    /// Ports, in canonical order (sorted by name).
+    pub ports: Vec<Member>,
+}
+
+/// Kernel and NetworkManager default forward delay, seconds.
+pub const DEFAULT_FORWARD_DELAY: u16 = 15;
+/// Smallest forward delay the kernel accepts while STP is on, seconds.
+pub const MIN_STP_FORWARD_DELAY: u16 = 2;
+/// Largest forward delay the kernel and NM accept, seconds.
+pub const MAX_FORWARD_DELAY: u16 = 30;
+
+/// A port of a bridge: an Ethernet NIC, a bond, or a VLAN. There is no bridge variant: Linux
+/// bridges cannot be nested.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "type")]
+pub enum Member {
+    /// An Ethernet NIC.
+    Ethernet(EthernetPort),
+    /// A bond with its own Ethernet ports.
+    Bond {
+        /// Kernel name of the bond.
+        name: IfName,
+        /// The bond's settings and ports.
+        bond: Bond,
+    },
+    /// A VLAN.
+    Vlan {
+        /// Kernel name of the VLAN device.
+        name: IfName,
+        /// Tag and parent.
+        vlan: Vlan,
+    },
+}
+
+impl Member {
+    /// The port's kernel name.
+    pub fn name(&self) -> &IfName {
+        match self {
+            Member::Ethernet(e) => &e.name,
+            Member::Bond { name, .. } | Member::Vlan { name, .. } => name,
+        }
+    }
+}
+
+/// An 802.1Q VLAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vlan {
+    /// VLAN id. libvirt allows 0..=4095; NM takes 0..=4094, so 4095 is a gap, not an error here.
+    pub tag: u16,
+    /// The parent (trunk) interface.
+    pub parent: IfName,
+    /// Kernel REORDER_HDR flag (on unless the 2009 draft's `reorder_hdr="no"` turns it off).
+    pub reorder_hdr: bool,
+}
+
+/// Highest VLAN id libvirt's format allows.
+pub const MAX_VLAN_TAG_XML: u16 = 4095;
+/// Highest VLAN id NetworkManager accepts.
+pub const MAX_VLAN_TAG_NM: u16 = 4094;

@@ -1,0 +1,18 @@
+//! NetworkManager profiles: settings as data, the translation from the model, keyfiles, and
+//! the way back. Pure: nothing here talks to a daemon.
+
+mod keyfile;
+mod profile;
+mod reverse;
+mod translate;
+mod value;
+mod version;
+
+pub use keyfile::to_keyfile;
+pub use profile::{conn_type, user_key, Profile, Settings, USER_DATA_VALUE_MAX};
+pub use reverse::{host_from_profiles, Recovered, ReverseError};
+pub use translate::{
+    bond_options, port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE,
+};
+pub use value::Value;
+pub use version::{NmVersion, Target, BASELINE};

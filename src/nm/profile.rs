@@ -1,0 +1,98 @@
+//! NetworkManager connection profiles as data: `a{sa{sv}}` settings plus the identity fields
+//! the rest of nmiface needs without digging through the map.
+
+use super::value::Value;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A profile's settings: setting name -> property name -> value (`a{sa{sv}}`). Sorted maps keep
+/// output deterministic.
+pub type Settings = BTreeMap<String, BTreeMap<String, Value>>;
+
+/// NetworkManager's `connection.type` for each kind.
+pub mod conn_type {
+    /// Ethernet (`ethernet` is only nmcli's alias; D-Bus needs this name).
+    pub const ETHERNET: &str = "802-3-ethernet";
+    /// Linux bridge.
+    pub const BRIDGE: &str = "bridge";
+    /// Bond.
+    pub const BOND: &str = "bond";
+    /// VLAN.
+    pub const VLAN: &str = "vlan";
+}
+
+/// Keys nmiface keeps in `user.data` (NM: a `.` is required, at most 8192 bytes per value).
+pub mod user_key {
+    /// Marks a profile as created by nmiface; nmiface changes or deletes only these.
+    pub const MANAGED: &str = "nmiface.managed";
+    /// The top-level interface a profile belongs to (ports name their controller's interface).
+    pub const INTERFACE: &str = "nmiface.interface";
+    /// The XML the user wrote for this interface, when it fits.
+    pub const XML: &str = "nmiface.xml";
+}
+
+/// Largest `user.data` value NetworkManager accepts, in bytes.
+pub const USER_DATA_VALUE_MAX: usize = 8192;
+
+/// One connection profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// `connection.id`.
+    pub id: String,
+    /// `connection.uuid`.
+    pub uuid: Uuid,
+    /// All settings, as sent to NetworkManager.
+    pub settings: Settings,
+}
+
+impl Profile {
+    /// A property's value.
+    pub fn get(&self, setting: &str, property: &str) -> Option<&Value> {
+        self.settings.get(setting)?.get(property)
+    }
+
+    /// `connection.type`.
+    pub fn conn_type(&self) -> Option<&str> {
+        self.get("connection", "type")?.as_str()
+    }
+
+    /// `connection.interface-name`.
+    pub fn interface_name(&self) -> Option<&str> {
+        self.get("connection", "interface-name")?.as_str()
+    }
+
+    /// `connection.master`: the controller's UUID (or interface name, in profiles made by others).
+    pub fn master(&self) -> Option<&str> {
+        self.get("connection", "master")?.as_str()
+    }
+
+    /// A `user.data` entry.
+    pub fn user_data(&self, key: &str) -> Option<&str> {
+        self.get("user", "data")?
+            .as_str_dict()?
+            .get(key)
+            .map(String::as_str)
+    }
+
+    /// True when nmiface created this profile.
+    pub fn is_managed(&self) -> bool {
+        self.user_data(user_key::MANAGED) == Some("1")
+    }
+
+    /// The keyfile name NetworkManager would use: the id, with the characters a file name
+    /// cannot hold replaced, plus `.nmconnection`.
+    pub fn keyfile_name(&self) -> String {
+        let safe: String = self
+            .id
+            .chars()
+            .map(|c| if c == '/' || c.is_control() { '*' } else { c })
+            .collect();
+        let safe = if safe.starts_with('.') {
+            format!("_{safe}")
+        } else {
+            safe
+        };
+        format!("{safe}.nmconnection")
+    }
+}

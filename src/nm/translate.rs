@@ -1,0 +1,487 @@
+//! The model as NetworkManager profiles.
+//!
+//! Decisions (also in README.md):
+//! - One top-level interface yields its own profile plus one per port: a bridge with two
+//!   ports is three profiles; a bond inside a bridge is a port of the bridge and the controller
+//!   of its own ports. The interface's profile comes first, then ports in canonical order.
+//! - `connection.id` is the interface name; a port's id is `CONTROLLER-port-NAME`.
+//! - UUIDs are deterministic: UUIDv5 in nmiface's namespace over `KIND:NAME` (ports:
+//!   `KIND:NAME@CONTROLLER`), so translating the same XML twice gives the same profiles and a
+//!   re-define updates rather than duplicates. A draft `<uuid>` replaces the interface's UUID
+//!   and becomes the namespace for its ports' UUIDs.
+//! - Ports name their controller by UUID in `connection.master` + `slave-type`, which every
+//!   NetworkManager version understands (`controller`/`port-type` exist only since 1.46).
+//! - Controllers set `autoconnect-slaves=1`, so starting a bridge or bond starts its ports.
+//! - Ports take the controller's MTU and start mode, as netcf did; they get no IP settings
+//!   (NetworkManager removes them from ports anyway).
+//! - No IPv4 is `ipv4.method=disabled`, no IPv6 is `ipv6.method=disabled` (`ignore` before
+//!   NetworkManager 1.20); an empty IPv6 protocol is `link-local`.
+//! - Every profile is tagged in `user.data` (`nmiface.managed=1`, `nmiface.interface=NAME`),
+//!   and the interface's profile keeps the XML the user wrote (`nmiface.xml`) when it fits in
+//!   NetworkManager's 8192-byte limit.
+
+use super::profile::{conn_type, user_key, Profile, Settings, USER_DATA_VALUE_MAX};
+use super::value::Value;
+use super::version::Target;
+use crate::finding::{Finding, Severity};
+use crate::model::{
+    Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor,
+    StartMode, Vlan, MAX_VLAN_TAG_NM,
+};
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// The namespace of nmiface's UUIDv5 profile UUIDs.
+pub const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x9180e202_af25_4e18_8b0c_6c345112f1a9);
+
+/// The profiles made for one top-level interface: its own first, then its ports.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InterfaceProfiles {
+    /// The interface's kernel name.
+    pub interface: IfName,
+    /// Profiles in activation order (controller before ports).
+    pub profiles: Vec<Profile>,
+}
+
+/// The result of translating a host.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Translation {
+    /// Per interface, in document order.
+    pub interfaces: Vec<InterfaceProfiles>,
+    /// What could not be carried over exactly.
+    pub findings: Vec<Finding>,
+}
+
+impl Translation {
+    /// Every profile, in order.
+    pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
+        self.interfaces.iter().flat_map(|i| i.profiles.iter())
+    }
+}
+
+/// The UUID nmiface gives a profile: `base` (a user-given UUID) or its own namespace, over
+/// `KIND:NAME` or `KIND:NAME@CONTROLLER`.
+pub fn profile_uuid(base: Option<Uuid>, kind: &str, name: &str, controller: Option<&str>) -> Uuid {
+    let key = match controller {
+        Some(c) => format!("{kind}:{name}@{c}"),
+        None => format!("{kind}:{name}"),
+    };
+    Uuid::new_v5(&base.unwrap_or(UUID_NAMESPACE), key.as_bytes())
+}
+
+/// The `connection.id` of a port profile.
+pub fn port_id(controller: &str, port: &str) -> String {
+    format!("{controller}-port-{port}")
+}
+
+/// Translates every interface of `host`. `sources[i]` is the XML of interface `i`, kept in
+/// its profile; it may be shorter than the interface list.
+pub fn translate(host: &Host, sources: &[String], target: &Target) -> Translation {
+    let mut t = Translator {
+        target,
+        findings: Vec::new(),
+    };
+    let interfaces = host
+        .interfaces
+        .iter()
+        .enumerate()
+        .filter_map(|(i, iface)| t.interface(iface, sources.get(i).map(String::as_str)))
+        .collect();
+    Translation {
+        interfaces,
+        findings: t.findings,
+    }
+}
+
+struct Translator<'t> {
+    target: &'t Target,
+    findings: Vec<Finding>,
+}
+
+/// What a port inherits from its top-level interface.
+struct Inherit<'a> {
+    top: &'a str,
+    base_uuid: Option<Uuid>,
+    start: StartMode,
+    mtu: Option<u32>,
+}
+
+fn setting<'a>(s: &'a mut Settings, name: &str) -> &'a mut BTreeMap<String, Value> {
+    s.entry(name.to_string()).or_default()
+}
+
+fn put(s: &mut Settings, setting_name: &str, prop: &str, v: impl Into<Value>) {
+    setting(s, setting_name).insert(prop.to_string(), v.into());
+}
+
+impl Translator<'_> {
+    fn unsupported(&mut self, path: String, message: String) {
+        self.findings
+            .push(Finding::at(Severity::Unsupported, path, None, message));
+    }
+
+    fn interface(&mut self, iface: &Interface, source: Option<&str>) -> Option<InterfaceProfiles> {
+        let name = iface.name.as_str();
+        let path = format!("/interface[@name='{name}']");
+        if let Kind::Vlan(v) = &iface.kind {
+            if !self.vlan_ok(v, &path) {
+                return None;
+            }
+        }
+        let kind = iface.kind.type_name();
+        let uuid = iface
+            .uuid
+            .unwrap_or_else(|| profile_uuid(None, kind, name, None));
+        let mut s = base_settings(name, uuid, name, nm_type(&iface.kind), iface.start);
+        let mut user = BTreeMap::new();
+        user.insert(user_key::MANAGED.to_string(), "1".to_string());
+        user.insert(user_key::INTERFACE.to_string(), name.to_string());
+        if let Some(xml) = source {
+            if xml.len() <= USER_DATA_VALUE_MAX {
+                user.insert(user_key::XML.to_string(), xml.to_string());
+            } else {
+                self.findings.push(Finding::at(
+                    Severity::Info,
+                    path.clone(),
+                    None,
+                    format!(
+                        "the source XML ({} bytes) is not kept in the profile: NetworkManager's user.data values hold at most {USER_DATA_VALUE_MAX} bytes",
+                        xml.len()
+                    ),
+                ));
+            }
+        }
+        put(&mut s, "user", "data", Value::StrDict(user));
+        if let Some(mtu) = iface.mtu {
+            put(&mut s, "802-3-ethernet", "mtu", mtu);
+        }
+        self.ip(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref());
+        let inherit = Inherit {
+            top: name,
+            base_uuid: iface.uuid,
+            start: iface.start,
+            mtu: iface.mtu,
+        };
+        let mut profiles = Vec::new();
+        let mut ports = Vec::new();
+        match &iface.kind {
+            Kind::Ethernet(e) => {
+                let eth = setting(&mut s, "802-3-ethernet");
+                if let Some(mac) = e.mac {
+                    eth.insert("mac-address".into(), Value::Bytes(mac.bytes().to_vec()));
+                }
+            }
+            Kind::Bridge(b) => {
+                put(&mut s, "connection", "autoconnect-slaves", 1i32);
+                put(&mut s, "bridge", "stp", b.stp);
+                put(
+                    &mut s,
+                    "bridge",
+                    "forward-delay",
+                    u32::from(b.forward_delay),
+                );
+                if let Some(mac) = b.mac {
+                    // assigned-mac-address is the D-Bus name of the keyfile's cloned-mac-address.
+                    put(
+                        &mut s,
+                        "802-3-ethernet",
+                        "assigned-mac-address",
+                        mac.to_string(),
+                    );
+                }
+                for m in &b.ports {
+                    self.bridge_port(m, name, uuid, &inherit, &path, &mut ports);
+                }
+            }
+            Kind::Bond(b) => {
+                put(&mut s, "connection", "autoconnect-slaves", 1i32);
+                put(&mut s, "bond", "options", Value::StrDict(bond_options(b)));
+                for p in &b.ports {
+                    ports.push(ethernet_port(p, name, uuid, "bond", &inherit));
+                }
+            }
+            Kind::Vlan(v) => vlan_settings(&mut s, v),
+        }
+        profiles.push(Profile {
+            id: name.to_string(),
+            uuid,
+            settings: s,
+        });
+        profiles.extend(ports);
+        Some(InterfaceProfiles {
+            interface: iface.name.clone(),
+            profiles,
+        })
+    }
+
+    fn vlan_ok(&mut self, v: &Vlan, path: &str) -> bool {
+        if v.tag > MAX_VLAN_TAG_NM {
+            self.unsupported(
+                format!("{path}/vlan/@tag"),
+                format!("VLAN tag {} is reserved (IEEE 802.1Q); NetworkManager takes 0-{MAX_VLAN_TAG_NM}, so no profile is made for it", v.tag),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn bridge_port(
+        &mut self,
+        m: &Member,
+        ctrl: &str,
+        ctrl_uuid: Uuid,
+        inh: &Inherit<'_>,
+        path: &str,
+        out: &mut Vec<Profile>,
+    ) {
+        match m {
+            Member::Ethernet(p) => out.push(ethernet_port(p, ctrl, ctrl_uuid, "bridge", inh)),
+            Member::Vlan { name, vlan } => {
+                if !self.vlan_ok(vlan, &format!("{path}/bridge/interface[@name='{name}']")) {
+                    return;
+                }
+                let uuid = profile_uuid(inh.base_uuid, "vlan", name.as_str(), Some(ctrl));
+                let mut s = port_settings(
+                    name.as_str(),
+                    uuid,
+                    ctrl,
+                    ctrl_uuid,
+                    "bridge",
+                    conn_type::VLAN,
+                    inh,
+                );
+                vlan_settings(&mut s, vlan);
+                out.push(Profile {
+                    id: port_id(ctrl, name.as_str()),
+                    uuid,
+                    settings: s,
+                });
+            }
+            Member::Bond { name, bond } => {
+                let uuid = profile_uuid(inh.base_uuid, "bond", name.as_str(), Some(ctrl));
+                let mut s = port_settings(
+                    name.as_str(),
+                    uuid,
+                    ctrl,
+                    ctrl_uuid,
+                    "bridge",
+                    conn_type::BOND,
+                    inh,
+                );
+                put(&mut s, "connection", "autoconnect-slaves", 1i32);
+                put(
+                    &mut s,
+                    "bond",
+                    "options",
+                    Value::StrDict(bond_options(bond)),
+                );
+                out.push(Profile {
+                    id: port_id(ctrl, name.as_str()),
+                    uuid,
+                    settings: s,
+                });
+                for p in &bond.ports {
+                    out.push(ethernet_port(p, name.as_str(), uuid, "bond", inh));
+                }
+            }
+        }
+    }
+
+    fn ip(&self, s: &mut Settings, v4: Option<&Ipv4>, v6: Option<&Ipv6>) {
+        let ipv4 = setting(s, "ipv4");
+        match v4 {
+            None => {
+                ipv4.insert("method".into(), "disabled".into());
+            }
+            Some(v4) => {
+                let method = if v4.dhcp.is_some() { "auto" } else { "manual" };
+                ipv4.insert("method".into(), method.into());
+                if let Some(d) = v4.dhcp {
+                    if !d.peerdns {
+                        ipv4.insert("ignore-auto-dns".into(), true.into());
+                    }
+                }
+                if !v4.addresses.is_empty() {
+                    let list = v4
+                        .addresses
+                        .iter()
+                        .map(|a| address(&a.address.to_string(), a.prefix))
+                        .collect();
+                    ipv4.insert("address-data".into(), Value::DictList(list));
+                }
+                if let Some(gw) = v4.gateway {
+                    ipv4.insert("gateway".into(), gw.to_string().into());
+                }
+            }
+        }
+        let disabled = if self.target.nm.at_least(1, 20, 0) {
+            "disabled"
+        } else {
+            "ignore"
+        };
+        let ipv6 = setting(s, "ipv6");
+        match v6 {
+            None => {
+                ipv6.insert("method".into(), disabled.into());
+            }
+            Some(v6) => {
+                let method = if v6.autoconf {
+                    "auto"
+                } else if v6.dhcp.is_some() {
+                    "dhcp"
+                } else if !v6.addresses.is_empty() {
+                    "manual"
+                } else {
+                    "link-local"
+                };
+                ipv6.insert("method".into(), method.into());
+                if let Some(d) = v6.dhcp {
+                    if !d.peerdns {
+                        ipv6.insert("ignore-auto-dns".into(), true.into());
+                    }
+                }
+                if !v6.addresses.is_empty() {
+                    let list = v6
+                        .addresses
+                        .iter()
+                        .map(|a| address(&a.address.to_string(), a.prefix))
+                        .collect();
+                    ipv6.insert("address-data".into(), Value::DictList(list));
+                }
+                if let Some(gw) = v6.gateway {
+                    ipv6.insert("gateway".into(), gw.to_string().into());
+                }
+            }
+        }
+    }
+}
+
+fn address(addr: &str, prefix: u8) -> BTreeMap<String, Value> {
+    BTreeMap::from([
+        ("address".to_string(), Value::from(addr)),
+        ("prefix".to_string(), Value::U32(prefix.into())),
+    ])
+}
+
+fn nm_type(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Ethernet(_) => conn_type::ETHERNET,
+        Kind::Bridge(_) => conn_type::BRIDGE,
+        Kind::Bond(_) => conn_type::BOND,
+        Kind::Vlan(_) => conn_type::VLAN,
+    }
+}
+
+fn base_settings(id: &str, uuid: Uuid, ifname: &str, ty: &str, start: StartMode) -> Settings {
+    let mut s = Settings::new();
+    let c = setting(&mut s, "connection");
+    c.insert("id".into(), id.into());
+    c.insert("uuid".into(), uuid.to_string().into());
+    c.insert("type".into(), ty.into());
+    c.insert("interface-name".into(), ifname.into());
+    c.insert("autoconnect".into(), (start == StartMode::Onboot).into());
+    s
+}
+
+fn port_settings(
+    name: &str,
+    uuid: Uuid,
+    ctrl: &str,
+    ctrl_uuid: Uuid,
+    slave_type: &str,
+    ty: &str,
+    inh: &Inherit<'_>,
+) -> Settings {
+    let mut s = base_settings(&port_id(ctrl, name), uuid, name, ty, inh.start);
+    put(&mut s, "connection", "master", ctrl_uuid.to_string());
+    put(&mut s, "connection", "slave-type", slave_type);
+    let user = BTreeMap::from([
+        (user_key::MANAGED.to_string(), "1".to_string()),
+        (user_key::INTERFACE.to_string(), inh.top.to_string()),
+    ]);
+    put(&mut s, "user", "data", Value::StrDict(user));
+    if let Some(mtu) = inh.mtu {
+        put(&mut s, "802-3-ethernet", "mtu", mtu);
+    }
+    s
+}
+
+fn ethernet_port(
+    p: &EthernetPort,
+    ctrl: &str,
+    ctrl_uuid: Uuid,
+    slave_type: &str,
+    inh: &Inherit<'_>,
+) -> Profile {
+    let uuid = profile_uuid(inh.base_uuid, "ethernet", p.name.as_str(), Some(ctrl));
+    let mut s = port_settings(
+        p.name.as_str(),
+        uuid,
+        ctrl,
+        ctrl_uuid,
+        slave_type,
+        conn_type::ETHERNET,
+        inh,
+    );
+    let eth = setting(&mut s, "802-3-ethernet");
+    if let Some(mac) = p.mac {
+        eth.insert("mac-address".into(), Value::Bytes(mac.bytes().to_vec()));
+    }
+    Profile {
+        id: port_id(ctrl, p.name.as_str()),
+        uuid,
+        settings: s,
+    }
+}
+
+fn vlan_settings(s: &mut Settings, v: &Vlan) {
+    let vl = setting(s, "vlan");
+    vl.insert("parent".into(), v.parent.as_str().into());
+    vl.insert("id".into(), Value::U32(v.tag.into()));
+    // Always sent: a profile without flags gets 0 over D-Bus, not libnm's REORDER_HEADERS default.
+    vl.insert("flags".into(), Value::U32(u32::from(v.reorder_hdr)));
+}
+
+/// The kernel bonding options for a bond, as NetworkManager's `bond.options` strings.
+pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
+    let mut o = BTreeMap::new();
+    o.insert("mode".to_string(), b.mode.as_str().to_string());
+    match &b.monitor {
+        Some(Monitor::Mii {
+            freq,
+            downdelay,
+            updelay,
+            carrier,
+        }) => {
+            o.insert("miimon".into(), freq.to_string());
+            if *downdelay > 0 {
+                o.insert("downdelay".into(), downdelay.to_string());
+            }
+            if *updelay > 0 {
+                o.insert("updelay".into(), updelay.to_string());
+            }
+            if let Some(c) = carrier {
+                o.insert(
+                    "use_carrier".into(),
+                    if *c == Carrier::Ioctl { "0" } else { "1" }.into(),
+                );
+            }
+        }
+        Some(Monitor::Arp {
+            interval,
+            target,
+            validate,
+        }) => {
+            o.insert("arp_interval".into(), interval.to_string());
+            o.insert("arp_ip_target".into(), target.to_string());
+            if let Some(v) = validate {
+                o.insert("arp_validate".into(), v.as_str().into());
+            }
+        }
+        None => {}
+    }
+    if let Some(p) = &b.primary {
+        o.insert("primary".into(), p.to_string());
+    }
+    o
+}

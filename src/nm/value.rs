@@ -1,0 +1,171 @@
+//! NetworkManager setting values with their exact D-Bus types.
+//!
+//! NetworkManager checks the D-Bus type of every property strictly (a `u` where it expects `q`
+//! is an error, or worse, silently dropped), so each value carries its signature. The D-Bus
+//! layer turns these into zvariant values one to one; the core stays free of zvariant.
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One property value, tagged with its D-Bus type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `b`
+    Bool(bool),
+    /// `i` (NM's enum-like integers)
+    I32(i32),
+    /// `u`
+    U32(u32),
+    /// `x` (route-metric)
+    I64(i64),
+    /// `t`
+    U64(u64),
+    /// `s`
+    Str(String),
+    /// `ay` (MAC addresses)
+    Bytes(Vec<u8>),
+    /// `as`
+    StrList(Vec<String>),
+    /// `a{ss}` (bond.options, user.data)
+    StrDict(BTreeMap<String, String>),
+    /// `aa{sv}` (address-data, route-data)
+    DictList(Vec<BTreeMap<String, Value>>),
+}
+
+impl Value {
+    /// The D-Bus type signature.
+    pub fn signature(&self) -> &'static str {
+        match self {
+            Value::Bool(_) => "b",
+            Value::I32(_) => "i",
+            Value::U32(_) => "u",
+            Value::I64(_) => "x",
+            Value::U64(_) => "t",
+            Value::Str(_) => "s",
+            Value::Bytes(_) => "ay",
+            Value::StrList(_) => "as",
+            Value::StrDict(_) => "a{ss}",
+            Value::DictList(_) => "aa{sv}",
+        }
+    }
+
+    /// The boolean, if this is a `b`.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The number as u64, for any non-negative integer type.
+    pub fn as_uint(&self) -> Option<u64> {
+        match *self {
+            Value::U32(v) => Some(v.into()),
+            Value::U64(v) => Some(v),
+            Value::I32(v) => u64::try_from(v).ok(),
+            Value::I64(v) => u64::try_from(v).ok(),
+            _ => None,
+        }
+    }
+
+    /// The number as i64, for any integer type that fits.
+    pub fn as_int(&self) -> Option<i64> {
+        match *self {
+            Value::U32(v) => Some(v.into()),
+            Value::U64(v) => i64::try_from(v).ok(),
+            Value::I32(v) => Some(v.into()),
+            Value::I64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is an `s`.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The bytes, if this is an `ay`.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Value::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The map, if this is an `a{ss}`.
+    pub fn as_str_dict(&self) -> Option<&BTreeMap<String, String>> {
+        match self {
+            Value::StrDict(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The list, if this is an `as`.
+    pub fn as_str_list(&self) -> Option<&[String]> {
+        match self {
+            Value::StrList(l) => Some(l),
+            _ => None,
+        }
+    }
+
+    /// The dictionaries, if this is an `aa{sv}`.
+    pub fn as_dict_list(&self) -> Option<&[BTreeMap<String, Value>]> {
+        match self {
+            Value::DictList(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl From<u32> for Value {
+    fn from(v: u32) -> Self {
+        Value::U32(v)
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::I32(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Str(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Str(v)
+    }
+}
+
+/// JSON form: a one-entry object keyed by the signature, e.g. `{"u": 24}` or
+/// `{"aa{sv}": [{"address": {"s": "192.0.2.1"}, "prefix": {"u": 24}}]}`, so scripts and golden
+/// files see the exact D-Bus type.
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1))?;
+        let k = self.signature();
+        match self {
+            Value::Bool(v) => m.serialize_entry(k, v)?,
+            Value::I32(v) => m.serialize_entry(k, v)?,
+            Value::U32(v) => m.serialize_entry(k, v)?,
+            Value::I64(v) => m.serialize_entry(k, v)?,
+            Value::U64(v) => m.serialize_entry(k, v)?,
+            Value::Str(v) => m.serialize_entry(k, v)?,
+            Value::Bytes(v) => m.serialize_entry(k, v)?,
+            Value::StrList(v) => m.serialize_entry(k, v)?,
+            Value::StrDict(v) => m.serialize_entry(k, v)?,
+            Value::DictList(v) => m.serialize_entry(k, v)?,
+        }
+        m.end()
+    }
+}

@@ -1,0 +1,322 @@
+//! Interface XML in, interface XML out.
+//!
+//! [`parse_document`] reads a document of either dialect, detected per element: libvirt's final
+//! format (`<interface type=…>`), the 2009 draft (`<interface device=…>`, `<bond>`, `<bridge>`,
+//! `<vlan>`), or a whole host (`<interfaces>` holding any mix of both). Cross-references inside
+//! one document are resolved (a NIC defined on its own and used as a port becomes that port),
+//! then the host-wide rules are checked. [`write_interface`] and [`write_host`] print the model
+//! as libvirt XML, in the order and quoting of libvirt's own formatter: the canonical form.
+//!
+//! The raw tree and the dialect readers are private; only the model leaves this module.
+
+mod context;
+mod draft;
+mod libvirt;
+mod tree;
+mod values;
+mod writer;
+
+pub use writer::{write_host, write_interface};
+
+use crate::finding::{Finding, Location, Severity};
+use crate::model::{Bond, Host, HostError, IfName, Interface, Kind, Member};
+use context::{Cx, Res};
+use std::fmt;
+
+/// Input that cannot be translated: where it is and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct XmlError {
+    /// The document's name (a file path, or `-` for standard input).
+    pub source_name: String,
+    /// Line and column of the offending element, attribute or text.
+    pub location: Location,
+    /// Element path such as `/interface/bridge/@stp`; empty for syntax errors.
+    pub path: String,
+    /// What is wrong and, where it applies, what is allowed.
+    pub message: String,
+}
+
+impl fmt::Display for XmlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: ", self.source_name, self.location)?;
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// A parsed document: the host it describes, what was normalised on the way in, and the source
+/// text of each top-level interface (kept in the profiles so the user's words are not lost).
+#[derive(Debug, Clone)]
+pub struct Document {
+    /// The interfaces described.
+    pub host: Host,
+    /// Normalisations made while reading, in document order.
+    pub findings: Vec<Finding>,
+    /// Source text of each interface of `host`, same order.
+    pub sources: Vec<String>,
+}
+
+/// One top-level interface with where it came from.
+struct Item {
+    iface: Interface,
+    start: usize,
+    end: usize,
+    path: String,
+}
+
+/// Reads a document of either dialect. `source_name` is used in error messages only.
+pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlError> {
+    let src = tree::Source::new(source_name, text);
+    let root = tree::parse(text).map_err(|e| XmlError {
+        source_name: source_name.to_string(),
+        location: src.location(e.offset),
+        path: String::new(),
+        message: e.message,
+    })?;
+    let mut cx = Cx::new(&src);
+    let mut items = Vec::new();
+    if root.name == "interfaces" {
+        cx.allow_attrs(&root, "/interfaces", &[])?;
+        for child in &root.children {
+            let path = format!("/interfaces/{}", child.name);
+            items.push(Item {
+                iface: convert(&mut cx, child, &path)?,
+                start: child.start,
+                end: child.end,
+                path,
+            });
+        }
+        if items.is_empty() {
+            return Err(cx.err(root.start, "/interfaces", "<interfaces> holds no interface"));
+        }
+        if let Some(off) = root.text_offset {
+            return Err(cx.err(
+                off,
+                "/interfaces",
+                format!("unexpected text '{}' in <interfaces>", root.text),
+            ));
+        }
+    } else {
+        let path = format!("/{}", root.name);
+        items.push(Item {
+            iface: convert(&mut cx, &root, &path)?,
+            start: root.start,
+            end: root.end,
+            path,
+        });
+    }
+    resolve_ports(&mut cx, &mut items)?;
+    let host = Host {
+        interfaces: items.iter().map(|i| i.iface.clone()).collect(),
+    };
+    if let Err(e) = host.validate() {
+        return Err(locate(&cx, &items, e));
+    }
+    let sources = items
+        .iter()
+        .map(|i| text[i.start..i.end].to_string())
+        .collect();
+    Ok(Document {
+        host,
+        findings: cx.findings,
+        sources,
+    })
+}
+
+/// Dispatches one element to its dialect.
+fn convert(cx: &mut Cx<'_>, el: &tree::Element, path: &str) -> Res<Interface> {
+    match el.name.as_str() {
+        "interface" => match (el.attr("type"), el.attr("device")) {
+            (Some(_), None) => libvirt::interface(cx, el, path),
+            (None, Some(_)) => draft::interface(cx, el, path),
+            (Some(t), Some(_)) => Err(cx.err(
+                t.offset,
+                path,
+                "<interface> has both 'type' (libvirt format) and 'device' (2009 draft); use one dialect",
+            )),
+            (None, None) => Err(cx.err(
+                el.start,
+                path,
+                "<interface> needs a 'type' attribute (libvirt format: ethernet, bridge, bond, vlan) or a 'device' attribute (2009 draft)",
+            )),
+        },
+        "bond" | "bridge" | "vlan" => draft::controller(cx, el, path),
+        other => Err(cx.err(
+            el.start,
+            path,
+            format!("unknown element <{other}> (expected <interface>, <interfaces>, or the 2009 draft's <bond>, <bridge>, <vlan>)"),
+        )),
+    }
+}
+
+/// True when `iface` lists `name` as one of its ports, directly or in a bond inside a bridge.
+fn claims(iface: &Interface, name: &IfName) -> bool {
+    let in_bond = |b: &Bond| b.ports.iter().any(|p| &p.name == name);
+    match &iface.kind {
+        Kind::Bond(b) => in_bond(b),
+        Kind::Bridge(br) => br.ports.iter().any(|m| match m {
+            Member::Bond { name: n, bond } => n == name || in_bond(bond),
+            other => other.name() == name,
+        }),
+        _ => false,
+    }
+}
+
+/// Merges each top-level interface that exactly one controller uses as a port into that port.
+/// The draft names ports by device only, so their MACs, and bonds or VLANs used as bridge
+/// ports, are defined separately in the same file.
+fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
+    loop {
+        let found = (0..items.len()).find_map(|j| {
+            let name = &items[j].iface.name;
+            let mut owners = items
+                .iter()
+                .enumerate()
+                .filter(|(i, it)| *i != j && claims(&it.iface, name));
+            match (owners.next(), owners.next()) {
+                (Some((i, _)), None) => Some((j, i)),
+                _ => None,
+            }
+        });
+        let Some((j, i)) = found else { return Ok(()) };
+        let port = items.remove(j);
+        let i = if j < i { i - 1 } else { i };
+        merge(cx, &mut items[i], port)?;
+    }
+}
+
+fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
+    let (pname, cname) = (port.iface.name.clone(), ctrl.iface.name.clone());
+    if port.iface.ipv4.is_some() || port.iface.ipv6.is_some() {
+        return Err(cx.err(
+            port.start,
+            &port.path,
+            format!("'{pname}' is a port of '{cname}' and cannot have its own IP configuration (put it on '{cname}')"),
+        ));
+    }
+    if port.iface.mtu.is_some() && port.iface.mtu != ctrl.iface.mtu {
+        cx.note(
+            Severity::Approximated,
+            port.start,
+            &port.path,
+            format!(
+                "MTU {} of '{pname}' is replaced: ports take the MTU of their controller '{cname}'",
+                port.iface.mtu.unwrap_or(0)
+            ),
+        );
+    }
+    if port.iface.uuid.is_some() {
+        cx.note(Severity::Info, port.start, &port.path, format!("<uuid> of '{pname}' is not used: a port's profile UUID derives from its controller"));
+    }
+    if port.iface.start != ctrl.iface.start {
+        cx.note(
+            Severity::Info,
+            port.start,
+            &port.path,
+            format!(
+                "'{pname}' starts with its controller '{cname}' (start mode {})",
+                ctrl.iface.start.as_str()
+            ),
+        );
+    }
+    let err_type = |what: &str| cx.err(port.start, &port.path, what.to_string());
+    let merge_mac =
+        |slot: &mut Option<crate::model::Mac>, mac: Option<crate::model::Mac>| -> Res<()> {
+            match (*slot, mac) {
+                (Some(a), Some(b)) if a != b => Err(cx.err(
+                    port.start,
+                    &port.path,
+                    format!("'{pname}' has MAC {b} here but {a} as a port of '{cname}'"),
+                )),
+                (_, Some(b)) => {
+                    *slot = Some(b);
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        };
+    let bond_port = |bond: &mut Bond, kind: Kind| -> Res<()> {
+        let Kind::Ethernet(e) = kind else {
+            return Err(err_type(&format!(
+                "a bond's ports must be ethernet interfaces, and '{pname}' is a {}",
+                kind.type_name()
+            )));
+        };
+        let slot = bond
+            .ports
+            .iter_mut()
+            .find(|p| p.name == pname)
+            .expect("claimed port");
+        merge_mac(&mut slot.mac, e.mac)
+    };
+    match &mut ctrl.iface.kind {
+        Kind::Bond(bond) => bond_port(bond, port.iface.kind),
+        Kind::Bridge(br) => {
+            let slot = br
+                .ports
+                .iter_mut()
+                .find(|m| match m {
+                    Member::Bond { name, bond } => {
+                        *name == pname || bond.ports.iter().any(|p| p.name == pname)
+                    }
+                    other => *other.name() == pname,
+                })
+                .expect("claimed port");
+            match (slot, port.iface.kind) {
+                (Member::Bond { name, bond }, kind) if *name != pname => bond_port(bond, kind),
+                (Member::Ethernet(e), Kind::Ethernet(pe)) => merge_mac(&mut e.mac, pe.mac),
+                (slot @ Member::Ethernet(_), Kind::Bond(bond)) => {
+                    *slot = Member::Bond { name: pname.clone(), bond };
+                    Ok(())
+                }
+                (slot @ Member::Ethernet(_), Kind::Vlan(vlan)) => {
+                    *slot = Member::Vlan { name: pname.clone(), vlan };
+                    Ok(())
+                }
+                (Member::Ethernet(_), Kind::Bridge(_)) => {
+                    Err(err_type("a bridge cannot be a port of a bridge (allowed port types: ethernet, bond, vlan)"))
+                }
+                _ => Err(err_type(&format!("interface '{pname}' is defined twice"))),
+            }
+        }
+        _ => unreachable!("only bonds and bridges claim ports"),
+    }
+}
+
+/// Points a host-wide error at the element it is about.
+fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
+    let subject = e.subject();
+    let nth_item = |n: usize| items.iter().filter(|i| &i.iface.name == subject).nth(n);
+    let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| p == subject).nth(n);
+    let (offset, path) = match &e {
+        HostError::Duplicate { .. } => match (nth_item(1), nth_item(0), nth_port(0)) {
+            (Some(second), _, _) => (second.start, second.path.clone()),
+            (None, Some(item), _) => (item.start, item.path.clone()),
+            (None, None, Some((_, off))) => (*off, String::new()),
+            _ => (0, String::new()),
+        },
+        HostError::PortOfTwo { .. } => match nth_port(1) {
+            Some((_, off)) => (*off, String::new()),
+            None => (items[0].start, items[0].path.clone()),
+        },
+        _ => match e_cycle_item(items, &e) {
+            Some(item) => (item.start, item.path.clone()),
+            None => (items[0].start, items[0].path.clone()),
+        },
+    };
+    let path = if path.is_empty() {
+        "/interfaces".to_string()
+    } else {
+        path
+    };
+    cx.err(offset, &path, e.to_string())
+}
+
+fn e_cycle_item<'a>(items: &'a [Item], e: &HostError) -> Option<&'a Item> {
+    let HostError::Cycle { cycle } = e else {
+        return None;
+    };
+    items.iter().find(|i| cycle.contains(&i.iface.name))
+}

@@ -1,0 +1,295 @@
+//! The model as libvirt interface XML: the canonical form.
+//!
+//! Element order, quoting and layout follow libvirt's formatter (`virInterfaceDefFormat`), so
+//! `virsh iface-define` followed by `iface-dumpxml` prints our output back unchanged. Defaults
+//! are written out (start mode, STP, forward delay, bond mode): the canonical form says what
+//! NetworkManager will do, not what the input happened to leave implicit. What libvirt's format
+//! cannot express is reported as findings.
+
+use crate::finding::{Finding, Severity};
+use crate::model::{
+    Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan,
+};
+use std::fmt::Write;
+
+struct Out {
+    text: String,
+    depth: usize,
+    findings: Vec<Finding>,
+}
+
+impl Out {
+    fn line(&mut self, s: &str) {
+        for _ in 0..self.depth {
+            self.text.push_str("  ");
+        }
+        self.text.push_str(s);
+        self.text.push('\n');
+    }
+    fn open(&mut self, s: &str) {
+        self.line(s);
+        self.depth += 1;
+    }
+    fn close(&mut self, s: &str) {
+        self.depth -= 1;
+        self.line(s);
+    }
+    fn note(&mut self, severity: Severity, path: String, message: String) {
+        self.findings
+            .push(Finding::at(severity, path, None, message));
+    }
+}
+
+/// Escapes an attribute value for single quotes, as libvirt's formatter does.
+fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '\'' => o.push_str("&apos;"),
+            '"' => o.push_str("&quot;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// One interface as a libvirt `<interface>` document, plus what the format could not say.
+pub fn write_interface(iface: &Interface) -> (String, Vec<Finding>) {
+    let mut out = Out {
+        text: String::new(),
+        depth: 0,
+        findings: Vec::new(),
+    };
+    interface(&mut out, iface);
+    (out.text, out.findings)
+}
+
+/// A host: a single interface as its own document, several inside `<interfaces>` (nmiface's
+/// whole-host root; libvirt itself takes one interface per document).
+pub fn write_host(host: &Host) -> (String, Vec<Finding>) {
+    if let [only] = host.interfaces.as_slice() {
+        return write_interface(only);
+    }
+    let mut out = Out {
+        text: String::new(),
+        depth: 0,
+        findings: Vec::new(),
+    };
+    out.open("<interfaces>");
+    for iface in &host.interfaces {
+        interface(&mut out, iface);
+    }
+    out.close("</interfaces>");
+    (out.text, out.findings)
+}
+
+fn interface(out: &mut Out, iface: &Interface) {
+    let name = iface.name.as_str();
+    let path = format!("/interface[@name='{name}']");
+    out.open(&format!(
+        "<interface type='{}' name='{}'>",
+        iface.kind.type_name(),
+        esc(name)
+    ));
+    if let Some(uuid) = iface.uuid {
+        out.note(
+            Severity::Info,
+            path.clone(),
+            format!("libvirt XML has no <uuid>; {uuid} stays in the NetworkManager profile only"),
+        );
+    }
+    out.line(&format!("<start mode='{}'/>", iface.start.as_str()));
+    if let Some(mtu) = iface.mtu {
+        out.line(&format!("<mtu size='{mtu}'/>"));
+    }
+    if let Some(v4) = &iface.ipv4 {
+        ipv4(out, v4);
+    }
+    if let Some(v6) = &iface.ipv6 {
+        ipv6(out, v6);
+    }
+    match &iface.kind {
+        Kind::Ethernet(e) => {
+            if let Some(mac) = e.mac {
+                out.line(&format!("<mac address='{mac}'/>"));
+            }
+        }
+        Kind::Bridge(b) => bridge(out, b, &path),
+        Kind::Bond(b) => bond(out, b),
+        Kind::Vlan(v) => vlan(out, v, &path),
+    }
+    out.close("</interface>");
+}
+
+fn dhcp_line(peerdns: bool) -> &'static str {
+    if peerdns {
+        "<dhcp/>"
+    } else {
+        "<dhcp peerdns='no'/>"
+    }
+}
+
+fn ipv4(out: &mut Out, v4: &Ipv4) {
+    out.open("<protocol family='ipv4'>");
+    if let Some(d) = v4.dhcp {
+        out.line(dhcp_line(d.peerdns));
+    }
+    for a in &v4.addresses {
+        out.line(&format!(
+            "<ip address='{}' prefix='{}'/>",
+            a.address, a.prefix
+        ));
+    }
+    if let Some(gw) = v4.gateway {
+        out.line(&format!("<route gateway='{gw}'/>"));
+    }
+    out.close("</protocol>");
+}
+
+fn ipv6(out: &mut Out, v6: &Ipv6) {
+    out.open("<protocol family='ipv6'>");
+    if v6.autoconf {
+        out.line("<autoconf/>");
+    }
+    if let Some(d) = v6.dhcp {
+        out.line(dhcp_line(d.peerdns));
+    }
+    for a in &v6.addresses {
+        out.line(&format!(
+            "<ip address='{}' prefix='{}'/>",
+            a.address, a.prefix
+        ));
+    }
+    if let Some(gw) = v6.gateway {
+        out.line(&format!("<route gateway='{gw}'/>"));
+    }
+    out.close("</protocol>");
+}
+
+fn ethernet_port(out: &mut Out, p: &EthernetPort) {
+    out.open(&format!(
+        "<interface type='ethernet' name='{}'>",
+        esc(p.name.as_str())
+    ));
+    if let Some(mac) = p.mac {
+        out.line(&format!("<mac address='{mac}'/>"));
+    }
+    out.close("</interface>");
+}
+
+fn bridge(out: &mut Out, b: &Bridge, path: &str) {
+    if let Some(mac) = b.mac {
+        let implied = matches!(b.ports.as_slice(), [Member::Ethernet(p)] if p.mac == Some(mac));
+        let (sev, how) = if implied {
+            (
+                Severity::Info,
+                "implied by its only port, which has that MAC",
+            )
+        } else {
+            (
+                Severity::Approximated,
+                "lost: libvirt XML has no MAC for a bridge",
+            )
+        };
+        out.note(
+            sev,
+            format!("{path}/bridge"),
+            format!("the bridge's own MAC {mac} is {how}"),
+        );
+    }
+    out.open(&format!(
+        "<bridge stp='{}' delay='{}'>",
+        if b.stp { "on" } else { "off" },
+        b.forward_delay
+    ));
+    for m in &b.ports {
+        match m {
+            Member::Ethernet(p) => ethernet_port(out, p),
+            Member::Bond { name, bond: bd } => {
+                out.open(&format!(
+                    "<interface type='bond' name='{}'>",
+                    esc(name.as_str())
+                ));
+                bond(out, bd);
+                out.close("</interface>");
+            }
+            Member::Vlan { name, vlan: v } => {
+                out.open(&format!(
+                    "<interface type='vlan' name='{}'>",
+                    esc(name.as_str())
+                ));
+                vlan(out, v, &format!("{path}/bridge/interface[@name='{name}']"));
+                out.close("</interface>");
+            }
+        }
+    }
+    out.close("</bridge>");
+}
+
+fn bond(out: &mut Out, b: &Bond) {
+    out.open(&format!("<bond mode='{}'>", b.mode.as_str()));
+    match &b.monitor {
+        Some(Monitor::Mii {
+            freq,
+            downdelay,
+            updelay,
+            carrier,
+        }) => {
+            let mut s = format!("<miimon freq='{freq}'");
+            if *downdelay > 0 {
+                let _ = write!(s, " downdelay='{downdelay}'");
+            }
+            if *updelay > 0 {
+                let _ = write!(s, " updelay='{updelay}'");
+            }
+            if let Some(c) = carrier {
+                let _ = write!(
+                    s,
+                    " carrier='{}'",
+                    if *c == crate::model::Carrier::Ioctl {
+                        "ioctl"
+                    } else {
+                        "netif"
+                    }
+                );
+            }
+            s.push_str("/>");
+            out.line(&s);
+        }
+        Some(Monitor::Arp {
+            interval,
+            target,
+            validate,
+        }) => {
+            let mut s = format!("<arpmon interval='{interval}' target='{target}'");
+            if let Some(v) = validate {
+                let _ = write!(s, " validate='{}'", v.as_str());
+            }
+            s.push_str("/>");
+            out.line(&s);
+        }
+        None => {}
+    }
+    // The primary is first by construction (Bond::sort_ports): libvirt's convention.
+    for p in &b.ports {
+        ethernet_port(out, p);
+    }
+    out.close("</bond>");
+}
+
+fn vlan(out: &mut Out, v: &Vlan, path: &str) {
+    if !v.reorder_hdr {
+        out.note(
+            Severity::Approximated,
+            format!("{path}/vlan"),
+            "libvirt XML cannot say reorder_hdr off; defining this XML again turns it on"
+                .to_string(),
+        );
+    }
+    out.open(&format!("<vlan tag='{}'>", v.tag));
+    out.line(&format!("<interface name='{}'/>", esc(v.parent.as_str())));
+    out.close("</vlan>");
+}
