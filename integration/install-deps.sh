@@ -7,7 +7,7 @@
 set -euo pipefail
 
 PACKAGES=(network-manager dnsmasq-base nftables busybox iproute2
-          libvirt-clients libxml2-utils dbus)
+          libvirt-clients libxml2-utils dbus hyperfine)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

@@ -74,12 +74,7 @@ impl Finding {
         location: Option<Location>,
         message: impl Into<String>,
     ) -> Self {
-        Self {
-            severity,
-            path: path.into(),
-            location,
-            message: message.into(),
-        }
+        Self { severity, path: path.into(), location, message: message.into() }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`nm`]: NetworkManager settings (`a{sa{sv}}` with exact D-Bus types), the translation from
 //!   the model, keyfile text, and the way back from profiles to the model.
 //! - [`finding`]: what a translation approximated or dropped, as data.
+//! - [`report`]: the documented JSON output types.
 //!
 //! The binary (`src/main.rs`, `src/cli/`) is the only place that uses `anyhow`.
 //!
@@ -21,10 +22,11 @@
 //!     "<interface type='ethernet' name='eth0'><protocol family='ipv4'><dhcp/></protocol></interface>",
 //! ).unwrap();
 //! let out = nmiface::nm::translate(&doc.host, &doc.sources, &nmiface::nm::Target::default());
-//! assert_eq!(out.profiles[0].id, "eth0");
+//! assert_eq!(out.profiles().next().unwrap().id, "eth0");
 //! ```
 
 pub mod finding;
 pub mod model;
 pub mod nm;
+pub mod report;
 pub mod xml;

@@ -12,17 +12,10 @@ use std::process::ExitCode;
 /// dialect (`<interface device=…>`, `<bond>`, `<bridge>`, `<vlan>`, `<shared bridge=…/>`),
 /// and turns it into NetworkManager connection profiles.
 #[derive(Debug, Parser)]
-#[command(
-    name = "nmiface",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
-#[command(
-    after_help = "Exit status: 0 ok; 1 finished, but something was approximated or is unsupported \
+#[command(name = "nmiface", version, propagate_version = true, max_term_width = 100)]
+#[command(after_help = "Exit status: 0 ok; 1 finished, but something was approximated or is unsupported \
 (findings on stderr); 2 error (bad input, usage), nothing changed.\n\n\
-Logging: RUST_LOG=nmiface=debug (or -v, -vv) shows what nmiface does, on stderr."
-)]
+Logging: RUST_LOG=nmiface=debug (or -v, -vv) shows what nmiface does, on stderr.")]
 pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -65,10 +58,7 @@ pub fn main() -> ExitCode {
 
 /// A reader closing our stdout early (`| head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-    })
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn init_logging(verbose: u8) {
@@ -80,11 +70,8 @@ fn init_logging(verbose: u8) {
         _ => "nmiface=trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Reads a document from a path, or standard input for `-`. Returns the name to show in
@@ -93,17 +80,12 @@ pub fn read_input(path: &str) -> anyhow::Result<(String, String)> {
     use anyhow::Context;
     if path == "-" {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
-            .context("reading standard input")?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading standard input")?;
         return Ok(("<stdin>".to_string(), text));
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{path}: not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| anyhow::anyhow!("{path}: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))?;
     Ok((path.to_string(), text))
 }
 

@@ -3,10 +3,10 @@
 
 use super::{print_findings, read_input, Outcome};
 use anyhow::{bail, Context};
-use nmiface::finding::{any_loses_meaning, Finding};
+use nmiface::finding::any_loses_meaning;
 use nmiface::nm::{self, NmVersion, Target};
+use nmiface::report::DocumentReport;
 use nmiface::xml;
-use serde::Serialize;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Format::Json, conflicts_with = "to_xml")]
     format: Format,
     /// Write one keyfile per profile into DIR (mode 0600, named as NetworkManager names them).
-    #[arg(long, value_name = "DIR", requires = "format")]
+    #[arg(long, value_name = "DIR")]
     output_dir: Option<PathBuf>,
     /// Print the canonical libvirt XML instead (converts the 2009 draft to libvirt's format).
     #[arg(long)]
@@ -52,68 +52,11 @@ fn parse_version(s: &str) -> Result<NmVersion, String> {
     NmVersion::parse(s)
 }
 
-/// One document's translation, as printed with `--format json`.
-#[derive(Serialize)]
-struct DocumentOut<'a> {
-    source: &'a str,
-    target: String,
-    interfaces: Vec<InterfaceOut<'a>>,
-    findings: &'a [Finding],
-}
-
-#[derive(Serialize)]
-struct InterfaceOut<'a> {
-    interface: &'a str,
-    profiles: Vec<ProfileOut<'a>>,
-}
-
-#[derive(Serialize)]
-struct ProfileOut<'a> {
-    id: &'a str,
-    uuid: String,
-    keyfile: String,
-    settings: &'a nm::Settings,
-}
-
-/// The JSON form of one document's translation (also the golden-file format).
-pub fn document_json(
-    source: &str,
-    target: &Target,
-    t: &nm::Translation,
-    findings: &[Finding],
-) -> serde_json::Value {
-    let doc = DocumentOut {
-        source,
-        target: target.nm.to_string(),
-        interfaces: t
-            .interfaces
-            .iter()
-            .map(|i| InterfaceOut {
-                interface: i.interface.as_str(),
-                profiles: i
-                    .profiles
-                    .iter()
-                    .map(|p| ProfileOut {
-                        id: &p.id,
-                        uuid: p.uuid.to_string(),
-                        keyfile: p.keyfile_name(),
-                        settings: &p.settings,
-                    })
-                    .collect(),
-            })
-            .collect(),
-        findings,
-    };
-    serde_json::to_value(doc).expect("plain data serialises")
-}
-
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.output_dir.is_some() && args.format != Format::Keyfile {
         bail!("--output-dir writes keyfiles: add --format keyfile");
     }
-    let target = Target {
-        nm: args.nm_version,
-    };
+    let target = Target { nm: args.nm_version };
     let mut docs = Vec::new();
     let mut lossy = false;
     let mut failed = 0usize;
@@ -138,7 +81,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let t = nm::translate(&doc.host, &doc.sources, &target);
             findings.extend(t.findings.iter().cloned());
             match (&args.format, &args.output_dir) {
-                (Format::Json, _) => docs.push(document_json(&source, &target, &t, &findings)),
+                (Format::Json, _) => {
+                    docs.push(serde_json::to_value(DocumentReport::new(&source, &target, &t, &findings))?)
+                }
                 (Format::Keyfile, Some(dir)) => write_keyfiles(dir, &t)?,
                 (Format::Keyfile, None) => {
                     for p in t.profiles() {
@@ -157,16 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         writeln!(stdout)?;
     }
     if failed > 0 {
-        bail!(
-            "{failed} of {} documents could not be translated",
-            args.files.len()
-        );
+        bail!("{failed} of {} documents could not be translated", args.files.len());
     }
-    Ok(if lossy {
-        Outcome::Findings
-    } else {
-        Outcome::Clean
-    })
+    Ok(if lossy { Outcome::Findings } else { Outcome::Clean })
 }
 
 fn write_keyfiles(dir: &std::path::Path, t: &nm::Translation) -> anyhow::Result<()> {

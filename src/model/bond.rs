@@ -60,20 +60,13 @@ impl BondMode {
         Self::ALL
             .into_iter()
             .find(|m| m.as_str() == text)
-            .or_else(|| {
-                text.parse::<usize>()
-                    .ok()
-                    .and_then(|n| Self::ALL.get(n).copied())
-            })
+            .or_else(|| text.parse::<usize>().ok().and_then(|n| Self::ALL.get(n).copied()))
     }
 
     /// Whether the kernel's `primary` option means anything in this mode; NM refuses it in the
     /// other modes.
     pub fn has_primary(self) -> bool {
-        matches!(
-            self,
-            BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb
-        )
+        matches!(self, BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb)
     }
 }
 
@@ -114,14 +107,9 @@ impl ArpValidate {
 
     /// Parses a kernel/libvirt name.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            ArpValidate::None,
-            ArpValidate::Active,
-            ArpValidate::Backup,
-            ArpValidate::All,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == text)
+        [ArpValidate::None, ArpValidate::Active, ArpValidate::Backup, ArpValidate::All]
+            .into_iter()
+            .find(|v| v.as_str() == text)
     }
 }
 
@@ -174,8 +162,7 @@ impl Bond {
     pub fn sort_ports(&mut self) {
         let primary = self.primary.clone();
         self.ports.sort_by(|a, b| {
-            (Some(&a.name) != primary.as_ref(), &a.name)
-                .cmp(&(Some(&b.name) != primary.as_ref(), &b.name))
+            (Some(&a.name) != primary.as_ref(), &a.name).cmp(&(Some(&b.name) != primary.as_ref(), &b.name))
         });
     }
 }

@@ -54,14 +54,10 @@ impl Host {
     pub fn validate(&self) -> Result<(), HostError> {
         let mut defined = BTreeSet::new();
         let mut controller_of: BTreeMap<&IfName, &IfName> = BTreeMap::new();
-        let mut graph = Graph {
-            deps: BTreeMap::new(),
-        };
+        let mut graph = Graph { deps: BTreeMap::new() };
         for iface in &self.interfaces {
             if !defined.insert(&iface.name) {
-                return Err(HostError::Duplicate {
-                    name: iface.name.clone(),
-                });
+                return Err(HostError::Duplicate { name: iface.name.clone() });
             }
             graph.add_interface(iface, &mut |ctrl, port| {
                 if let Some(first) = controller_of.insert(port, ctrl) {
@@ -77,9 +73,7 @@ impl Host {
         // A port defined again at top level would be two profiles fighting over one device.
         for port in controller_of.keys() {
             if defined.contains(*port) {
-                return Err(HostError::Duplicate {
-                    name: (*port).clone(),
-                });
+                return Err(HostError::Duplicate { name: (*port).clone() });
             }
         }
         graph.find_cycle()
@@ -88,12 +82,8 @@ impl Host {
     /// Interfaces in an order where each comes after what it depends on (VLAN parents before
     /// VLANs); ports stay inside their controllers.
     pub fn dependency_order(&self) -> Vec<&Interface> {
-        let index: BTreeMap<&IfName, usize> = self
-            .interfaces
-            .iter()
-            .enumerate()
-            .map(|(i, iface)| (&iface.name, i))
-            .collect();
+        let index: BTreeMap<&IfName, usize> =
+            self.interfaces.iter().enumerate().map(|(i, iface)| (&iface.name, i)).collect();
         let mut done = vec![false; self.interfaces.len()];
         let mut out = Vec::with_capacity(self.interfaces.len());
         fn visit<'a>(
@@ -161,9 +151,7 @@ impl<'a> Graph<'a> {
                     self.deps.entry(name).or_default().push(m.name());
                     match m {
                         Member::Ethernet(_) => {}
-                        Member::Vlan { name: vname, vlan } => {
-                            self.deps.entry(vname).or_default().push(&vlan.parent)
-                        }
+                        Member::Vlan { name: vname, vlan } => self.deps.entry(vname).or_default().push(&vlan.parent),
                         Member::Bond { name: bname, bond } => {
                             for p in &bond.ports {
                                 claim(bname, &p.name)?;
@@ -196,8 +184,7 @@ impl<'a> Graph<'a> {
                 Some(Mark::Done) => return Ok(()),
                 Some(Mark::Visiting) => {
                     let start = stack.iter().position(|s| *s == n).unwrap_or(0);
-                    let mut cycle: Vec<IfName> =
-                        stack[start..].iter().map(|s| (*s).clone()).collect();
+                    let mut cycle: Vec<IfName> = stack[start..].iter().map(|s| (*s).clone()).collect();
                     cycle.push(n.clone());
                     return Err(HostError::Cycle { cycle });
                 }

@@ -70,9 +70,7 @@ pub fn netmask_to_prefix(mask: Ipv4Addr) -> Result<u8, String> {
     let bits = u32::from(mask);
     let prefix = bits.leading_ones();
     if bits.checked_shl(prefix).unwrap_or(0) != 0 {
-        return Err(format!(
-            "non-contiguous netmask '{mask}' (the one bits must come first)"
-        ));
+        return Err(format!("non-contiguous netmask '{mask}' (the one bits must come first)"));
     }
     Ok(prefix as u8)
 }
@@ -93,10 +91,7 @@ mod tests {
     #[test]
     fn netmasks() {
         assert_eq!(netmask_to_prefix("255.255.255.0".parse().unwrap()), Ok(24));
-        assert_eq!(
-            netmask_to_prefix("255.255.255.255".parse().unwrap()),
-            Ok(32)
-        );
+        assert_eq!(netmask_to_prefix("255.255.255.255".parse().unwrap()), Ok(32));
         assert_eq!(netmask_to_prefix("0.0.0.0".parse().unwrap()), Ok(0));
         assert_eq!(netmask_to_prefix("255.255.254.0".parse().unwrap()), Ok(23));
         assert!(netmask_to_prefix("255.0.255.0".parse().unwrap()).is_err());

@@ -9,9 +9,7 @@ pub struct Mac(pub [u8; 6]);
 impl Mac {
     /// Parses the colon-separated form libvirt's schema allows (`[0-9a-fA-F]{2}(:..){5}`).
     pub fn parse(text: &str) -> Result<Self, String> {
-        let err = || {
-            format!("invalid MAC address '{text}' (expected six hex pairs like 52:54:00:12:34:56)")
-        };
+        let err = || format!("invalid MAC address '{text}' (expected six hex pairs like 52:54:00:12:34:56)");
         let mut out = [0u8; 6];
         let mut parts = text.split(':');
         for byte in &mut out {
@@ -36,11 +34,7 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -58,13 +52,7 @@ mod tests {
     fn parses_and_prints_lower_case() {
         let m = Mac::parse("52:54:00:AB:cd:0F").unwrap();
         assert_eq!(m.to_string(), "52:54:00:ab:cd:0f");
-        for bad in [
-            "",
-            "52:54:00:ab:cd",
-            "52:54:00:ab:cd:0f:00",
-            "zz:54:00:ab:cd:0f",
-            "5:54:00:ab:cd:0f",
-        ] {
+        for bad in ["", "52:54:00:ab:cd", "52:54:00:ab:cd:0f:00", "zz:54:00:ab:cd:0f", "5:54:00:ab:cd:0f"] {
             assert!(Mac::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

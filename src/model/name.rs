@@ -28,22 +28,15 @@ impl IfName {
             ));
         }
         if name == "." || name == ".." {
-            return Err(format!(
-                "invalid interface name '{name}': '.' and '..' are reserved"
-            ));
+            return Err(format!("invalid interface name '{name}': '.' and '..' are reserved"));
         }
-        if let Some(c) = name
-            .chars()
-            .find(|c| *c == '/' || *c == ':' || c.is_whitespace())
-        {
+        if let Some(c) = name.chars().find(|c| *c == '/' || *c == ':' || c.is_whitespace()) {
             return Err(format!(
                 "invalid interface name '{name}': contains {c:?} (Linux forbids '/', ':' and whitespace)"
             ));
         }
         if let Some(c) = name.chars().find(|c| c.is_control()) {
-            return Err(format!(
-                "invalid interface name '{name}': contains control character {c:?}"
-            ));
+            return Err(format!("invalid interface name '{name}': contains control character {c:?}"));
         }
         Ok(Self(name.to_string()))
     }

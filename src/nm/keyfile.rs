@@ -12,17 +12,8 @@ use super::value::Value;
 use std::fmt::Write;
 
 /// The order groups are written in: `connection` first, as NetworkManager writes it.
-const GROUP_ORDER: [&str; 9] = [
-    "connection",
-    "802-3-ethernet",
-    "bridge",
-    "bridge-port",
-    "bond",
-    "bond-port",
-    "vlan",
-    "ipv4",
-    "ipv6",
-];
+const GROUP_ORDER: [&str; 9] =
+    ["connection", "802-3-ethernet", "bridge", "bridge-port", "bond", "bond-port", "vlan", "ipv4", "ipv6"];
 
 fn group_name(setting: &str) -> &str {
     match setting {
@@ -48,11 +39,7 @@ fn escape(v: &str) -> String {
 }
 
 fn mac_text(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 fn scalar(v: &Value) -> String {
@@ -64,10 +51,7 @@ fn scalar(v: &Value) -> String {
         Value::U64(n) => n.to_string(),
         Value::Str(s) => escape(s),
         Value::Bytes(b) => mac_text(b),
-        Value::StrList(l) => l
-            .iter()
-            .map(|s| format!("{};", escape(&s.replace(';', "\\;"))))
-            .collect(),
+        Value::StrList(l) => l.iter().map(|s| format!("{};", escape(&s.replace(';', "\\;")))).collect(),
         // Dictionaries are expanded by the caller; a stray one is written empty rather than
         // as something NetworkManager would misread.
         Value::StrDict(_) | Value::DictList(_) => String::new(),
@@ -77,24 +61,15 @@ fn scalar(v: &Value) -> String {
 /// The keyfile text of one profile.
 pub fn to_keyfile(p: &Profile) -> String {
     let mut out = String::new();
-    let mut names: Vec<&String> = p.settings.keys().collect();
-    names.sort_by_key(|n| {
-        (
-            GROUP_ORDER
-                .iter()
-                .position(|g| g == n)
-                .unwrap_or(GROUP_ORDER.len()),
-            n.as_str(),
-        )
-    });
-    for name in names {
-        let props = &p.settings[name];
+    let mut groups: Vec<(&str, &super::profile::Setting)> = p.settings.iter().map(|(k, v)| (k.as_ref(), v)).collect();
+    groups.sort_by_key(|(n, _)| (GROUP_ORDER.iter().position(|g| g == n).unwrap_or(GROUP_ORDER.len()), *n));
+    for (name, props) in groups {
         if !out.is_empty() {
             out.push('\n');
         }
         let _ = writeln!(out, "[{}]", group_name(name));
         for (key, v) in props {
-            match (name.as_str(), key.as_str(), v) {
+            match (name, key.as_ref(), v) {
                 ("connection", "type", Value::Str(t)) => {
                     let _ = writeln!(out, "type={}", group_name(t));
                 }

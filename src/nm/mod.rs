@@ -9,10 +9,8 @@ mod value;
 mod version;
 
 pub use keyfile::to_keyfile;
-pub use profile::{conn_type, user_key, Profile, Settings, USER_DATA_VALUE_MAX};
+pub use profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 pub use reverse::{host_from_profiles, Recovered, ReverseError};
-pub use translate::{
-    bond_options, port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE,
-};
+pub use translate::{bond_options, port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE};
 pub use value::Value;
 pub use version::{NmVersion, Target, BASELINE};

@@ -6,9 +6,16 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// A setting or property name: static for the names nmiface writes (no allocation per key, which
+/// dominated translation time), owned for names read from NetworkManager.
+pub type Key = std::borrow::Cow<'static, str>;
+
+/// One setting's properties.
+pub type Setting = BTreeMap<Key, Value>;
+
 /// A profile's settings: setting name -> property name -> value (`a{sa{sv}}`). Sorted maps keep
 /// output deterministic.
-pub type Settings = BTreeMap<String, BTreeMap<String, Value>>;
+pub type Settings = BTreeMap<Key, Setting>;
 
 /// NetworkManager's `connection.type` for each kind.
 pub mod conn_type {
@@ -69,10 +76,7 @@ impl Profile {
 
     /// A `user.data` entry.
     pub fn user_data(&self, key: &str) -> Option<&str> {
-        self.get("user", "data")?
-            .as_str_dict()?
-            .get(key)
-            .map(String::as_str)
+        self.get("user", "data")?.as_str_dict()?.get(key).map(String::as_str)
     }
 
     /// True when nmiface created this profile.
@@ -83,16 +87,8 @@ impl Profile {
     /// The keyfile name NetworkManager would use: the id, with the characters a file name
     /// cannot hold replaced, plus `.nmconnection`.
     pub fn keyfile_name(&self) -> String {
-        let safe: String = self
-            .id
-            .chars()
-            .map(|c| if c == '/' || c.is_control() { '*' } else { c })
-            .collect();
-        let safe = if safe.starts_with('.') {
-            format!("_{safe}")
-        } else {
-            safe
-        };
+        let safe: String = self.id.chars().map(|c| if c == '/' || c.is_control() { '*' } else { c }).collect();
+        let safe = if safe.starts_with('.') { format!("_{safe}") } else { safe };
         format!("{safe}.nmconnection")
     }
 }

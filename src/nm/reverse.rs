@@ -10,9 +10,8 @@ use super::translate::profile_uuid;
 use super::value::Value;
 use crate::finding::{Finding, Severity};
 use crate::model::{
-    ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, Host, IfName,
-    Interface, Ipv4, Ipv4Net, Ipv6, Ipv6Net, Kind, Mac, Member, Monitor, StartMode, Vlan,
-    DEFAULT_FORWARD_DELAY,
+    ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net,
+    Ipv6, Ipv6Net, Kind, Mac, Member, Monitor, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
 };
 use std::collections::BTreeMap;
 
@@ -38,18 +37,12 @@ pub struct Recovered {
 /// Rebuilds the interfaces described by `profiles`. Profiles with no controller become
 /// top-level interfaces, in the given order; the others become their ports.
 pub fn host_from_profiles(profiles: &[Profile]) -> Result<Recovered, ReverseError> {
-    let mut r = Reader {
-        profiles,
-        findings: Vec::new(),
-    };
+    let mut r = Reader { profiles, findings: Vec::new() };
     let mut interfaces = Vec::new();
     for p in profiles.iter().filter(|p| p.master().is_none()) {
         interfaces.push(r.interface(p)?);
     }
-    Ok(Recovered {
-        host: Host { interfaces },
-        findings: r.findings,
-    })
+    Ok(Recovered { host: Host { interfaces }, findings: r.findings })
 }
 
 struct Reader<'p> {
@@ -58,16 +51,11 @@ struct Reader<'p> {
 }
 
 fn err(p: &Profile, message: impl Into<String>) -> ReverseError {
-    ReverseError {
-        id: p.id.clone(),
-        message: message.into(),
-    }
+    ReverseError { id: p.id.clone(), message: message.into() }
 }
 
 fn name_of(p: &Profile) -> Result<IfName, ReverseError> {
-    let n = p
-        .interface_name()
-        .ok_or_else(|| err(p, "no connection.interface-name"))?;
+    let n = p.interface_name().ok_or_else(|| err(p, "no connection.interface-name"))?;
     IfName::new(n).map_err(|m| err(p, m))
 }
 
@@ -77,22 +65,14 @@ fn str_prop<'a>(p: &'a Profile, s: &str, k: &str) -> Option<&'a str> {
 
 impl<'p> Reader<'p> {
     fn note(&mut self, p: &Profile, severity: Severity, message: String) {
-        self.findings.push(Finding::at(
-            severity,
-            format!("profile '{}'", p.id),
-            None,
-            message,
-        ));
+        self.findings.push(Finding::at(severity, format!("profile '{}'", p.id), None, message));
     }
 
     /// Profiles whose controller is `ctrl` (by UUID, or by interface name as others write it).
     fn ports_of(&self, ctrl: &Profile) -> Vec<&'p Profile> {
         let uuid = ctrl.uuid.to_string();
         let ifname = ctrl.interface_name();
-        self.profiles
-            .iter()
-            .filter(|p| p.master().is_some_and(|m| m == uuid || Some(m) == ifname))
-            .collect()
+        self.profiles.iter().filter(|p| p.master().is_some_and(|m| m == uuid || Some(m) == ifname)).collect()
     }
 
     fn interface(&mut self, p: &Profile) -> Result<Interface, ReverseError> {
@@ -103,38 +83,19 @@ impl<'p> Reader<'p> {
         };
         let mtu = mtu_of(p);
         let (kind, kind_name) = match p.conn_type() {
-            Some(conn_type::ETHERNET) => (
-                Kind::Ethernet(Ethernet {
-                    mac: self.mac(p, "mac-address"),
-                }),
-                "ethernet",
-            ),
+            Some(conn_type::ETHERNET) => (Kind::Ethernet(Ethernet { mac: self.mac(p, "mac-address") }), "ethernet"),
             Some(conn_type::BRIDGE) => (Kind::Bridge(self.bridge(p)?), "bridge"),
             Some(conn_type::BOND) => (Kind::Bond(self.bond(p)?), "bond"),
             Some(conn_type::VLAN) => (Kind::Vlan(self.vlan(p)?), "vlan"),
             other => {
-                return Err(err(
-                    p,
-                    format!(
-                        "connection type '{}' is not one nmiface handles",
-                        other.unwrap_or("")
-                    ),
-                ))
+                return Err(err(p, format!("connection type '{}' is not one nmiface handles", other.unwrap_or(""))))
             }
         };
         let derived = profile_uuid(None, kind_name, name.as_str(), None);
         let uuid = (p.uuid != derived).then_some(p.uuid);
         let ipv4 = self.ipv4(p)?;
         let ipv6 = self.ipv6(p)?;
-        Ok(Interface {
-            name,
-            uuid,
-            start,
-            mtu,
-            ipv4,
-            ipv6,
-            kind,
-        })
+        Ok(Interface { name, uuid, start, mtu, ipv4, ipv6, kind })
     }
 
     fn mac(&mut self, p: &Profile, key: &str) -> Option<Mac> {
@@ -142,21 +103,14 @@ impl<'p> Reader<'p> {
         match <[u8; 6]>::try_from(bytes) {
             Ok(b) => Some(Mac(b)),
             Err(_) => {
-                self.note(
-                    p,
-                    Severity::Unsupported,
-                    format!("802-3-ethernet.{key} is not a 6-byte MAC; ignored"),
-                );
+                self.note(p, Severity::Unsupported, format!("802-3-ethernet.{key} is not a 6-byte MAC; ignored"));
                 None
             }
         }
     }
 
     fn bridge(&mut self, p: &Profile) -> Result<Bridge, ReverseError> {
-        let stp = p
-            .get("bridge", "stp")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
+        let stp = p.get("bridge", "stp").and_then(Value::as_bool).unwrap_or(true);
         let forward_delay = p
             .get("bridge", "forward-delay")
             .and_then(Value::as_uint)
@@ -165,11 +119,7 @@ impl<'p> Reader<'p> {
             Some(m) => match Mac::parse(m) {
                 Ok(mac) => Some(mac),
                 Err(_) => {
-                    self.note(
-                        p,
-                        Severity::Unsupported,
-                        format!("bridge MAC policy '{m}' has no libvirt equivalent"),
-                    );
+                    self.note(p, Severity::Unsupported, format!("bridge MAC policy '{m}' has no libvirt equivalent"));
                     None
                 }
             },
@@ -179,68 +129,41 @@ impl<'p> Reader<'p> {
         for port in self.ports_of(p) {
             let pname = name_of(port)?;
             match port.conn_type() {
-                Some(conn_type::ETHERNET) => ports.push(Member::Ethernet(EthernetPort {
-                    name: pname,
-                    mac: self.mac(port, "mac-address"),
-                })),
-                Some(conn_type::BOND) => ports.push(Member::Bond {
-                    name: pname,
-                    bond: self.bond(port)?,
-                }),
-                Some(conn_type::VLAN) => ports.push(Member::Vlan {
-                    name: pname,
-                    vlan: self.vlan(port)?,
-                }),
+                Some(conn_type::ETHERNET) => {
+                    ports.push(Member::Ethernet(EthernetPort { name: pname, mac: self.mac(port, "mac-address") }))
+                }
+                Some(conn_type::BOND) => ports.push(Member::Bond { name: pname, bond: self.bond(port)? }),
+                Some(conn_type::VLAN) => ports.push(Member::Vlan { name: pname, vlan: self.vlan(port)? }),
                 other => self.note(
                     port,
                     Severity::Unsupported,
-                    format!(
-                        "a '{}' port of a bridge has no libvirt equivalent; left out",
-                        other.unwrap_or("")
-                    ),
+                    format!("a '{}' port of a bridge has no libvirt equivalent; left out", other.unwrap_or("")),
                 ),
             }
         }
         ports.sort_by(|a, b| a.name().cmp(b.name()));
-        Ok(Bridge {
-            stp,
-            forward_delay,
-            mac,
-            ports,
-        })
+        Ok(Bridge { stp, forward_delay, mac, ports })
     }
 
     fn bond(&mut self, p: &Profile) -> Result<Bond, ReverseError> {
         let empty = BTreeMap::new();
-        let opts = p
-            .get("bond", "options")
-            .and_then(Value::as_str_dict)
-            .unwrap_or(&empty);
+        let opts = p.get("bond", "options").and_then(Value::as_str_dict).unwrap_or(&empty);
         let mode = match opts.get("mode") {
-            Some(m) => {
-                BondMode::parse(m).ok_or_else(|| err(p, format!("unknown bond mode '{m}'")))?
-            }
+            Some(m) => BondMode::parse(m).ok_or_else(|| err(p, format!("unknown bond mode '{m}'")))?,
             None => BondMode::BalanceRr,
         };
         let num = |k: &str| opts.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
         let monitor = if num("arp_interval") > 0 {
             let targets = opts.get("arp_ip_target").map(String::as_str).unwrap_or("");
             let mut list = targets.split(',').map(str::trim).filter(|t| !t.is_empty());
-            let first = list
-                .next()
-                .ok_or_else(|| err(p, "arp_interval without arp_ip_target"))?;
-            let target = first
-                .parse()
-                .map_err(|_| err(p, format!("invalid arp_ip_target '{first}'")))?;
+            let first = list.next().ok_or_else(|| err(p, "arp_interval without arp_ip_target"))?;
+            let target = first.parse().map_err(|_| err(p, format!("invalid arp_ip_target '{first}'")))?;
             let rest: Vec<_> = list.collect();
             if !rest.is_empty() {
                 self.note(
                     p,
                     Severity::Unsupported,
-                    format!(
-                        "libvirt XML holds one ARP target; {} left out",
-                        rest.join(", ")
-                    ),
+                    format!("libvirt XML holds one ARP target; {} left out", rest.join(", ")),
                 );
             }
             let validate = opts.get("arp_validate").map(|v| match v.as_str() {
@@ -263,25 +186,10 @@ impl<'p> Reader<'p> {
                 Some(v) => v,
                 None => None,
             };
-            Some(Monitor::Arp {
-                interval: num("arp_interval"),
-                target,
-                validate,
-            })
+            Some(Monitor::Arp { interval: num("arp_interval"), target, validate })
         } else if num("miimon") > 0 {
-            let carrier = opts.get("use_carrier").map(|v| {
-                if v == "0" {
-                    Carrier::Ioctl
-                } else {
-                    Carrier::Netif
-                }
-            });
-            Some(Monitor::Mii {
-                freq: num("miimon"),
-                downdelay: num("downdelay"),
-                updelay: num("updelay"),
-                carrier,
-            })
+            let carrier = opts.get("use_carrier").map(|v| if v == "0" { Carrier::Ioctl } else { Carrier::Netif });
+            Some(Monitor::Mii { freq: num("miimon"), downdelay: num("downdelay"), updelay: num("updelay"), carrier })
         } else {
             None
         };
@@ -298,11 +206,7 @@ impl<'p> Reader<'p> {
             "arp_all_targets",
         ];
         for (k, v) in opts.iter().filter(|(k, _)| !MAPPED.contains(&k.as_str())) {
-            self.note(
-                p,
-                Severity::Unsupported,
-                format!("bond option {k}={v} has no libvirt equivalent; left out"),
-            );
+            self.note(p, Severity::Unsupported, format!("bond option {k}={v} has no libvirt equivalent; left out"));
         }
         let mut ports = Vec::new();
         for port in self.ports_of(p) {
@@ -315,30 +219,19 @@ impl<'p> Reader<'p> {
                 );
                 continue;
             }
-            ports.push(EthernetPort {
-                name: pname,
-                mac: self.mac(port, "mac-address"),
-            });
+            ports.push(EthernetPort { name: pname, mac: self.mac(port, "mac-address") });
         }
         let primary = match opts.get("primary") {
             Some(pr) if mode.has_primary() => Some(IfName::new(pr).map_err(|m| err(p, m))?),
             _ => None,
         };
-        let mut bond = Bond {
-            mode,
-            monitor,
-            primary,
-            ports,
-        };
+        let mut bond = Bond { mode, monitor, primary, ports };
         bond.sort_ports();
         Ok(bond)
     }
 
     fn vlan(&mut self, p: &Profile) -> Result<Vlan, ReverseError> {
-        let tag = p
-            .get("vlan", "id")
-            .and_then(Value::as_uint)
-            .ok_or_else(|| err(p, "no vlan.id"))?;
+        let tag = p.get("vlan", "id").and_then(Value::as_uint).ok_or_else(|| err(p, "no vlan.id"))?;
         let parent = str_prop(p, "vlan", "parent").ok_or_else(|| err(p, "no vlan.parent"))?;
         // Others may name the parent by profile UUID; resolve it when that profile is here.
         let parent = match self.profiles.iter().find(|q| q.uuid.to_string() == parent) {
@@ -354,20 +247,14 @@ impl<'p> Reader<'p> {
                 format!("vlan.flags {flags:#x}: only REORDER_HEADERS has a libvirt form"),
             );
         }
-        Ok(Vlan {
-            tag: tag.min(u64::from(u16::MAX)) as u16,
-            parent,
-            reorder_hdr: flags & 1 == 1,
-        })
+        Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: flags & 1 == 1 })
     }
 
     fn ipv4(&mut self, p: &Profile) -> Result<Option<Ipv4>, ReverseError> {
         let method = str_prop(p, "ipv4", "method").unwrap_or("auto");
         let dhcp = match method {
             "disabled" => return Ok(None),
-            "auto" => Some(Dhcp {
-                peerdns: !ignore_auto_dns(p, "ipv4"),
-            }),
+            "auto" => Some(Dhcp { peerdns: !ignore_auto_dns(p, "ipv4") }),
             "manual" => None,
             other => {
                 self.note(
@@ -386,18 +273,11 @@ impl<'p> Reader<'p> {
                     .map_err(|_| err(p, format!("bad IPv4 address '{a}'")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let gateway = gateway(p, "ipv4")
-            .map(|g| g.parse())
-            .transpose()
-            .map_err(|_| err(p, "bad ipv4.gateway"))?;
+        let gateway = gateway(p, "ipv4").map(|g| g.parse()).transpose().map_err(|_| err(p, "bad ipv4.gateway"))?;
         if dhcp.is_none() && addresses.is_empty() {
             return Ok(None);
         }
-        Ok(Some(Ipv4 {
-            dhcp,
-            addresses,
-            gateway: gateway.filter(|_| true),
-        }))
+        Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.filter(|_| true) }))
     }
 
     fn ipv6(&mut self, p: &Profile) -> Result<Option<Ipv6>, ReverseError> {
@@ -414,12 +294,7 @@ impl<'p> Reader<'p> {
                 }
                 (true, None)
             }
-            "dhcp" => (
-                false,
-                Some(Dhcp {
-                    peerdns: !ignore_auto_dns(p, "ipv6"),
-                }),
-            ),
+            "dhcp" => (false, Some(Dhcp { peerdns: !ignore_auto_dns(p, "ipv6") })),
             "manual" | "link-local" => (false, None),
             other => {
                 self.note(
@@ -438,30 +313,17 @@ impl<'p> Reader<'p> {
                     .map_err(|_| err(p, format!("bad IPv6 address '{a}'")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let gateway = gateway(p, "ipv6")
-            .map(|g| g.parse())
-            .transpose()
-            .map_err(|_| err(p, "bad ipv6.gateway"))?;
-        Ok(Some(Ipv6 {
-            autoconf,
-            dhcp,
-            addresses,
-            gateway,
-        }))
+        let gateway = gateway(p, "ipv6").map(|g| g.parse()).transpose().map_err(|_| err(p, "bad ipv6.gateway"))?;
+        Ok(Some(Ipv6 { autoconf, dhcp, addresses, gateway }))
     }
 }
 
 fn mtu_of(p: &Profile) -> Option<u32> {
-    p.get("802-3-ethernet", "mtu")
-        .and_then(Value::as_uint)
-        .filter(|m| *m > 0)
-        .map(|m| m as u32)
+    p.get("802-3-ethernet", "mtu").and_then(Value::as_uint).filter(|m| *m > 0).map(|m| m as u32)
 }
 
 fn ignore_auto_dns(p: &Profile, family: &str) -> bool {
-    p.get(family, "ignore-auto-dns")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
+    p.get(family, "ignore-auto-dns").and_then(Value::as_bool).unwrap_or(false)
 }
 
 fn gateway<'a>(p: &'a Profile, family: &str) -> Option<&'a str> {

@@ -20,13 +20,13 @@
 //!   and the interface's profile keeps the XML the user wrote (`nmiface.xml`) when it fits in
 //!   NetworkManager's 8192-byte limit.
 
-use super::profile::{conn_type, user_key, Profile, Settings, USER_DATA_VALUE_MAX};
+use super::profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 use super::value::Value;
 use super::version::Target;
 use crate::finding::{Finding, Severity};
 use crate::model::{
-    Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor,
-    StartMode, Vlan, MAX_VLAN_TAG_NM,
+    Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor, StartMode, Vlan,
+    MAX_VLAN_TAG_NM,
 };
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -77,20 +77,14 @@ pub fn port_id(controller: &str, port: &str) -> String {
 /// Translates every interface of `host`. `sources[i]` is the XML of interface `i`, kept in
 /// its profile; it may be shorter than the interface list.
 pub fn translate(host: &Host, sources: &[String], target: &Target) -> Translation {
-    let mut t = Translator {
-        target,
-        findings: Vec::new(),
-    };
+    let mut t = Translator { target, findings: Vec::new() };
     let interfaces = host
         .interfaces
         .iter()
         .enumerate()
         .filter_map(|(i, iface)| t.interface(iface, sources.get(i).map(String::as_str)))
         .collect();
-    Translation {
-        interfaces,
-        findings: t.findings,
-    }
+    Translation { interfaces, findings: t.findings }
 }
 
 struct Translator<'t> {
@@ -106,18 +100,17 @@ struct Inherit<'a> {
     mtu: Option<u32>,
 }
 
-fn setting<'a>(s: &'a mut Settings, name: &str) -> &'a mut BTreeMap<String, Value> {
-    s.entry(name.to_string()).or_default()
+fn setting<'a>(s: &'a mut Settings, name: &'static str) -> &'a mut Setting {
+    s.entry(Key::Borrowed(name)).or_default()
 }
 
-fn put(s: &mut Settings, setting_name: &str, prop: &str, v: impl Into<Value>) {
-    setting(s, setting_name).insert(prop.to_string(), v.into());
+fn put(s: &mut Settings, setting_name: &'static str, prop: &'static str, v: impl Into<Value>) {
+    setting(s, setting_name).insert(Key::Borrowed(prop), v.into());
 }
 
 impl Translator<'_> {
     fn unsupported(&mut self, path: String, message: String) {
-        self.findings
-            .push(Finding::at(Severity::Unsupported, path, None, message));
+        self.findings.push(Finding::at(Severity::Unsupported, path, None, message));
     }
 
     fn interface(&mut self, iface: &Interface, source: Option<&str>) -> Option<InterfaceProfiles> {
@@ -129,9 +122,7 @@ impl Translator<'_> {
             }
         }
         let kind = iface.kind.type_name();
-        let uuid = iface
-            .uuid
-            .unwrap_or_else(|| profile_uuid(None, kind, name, None));
+        let uuid = iface.uuid.unwrap_or_else(|| profile_uuid(None, kind, name, None));
         let mut s = base_settings(name, uuid, name, nm_type(&iface.kind), iface.start);
         let mut user = BTreeMap::new();
         user.insert(user_key::MANAGED.to_string(), "1".to_string());
@@ -156,12 +147,7 @@ impl Translator<'_> {
             put(&mut s, "802-3-ethernet", "mtu", mtu);
         }
         self.ip(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref());
-        let inherit = Inherit {
-            top: name,
-            base_uuid: iface.uuid,
-            start: iface.start,
-            mtu: iface.mtu,
-        };
+        let inherit = Inherit { top: name, base_uuid: iface.uuid, start: iface.start, mtu: iface.mtu };
         let mut profiles = Vec::new();
         let mut ports = Vec::new();
         match &iface.kind {
@@ -174,20 +160,10 @@ impl Translator<'_> {
             Kind::Bridge(b) => {
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
                 put(&mut s, "bridge", "stp", b.stp);
-                put(
-                    &mut s,
-                    "bridge",
-                    "forward-delay",
-                    u32::from(b.forward_delay),
-                );
+                put(&mut s, "bridge", "forward-delay", u32::from(b.forward_delay));
                 if let Some(mac) = b.mac {
                     // assigned-mac-address is the D-Bus name of the keyfile's cloned-mac-address.
-                    put(
-                        &mut s,
-                        "802-3-ethernet",
-                        "assigned-mac-address",
-                        mac.to_string(),
-                    );
+                    put(&mut s, "802-3-ethernet", "assigned-mac-address", mac.to_string());
                 }
                 for m in &b.ports {
                     self.bridge_port(m, name, uuid, &inherit, &path, &mut ports);
@@ -202,16 +178,9 @@ impl Translator<'_> {
             }
             Kind::Vlan(v) => vlan_settings(&mut s, v),
         }
-        profiles.push(Profile {
-            id: name.to_string(),
-            uuid,
-            settings: s,
-        });
+        profiles.push(Profile { id: name.to_string(), uuid, settings: s });
         profiles.extend(ports);
-        Some(InterfaceProfiles {
-            interface: iface.name.clone(),
-            profiles,
-        })
+        Some(InterfaceProfiles { interface: iface.name.clone(), profiles })
     }
 
     fn vlan_ok(&mut self, v: &Vlan, path: &str) -> bool {
@@ -241,45 +210,16 @@ impl Translator<'_> {
                     return;
                 }
                 let uuid = profile_uuid(inh.base_uuid, "vlan", name.as_str(), Some(ctrl));
-                let mut s = port_settings(
-                    name.as_str(),
-                    uuid,
-                    ctrl,
-                    ctrl_uuid,
-                    "bridge",
-                    conn_type::VLAN,
-                    inh,
-                );
+                let mut s = port_settings(name.as_str(), uuid, ctrl, ctrl_uuid, "bridge", conn_type::VLAN, inh);
                 vlan_settings(&mut s, vlan);
-                out.push(Profile {
-                    id: port_id(ctrl, name.as_str()),
-                    uuid,
-                    settings: s,
-                });
+                out.push(Profile { id: port_id(ctrl, name.as_str()), uuid, settings: s });
             }
             Member::Bond { name, bond } => {
                 let uuid = profile_uuid(inh.base_uuid, "bond", name.as_str(), Some(ctrl));
-                let mut s = port_settings(
-                    name.as_str(),
-                    uuid,
-                    ctrl,
-                    ctrl_uuid,
-                    "bridge",
-                    conn_type::BOND,
-                    inh,
-                );
+                let mut s = port_settings(name.as_str(), uuid, ctrl, ctrl_uuid, "bridge", conn_type::BOND, inh);
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
-                put(
-                    &mut s,
-                    "bond",
-                    "options",
-                    Value::StrDict(bond_options(bond)),
-                );
-                out.push(Profile {
-                    id: port_id(ctrl, name.as_str()),
-                    uuid,
-                    settings: s,
-                });
+                put(&mut s, "bond", "options", Value::StrDict(bond_options(bond)));
+                out.push(Profile { id: port_id(ctrl, name.as_str()), uuid, settings: s });
                 for p in &bond.ports {
                     out.push(ethernet_port(p, name.as_str(), uuid, "bond", inh));
                 }
@@ -302,11 +242,7 @@ impl Translator<'_> {
                     }
                 }
                 if !v4.addresses.is_empty() {
-                    let list = v4
-                        .addresses
-                        .iter()
-                        .map(|a| address(&a.address.to_string(), a.prefix))
-                        .collect();
+                    let list = v4.addresses.iter().map(|a| address(&a.address.to_string(), a.prefix)).collect();
                     ipv4.insert("address-data".into(), Value::DictList(list));
                 }
                 if let Some(gw) = v4.gateway {
@@ -314,11 +250,7 @@ impl Translator<'_> {
                 }
             }
         }
-        let disabled = if self.target.nm.at_least(1, 20, 0) {
-            "disabled"
-        } else {
-            "ignore"
-        };
+        let disabled = if self.target.nm.at_least(1, 20, 0) { "disabled" } else { "ignore" };
         let ipv6 = setting(s, "ipv6");
         match v6 {
             None => {
@@ -341,11 +273,7 @@ impl Translator<'_> {
                     }
                 }
                 if !v6.addresses.is_empty() {
-                    let list = v6
-                        .addresses
-                        .iter()
-                        .map(|a| address(&a.address.to_string(), a.prefix))
-                        .collect();
+                    let list = v6.addresses.iter().map(|a| address(&a.address.to_string(), a.prefix)).collect();
                     ipv6.insert("address-data".into(), Value::DictList(list));
                 }
                 if let Some(gw) = v6.gateway {
@@ -357,10 +285,7 @@ impl Translator<'_> {
 }
 
 fn address(addr: &str, prefix: u8) -> BTreeMap<String, Value> {
-    BTreeMap::from([
-        ("address".to_string(), Value::from(addr)),
-        ("prefix".to_string(), Value::U32(prefix.into())),
-    ])
+    BTreeMap::from([("address".to_string(), Value::from(addr)), ("prefix".to_string(), Value::U32(prefix.into()))])
 }
 
 fn nm_type(kind: &Kind) -> &'static str {
@@ -406,32 +331,14 @@ fn port_settings(
     s
 }
 
-fn ethernet_port(
-    p: &EthernetPort,
-    ctrl: &str,
-    ctrl_uuid: Uuid,
-    slave_type: &str,
-    inh: &Inherit<'_>,
-) -> Profile {
+fn ethernet_port(p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, slave_type: &str, inh: &Inherit<'_>) -> Profile {
     let uuid = profile_uuid(inh.base_uuid, "ethernet", p.name.as_str(), Some(ctrl));
-    let mut s = port_settings(
-        p.name.as_str(),
-        uuid,
-        ctrl,
-        ctrl_uuid,
-        slave_type,
-        conn_type::ETHERNET,
-        inh,
-    );
+    let mut s = port_settings(p.name.as_str(), uuid, ctrl, ctrl_uuid, slave_type, conn_type::ETHERNET, inh);
     let eth = setting(&mut s, "802-3-ethernet");
     if let Some(mac) = p.mac {
         eth.insert("mac-address".into(), Value::Bytes(mac.bytes().to_vec()));
     }
-    Profile {
-        id: port_id(ctrl, p.name.as_str()),
-        uuid,
-        settings: s,
-    }
+    Profile { id: port_id(ctrl, p.name.as_str()), uuid, settings: s }
 }
 
 fn vlan_settings(s: &mut Settings, v: &Vlan) {
@@ -447,12 +354,7 @@ pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
     let mut o = BTreeMap::new();
     o.insert("mode".to_string(), b.mode.as_str().to_string());
     match &b.monitor {
-        Some(Monitor::Mii {
-            freq,
-            downdelay,
-            updelay,
-            carrier,
-        }) => {
+        Some(Monitor::Mii { freq, downdelay, updelay, carrier }) => {
             o.insert("miimon".into(), freq.to_string());
             if *downdelay > 0 {
                 o.insert("downdelay".into(), downdelay.to_string());
@@ -461,17 +363,10 @@ pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
                 o.insert("updelay".into(), updelay.to_string());
             }
             if let Some(c) = carrier {
-                o.insert(
-                    "use_carrier".into(),
-                    if *c == Carrier::Ioctl { "0" } else { "1" }.into(),
-                );
+                o.insert("use_carrier".into(), if *c == Carrier::Ioctl { "0" } else { "1" }.into());
             }
         }
-        Some(Monitor::Arp {
-            interval,
-            target,
-            validate,
-        }) => {
+        Some(Monitor::Arp { interval, target, validate }) => {
             o.insert("arp_interval".into(), interval.to_string());
             o.insert("arp_ip_target".into(), target.to_string());
             if let Some(v) = validate {

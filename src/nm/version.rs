@@ -16,19 +16,14 @@ pub struct NmVersion {
 impl NmVersion {
     /// A version from its parts.
     pub const fn new(major: u16, minor: u16, micro: u16) -> Self {
-        Self {
-            major,
-            minor,
-            micro,
-        }
+        Self { major, minor, micro }
     }
 
     /// Parses `1.42`, `1.42.4`, and daemon strings such as `1.58.0-rc1` or `1.47.90`.
     pub fn parse(text: &str) -> Result<Self, String> {
         let core = text.split(['-', '+', '~']).next().unwrap_or("");
         let mut parts = core.split('.').map(|p| p.parse::<u16>());
-        let err =
-            || format!("invalid NetworkManager version '{text}' (expected e.g. 1.42 or 1.42.4)");
+        let err = || format!("invalid NetworkManager version '{text}' (expected e.g. 1.42 or 1.42.4)");
         let major = parts.next().and_then(Result::ok).ok_or_else(err)?;
         let minor = parts.next().and_then(Result::ok).ok_or_else(err)?;
         let micro = match parts.next() {
@@ -38,11 +33,7 @@ impl NmVersion {
         if parts.next().is_some() {
             return Err(err());
         }
-        Ok(Self {
-            major,
-            minor,
-            micro,
-        })
+        Ok(Self { major, minor, micro })
     }
 
     /// True when this version is at least `major.minor.micro`.

@@ -1,9 +1,11 @@
 //! Conversion context: positions, findings, and the checks every element goes through
 //! (known attributes, known children, once-only children, typed attribute values).
 
+use super::path::Path;
 use super::tree::{Attr, Element, Source};
 use super::XmlError;
 use crate::finding::{Finding, Severity};
+use std::fmt::Display;
 
 /// Shared state while converting one document.
 pub(crate) struct Cx<'s> {
@@ -17,15 +19,11 @@ pub(crate) type Res<T> = Result<T, XmlError>;
 
 impl<'s> Cx<'s> {
     pub fn new(src: &'s Source<'s>) -> Self {
-        Self {
-            src,
-            findings: Vec::new(),
-            ports_seen: Vec::new(),
-        }
+        Self { src, findings: Vec::new(), ports_seen: Vec::new() }
     }
 
     /// An error at `offset` about `path`.
-    pub fn err(&self, offset: usize, path: &str, message: impl Into<String>) -> XmlError {
+    pub fn err(&self, offset: usize, path: impl Display, message: impl Into<String>) -> XmlError {
         XmlError {
             source_name: self.src.name.to_string(),
             location: self.src.location(offset),
@@ -35,81 +33,52 @@ impl<'s> Cx<'s> {
     }
 
     /// Records a finding at `offset` about `path`.
-    pub fn note(
-        &mut self,
-        severity: Severity,
-        offset: usize,
-        path: &str,
-        message: impl Into<String>,
-    ) {
+    pub fn note(&mut self, severity: Severity, offset: usize, path: impl Display, message: impl Into<String>) {
         let location = Some(self.src.location(offset));
-        self.findings
-            .push(Finding::at(severity, path, location, message));
+        self.findings.push(Finding::at(severity, path.to_string(), location, message));
     }
 
     /// Refuses attributes other than `allowed`.
-    pub fn allow_attrs(&self, el: &Element, path: &str, allowed: &[&str]) -> Res<()> {
-        if let Some(a) = el
-            .attrs
-            .iter()
-            .find(|a| !allowed.contains(&a.name.as_str()))
-        {
+    pub fn allow_attrs(&self, el: &Element, path: &Path<'_>, allowed: &[&str]) -> Res<()> {
+        if let Some(a) = el.attrs.iter().find(|a| !allowed.contains(&a.name)) {
             return Err(self.err(
                 a.offset,
-                &attr_path(path, &a.name),
-                format!(
-                    "unknown attribute '{}' on <{}> (allowed: {})",
-                    a.name,
-                    el.name,
-                    list(allowed)
-                ),
+                path.attr(a.name),
+                format!("unknown attribute '{}' on <{}> (allowed: {})", a.name, el.name, list(allowed)),
             ));
         }
         Ok(())
     }
 
     /// Refuses child elements other than `allowed`, and text content.
-    pub fn allow_children(&self, el: &Element, path: &str, allowed: &[&str]) -> Res<()> {
+    pub fn allow_children(&self, el: &Element, path: &Path<'_>, allowed: &[&str]) -> Res<()> {
         self.no_children_but(el, path, allowed)?;
         if let Some(off) = el.text_offset {
-            return Err(self.err(
-                off,
-                path,
-                format!("unexpected text '{}' in <{}>", el.text, el.name),
-            ));
+            return Err(self.err(off, path, format!("unexpected text '{}' in <{}>", el.text, el.name)));
         }
         Ok(())
     }
 
     /// Refuses child elements other than `allowed`; text is the caller's business.
-    pub fn no_children_but(&self, el: &Element, path: &str, allowed: &[&str]) -> Res<()> {
-        if let Some(c) = el
-            .children
-            .iter()
-            .find(|c| !allowed.contains(&c.name.as_str()))
-        {
+    pub fn no_children_but(&self, el: &Element, path: &Path<'_>, allowed: &[&str]) -> Res<()> {
+        if let Some(c) = el.children.iter().find(|c| !allowed.contains(&c.name)) {
             return Err(self.err(
                 c.start,
-                &format!("{path}/{}", c.name),
-                format!(
-                    "unknown element <{}> in <{}> (allowed: {})",
-                    c.name,
-                    el.name,
-                    list(allowed)
-                ),
+                path.child(c.name),
+                format!("unknown element <{}> in <{}> (allowed: {})", c.name, el.name, list(allowed)),
             ));
         }
         Ok(())
     }
 
     /// The child called `name`, refusing a second one.
-    pub fn one<'e>(&self, el: &'e Element, path: &str, name: &str) -> Res<Option<&'e Element>> {
+    pub fn one<'e>(&self, el: &'e Element<'e>, path: &Path<'_>, name: &str) -> Res<Option<&'e Element<'e>>> {
         let mut found = el.children.iter().filter(|c| c.name == name);
         let first = found.next();
         if let Some(dup) = found.next() {
             return Err(self.err(
                 dup.start,
-                &format!("{path}/{name}"),
+                path.child(name),
                 format!("<{name}> may appear only once in <{}>", el.name),
             ));
         }
@@ -117,60 +86,38 @@ impl<'s> Cx<'s> {
     }
 
     /// The attribute `name`, or an error naming the element.
-    pub fn required<'e>(&self, el: &'e Element, path: &str, name: &str) -> Res<&'e Attr> {
-        el.attr(name).ok_or_else(|| {
-            self.err(
-                el.start,
-                path,
-                format!("missing required attribute '{name}' on <{}>", el.name),
-            )
-        })
+    pub fn required<'e>(&self, el: &'e Element<'e>, path: &Path<'_>, name: &str) -> Res<&'e Attr<'e>> {
+        el.attr(name)
+            .ok_or_else(|| self.err(el.start, path, format!("missing required attribute '{name}' on <{}>", el.name)))
     }
 
     /// Converts an attribute's value with `f`; an `Err(msg)` from `f` becomes a positioned error.
-    pub fn value<T>(
-        &self,
-        a: &Attr,
-        path: &str,
-        f: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Res<T> {
-        f(&a.value).map_err(|m| self.err(a.offset, &attr_path(path, &a.name), m))
+    pub fn value<T>(&self, a: &Attr, path: &Path<'_>, f: impl FnOnce(&str) -> Result<T, String>) -> Res<T> {
+        f(&a.value).map_err(|m| self.err(a.offset, path.attr(a.name), m))
     }
 
     /// An optional attribute whose value must be one of `allowed`.
-    pub fn choice<'e>(
-        &self,
-        el: &'e Element,
-        path: &str,
-        name: &str,
-        allowed: &[&str],
-    ) -> Res<Option<&'e str>> {
+    pub fn choice<'e>(&self, el: &'e Element, path: &Path<'_>, name: &str, allowed: &[&str]) -> Res<Option<&'e str>> {
         let Some(a) = el.attr(name) else {
             return Ok(None);
         };
-        if allowed.contains(&a.value.as_str()) {
-            return Ok(Some(a.value.as_str()));
+        if allowed.contains(&a.value.as_ref()) {
+            return Ok(Some(a.value.as_ref()));
         }
         Err(self.err(
             a.offset,
-            &attr_path(path, name),
-            format!(
-                "invalid value '{}' for '{name}' (allowed: {})",
-                a.value,
-                list(allowed)
-            ),
+            path.attr(name),
+            format!("invalid value '{}' for '{name}' (allowed: {})", a.value, list(allowed)),
         ))
     }
 
     /// An optional yes/no attribute (the draft's `onboot`, libvirt's `peerdns`).
-    pub fn yes_no(&self, el: &Element, path: &str, name: &str) -> Res<Option<bool>> {
-        Ok(self
-            .choice(el, path, name, &["yes", "no"])?
-            .map(|v| v == "yes"))
+    pub fn yes_no(&self, el: &Element, path: &Path<'_>, name: &str) -> Res<Option<bool>> {
+        Ok(self.choice(el, path, name, &["yes", "no"])?.map(|v| v == "yes"))
     }
 
     /// An optional unsigned 32-bit attribute.
-    pub fn uint(&self, el: &Element, path: &str, name: &str) -> Res<Option<u32>> {
+    pub fn uint(&self, el: &Element, path: &Path<'_>, name: &str) -> Res<Option<u32>> {
         let Some(a) = el.attr(name) else {
             return Ok(None);
         };
@@ -181,17 +128,9 @@ impl<'s> Cx<'s> {
 /// Parses an unsigned decimal, with a message naming the attribute.
 pub(crate) fn parse_uint(name: &str, v: &str) -> Result<u32, String> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!(
-            "invalid value '{v}' for '{name}': expected an unsigned integer"
-        ));
+        return Err(format!("invalid value '{v}' for '{name}': expected an unsigned integer"));
     }
-    v.parse::<u32>()
-        .map_err(|_| format!("invalid value '{v}' for '{name}': larger than 4294967295"))
-}
-
-/// `path/@name`.
-pub(crate) fn attr_path(path: &str, name: &str) -> String {
-    format!("{path}/@{name}")
+    v.parse::<u32>().map_err(|_| format!("invalid value '{v}' for '{name}': larger than 4294967295"))
 }
 
 fn list(items: &[&str]) -> String {

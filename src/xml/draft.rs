@@ -10,14 +10,15 @@
 //! The draft has no IPv6. Text-valued elements (`hwaddr`, `mtu`, `uuid`) carry their value as
 //! text; `<mtu size=…/>` is also read, for documents written halfway to the final format.
 
-use super::context::{attr_path, Cx, Res};
+use super::context::{Cx, Res};
 use super::libvirt::vlan_tag;
+use super::path::Path;
 use super::tree::Element;
 use super::values;
 use crate::finding::Severity;
 use crate::model::{
-    self, classful_prefix, netmask_to_prefix, Bond, BondMode, Bridge, Dhcp, Ethernet, EthernetPort,
-    IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode, Vlan,
+    self, classful_prefix, netmask_to_prefix, Bond, BondMode, Bridge, Dhcp, Ethernet, EthernetPort, IfName, Interface,
+    Ipv4, Ipv4Net, Kind, Mac, Member, StartMode, Vlan,
 };
 
 /// Settings every draft element may carry: start, MTU, UUID and IPv4.
@@ -28,32 +29,24 @@ struct Common {
     ipv4: Option<Ipv4>,
 }
 
-fn common(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Common> {
+fn common(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Common> {
     let start = match cx.yes_no(el, path, "onboot")? {
         Some(false) => StartMode::None,
         _ => StartMode::Onboot,
     };
     let mtu = match cx.one(el, path, "mtu")? {
         Some(m) => {
-            let p = format!("{path}/mtu");
+            let p = path.child("mtu");
             cx.allow_attrs(m, &p, &["size"])?;
             cx.no_children_but(m, &p, &[])?;
             match (m.attr("size"), m.text_offset) {
                 (Some(_), Some(off)) => {
-                    return Err(cx.err(
-                        off,
-                        &p,
-                        "<mtu> has both a size attribute and text; use one",
-                    ))
+                    return Err(cx.err(off, p, "<mtu> has both a size attribute and text; use one"))
                 }
-                (Some(a), None) => values::mtu(cx, &a.value, a.offset, &attr_path(&p, "size"))?,
+                (Some(a), None) => values::mtu(cx, &a.value, a.offset, &p.attr("size"))?,
                 (None, Some(off)) => values::mtu(cx, &m.text, off, &p)?,
                 (None, None) => {
-                    return Err(cx.err(
-                        m.start,
-                        &p,
-                        "<mtu> is empty: write the MTU as text, e.g. <mtu>1500</mtu>",
-                    ))
+                    return Err(cx.err(m.start, p, "<mtu> is empty: write the MTU as text, e.g. <mtu>1500</mtu>"))
                 }
             }
         }
@@ -61,26 +54,18 @@ fn common(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Common> {
     };
     let uuid = match cx.one(el, path, "uuid")? {
         Some(u) => {
-            let p = format!("{path}/uuid");
+            let p = path.child("uuid");
             let (text, off) = text_of(cx, u, &p)?;
-            Some(
-                uuid::Uuid::parse_str(text)
-                    .map_err(|_| cx.err(off, &p, format!("invalid UUID '{text}'")))?,
-            )
+            Some(uuid::Uuid::parse_str(text).map_err(|_| cx.err(off, p, format!("invalid UUID '{text}'")))?)
         }
         None => None,
     };
     let ipv4 = ipv4(cx, el, path)?;
-    Ok(Common {
-        start,
-        mtu,
-        uuid,
-        ipv4,
-    })
+    Ok(Common { start, mtu, uuid, ipv4 })
 }
 
 /// The text of a text-only element, with its offset.
-fn text_of<'e>(cx: &Cx<'_>, el: &'e Element, path: &str) -> Res<(&'e str, usize)> {
+fn text_of<'e>(cx: &Cx<'_>, el: &'e Element, path: &Path<'_>) -> Res<(&'e str, usize)> {
     cx.allow_attrs(el, path, &[])?;
     cx.no_children_but(el, path, &[])?;
     match el.text_offset {
@@ -89,31 +74,29 @@ fn text_of<'e>(cx: &Cx<'_>, el: &'e Element, path: &str) -> Res<(&'e str, usize)
     }
 }
 
-fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
+fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
     let dhcp = match cx.one(el, path, "dhcp")? {
         Some(d) => {
-            let p = format!("{path}/dhcp");
+            let p = path.child("dhcp");
             cx.allow_attrs(d, &p, &["peerdns"])?;
             cx.allow_children(d, &p, &[])?;
-            Some(Dhcp {
-                peerdns: cx.yes_no(d, &p, "peerdns")?.unwrap_or(true),
-            })
+            Some(Dhcp { peerdns: cx.yes_no(d, &p, "peerdns")?.unwrap_or(true) })
         }
         None => None,
     };
     let mut addresses = Vec::new();
     let mut gateway: Option<(std::net::Ipv4Addr, usize)> = None;
     for s in el.children.iter().filter(|c| c.name == "static") {
-        let p = format!("{path}/static");
+        let p = path.child("static");
         cx.allow_attrs(s, &p, &["ipaddr", "netmask", "gateway"])?;
         cx.allow_children(s, &p, &[])?;
         let a = cx.required(s, &p, "ipaddr")?;
         let address = cx.value(a, &p, values::ipv4)?;
         let prefix = match s.attr("netmask") {
             Some(m) => cx.value(m, &p, |v| {
-                let mask = v.parse().map_err(|_| {
-                    format!("invalid netmask '{v}' (expected dotted form like 255.255.255.0)")
-                })?;
+                let mask = v
+                    .parse()
+                    .map_err(|_| format!("invalid netmask '{v}' (expected dotted form like 255.255.255.0)"))?;
                 netmask_to_prefix(mask)
             })?,
             None => {
@@ -121,7 +104,7 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
                 cx.note(
                     Severity::Approximated,
                     s.start,
-                    &p,
+                    p,
                     format!("{address} has no netmask; using its classful prefix /{guess}, as ifcfg tools did"),
                 );
                 guess
@@ -134,7 +117,7 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
                 if first != gw {
                     return Err(cx.err(
                         g.offset,
-                        &attr_path(&p, "gateway"),
+                        p.attr("gateway"),
                         format!("a second gateway {gw} (first: {first}); only one default gateway per interface"),
                     ));
                 }
@@ -145,28 +128,21 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
     if dhcp.is_none() && addresses.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Ipv4 {
-        dhcp,
-        addresses,
-        gateway: gateway.map(|g| g.0),
-    }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0) }))
 }
 
 /// The kind-defining child of a reply-variant `<interface>`, if any.
-fn variant<'e>(cx: &Cx<'_>, el: &'e Element, path: &str) -> Res<Option<&'e Element>> {
-    let mut found = el
-        .children
-        .iter()
-        .filter(|c| matches!(c.name.as_str(), "bond" | "vlan" | "shared" | "bridge"));
+fn variant<'e>(cx: &Cx<'_>, el: &'e Element<'e>, path: &Path<'_>) -> Res<Option<&'e Element<'e>>> {
+    let mut found = el.children.iter().filter(|c| matches!(c.name, "bond" | "vlan" | "shared" | "bridge"));
     let first = found.next();
     if let Some(second) = found.next() {
         return Err(cx.err(
             second.start,
-            &format!("{path}/{}", second.name),
+            path.child(second.name),
             format!(
                 "<{}> after <{}>: an interface is one of bond, vlan, shared or bridge",
                 second.name,
-                first.map_or("", |f| f.name.as_str())
+                first.map_or("", |f| f.name)
             ),
         ));
     }
@@ -174,41 +150,39 @@ fn variant<'e>(cx: &Cx<'_>, el: &'e Element, path: &str) -> Res<Option<&'e Eleme
 }
 
 /// Converts a draft `<interface device=…>`.
-pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interface> {
+pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Interface> {
     cx.allow_attrs(el, path, &["device", "onboot"])?;
     cx.allow_children(
         el,
         path,
-        &[
-            "hwaddr", "dhcp", "static", "mtu", "uuid", "bond", "slave", "vlan", "shared", "bridge",
-            "member",
-        ],
+        &["hwaddr", "dhcp", "static", "mtu", "uuid", "bond", "slave", "vlan", "shared", "bridge", "member"],
     )?;
     let device = values::required_name(cx, el, path, "device")?;
     let var = variant(cx, el, path)?;
-    let var_name = var.map(|v| v.name.as_str());
+    let var_name = var.map(|v| v.name);
     for (child, needs) in [("slave", "bond"), ("member", "bridge")] {
         if let Some(c) = el.children.iter().find(|c| c.name == child) {
             if var_name != Some(needs) {
                 return Err(cx.err(
                     c.start,
-                    &format!("{path}/{child}"),
-                    format!(
-                        "<{child}> belongs to a <{needs}> interface; add <{needs}/> or remove it"
-                    ),
+                    path.child(child),
+                    format!("<{child}> belongs to a <{needs}> interface; add <{needs}/> or remove it"),
                 ));
             }
         }
     }
     let hwaddr = match cx.one(el, path, "hwaddr")? {
         Some(h) => {
-            let p = format!("{path}/hwaddr");
+            let p = path.child("hwaddr");
             let (text, off) = text_of(cx, h, &p)?;
             if matches!(var_name, Some("bond" | "vlan" | "bridge")) {
                 return Err(cx.err(
                     h.start,
-                    &p,
-                    format!("<hwaddr> names a NIC's MAC; it is not allowed on a {} (define the NIC on its own)", var_name.unwrap_or("")),
+                    p,
+                    format!(
+                        "<hwaddr> names a NIC's MAC; it is not allowed on a {} (define the NIC on its own)",
+                        var_name.unwrap_or("")
+                    ),
                 ));
             }
             Some(values::mac(cx, text, off, &p)?)
@@ -219,39 +193,31 @@ pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interf
     let (name, kind) = match var {
         None => (device, Kind::Ethernet(Ethernet { mac: hwaddr })),
         Some(v) if v.name == "bond" => {
-            let p = format!("{path}/bond");
+            let p = path.child("bond");
             cx.allow_attrs(v, &p, &["mode"])?;
             cx.allow_children(v, &p, &[])?;
             (device, Kind::Bond(bond(cx, el, path, v, &p)?))
         }
         Some(v) if v.name == "bridge" => {
-            let p = format!("{path}/bridge");
+            let p = path.child("bridge");
             cx.allow_attrs(v, &p, &["stp"])?;
             cx.allow_children(v, &p, &[])?;
             (device, Kind::Bridge(bridge(cx, el, path, v, &p)?))
         }
         Some(v) if v.name == "vlan" => {
-            let p = format!("{path}/vlan");
+            let p = path.child("vlan");
             let vlan = vlan(cx, v, &p, device)?;
             (vlan_ifname(cx, v, &p, &vlan)?, Kind::Vlan(vlan))
         }
         Some(v) => {
-            let p = format!("{path}/shared");
+            let p = path.child("shared");
             cx.allow_attrs(v, &p, &["bridge"])?;
             cx.allow_children(v, &p, &[])?;
             let br = values::required_name(cx, v, &p, "bridge")?;
             (br, Kind::Bridge(shared(device, hwaddr)))
         }
     };
-    Ok(Interface {
-        name,
-        uuid: c.uuid,
-        start: c.start,
-        mtu: c.mtu,
-        ipv4: c.ipv4,
-        ipv6: None,
-        kind,
-    })
+    Ok(Interface { name, uuid: c.uuid, start: c.start, mtu: c.mtu, ipv4: c.ipv4, ipv6: None, kind })
 }
 
 /// The seed's shared NIC: a bridge that takes over the NIC's IP configuration and MAC, with the
@@ -266,42 +232,35 @@ pub(crate) fn shared(nic: IfName, mac: Option<Mac>) -> Bridge {
     }
 }
 
-fn bond_mode(cx: &Cx<'_>, el: &Element, path: &str) -> Res<BondMode> {
+fn bond_mode(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<BondMode> {
     match el.attr("mode") {
         Some(a) => cx.value(a, path, |v| {
-            BondMode::parse(v)
-                .filter(|_| !v.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    let names: Vec<_> = BondMode::ALL.iter().map(|m| m.as_str()).collect();
-                    format!(
-                        "invalid value '{v}' for 'mode' (allowed: {})",
-                        names.join(", ")
-                    )
-                })
+            BondMode::parse(v).filter(|_| !v.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
+                let names: Vec<_> = BondMode::ALL.iter().map(|m| m.as_str()).collect();
+                format!("invalid value '{v}' for 'mode' (allowed: {})", names.join(", "))
+            })
         }),
         None => Ok(BondMode::BalanceRr),
     }
 }
 
 /// A bond from `mode_el`'s mode and the `<slave>` children of `holder`.
-fn bond(
-    cx: &mut Cx<'_>,
-    holder: &Element,
-    path: &str,
-    mode_el: &Element,
-    mode_path: &str,
-) -> Res<Bond> {
+fn bond(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, mode_el: &Element, mode_path: &Path<'_>) -> Res<Bond> {
     let mode = bond_mode(cx, mode_el, mode_path)?;
     let mut ports = Vec::new();
     let mut primary: Option<(IfName, usize)> = None;
     for s in holder.children.iter().filter(|c| c.name == "slave") {
-        let p = format!("{path}/slave");
+        let p = path.child("slave");
         cx.allow_attrs(s, &p, &["device", "primary"])?;
         cx.allow_children(s, &p, &[])?;
         let name = values::required_name(cx, s, &p, "device")?;
         if cx.yes_no(s, &p, "primary")? == Some(true) {
             if let Some((first, _)) = &primary {
-                return Err(cx.err(s.start, &p, format!("a second primary slave '{name}' (first: '{first}'); a bond has one primary")));
+                return Err(cx.err(
+                    s.start,
+                    p,
+                    format!("a second primary slave '{name}' (first: '{first}'); a bond has one primary"),
+                ));
             }
             primary = Some((name.clone(), s.start));
         }
@@ -309,46 +268,31 @@ fn bond(
         ports.push(EthernetPort { name, mac: None });
     }
     if ports.is_empty() {
-        return Err(cx.err(
-            holder.start,
-            path,
-            "a bond needs at least one <slave device='…'/>",
-        ));
+        return Err(cx.err(holder.start, path, "a bond needs at least one <slave device='…'/>"));
     }
     let primary = match primary {
         Some((name, off)) if !mode.has_primary() => {
             cx.note(
                 Severity::Approximated,
                 off,
-                &format!("{path}/slave/@primary"),
+                path.child("slave").attr("primary"),
                 format!("primary '{name}' is dropped: mode {} has no primary port (only active-backup, balance-tlb, balance-alb do)", mode.as_str()),
             );
             None
         }
         other => other.map(|p| p.0),
     };
-    let mut bond = Bond {
-        mode,
-        monitor: None,
-        primary,
-        ports,
-    };
+    let mut bond = Bond { mode, monitor: None, primary, ports };
     bond.sort_ports();
     Ok(bond)
 }
 
 /// A bridge from `stp_el`'s stp and the `<member>` children of `holder`.
-fn bridge(
-    cx: &mut Cx<'_>,
-    holder: &Element,
-    path: &str,
-    stp_el: &Element,
-    stp_path: &str,
-) -> Res<Bridge> {
+fn bridge(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, stp_el: &Element, stp_path: &Path<'_>) -> Res<Bridge> {
     let stp = cx.choice(stp_el, stp_path, "stp", &["on", "off"])? == Some("on");
     let mut ports = Vec::new();
     for m in holder.children.iter().filter(|c| c.name == "member") {
-        let p = format!("{path}/member");
+        let p = path.child("member");
         cx.allow_attrs(m, &p, &["device"])?;
         cx.allow_children(m, &p, &[])?;
         let name = values::required_name(cx, m, &p, "device")?;
@@ -356,35 +300,26 @@ fn bridge(
         ports.push(Member::Ethernet(EthernetPort { name, mac: None }));
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Bridge {
-        stp,
-        forward_delay: model::DEFAULT_FORWARD_DELAY,
-        mac: None,
-        ports,
-    })
+    Ok(Bridge { stp, forward_delay: model::DEFAULT_FORWARD_DELAY, mac: None, ports })
 }
 
-fn vlan(cx: &Cx<'_>, el: &Element, path: &str, parent: IfName) -> Res<Vlan> {
+fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>, parent: IfName) -> Res<Vlan> {
     cx.allow_children(el, path, &[])?;
     let t = cx.required(el, path, "tag")?;
     let tag = cx.value(t, path, vlan_tag)?;
     let reorder_hdr = cx.yes_no(el, path, "reorder_hdr")?.unwrap_or(true);
-    Ok(Vlan {
-        tag,
-        parent,
-        reorder_hdr,
-    })
+    Ok(Vlan { tag, parent, reorder_hdr })
 }
 
-fn vlan_ifname(cx: &Cx<'_>, el: &Element, path: &str, vlan: &Vlan) -> Res<IfName> {
+fn vlan_ifname(cx: &Cx<'_>, el: &Element, path: &Path<'_>, vlan: &Vlan) -> Res<IfName> {
     IfName::new(&format!("{}.{}", vlan.parent, vlan.tag))
         .map_err(|m| cx.err(el.start, path, format!("the VLAN's name PARENT.TAG: {m}")))
 }
 
 /// Converts the draft's top-level `<bond>`, `<bridge>` or `<vlan>`.
-pub(crate) fn controller(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interface> {
+pub(crate) fn controller(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Interface> {
     let common_children = ["dhcp", "static", "mtu", "uuid"];
-    let (name, kind) = match el.name.as_str() {
+    let (name, kind) = match el.name {
         "bond" => {
             cx.allow_attrs(el, path, &["name", "mode", "onboot"])?;
             cx.allow_children(el, path, &[&common_children[..], &["slave"]].concat())?;
@@ -404,22 +339,10 @@ pub(crate) fn controller(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Inter
             let t = cx.required(el, path, "tag")?;
             let tag = cx.value(t, path, vlan_tag)?;
             let reorder_hdr = cx.yes_no(el, path, "reorder_hdr")?.unwrap_or(true);
-            let vlan = Vlan {
-                tag,
-                parent,
-                reorder_hdr,
-            };
+            let vlan = Vlan { tag, parent, reorder_hdr };
             (vlan_ifname(cx, el, path, &vlan)?, Kind::Vlan(vlan))
         }
     };
     let c = common(cx, el, path)?;
-    Ok(Interface {
-        name,
-        uuid: c.uuid,
-        start: c.start,
-        mtu: c.mtu,
-        ipv4: c.ipv4,
-        ipv6: None,
-        kind,
-    })
+    Ok(Interface { name, uuid: c.uuid, start: c.start, mtu: c.mtu, ipv4: c.ipv4, ipv6: None, kind })
 }

@@ -5,20 +5,20 @@
 //! we do not). Where NetworkManager cannot represent a value exactly, the reader normalises it
 //! and records a finding.
 
-use super::context::{attr_path, Cx, Res};
+use super::context::{Cx, Res};
+use super::path::Path;
 use super::tree::Element;
 use super::values;
 use crate::finding::Severity;
 use crate::model::{
-    self, classful_prefix, ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet,
-    EthernetPort, IfName, Interface, Ipv4, Ipv4Net, Ipv6, Ipv6Net, Kind, Member, Monitor,
-    StartMode, Vlan,
+    self, classful_prefix, ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, IfName,
+    Interface, Ipv4, Ipv4Net, Ipv6, Ipv6Net, Kind, Member, Monitor, StartMode, Vlan,
 };
 
 const TYPES: [&str; 4] = ["ethernet", "bridge", "bond", "vlan"];
 
 /// Converts a top-level `<interface type=…>`.
-pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interface> {
+pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Interface> {
     let ty = cx
         .choice(el, path, "type", &TYPES)?
         .ok_or_else(|| cx.err(el.start, path, "missing required attribute 'type'"))?;
@@ -32,15 +32,15 @@ pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interf
     children_for_type(cx, el, path, ty, allowed)?;
 
     let start = match cx.one(el, path, "start")? {
-        Some(s) => start_mode(cx, s, &format!("{path}/start"))?,
+        Some(s) => start_mode(cx, s, &path.child("start"))?,
         None => StartMode::Onboot,
     };
     let mtu = match cx.one(el, path, "mtu")? {
         Some(m) => {
-            let p = format!("{path}/mtu");
+            let p = path.child("mtu");
             leaf(cx, m, &p, &["size"])?;
             let a = cx.required(m, &p, "size")?;
-            values::mtu(cx, &a.value, a.offset, &attr_path(&p, "size"))?
+            values::mtu(cx, &a.value, a.offset, &p.attr("size"))?
         }
         None => None,
     };
@@ -50,84 +50,54 @@ pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Interf
     let (name, kind) = match ty {
         "ethernet" => {
             let name = values::required_name(cx, el, path, "name")?;
-            (
-                name,
-                Kind::Ethernet(Ethernet {
-                    mac: mac_child(cx, el, path)?,
-                }),
-            )
+            (name, Kind::Ethernet(Ethernet { mac: mac_child(cx, el, path)? }))
         }
         "bridge" => {
             let name = values::required_name(cx, el, path, "name")?;
             let b = required_child(cx, el, path, "bridge")?;
-            (
-                name,
-                Kind::Bridge(bridge(cx, b, &format!("{path}/bridge"))?),
-            )
+            (name, Kind::Bridge(bridge(cx, b, &path.child("bridge"))?))
         }
         "bond" => {
             let name = values::required_name(cx, el, path, "name")?;
             let b = required_child(cx, el, path, "bond")?;
-            (name, Kind::Bond(bond(cx, b, &format!("{path}/bond"))?))
+            (name, Kind::Bond(bond(cx, b, &path.child("bond"))?))
         }
         _ => {
             let v = required_child(cx, el, path, "vlan")?;
-            let vlan = vlan(cx, v, &format!("{path}/vlan"))?;
+            let vlan = vlan(cx, v, &path.child("vlan"))?;
             (vlan_name(cx, el, path, &vlan)?, Kind::Vlan(vlan))
         }
     };
-    Ok(Interface {
-        name,
-        uuid: None,
-        start,
-        mtu,
-        ipv4,
-        ipv6,
-        kind,
-    })
+    Ok(Interface { name, uuid: None, start, mtu, ipv4, ipv6, kind })
 }
 
 /// Child check with a message that says which elements this interface type takes.
-fn children_for_type(cx: &Cx<'_>, el: &Element, path: &str, ty: &str, allowed: &[&str]) -> Res<()> {
-    const KNOWN: [&str; 8] = [
-        "start", "mtu", "mac", "link", "protocol", "bridge", "bond", "vlan",
-    ];
-    if let Some(c) = el
-        .children
-        .iter()
-        .find(|c| KNOWN.contains(&c.name.as_str()) && !allowed.contains(&c.name.as_str()))
-    {
+fn children_for_type(cx: &Cx<'_>, el: &Element, path: &Path<'_>, ty: &str, allowed: &[&str]) -> Res<()> {
+    const KNOWN: [&str; 8] = ["start", "mtu", "mac", "link", "protocol", "bridge", "bond", "vlan"];
+    if let Some(c) = el.children.iter().find(|c| KNOWN.contains(&c.name) && !allowed.contains(&c.name)) {
         return Err(cx.err(
             c.start,
-            &format!("{path}/{}", c.name),
-            format!(
-                "<{}> is not allowed in a {ty} interface (allowed: {})",
-                c.name,
-                allowed.join(", ")
-            ),
+            path.child(c.name),
+            format!("<{}> is not allowed in a {ty} interface (allowed: {})", c.name, allowed.join(", ")),
         ));
     }
     cx.allow_children(el, path, allowed)
 }
 
 /// Refuses attributes other than `attrs`, and any children: for the empty elements.
-fn leaf(cx: &Cx<'_>, el: &Element, path: &str, attrs: &[&str]) -> Res<()> {
+fn leaf(cx: &Cx<'_>, el: &Element, path: &Path<'_>, attrs: &[&str]) -> Res<()> {
     cx.allow_attrs(el, path, attrs)?;
     cx.allow_children(el, path, &[])
 }
 
-fn required_child<'e>(cx: &Cx<'_>, el: &'e Element, path: &str, name: &str) -> Res<&'e Element> {
+fn required_child<'e>(cx: &Cx<'_>, el: &'e Element<'e>, path: &Path<'_>, name: &str) -> Res<&'e Element<'e>> {
     cx.one(el, path, name)?.ok_or_else(|| {
-        let ty = el.attr("type").map_or("", |a| a.value.as_str());
-        cx.err(
-            el.start,
-            path,
-            format!("a {ty} interface needs a <{name}> element"),
-        )
+        let ty = el.attr("type").map_or("", |a| a.value.as_ref());
+        cx.err(el.start, path, format!("a {ty} interface needs a <{name}> element"))
     })
 }
 
-fn start_mode(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<StartMode> {
+fn start_mode(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<StartMode> {
     leaf(cx, el, path, &["mode"])?;
     let a = cx.required(el, path, "mode")?;
     match cx.choice(el, path, "mode", &["onboot", "none", "hotplug"])? {
@@ -136,7 +106,7 @@ fn start_mode(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<StartMode> {
             cx.note(
                 Severity::Approximated,
                 a.offset,
-                &attr_path(path, "mode"),
+                path.attr("mode"),
                 "start mode 'hotplug' has no NetworkManager equivalent; using autoconnect, which also starts it at boot (as 'onboot')",
             );
             Ok(StartMode::Onboot)
@@ -145,69 +115,48 @@ fn start_mode(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<StartMode> {
     }
 }
 
-fn mac_child(cx: &Cx<'_>, el: &Element, path: &str) -> Res<Option<model::Mac>> {
+fn mac_child(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<model::Mac>> {
     let Some(m) = cx.one(el, path, "mac")? else {
         return Ok(None);
     };
-    let p = format!("{path}/mac");
+    let p = path.child("mac");
     leaf(cx, m, &p, &["address"])?;
     let a = cx.required(m, &p, "address")?;
-    values::mac(cx, &a.value, a.offset, &attr_path(&p, "address")).map(Some)
+    values::mac(cx, &a.value, a.offset, &p.attr("address")).map(Some)
 }
 
 /// `<link>` is live state (operstate and speed); it is checked and then ignored.
-fn link(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<()> {
+fn link(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<()> {
     let Some(l) = cx.one(el, path, "link")? else {
         return Ok(());
     };
-    let p = format!("{path}/link");
+    let p = path.child("link");
     leaf(cx, l, &p, &["speed", "state"])?;
     cx.uint(l, &p, "speed")?;
-    cx.choice(
-        l,
-        &p,
-        "state",
-        &[
-            "unknown",
-            "notpresent",
-            "down",
-            "lowerlayerdown",
-            "testing",
-            "dormant",
-            "up",
-        ],
-    )?;
+    cx.choice(l, &p, "state", &["unknown", "notpresent", "down", "lowerlayerdown", "testing", "dormant", "up"])?;
     cx.note(
         Severity::Info,
         l.start,
-        &p,
+        p,
         "<link> reports live state (speed, operstate); it is not configuration and is ignored",
     );
     Ok(())
 }
 
-fn protocols(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<(Option<Ipv4>, Option<Ipv6>)> {
+fn protocols(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<(Option<Ipv4>, Option<Ipv6>)> {
     let (mut v4, mut v6) = (None, None);
     let (mut seen4, mut seen6) = (false, false);
     for p in el.children.iter().filter(|c| c.name == "protocol") {
-        let pp = format!("{path}/protocol");
+        let pp = path.child("protocol");
         let fam = cx.choice(p, &pp, "family", &["ipv4", "ipv6"])?;
         let fam = fam.ok_or_else(|| {
-            cx.err(
-                p.start,
-                &pp,
-                "missing required attribute 'family' on <protocol> (allowed: ipv4, ipv6)",
-            )
+            cx.err(p.start, pp, "missing required attribute 'family' on <protocol> (allowed: ipv4, ipv6)")
         })?;
-        let seen = if fam == "ipv4" {
-            &mut seen4
-        } else {
-            &mut seen6
-        };
+        let seen = if fam == "ipv4" { &mut seen4 } else { &mut seen6 };
         if std::mem::replace(seen, true) {
             return Err(cx.err(
                 p.start,
-                &pp,
+                pp,
                 format!("a second <protocol family='{fam}'>; libvirt allows one per family"),
             ));
         }
@@ -221,38 +170,36 @@ fn protocols(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<(Option<Ipv4>, Op
     Ok((v4, v6))
 }
 
-fn dhcp(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Dhcp>> {
+fn dhcp(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Dhcp>> {
     let Some(d) = cx.one(el, path, "dhcp")? else {
         return Ok(None);
     };
-    let p = format!("{path}/dhcp");
+    let p = path.child("dhcp");
     leaf(cx, d, &p, &["peerdns"])?;
-    Ok(Some(Dhcp {
-        peerdns: cx.yes_no(d, &p, "peerdns")?.unwrap_or(true),
-    }))
+    Ok(Some(Dhcp { peerdns: cx.yes_no(d, &p, "peerdns")?.unwrap_or(true) }))
 }
 
 fn route<T>(
     cx: &Cx<'_>,
     el: &Element,
-    path: &str,
+    path: &Path<'_>,
     parse: fn(&str) -> Result<T, String>,
 ) -> Res<Option<(T, usize)>> {
     let Some(r) = cx.one(el, path, "route")? else {
         return Ok(None);
     };
-    let p = format!("{path}/route");
+    let p = path.child("route");
     leaf(cx, r, &p, &["gateway"])?;
     let a = cx.required(r, &p, "gateway")?;
     Ok(Some((cx.value(a, &p, parse)?, a.offset)))
 }
 
-fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
+fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
     cx.allow_children(el, path, &["dhcp", "ip", "route"])?;
     let dhcp = dhcp(cx, el, path)?;
     let mut addresses = Vec::new();
     for ip in el.children.iter().filter(|c| c.name == "ip") {
-        let p = format!("{path}/ip");
+        let p = path.child("ip");
         leaf(cx, ip, &p, &["address", "prefix"])?;
         let a = cx.required(ip, &p, "address")?;
         let address = cx.value(a, &p, values::ipv4)?;
@@ -265,7 +212,7 @@ fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
             cx.note(
                 Severity::Approximated,
                 ip.start,
-                &p,
+                p,
                 format!("{address} has no prefix; using its classful prefix /{guess}, as ifcfg tools did"),
             );
             guess
@@ -280,54 +227,41 @@ fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Option<Ipv4>> {
             cx.note(
                 Severity::Approximated,
                 off,
-                &format!("{path}/route/@gateway"),
+                path.child("route").attr("gateway"),
                 format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway (DHCP supplies its own)"),
             );
         }
         if dhcp.is_none() {
-            cx.note(
-                Severity::Info,
-                el.start,
-                path,
-                "empty <protocol family='ipv4'>: no IPv4 configuration",
-            );
+            cx.note(Severity::Info, el.start, path, "empty <protocol family='ipv4'>: no IPv4 configuration");
             return Ok(None);
         }
     }
-    Ok(Some(Ipv4 {
-        dhcp,
-        addresses,
-        gateway: gateway.map(|g| g.0),
-    }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0) }))
 }
 
-fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Ipv6> {
+fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Ipv6> {
     cx.allow_children(el, path, &["autoconf", "dhcp", "ip", "route"])?;
     let autoconf = match cx.one(el, path, "autoconf")? {
         Some(a) => {
-            leaf(cx, a, &format!("{path}/autoconf"), &[])?;
+            leaf(cx, a, &path.child("autoconf"), &[])?;
             true
         }
         None => false,
     };
     let mut dhcp = dhcp(cx, el, path)?;
     if autoconf && dhcp.is_some() {
-        let d = el
-            .children
-            .iter()
-            .find(|c| c.name == "dhcp")
-            .map_or(el.start, |d| d.start);
+        let d = el.children.iter().find(|c| c.name == "dhcp").map_or(el.start, |d| d.start);
         cx.note(
             Severity::Approximated,
             d,
-            &format!("{path}/dhcp"),
+            path.child("dhcp"),
             "autoconf and dhcp together become NetworkManager's 'auto', which runs SLAAC and runs DHCPv6 only when the router advertisement asks for it",
         );
         dhcp = None;
     }
     let mut addresses = Vec::new();
     for ip in el.children.iter().filter(|c| c.name == "ip") {
-        let p = format!("{path}/ip");
+        let p = path.child("ip");
         leaf(cx, ip, &p, &["address", "prefix"])?;
         let a = cx.required(ip, &p, "address")?;
         let address = cx.value(a, &p, values::ipv6)?;
@@ -336,12 +270,7 @@ fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Ipv6> {
             None => 0,
         };
         let prefix = if prefix == 0 {
-            cx.note(
-                Severity::Approximated,
-                ip.start,
-                &p,
-                format!("{address} has no prefix; using /64"),
-            );
+            cx.note(Severity::Approximated, ip.start, p, format!("{address} has no prefix; using /64"));
             64
         } else {
             prefix
@@ -354,28 +283,20 @@ fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Ipv6> {
             cx.note(
                 Severity::Approximated,
                 off,
-                &format!("{path}/route/@gateway"),
+                path.child("route").attr("gateway"),
                 format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway"),
             );
         }
     }
-    Ok(Ipv6 {
-        autoconf,
-        dhcp,
-        addresses,
-        gateway: gateway.map(|g| g.0),
-    })
+    Ok(Ipv6 { autoconf, dhcp, addresses, gateway: gateway.map(|g| g.0) })
 }
 
 /// Applies NetworkManager's forward-delay rules to a delay in seconds: whole seconds, 2..=30
 /// with STP on, 0 or 2..=30 with STP off. Returns the value and, when it changed, why.
 pub(crate) fn forward_delay(seconds: f64, stp: bool) -> (u16, Option<String>) {
     let rounded = seconds.round().min(f64::from(u16::MAX)) as u16;
-    let clamped = if rounded == 0 && !stp {
-        0
-    } else {
-        rounded.clamp(model::MIN_STP_FORWARD_DELAY, model::MAX_FORWARD_DELAY)
-    };
+    let clamped =
+        if rounded == 0 && !stp { 0 } else { rounded.clamp(model::MIN_STP_FORWARD_DELAY, model::MAX_FORWARD_DELAY) };
     let why = if clamped != rounded {
         Some(format!(
             "forward delay {seconds} s becomes {clamped} s: NetworkManager and the kernel take {}-{} s{}",
@@ -384,37 +305,29 @@ pub(crate) fn forward_delay(seconds: f64, stp: bool) -> (u16, Option<String>) {
             if stp { " while STP is on" } else { ", or 0" }
         ))
     } else if f64::from(rounded) != seconds {
-        Some(format!(
-            "forward delay {seconds} s rounded to {rounded} s: NetworkManager takes whole seconds"
-        ))
+        Some(format!("forward delay {seconds} s rounded to {rounded} s: NetworkManager takes whole seconds"))
     } else {
         None
     };
     (clamped, why)
 }
 
-fn bridge(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Bridge> {
+fn bridge(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bridge> {
     cx.allow_attrs(el, path, &["stp", "delay"])?;
     cx.allow_children(el, path, &["interface"])?;
     let stp = cx.choice(el, path, "stp", &["on", "off"])? == Some("on");
     let forward_delay = match el.attr("delay") {
         Some(a) => {
-            let p = attr_path(path, "delay");
+            let p = path.attr("delay");
             let secs = cx.value(a, path, |v| match v.parse::<f64>() {
                 Ok(s) if s.is_finite() && s >= 0.0 && !v.starts_with('+') => Ok(s),
-                _ => Err(format!(
-                    "invalid value '{v}' for 'delay': expected seconds, a number >= 0"
-                )),
+                _ => Err(format!("invalid value '{v}' for 'delay': expected seconds, a number >= 0")),
             })?;
             let (d, why) = forward_delay(secs, stp);
             if let Some(why) = why {
                 // With STP off the kernel forwards at once, so the delay has no effect.
-                let sev = if stp {
-                    Severity::Approximated
-                } else {
-                    Severity::Info
-                };
-                cx.note(sev, a.offset, &p, why);
+                let sev = if stp { Severity::Approximated } else { Severity::Info };
+                cx.note(sev, a.offset, p, why);
             }
             d
         }
@@ -422,50 +335,35 @@ fn bridge(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Bridge> {
     };
     let mut ports = Vec::new();
     for m in el.children.iter() {
-        ports.push(bridge_member(cx, m, &format!("{path}/interface"))?);
+        ports.push(bridge_member(cx, m, &path.child("interface"))?);
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Bridge {
-        stp,
-        forward_delay,
-        mac: None,
-        ports,
-    })
+    Ok(Bridge { stp, forward_delay, mac: None, ports })
 }
 
 /// Refuses host-level elements on a port, which libvirt's parser silently ignores.
-fn no_host_level(cx: &Cx<'_>, el: &Element, path: &str) -> Res<()> {
-    if let Some(c) = el
-        .children
-        .iter()
-        .find(|c| matches!(c.name.as_str(), "start" | "mtu" | "protocol"))
-    {
+fn no_host_level(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<()> {
+    if let Some(c) = el.children.iter().find(|c| matches!(c.name, "start" | "mtu" | "protocol")) {
         return Err(cx.err(
             c.start,
-            &format!("{path}/{}", c.name),
-            format!(
-                "<{}> is allowed only on the top-level interface, not on a port",
-                c.name
-            ),
+            path.child(c.name),
+            format!("<{}> is allowed only on the top-level interface, not on a port", c.name),
         ));
     }
     Ok(())
 }
 
-fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Member> {
+fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Member> {
     cx.allow_attrs(el, path, &["type", "name"])?;
     no_host_level(cx, el, path)?;
-    let ty = el.attr("type").map(|a| a.value.as_str());
+    let ty = el.attr("type").map(|a| a.value.as_ref());
     match ty {
         Some("ethernet") => {
             cx.allow_children(el, path, &["mac", "link"])?;
             link(cx, el, path)?;
             let name = values::required_name(cx, el, path, "name")?;
             cx.ports_seen.push((name.clone(), el.start));
-            Ok(Member::Ethernet(EthernetPort {
-                name,
-                mac: mac_child(cx, el, path)?,
-            }))
+            Ok(Member::Ethernet(EthernetPort { name, mac: mac_child(cx, el, path)? }))
         }
         Some("bond") => {
             cx.allow_children(el, path, &["link", "bond"])?;
@@ -473,31 +371,26 @@ fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Member> {
             let name = values::required_name(cx, el, path, "name")?;
             cx.ports_seen.push((name.clone(), el.start));
             let b = required_child(cx, el, path, "bond")?;
-            Ok(Member::Bond {
-                name,
-                bond: bond(cx, b, &format!("{path}/bond"))?,
-            })
+            Ok(Member::Bond { name, bond: bond(cx, b, &path.child("bond"))? })
         }
         Some("vlan") => {
             cx.allow_children(el, path, &["link", "vlan"])?;
             link(cx, el, path)?;
             let v = required_child(cx, el, path, "vlan")?;
-            let vlan = vlan(cx, v, &format!("{path}/vlan"))?;
+            let vlan = vlan(cx, v, &path.child("vlan"))?;
             let name = vlan_name(cx, el, path, &vlan)?;
             cx.ports_seen.push((name.clone(), el.start));
             Ok(Member::Vlan { name, vlan })
         }
         Some("bridge") => Err(cx.err(
             el.attr("type").map_or(el.start, |a| a.offset),
-            &attr_path(path, "type"),
+            path.attr("type"),
             "a bridge cannot be a port of a bridge (allowed port types: ethernet, bond, vlan)",
         )),
         Some(other) => Err(cx.err(
             el.attr("type").map_or(el.start, |a| a.offset),
-            &attr_path(path, "type"),
-            format!(
-                "invalid value '{other}' for 'type' (allowed port types: ethernet, bond, vlan)"
-            ),
+            path.attr("type"),
+            format!("invalid value '{other}' for 'type' (allowed port types: ethernet, bond, vlan)"),
         )),
         None => Err(cx.err(
             el.start,
@@ -507,20 +400,15 @@ fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Member> {
     }
 }
 
-fn bond(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Bond> {
+fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
     cx.allow_attrs(el, path, &["mode"])?;
     cx.allow_children(el, path, &["miimon", "arpmon", "interface"])?;
     let mode = match el.attr("mode") {
         Some(a) => cx.value(a, path, |v| {
-            BondMode::parse(v)
-                .filter(|_| !v.bytes().all(|b| b.is_ascii_digit()))
-                .ok_or_else(|| {
-                    let names: Vec<_> = BondMode::ALL.iter().map(|m| m.as_str()).collect();
-                    format!(
-                        "invalid value '{v}' for 'mode' (allowed: {})",
-                        names.join(", ")
-                    )
-                })
+            BondMode::parse(v).filter(|_| !v.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
+                let names: Vec<_> = BondMode::ALL.iter().map(|m| m.as_str()).collect();
+                format!("invalid value '{v}' for 'mode' (allowed: {})", names.join(", "))
+            })
         })?,
         None => BondMode::BalanceRr,
     };
@@ -531,17 +419,17 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Bond> {
             let second = if m.start > a.start { m } else { a };
             return Err(cx.err(
                 second.start,
-                &format!("{path}/{}", second.name),
+                path.child(second.name),
                 "<miimon> and <arpmon> are mutually exclusive; use one link monitor",
             ));
         }
-        (Some(m), None) => Some(miimon(cx, m, &format!("{path}/miimon"))?),
-        (None, Some(a)) => Some(arpmon(cx, a, &format!("{path}/arpmon"))?),
+        (Some(m), None) => Some(miimon(cx, m, &path.child("miimon"))?),
+        (None, Some(a)) => Some(arpmon(cx, a, &path.child("arpmon"))?),
         (None, None) => None,
     };
     let mut ports = Vec::new();
     for p in el.children.iter().filter(|c| c.name == "interface") {
-        let pp = format!("{path}/interface");
+        let pp = path.child("interface");
         cx.allow_attrs(p, &pp, &["type", "name"])?;
         no_host_level(cx, p, &pp)?;
         match p.attr("type") {
@@ -549,74 +437,49 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &str) -> Res<Bond> {
             Some(t) => {
                 return Err(cx.err(
                     t.offset,
-                    &attr_path(&pp, "type"),
-                    format!(
-                        "a bond's ports must be ethernet interfaces, not '{}' (allowed: ethernet)",
-                        t.value
-                    ),
+                    pp.attr("type"),
+                    format!("a bond's ports must be ethernet interfaces, not '{}' (allowed: ethernet)", t.value),
                 ))
             }
             None => {
-                return Err(cx.err(
-                    p.start,
-                    &pp,
-                    "missing required attribute 'type' on a bond port (allowed: ethernet)",
-                ))
+                return Err(cx.err(p.start, pp, "missing required attribute 'type' on a bond port (allowed: ethernet)"))
             }
         }
         cx.allow_children(p, &pp, &["mac", "link"])?;
         link(cx, p, &pp)?;
         let name = values::required_name(cx, p, &pp, "name")?;
         cx.ports_seen.push((name.clone(), p.start));
-        ports.push(EthernetPort {
-            name,
-            mac: mac_child(cx, p, &pp)?,
-        });
+        ports.push(EthernetPort { name, mac: mac_child(cx, p, &pp)? });
     }
     if ports.is_empty() {
-        return Err(cx.err(
-            el.start,
-            path,
-            "a bond needs at least one port <interface type='ethernet' name='…'/>",
-        ));
+        return Err(cx.err(el.start, path, "a bond needs at least one port <interface type='ethernet' name='…'/>"));
     }
     // libvirt's convention (netcf, the schema's comment): the first port is the primary.
     let primary = mode.has_primary().then(|| ports[0].name.clone());
-    let mut bond = Bond {
-        mode,
-        monitor,
-        primary,
-        ports,
-    };
+    let mut bond = Bond { mode, monitor, primary, ports };
     bond.sort_ports();
     Ok(bond)
 }
 
-fn positive(cx: &Cx<'_>, el: &Element, path: &str, name: &str) -> Res<u32> {
+fn positive(cx: &Cx<'_>, el: &Element, path: &Path<'_>, name: &str) -> Res<u32> {
     let a = cx.required(el, path, name)?;
     let v = cx.value(a, path, |v| super::context::parse_uint(name, v))?;
     if v == 0 {
-        return Err(cx.err(
-            a.offset,
-            &attr_path(path, name),
-            format!("'{name}' must be at least 1 ms"),
-        ));
+        return Err(cx.err(a.offset, path.attr(name), format!("'{name}' must be at least 1 ms")));
     }
     Ok(v)
 }
 
-fn miimon(cx: &Cx<'_>, el: &Element, path: &str) -> Res<Monitor> {
+fn miimon(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Monitor> {
     leaf(cx, el, path, &["freq", "downdelay", "updelay", "carrier"])?;
     let freq = positive(cx, el, path, "freq")?;
-    let carrier = cx
-        .choice(el, path, "carrier", &["ioctl", "netif"])?
-        .map(|c| {
-            if c == "ioctl" {
-                Carrier::Ioctl
-            } else {
-                Carrier::Netif
-            }
-        });
+    let carrier = cx.choice(el, path, "carrier", &["ioctl", "netif"])?.map(|c| {
+        if c == "ioctl" {
+            Carrier::Ioctl
+        } else {
+            Carrier::Netif
+        }
+    });
     Ok(Monitor::Mii {
         freq,
         downdelay: cx.uint(el, path, "downdelay")?.unwrap_or(0),
@@ -625,63 +488,45 @@ fn miimon(cx: &Cx<'_>, el: &Element, path: &str) -> Res<Monitor> {
     })
 }
 
-fn arpmon(cx: &Cx<'_>, el: &Element, path: &str) -> Res<Monitor> {
+fn arpmon(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Monitor> {
     leaf(cx, el, path, &["interval", "target", "validate"])?;
     let interval = positive(cx, el, path, "interval")?;
     let t = cx.required(el, path, "target")?;
     let target = cx.value(t, path, values::ipv4)?;
-    let validate = cx
-        .choice(el, path, "validate", &["none", "active", "backup", "all"])?
-        .and_then(ArpValidate::parse);
-    Ok(Monitor::Arp {
-        interval,
-        target,
-        validate,
-    })
+    let validate = cx.choice(el, path, "validate", &["none", "active", "backup", "all"])?.and_then(ArpValidate::parse);
+    Ok(Monitor::Arp { interval, target, validate })
 }
 
-fn vlan(cx: &Cx<'_>, el: &Element, path: &str) -> Res<Vlan> {
+fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Vlan> {
     cx.allow_attrs(el, path, &["tag"])?;
     cx.allow_children(el, path, &["interface"])?;
     let t = cx.required(el, path, "tag")?;
     let tag = cx.value(t, path, vlan_tag)?;
-    let parent = cx.one(el, path, "interface")?.ok_or_else(|| {
-        cx.err(
-            el.start,
-            path,
-            "a <vlan> needs its parent device: <interface name='…'/>",
-        )
-    })?;
-    let pp = format!("{path}/interface");
+    let parent = cx
+        .one(el, path, "interface")?
+        .ok_or_else(|| cx.err(el.start, path, "a <vlan> needs its parent device: <interface name='…'/>"))?;
+    let pp = path.child("interface");
     leaf(cx, parent, &pp, &["name"])?;
     let parent = values::required_name(cx, parent, &pp, "name")?;
-    Ok(Vlan {
-        tag,
-        parent,
-        reorder_hdr: true,
-    })
+    Ok(Vlan { tag, parent, reorder_hdr: true })
 }
 
 /// A VLAN tag as libvirt allows it (0..=4095).
 pub(crate) fn vlan_tag(v: &str) -> Result<u16, String> {
     let n = super::context::parse_uint("tag", v)?;
     if n > u32::from(model::MAX_VLAN_TAG_XML) {
-        return Err(format!(
-            "VLAN tag {n} out of range (0-{})",
-            model::MAX_VLAN_TAG_XML
-        ));
+        return Err(format!("VLAN tag {n} out of range (0-{})", model::MAX_VLAN_TAG_XML));
     }
     Ok(n as u16)
 }
 
 /// The VLAN's name, or `PARENT.TAG` when absent (the schema allows omitting it; netcf filled it in).
-fn vlan_name(cx: &mut Cx<'_>, el: &Element, path: &str, vlan: &Vlan) -> Res<IfName> {
+fn vlan_name(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>, vlan: &Vlan) -> Res<IfName> {
     if let Some(a) = el.attr("name") {
         return values::ifname(cx, a, path);
     }
     let name = format!("{}.{}", vlan.parent, vlan.tag);
-    let n = IfName::new(&name)
-        .map_err(|m| cx.err(el.start, path, format!("vlan without a name; {m}")))?;
+    let n = IfName::new(&name).map_err(|m| cx.err(el.start, path, format!("vlan without a name; {m}")))?;
     cx.note(
         Severity::Info,
         el.start,

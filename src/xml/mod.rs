@@ -12,6 +12,7 @@
 mod context;
 mod draft;
 mod libvirt;
+mod path;
 mod tree;
 mod values;
 mod writer;
@@ -78,56 +79,34 @@ pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlErro
     let mut cx = Cx::new(&src);
     let mut items = Vec::new();
     if root.name == "interfaces" {
-        cx.allow_attrs(&root, "/interfaces", &[])?;
-        for child in &root.children {
-            let path = format!("/interfaces/{}", child.name);
-            items.push(Item {
-                iface: convert(&mut cx, child, &path)?,
-                start: child.start,
-                end: child.end,
-                path,
-            });
+        cx.allow_attrs(&root, &path::Path::root("/interfaces"), &[])?;
+        for (i, child) in root.children.iter().enumerate() {
+            let path = format!("/interfaces/{}[{}]", child.name, i + 1);
+            items.push(Item { iface: convert(&mut cx, child, &path)?, start: child.start, end: child.end, path });
         }
         if items.is_empty() {
             return Err(cx.err(root.start, "/interfaces", "<interfaces> holds no interface"));
         }
         if let Some(off) = root.text_offset {
-            return Err(cx.err(
-                off,
-                "/interfaces",
-                format!("unexpected text '{}' in <interfaces>", root.text),
-            ));
+            return Err(cx.err(off, "/interfaces", format!("unexpected text '{}' in <interfaces>", root.text)));
         }
     } else {
         let path = format!("/{}", root.name);
-        items.push(Item {
-            iface: convert(&mut cx, &root, &path)?,
-            start: root.start,
-            end: root.end,
-            path,
-        });
+        items.push(Item { iface: convert(&mut cx, &root, &path)?, start: root.start, end: root.end, path });
     }
     resolve_ports(&mut cx, &mut items)?;
-    let host = Host {
-        interfaces: items.iter().map(|i| i.iface.clone()).collect(),
-    };
+    let host = Host { interfaces: items.iter().map(|i| i.iface.clone()).collect() };
     if let Err(e) = host.validate() {
         return Err(locate(&cx, &items, e));
     }
-    let sources = items
-        .iter()
-        .map(|i| text[i.start..i.end].to_string())
-        .collect();
-    Ok(Document {
-        host,
-        findings: cx.findings,
-        sources,
-    })
+    let sources = items.iter().map(|i| text[i.start..i.end].to_string()).collect();
+    Ok(Document { host, findings: cx.findings, sources })
 }
 
 /// Dispatches one element to its dialect.
 fn convert(cx: &mut Cx<'_>, el: &tree::Element, path: &str) -> Res<Interface> {
-    match el.name.as_str() {
+    let path = &path::Path::root(path);
+    match el.name {
         "interface" => match (el.attr("type"), el.attr("device")) {
             (Some(_), None) => libvirt::interface(cx, el, path),
             (None, Some(_)) => draft::interface(cx, el, path),
@@ -151,16 +130,20 @@ fn convert(cx: &mut Cx<'_>, el: &tree::Element, path: &str) -> Res<Interface> {
     }
 }
 
-/// True when `iface` lists `name` as one of its ports, directly or in a bond inside a bridge.
-fn claims(iface: &Interface, name: &IfName) -> bool {
-    let in_bond = |b: &Bond| b.ports.iter().any(|p| &p.name == name);
+/// Calls `f` with every port name of `iface`, directly or in a bond inside a bridge.
+fn for_each_port<'a>(iface: &'a Interface, f: &mut impl FnMut(&'a IfName)) {
+    let bond = |b: &'a Bond, f: &mut dyn FnMut(&'a IfName)| b.ports.iter().for_each(|p| f(&p.name));
     match &iface.kind {
-        Kind::Bond(b) => in_bond(b),
-        Kind::Bridge(br) => br.ports.iter().any(|m| match m {
-            Member::Bond { name: n, bond } => n == name || in_bond(bond),
-            other => other.name() == name,
-        }),
-        _ => false,
+        Kind::Bond(b) => bond(b, f),
+        Kind::Bridge(br) => {
+            for m in &br.ports {
+                f(m.name());
+                if let Member::Bond { bond: b, .. } = m {
+                    bond(b, f);
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -169,16 +152,17 @@ fn claims(iface: &Interface, name: &IfName) -> bool {
 /// ports, are defined separately in the same file.
 fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
     loop {
-        let found = (0..items.len()).find_map(|j| {
-            let name = &items[j].iface.name;
-            let mut owners = items
-                .iter()
-                .enumerate()
-                .filter(|(i, it)| *i != j && claims(&it.iface, name));
-            match (owners.next(), owners.next()) {
-                (Some((i, _)), None) => Some((j, i)),
-                _ => None,
-            }
+        // port name -> (an owner, how many claim it); one pass per merge, and merges are few.
+        let mut owners: std::collections::HashMap<&IfName, (usize, u32)> = std::collections::HashMap::new();
+        for (i, it) in items.iter().enumerate() {
+            for_each_port(&it.iface, &mut |n| {
+                let e = owners.entry(n).or_insert((i, 0));
+                e.1 += 1;
+            });
+        }
+        let found = (0..items.len()).find_map(|j| match owners.get(&items[j].iface.name) {
+            Some(&(i, 1)) if i != j => Some((j, i)),
+            _ => None,
         });
         let Some((j, i)) = found else { return Ok(()) };
         let port = items.remove(j);
@@ -208,35 +192,36 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
         );
     }
     if port.iface.uuid.is_some() {
-        cx.note(Severity::Info, port.start, &port.path, format!("<uuid> of '{pname}' is not used: a port's profile UUID derives from its controller"));
+        cx.note(
+            Severity::Info,
+            port.start,
+            &port.path,
+            format!("<uuid> of '{pname}' is not used: a port's profile UUID derives from its controller"),
+        );
     }
     if port.iface.start != ctrl.iface.start {
         cx.note(
             Severity::Info,
             port.start,
             &port.path,
-            format!(
-                "'{pname}' starts with its controller '{cname}' (start mode {})",
-                ctrl.iface.start.as_str()
-            ),
+            format!("'{pname}' starts with its controller '{cname}' (start mode {})", ctrl.iface.start.as_str()),
         );
     }
     let err_type = |what: &str| cx.err(port.start, &port.path, what.to_string());
-    let merge_mac =
-        |slot: &mut Option<crate::model::Mac>, mac: Option<crate::model::Mac>| -> Res<()> {
-            match (*slot, mac) {
-                (Some(a), Some(b)) if a != b => Err(cx.err(
-                    port.start,
-                    &port.path,
-                    format!("'{pname}' has MAC {b} here but {a} as a port of '{cname}'"),
-                )),
-                (_, Some(b)) => {
-                    *slot = Some(b);
-                    Ok(())
-                }
-                _ => Ok(()),
+    let merge_mac = |slot: &mut Option<crate::model::Mac>, mac: Option<crate::model::Mac>| -> Res<()> {
+        match (*slot, mac) {
+            (Some(a), Some(b)) if a != b => Err(cx.err(
+                port.start,
+                &port.path,
+                format!("'{pname}' has MAC {b} here but {a} as a port of '{cname}'"),
+            )),
+            (_, Some(b)) => {
+                *slot = Some(b);
+                Ok(())
             }
-        };
+            _ => Ok(()),
+        }
+    };
     let bond_port = |bond: &mut Bond, kind: Kind| -> Res<()> {
         let Kind::Ethernet(e) = kind else {
             return Err(err_type(&format!(
@@ -244,11 +229,7 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 kind.type_name()
             )));
         };
-        let slot = bond
-            .ports
-            .iter_mut()
-            .find(|p| p.name == pname)
-            .expect("claimed port");
+        let slot = bond.ports.iter_mut().find(|p| p.name == pname).expect("claimed port");
         merge_mac(&mut slot.mac, e.mac)
     };
     match &mut ctrl.iface.kind {
@@ -258,9 +239,7 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 .ports
                 .iter_mut()
                 .find(|m| match m {
-                    Member::Bond { name, bond } => {
-                        *name == pname || bond.ports.iter().any(|p| p.name == pname)
-                    }
+                    Member::Bond { name, bond } => *name == pname || bond.ports.iter().any(|p| p.name == pname),
                     other => *other.name() == pname,
                 })
                 .expect("claimed port");
@@ -306,11 +285,7 @@ fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
             None => (items[0].start, items[0].path.clone()),
         },
     };
-    let path = if path.is_empty() {
-        "/interfaces".to_string()
-    } else {
-        path
-    };
+    let path = if path.is_empty() { "/interfaces".to_string() } else { path };
     cx.err(offset, &path, e.to_string())
 }
 

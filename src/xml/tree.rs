@@ -8,6 +8,7 @@
 use crate::finding::Location;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
+use std::borrow::Cow;
 
 /// Deepest nesting accepted; real documents use at most 5 levels, hostile ones use millions.
 const MAX_DEPTH: usize = 32;
@@ -16,18 +17,19 @@ pub(crate) const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 /// An attribute with its value unescaped and the offset of its name.
 #[derive(Debug)]
-pub(crate) struct Attr {
-    pub name: String,
-    pub value: String,
+pub(crate) struct Attr<'a> {
+    pub name: &'a str,
+    /// Borrowed from the input unless it held an entity or character reference.
+    pub value: Cow<'a, str>,
     pub offset: usize,
 }
 
 /// An element with its attributes, children, text and the byte range it spans.
 #[derive(Debug)]
-pub(crate) struct Element {
-    pub name: String,
-    pub attrs: Vec<Attr>,
-    pub children: Vec<Element>,
+pub(crate) struct Element<'a> {
+    pub name: &'a str,
+    pub attrs: Vec<Attr<'a>>,
+    pub children: Vec<Element<'a>>,
     /// Non-whitespace text content, unescaped and trimmed.
     pub text: String,
     /// Offset of the first non-whitespace text, if any.
@@ -38,9 +40,9 @@ pub(crate) struct Element {
     pub end: usize,
 }
 
-impl Element {
+impl<'a> Element<'a> {
     /// The attribute called `name`, if present.
-    pub fn attr(&self, name: &str) -> Option<&Attr> {
+    pub fn attr(&self, name: &str) -> Option<&Attr<'a>> {
         self.attrs.iter().find(|a| a.name == name)
     }
 }
@@ -56,11 +58,7 @@ impl<'a> Source<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self {
-            name,
-            text,
-            line_starts,
-        }
+        Self { name, text, line_starts }
     }
 
     /// 1-based line and character column of a byte offset.
@@ -68,15 +66,8 @@ impl<'a> Source<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
         let start = self.line_starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(offset - start, |s| s.chars().count())
-            + 1;
-        Location {
-            line: line as u32,
-            column: column as u32,
-        }
+        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
+        Location { line: line as u32, column: column as u32 }
     }
 }
 
@@ -88,22 +79,13 @@ pub(crate) struct SyntaxError {
 }
 
 fn syntax(offset: usize, message: impl Into<String>) -> SyntaxError {
-    SyntaxError {
-        offset,
-        message: message.into(),
-    }
+    SyntaxError { offset, message: message.into() }
 }
 
 /// Parses `text` into its single root element.
-pub(crate) fn parse(text: &str) -> Result<Element, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
     if text.len() > MAX_DOCUMENT_BYTES {
-        return Err(syntax(
-            0,
-            format!(
-                "document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}",
-                text.len()
-            ),
-        ));
+        return Err(syntax(0, format!("document is {} bytes; the limit is {MAX_DOCUMENT_BYTES}", text.len())));
     }
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(false);
@@ -123,10 +105,7 @@ pub(crate) fn parse(text: &str) -> Result<Element, SyntaxError> {
             }
             Event::Start(e) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(syntax(
-                        before,
-                        format!("elements nested deeper than {MAX_DEPTH} levels"),
-                    ));
+                    return Err(syntax(before, format!("elements nested deeper than {MAX_DEPTH} levels")));
                 }
                 stack.push(element(text, &e, before, after)?);
             }
@@ -135,16 +114,14 @@ pub(crate) fn parse(text: &str) -> Result<Element, SyntaxError> {
                 attach(&mut stack, &mut root, el);
             }
             Event::End(_) => {
-                let mut el = stack
-                    .pop()
-                    .ok_or_else(|| syntax(before, "unexpected closing tag"))?;
+                let mut el = stack.pop().ok_or_else(|| syntax(before, "unexpected closing tag"))?;
                 el.end = after;
                 attach(&mut stack, &mut root, el);
             }
+            // Indentation between elements is most of the events; skip it before unescaping.
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
             Event::Text(t) => {
-                let s = t
-                    .unescape()
-                    .map_err(|e| syntax(before, format!("XML syntax error: {e}")))?;
+                let s = t.unescape().map_err(|e| syntax(before, format!("XML syntax error: {e}")))?;
                 add_text(&mut stack, &s, before + leading_ws(&s))?;
             }
             Event::CData(c) => {
@@ -160,24 +137,16 @@ pub(crate) fn parse(text: &str) -> Result<Element, SyntaxError> {
         }
     }
     if let Some(open) = stack.last() {
-        return Err(syntax(
-            open.start,
-            format!("element <{}> is not closed", open.name),
-        ));
+        return Err(syntax(open.start, format!("element <{}> is not closed", open.name)));
     }
-    root.ok_or_else(|| {
-        syntax(
-            0,
-            "document is empty: expected an <interface> or <interfaces> element",
-        )
-    })
+    root.ok_or_else(|| syntax(0, "document is empty: expected an <interface> or <interfaces> element"))
 }
 
 fn leading_ws(s: &str) -> usize {
     s.len() - s.trim_start().len()
 }
 
-fn add_text(stack: &mut [Element], s: &str, offset: usize) -> Result<(), SyntaxError> {
+fn add_text(stack: &mut [Element<'_>], s: &str, offset: usize) -> Result<(), SyntaxError> {
     if s.trim().is_empty() {
         return Ok(());
     }
@@ -191,55 +160,49 @@ fn add_text(stack: &mut [Element], s: &str, offset: usize) -> Result<(), SyntaxE
     Ok(())
 }
 
-fn attach(stack: &mut [Element], root: &mut Option<Element>, el: Element) {
+fn attach<'a>(stack: &mut [Element<'a>], root: &mut Option<Element<'a>>, el: Element<'a>) {
     match stack.last_mut() {
         Some(parent) => parent.children.push(el),
         None => *root = Some(el),
     }
 }
 
-fn element(
-    text: &str,
-    e: &BytesStart<'_>,
-    start: usize,
-    end: usize,
-) -> Result<Element, SyntaxError> {
-    let name = String::from_utf8_lossy(e.name().as_ref()).into_owned();
-    let tag = text.get(start..end).unwrap_or("");
+fn element<'a>(text: &'a str, e: &BytesStart<'_>, start: usize, end: usize) -> Result<Element<'a>, SyntaxError> {
+    let tag: &'a str = text.get(start..end).unwrap_or("");
+    // Names and values are sliced from the input rather than copied: most documents have no
+    // escapes, and a copy per attribute dominated parsing time.
+    let name =
+        tag.get(1..).unwrap_or("").split(|c: char| c.is_whitespace() || c == '/' || c == '>').next().unwrap_or("");
     let mut attrs = Vec::new();
-    for a in e.attributes() {
+    // quick-xml's iterator checks the syntax (quotes, duplicates); the slices come from `tag`.
+    // Duplicate names are checked below on the slices; quick-xml's own check allocates per tag.
+    for a in e.attributes().with_checks(false) {
         let a = a.map_err(|err| syntax(start, format!("XML syntax error in <{name}>: {err}")))?;
-        let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+        let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| syntax(start, "attribute name is not UTF-8"))?;
         // Namespace declarations are not attributes of the interface; prefixed names that use
         // them are refused by the converters as unknown.
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
-        let value = a
-            .unescape_value()
-            .map_err(|err| {
-                syntax(
-                    start,
-                    format!("XML syntax error in attribute '{key}': {err}"),
-                )
-            })?
-            .into_owned();
-        let offset = start + find_attr(tag, &key).unwrap_or(0);
-        attrs.push(Attr {
-            name: key,
-            value,
-            offset,
-        });
+        let at = find_attr(tag, key).ok_or_else(|| syntax(start, format!("cannot locate attribute '{key}'")))?;
+        let (key, raw) = (&tag[at..at + key.len()], raw_value(&tag[at + key.len()..]));
+        let value = quick_xml::escape::unescape(raw)
+            .map_err(|err| syntax(start + at, format!("XML syntax error in attribute '{key}': {err}")))?;
+        if attrs.iter().any(|a: &Attr<'_>| a.name == key) {
+            return Err(syntax(start + at, format!("XML syntax error: attribute '{key}' repeated in <{name}>")));
+        }
+        attrs.push(Attr { name: key, value, offset: start + at });
     }
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-        text: String::new(),
-        text_offset: None,
-        start,
-        end,
-    })
+    Ok(Element { name, attrs, children: Vec::new(), text: String::new(), text_offset: None, start, end })
+}
+
+/// The raw value after an attribute name: skips `\s*=\s*` and the opening quote, up to the
+/// matching quote (quick-xml has already checked that the quotes match).
+fn raw_value(rest: &str) -> &str {
+    let rest = rest.trim_start().strip_prefix('=').unwrap_or(rest).trim_start();
+    let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else { return "" };
+    let body = &rest[1..];
+    body.find(q).map_or(body, |i| &body[..i])
 }
 
 /// Offset of attribute `key` inside the raw start tag: the name preceded by whitespace and
@@ -270,26 +233,15 @@ mod tests {
         assert_eq!(root.name, "a");
         let b = &root.children[0];
         assert_eq!(src.location(b.start), Location { line: 2, column: 3 });
-        assert_eq!(
-            src.location(b.attrs[0].offset),
-            Location { line: 2, column: 7 }
-        );
+        assert_eq!(src.location(b.attrs[0].offset), Location { line: 2, column: 7 });
         assert_eq!(root.children[1].text, "hi");
         assert_eq!(&text[root.start..root.end], text.trim_end());
     }
 
     #[test]
     fn refusals() {
-        for bad in [
-            "",
-            "<a>",
-            "<a></b>",
-            "<a/><b/>",
-            "x<a/>",
-            "<!DOCTYPE a><a/>",
-            "<a x='1' x='2'/>",
-            "<a>&bogus;</a>",
-        ] {
+        for bad in ["", "<a>", "<a></b>", "<a/><b/>", "x<a/>", "<!DOCTYPE a><a/>", "<a x='1' x='2'/>", "<a>&bogus;</a>"]
+        {
             assert!(parse(bad).is_err(), "{bad:?} accepted");
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);

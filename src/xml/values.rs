@@ -1,6 +1,7 @@
 //! Value checks shared by both dialects: MTU, addresses, prefixes, names.
 
 use super::context::{parse_uint, Cx, Res};
+use super::path::Path;
 use super::tree::{Attr, Element};
 use crate::finding::Severity;
 use crate::model::{IfName, Mac};
@@ -12,40 +13,31 @@ pub(crate) const MIN_MTU: u32 = 68;
 pub(crate) const MAX_MTU: u32 = 65535;
 
 /// Checks an MTU value; 0 means "unset" in libvirt and is reported as such.
-pub(crate) fn mtu(cx: &mut Cx<'_>, text: &str, offset: usize, path: &str) -> Res<Option<u32>> {
+pub(crate) fn mtu(cx: &mut Cx<'_>, text: &str, offset: usize, path: &Path<'_>) -> Res<Option<u32>> {
     let v = parse_uint("mtu", text).map_err(|m| cx.err(offset, path, m))?;
     if v == 0 {
-        cx.note(
-            Severity::Info,
-            offset,
-            path,
-            "MTU 0 means unset, as in libvirt; the device keeps its default",
-        );
+        cx.note(Severity::Info, offset, path, "MTU 0 means unset, as in libvirt; the device keeps its default");
         return Ok(None);
     }
     if !(MIN_MTU..=MAX_MTU).contains(&v) {
-        return Err(cx.err(
-            offset,
-            path,
-            format!("MTU {v} out of range ({MIN_MTU}-{MAX_MTU})"),
-        ));
+        return Err(cx.err(offset, path, format!("MTU {v} out of range ({MIN_MTU}-{MAX_MTU})")));
     }
     Ok(Some(v))
 }
 
 /// An interface name from an attribute.
-pub(crate) fn ifname(cx: &Cx<'_>, a: &Attr, path: &str) -> Res<IfName> {
+pub(crate) fn ifname(cx: &Cx<'_>, a: &Attr, path: &Path<'_>) -> Res<IfName> {
     cx.value(a, path, IfName::new)
 }
 
 /// A required interface-name attribute.
-pub(crate) fn required_name(cx: &Cx<'_>, el: &Element, path: &str, attr: &str) -> Res<IfName> {
+pub(crate) fn required_name(cx: &Cx<'_>, el: &Element, path: &Path<'_>, attr: &str) -> Res<IfName> {
     let a = cx.required(el, path, attr)?;
     ifname(cx, a, path)
 }
 
 /// A MAC from text at `offset`.
-pub(crate) fn mac(cx: &Cx<'_>, text: &str, offset: usize, path: &str) -> Res<Mac> {
+pub(crate) fn mac(cx: &Cx<'_>, text: &str, offset: usize, path: &Path<'_>) -> Res<Mac> {
     Mac::parse(text).map_err(|m| cx.err(offset, path, m))
 }
 

@@ -7,9 +7,7 @@
 //! cannot express is reported as findings.
 
 use crate::finding::{Finding, Severity};
-use crate::model::{
-    Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan,
-};
+use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
 use std::fmt::Write;
 
 struct Out {
@@ -35,8 +33,7 @@ impl Out {
         self.line(s);
     }
     fn note(&mut self, severity: Severity, path: String, message: String) {
-        self.findings
-            .push(Finding::at(severity, path, None, message));
+        self.findings.push(Finding::at(severity, path, None, message));
     }
 }
 
@@ -58,11 +55,7 @@ fn esc(s: &str) -> String {
 
 /// One interface as a libvirt `<interface>` document, plus what the format could not say.
 pub fn write_interface(iface: &Interface) -> (String, Vec<Finding>) {
-    let mut out = Out {
-        text: String::new(),
-        depth: 0,
-        findings: Vec::new(),
-    };
+    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new() };
     interface(&mut out, iface);
     (out.text, out.findings)
 }
@@ -73,11 +66,7 @@ pub fn write_host(host: &Host) -> (String, Vec<Finding>) {
     if let [only] = host.interfaces.as_slice() {
         return write_interface(only);
     }
-    let mut out = Out {
-        text: String::new(),
-        depth: 0,
-        findings: Vec::new(),
-    };
+    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new() };
     out.open("<interfaces>");
     for iface in &host.interfaces {
         interface(&mut out, iface);
@@ -89,11 +78,7 @@ pub fn write_host(host: &Host) -> (String, Vec<Finding>) {
 fn interface(out: &mut Out, iface: &Interface) {
     let name = iface.name.as_str();
     let path = format!("/interface[@name='{name}']");
-    out.open(&format!(
-        "<interface type='{}' name='{}'>",
-        iface.kind.type_name(),
-        esc(name)
-    ));
+    out.open(&format!("<interface type='{}' name='{}'>", iface.kind.type_name(), esc(name)));
     if let Some(uuid) = iface.uuid {
         out.note(
             Severity::Info,
@@ -138,10 +123,7 @@ fn ipv4(out: &mut Out, v4: &Ipv4) {
         out.line(dhcp_line(d.peerdns));
     }
     for a in &v4.addresses {
-        out.line(&format!(
-            "<ip address='{}' prefix='{}'/>",
-            a.address, a.prefix
-        ));
+        out.line(&format!("<ip address='{}' prefix='{}'/>", a.address, a.prefix));
     }
     if let Some(gw) = v4.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
@@ -158,10 +140,7 @@ fn ipv6(out: &mut Out, v6: &Ipv6) {
         out.line(dhcp_line(d.peerdns));
     }
     for a in &v6.addresses {
-        out.line(&format!(
-            "<ip address='{}' prefix='{}'/>",
-            a.address, a.prefix
-        ));
+        out.line(&format!("<ip address='{}' prefix='{}'/>", a.address, a.prefix));
     }
     if let Some(gw) = v6.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
@@ -170,10 +149,7 @@ fn ipv6(out: &mut Out, v6: &Ipv6) {
 }
 
 fn ethernet_port(out: &mut Out, p: &EthernetPort) {
-    out.open(&format!(
-        "<interface type='ethernet' name='{}'>",
-        esc(p.name.as_str())
-    ));
+    out.open(&format!("<interface type='ethernet' name='{}'>", esc(p.name.as_str())));
     if let Some(mac) = p.mac {
         out.line(&format!("<mac address='{mac}'/>"));
     }
@@ -184,43 +160,23 @@ fn bridge(out: &mut Out, b: &Bridge, path: &str) {
     if let Some(mac) = b.mac {
         let implied = matches!(b.ports.as_slice(), [Member::Ethernet(p)] if p.mac == Some(mac));
         let (sev, how) = if implied {
-            (
-                Severity::Info,
-                "implied by its only port, which has that MAC",
-            )
+            (Severity::Info, "implied by its only port, which has that MAC")
         } else {
-            (
-                Severity::Approximated,
-                "lost: libvirt XML has no MAC for a bridge",
-            )
+            (Severity::Approximated, "lost: libvirt XML has no MAC for a bridge")
         };
-        out.note(
-            sev,
-            format!("{path}/bridge"),
-            format!("the bridge's own MAC {mac} is {how}"),
-        );
+        out.note(sev, format!("{path}/bridge"), format!("the bridge's own MAC {mac} is {how}"));
     }
-    out.open(&format!(
-        "<bridge stp='{}' delay='{}'>",
-        if b.stp { "on" } else { "off" },
-        b.forward_delay
-    ));
+    out.open(&format!("<bridge stp='{}' delay='{}'>", if b.stp { "on" } else { "off" }, b.forward_delay));
     for m in &b.ports {
         match m {
             Member::Ethernet(p) => ethernet_port(out, p),
             Member::Bond { name, bond: bd } => {
-                out.open(&format!(
-                    "<interface type='bond' name='{}'>",
-                    esc(name.as_str())
-                ));
+                out.open(&format!("<interface type='bond' name='{}'>", esc(name.as_str())));
                 bond(out, bd);
                 out.close("</interface>");
             }
             Member::Vlan { name, vlan: v } => {
-                out.open(&format!(
-                    "<interface type='vlan' name='{}'>",
-                    esc(name.as_str())
-                ));
+                out.open(&format!("<interface type='vlan' name='{}'>", esc(name.as_str())));
                 vlan(out, v, &format!("{path}/bridge/interface[@name='{name}']"));
                 out.close("</interface>");
             }
@@ -232,12 +188,7 @@ fn bridge(out: &mut Out, b: &Bridge, path: &str) {
 fn bond(out: &mut Out, b: &Bond) {
     out.open(&format!("<bond mode='{}'>", b.mode.as_str()));
     match &b.monitor {
-        Some(Monitor::Mii {
-            freq,
-            downdelay,
-            updelay,
-            carrier,
-        }) => {
+        Some(Monitor::Mii { freq, downdelay, updelay, carrier }) => {
             let mut s = format!("<miimon freq='{freq}'");
             if *downdelay > 0 {
                 let _ = write!(s, " downdelay='{downdelay}'");
@@ -246,24 +197,12 @@ fn bond(out: &mut Out, b: &Bond) {
                 let _ = write!(s, " updelay='{updelay}'");
             }
             if let Some(c) = carrier {
-                let _ = write!(
-                    s,
-                    " carrier='{}'",
-                    if *c == crate::model::Carrier::Ioctl {
-                        "ioctl"
-                    } else {
-                        "netif"
-                    }
-                );
+                let _ = write!(s, " carrier='{}'", if *c == crate::model::Carrier::Ioctl { "ioctl" } else { "netif" });
             }
             s.push_str("/>");
             out.line(&s);
         }
-        Some(Monitor::Arp {
-            interval,
-            target,
-            validate,
-        }) => {
+        Some(Monitor::Arp { interval, target, validate }) => {
             let mut s = format!("<arpmon interval='{interval}' target='{target}'");
             if let Some(v) = validate {
                 let _ = write!(s, " validate='{}'", v.as_str());
@@ -285,8 +224,7 @@ fn vlan(out: &mut Out, v: &Vlan, path: &str) {
         out.note(
             Severity::Approximated,
             format!("{path}/vlan"),
-            "libvirt XML cannot say reorder_hdr off; defining this XML again turns it on"
-                .to_string(),
+            "libvirt XML cannot say reorder_hdr off; defining this XML again turns it on".to_string(),
         );
     }
     out.open(&format!("<vlan tag='{}'>", v.tag));

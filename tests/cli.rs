@@ -1,0 +1,104 @@
+//! The command line as a user runs it: exit codes, stdin, output formats.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn nmiface(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_nmiface"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn clean_translation_exits_0_with_json() {
+    let out = nmiface(&["translate", "xml-samples/libvirt-ethernet-static-gateway.xml"], None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["documents"][0]["interfaces"][0]["profiles"][0];
+    assert_eq!(p["settings"]["ipv4"]["method"]["s"], "manual");
+    assert_eq!(p["settings"]["connection"]["type"]["s"], "802-3-ethernet");
+}
+
+#[test]
+fn approximations_exit_1_and_are_printed() {
+    let out = nmiface(&["translate", "xml-samples/libvirt-ethernet-static-no-prefix.xml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("approximated"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn bad_input_exits_2_with_position() {
+    let out = nmiface(
+        &["translate", "-"],
+        Some("<interface type='bridge' name='br0'>\n  <bridge stp='yes'/>\n</interface>\n"),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("<stdin>:2:11: /interface/bridge/@stp: invalid value 'yes' for 'stp' (allowed: on, off)"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty() || text(&out.stdout).contains("\"documents\": []"));
+}
+
+#[test]
+fn draft_to_libvirt_xml() {
+    let draft = "<interface device=\"eth2\" onboot=\"yes\">\n<hwaddr>52:54:00:12:34:56</hwaddr>\n<shared bridge=\"br0\"/>\n<dhcp/>\n</interface>\n";
+    let out = nmiface(&["translate", "--to-xml", "-"], Some(draft));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "<interface type='bridge' name='br0'>\n  <start mode='onboot'/>\n  <protocol family='ipv4'>\n    <dhcp/>\n  </protocol>\n  \
+<bridge stp='on' delay='2'>\n    <interface type='ethernet' name='eth2'>\n      <mac address='52:54:00:12:34:56'/>\n    \
+</interface>\n  </bridge>\n</interface>\n"
+    );
+}
+
+#[test]
+fn keyfiles_into_a_directory_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("nmiface-cli-{}", std::process::id()));
+    let out = nmiface(
+        &[
+            "translate",
+            "--format",
+            "keyfile",
+            "--output-dir",
+            dir.to_str().unwrap(),
+            "xml-samples/libvirt-bridge-bond-port.xml",
+        ],
+        None,
+    );
+    assert!(out.status.code().is_some_and(|c| c <= 1), "{}", text(&out.stderr));
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert!(files.len() >= 4, "bridge + bond + ethernet ports expected, got {}", files.len());
+    for f in &files {
+        assert_eq!(f.metadata().unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn output_dir_needs_keyfile_format() {
+    let out = nmiface(&["translate", "--output-dir", "/tmp/x", "xml-samples/libvirt-ethernet-minimal.xml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("--format keyfile"));
+}
+
+#[test]
+fn missing_file_exits_2() {
+    let out = nmiface(&["translate", "no-such-file.xml"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no-such-file.xml"));
+}
