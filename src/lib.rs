@@ -25,8 +25,11 @@
 //! assert_eq!(out.profiles().next().unwrap().id, "eth0");
 //! ```
 
+pub mod agent;
 pub mod finding;
 pub mod model;
 pub mod nm;
+pub mod nm_client;
+pub mod plan;
 pub mod report;
 pub mod xml;

@@ -1,5 +1,6 @@
 //! Argument parsing, logging setup, and the one place that turns outcomes into exit codes.
 
+mod lifecycle;
 mod translate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Translate(translate::Args),
+    /// Create or update the NetworkManager profiles of the interfaces in FILE (virsh iface-define).
+    Define(lifecycle::DefineArgs),
+    /// Delete an interface's profiles; only profiles nmiface created (virsh iface-undefine).
+    Undefine(lifecycle::NameArgs),
+    /// Activate an interface and its ports, and wait for the outcome (virsh iface-start).
+    Start(lifecycle::StartArgs),
+    /// Deactivate an interface (virsh iface-destroy).
+    Stop(lifecycle::StartArgs),
+    /// Define and start everything in FILE, controllers with their ports.
+    Apply(lifecycle::ApplyArgs),
+    /// List interfaces defined by nmiface: name, state, MAC (virsh iface-list).
+    List(lifecycle::ListArgs),
+    /// Print an interface as libvirt XML (virsh iface-dumpxml).
+    Dumpxml(lifecycle::DumpArgs),
+    /// The interface with a MAC address (virsh iface-name).
+    Name(lifecycle::MacArg),
+    /// The MAC address of an interface (virsh iface-mac).
+    Mac(lifecycle::NameArgs),
 }
 
 /// What a command achieved, when it did not fail.
@@ -44,6 +63,15 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Translate(args) => translate::run(args),
+        Command::Define(a) => lifecycle::define(a),
+        Command::Undefine(a) => lifecycle::undefine(a),
+        Command::Start(a) => lifecycle::start(a),
+        Command::Stop(a) => lifecycle::stop(a),
+        Command::Apply(a) => lifecycle::apply(a),
+        Command::List(a) => lifecycle::list(a),
+        Command::Dumpxml(a) => lifecycle::dumpxml(a),
+        Command::Name(a) => lifecycle::name(a),
+        Command::Mac(a) => lifecycle::mac(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 mod keyfile;
 mod profile;
+pub mod reasons;
 mod reverse;
 mod translate;
 mod value;

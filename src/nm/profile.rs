@@ -37,6 +37,9 @@ pub mod user_key {
     pub const INTERFACE: &str = "nmiface.interface";
     /// The XML the user wrote for this interface, when it fits.
     pub const XML: &str = "nmiface.xml";
+    /// On an interface's own profile: its ports' UUIDs, space-separated, so finding all of an
+    /// interface's profiles takes a few lookups by UUID instead of reading every profile.
+    pub const PORTS: &str = "nmiface.ports";
 }
 
 /// Largest `user.data` value NetworkManager accepts, in bytes.

@@ -231,7 +231,8 @@ impl<'p> Reader<'p> {
     }
 
     fn vlan(&mut self, p: &Profile) -> Result<Vlan, ReverseError> {
-        let tag = p.get("vlan", "id").and_then(Value::as_uint).ok_or_else(|| err(p, "no vlan.id"))?;
+        // GetSettings leaves out properties at their default; vlan.id defaults to 0.
+        let tag = p.get("vlan", "id").and_then(Value::as_uint).unwrap_or(0);
         let parent = str_prop(p, "vlan", "parent").ok_or_else(|| err(p, "no vlan.parent"))?;
         // Others may name the parent by profile UUID; resolve it when that profile is here.
         let parent = match self.profiles.iter().find(|q| q.uuid.to_string() == parent) {

@@ -162,8 +162,9 @@ impl Translator<'_> {
                 put(&mut s, "bridge", "stp", b.stp);
                 put(&mut s, "bridge", "forward-delay", u32::from(b.forward_delay));
                 if let Some(mac) = b.mac {
-                    // assigned-mac-address is the D-Bus name of the keyfile's cloned-mac-address.
-                    put(&mut s, "802-3-ethernet", "assigned-mac-address", mac.to_string());
+                    // assigned-mac-address is the D-Bus name of the keyfile's cloned-mac-address;
+                    // NM stores it in upper case, so send it that way and read back what we sent.
+                    put(&mut s, "802-3-ethernet", "assigned-mac-address", mac.to_string().to_uppercase());
                 }
                 for m in &b.ports {
                     self.bridge_port(m, name, uuid, &inherit, &path, &mut ports);
@@ -177,6 +178,12 @@ impl Translator<'_> {
                 }
             }
             Kind::Vlan(v) => vlan_settings(&mut s, v),
+        }
+        if !ports.is_empty() {
+            let list: Vec<String> = ports.iter().map(|p: &Profile| p.uuid.to_string()).collect();
+            if let Some(Value::StrDict(user)) = s.get_mut("user").and_then(|u| u.get_mut("data")) {
+                user.insert(user_key::PORTS.to_string(), list.join(" "));
+            }
         }
         profiles.push(Profile { id: name.to_string(), uuid, settings: s });
         profiles.extend(ports);

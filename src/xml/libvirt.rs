@@ -424,7 +424,21 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
             ));
         }
         (Some(m), None) => Some(miimon(cx, m, &path.child("miimon"))?),
-        (None, Some(a)) => Some(arpmon(cx, a, &path.child("arpmon"))?),
+        (None, Some(a)) => {
+            let m = arpmon(cx, a, &path.child("arpmon"))?;
+            if matches!(mode, BondMode::BalanceTlb | BondMode::BalanceAlb) {
+                // The bonding driver (and so NetworkManager) refuses arp_interval in these modes.
+                cx.note(
+                    Severity::Unsupported,
+                    a.start,
+                    path.child("arpmon"),
+                    format!("ARP monitoring is not available in mode {} (kernel bonding driver); the bond gets no link monitor, consider <miimon>", mode.as_str()),
+                );
+                None
+            } else {
+                Some(m)
+            }
+        }
         (None, None) => None,
     };
     let mut ports = Vec::new();

@@ -17,7 +17,7 @@ mod tree;
 mod values;
 mod writer;
 
-pub use writer::{write_host, write_interface};
+pub use writer::{write_host, write_interface, write_interface_live, LiveLink, LiveState};
 
 use crate::finding::{Finding, Location, Severity};
 use crate::model::{Bond, Host, HostError, IfName, Interface, Kind, Member};

@@ -10,13 +10,37 @@ use crate::finding::{Finding, Severity};
 use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
 use std::fmt::Write;
 
-struct Out {
+struct Out<'l> {
     text: String,
     depth: usize,
     findings: Vec<Finding>,
+    live: Option<&'l LiveState>,
 }
 
-impl Out {
+/// What a device is doing now, for `dumpxml` without `--inactive`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveLink {
+    /// RFC 2863 operstate as libvirt spells it (`up`, `down`, …).
+    pub state: String,
+    /// Link speed in Mb/s, when known.
+    pub speed: Option<u32>,
+    /// Current MAC.
+    pub mac: Option<crate::model::Mac>,
+}
+
+/// Live state of an interface and its ports: like libvirt's live XML, protocols then report the
+/// addresses the device has (not how it got them), and devices report `<link>` and MAC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LiveState {
+    /// Per interface name.
+    pub links: std::collections::BTreeMap<String, LiveLink>,
+    /// Addresses of the top-level interface, as (address, prefix).
+    pub ipv4: Vec<(std::net::Ipv4Addr, u8)>,
+    /// IPv6 addresses, link-local included (as netcf reported them).
+    pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
+}
+
+impl Out<'_> {
     fn line(&mut self, s: &str) {
         for _ in 0..self.depth {
             self.text.push_str("  ");
@@ -55,7 +79,14 @@ fn esc(s: &str) -> String {
 
 /// One interface as a libvirt `<interface>` document, plus what the format could not say.
 pub fn write_interface(iface: &Interface) -> (String, Vec<Finding>) {
-    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new() };
+    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new(), live: None };
+    interface(&mut out, iface);
+    (out.text, out.findings)
+}
+
+/// One interface with its live state (libvirt's `iface-dumpxml` without `--inactive`).
+pub fn write_interface_live(iface: &Interface, live: &LiveState) -> (String, Vec<Finding>) {
+    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new(), live: Some(live) };
     interface(&mut out, iface);
     (out.text, out.findings)
 }
@@ -66,7 +97,7 @@ pub fn write_host(host: &Host) -> (String, Vec<Finding>) {
     if let [only] = host.interfaces.as_slice() {
         return write_interface(only);
     }
-    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new() };
+    let mut out = Out { text: String::new(), depth: 0, findings: Vec::new(), live: None };
     out.open("<interfaces>");
     for iface in &host.interfaces {
         interface(&mut out, iface);
@@ -90,15 +121,24 @@ fn interface(out: &mut Out, iface: &Interface) {
     if let Some(mtu) = iface.mtu {
         out.line(&format!("<mtu size='{mtu}'/>"));
     }
-    if let Some(v4) = &iface.ipv4 {
-        ipv4(out, v4);
+    match out.live {
+        Some(live) => live_protocols(out, live),
+        None => {
+            if let Some(v4) = &iface.ipv4 {
+                ipv4(out, v4);
+            }
+            if let Some(v6) = &iface.ipv6 {
+                ipv6(out, v6);
+            }
+        }
     }
-    if let Some(v6) = &iface.ipv6 {
-        ipv6(out, v6);
+    if !matches!(iface.kind, Kind::Bridge(_)) {
+        // libvirt: "link status makes no sense for a bridge".
+        link(out, name);
     }
     match &iface.kind {
         Kind::Ethernet(e) => {
-            if let Some(mac) = e.mac {
+            if let Some(mac) = live_mac(out, name).or(e.mac) {
                 out.line(&format!("<mac address='{mac}'/>"));
             }
         }
@@ -148,9 +188,38 @@ fn ipv6(out: &mut Out, v6: &Ipv6) {
     out.close("</protocol>");
 }
 
+fn live_protocols(out: &mut Out, live: &LiveState) {
+    if !live.ipv4.is_empty() {
+        out.open("<protocol family='ipv4'>");
+        for (a, p) in &live.ipv4 {
+            out.line(&format!("<ip address='{a}' prefix='{p}'/>"));
+        }
+        out.close("</protocol>");
+    }
+    if !live.ipv6.is_empty() {
+        out.open("<protocol family='ipv6'>");
+        for (a, p) in &live.ipv6 {
+            out.line(&format!("<ip address='{a}' prefix='{p}'/>"));
+        }
+        out.close("</protocol>");
+    }
+}
+
+fn link(out: &mut Out, name: &str) {
+    let Some(l) = out.live.and_then(|live| live.links.get(name)) else { return };
+    let speed = l.speed.map(|s| format!(" speed='{s}'")).unwrap_or_default();
+    let line = format!("<link{speed} state='{}'/>", esc(&l.state));
+    out.line(&line);
+}
+
+fn live_mac(out: &Out, name: &str) -> Option<crate::model::Mac> {
+    out.live?.links.get(name)?.mac
+}
+
 fn ethernet_port(out: &mut Out, p: &EthernetPort) {
     out.open(&format!("<interface type='ethernet' name='{}'>", esc(p.name.as_str())));
-    if let Some(mac) = p.mac {
+    link(out, p.name.as_str());
+    if let Some(mac) = live_mac(out, p.name.as_str()).or(p.mac) {
         out.line(&format!("<mac address='{mac}'/>"));
     }
     out.close("</interface>");
@@ -172,11 +241,13 @@ fn bridge(out: &mut Out, b: &Bridge, path: &str) {
             Member::Ethernet(p) => ethernet_port(out, p),
             Member::Bond { name, bond: bd } => {
                 out.open(&format!("<interface type='bond' name='{}'>", esc(name.as_str())));
+                link(out, name.as_str());
                 bond(out, bd);
                 out.close("</interface>");
             }
             Member::Vlan { name, vlan: v } => {
                 out.open(&format!("<interface type='vlan' name='{}'>", esc(name.as_str())));
+                link(out, name.as_str());
                 vlan(out, v, &format!("{path}/bridge/interface[@name='{name}']"));
                 out.close("</interface>");
             }

@@ -1,0 +1,403 @@
+//! The interface lifecycle of libvirt's `virsh iface-*` verbs on NetworkManager: fetch, plan
+//! (pure, in [`crate::plan`]), execute. The only module that mixes the pure core with D-Bus.
+
+use crate::model::IfName;
+use crate::nm::{self, conn_type, profile_uuid, user_key, NmVersion, Profile, Target};
+use crate::nm_client::{ActivationFailure, NmClient, NmError, Progress, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
+use crate::plan::{self, NotOwned};
+use crate::xml::{self, Document, LiveLink, LiveState};
+use futures_util::future::{join_all, try_join_all};
+use std::time::Duration;
+use tracing::instrument;
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// Talking to NetworkManager failed.
+    #[error(transparent)]
+    Nm(#[from] NmError),
+    /// A profile in the way is not nmiface's.
+    #[error(transparent)]
+    NotOwned(#[from] NotOwned),
+    /// No interface of that name was defined by nmiface.
+    #[error("no interface '{name}' is defined by nmiface{}", hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    NotDefined {
+        /// The name asked for.
+        name: String,
+        /// What exists instead, if anything.
+        hint: Option<String>,
+    },
+    /// The interface is not active.
+    #[error("interface '{0}' is not active")]
+    NotActive(String),
+    /// Activation did not reach ACTIVATED.
+    #[error("starting {interface}: {failure}{}", hint.as_ref().map(|h| format!("\n  {h}")).unwrap_or_default())]
+    Activation {
+        /// The interface.
+        interface: String,
+        /// What happened.
+        failure: ActivationFailure,
+        /// What it likely means.
+        hint: Option<String>,
+    },
+    /// A stored profile could not be read back.
+    #[error(transparent)]
+    Reverse(#[from] nm::ReverseError),
+    /// No device has that MAC (or several do).
+    #[error("{0}")]
+    Lookup(String),
+}
+
+/// What `define` did for one interface.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Defined {
+    /// The interface.
+    pub interface: String,
+    /// Profiles added.
+    pub added: usize,
+    /// Profiles updated in place.
+    pub updated: usize,
+    /// Profiles deleted (ports no longer wanted).
+    pub deleted: usize,
+}
+
+/// One line of `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    /// Interface name.
+    pub name: String,
+    /// `ethernet`, `bridge`, `bond` or `vlan`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether its profile is active.
+    pub active: bool,
+    /// Current MAC of the device, else the configured one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// An interface's profiles as stored: its own first, then its ports.
+struct Owned {
+    main: StoredProfile,
+    ports: Vec<StoredProfile>,
+}
+
+/// The lifecycle over one NetworkManager client.
+pub struct Agent {
+    nm: NmClient,
+    version: NmVersion,
+}
+
+impl Agent {
+    /// An agent over `nm`; reads the daemon's version once (which also proves it runs).
+    pub async fn new(nm: NmClient) -> Result<Self, AgentError> {
+        let version = nm.version().await?;
+        Ok(Self { nm, version })
+    }
+
+    /// The client.
+    pub fn client(&self) -> &NmClient {
+        &self.nm
+    }
+
+    /// The daemon's version.
+    pub fn version(&self) -> NmVersion {
+        self.version
+    }
+
+    /// The translation target for this daemon.
+    pub fn target(&self) -> Target {
+        Target { nm: self.version }
+    }
+
+    /// Creates or updates (in place, never duplicating) the profiles of every interface in `doc`.
+    #[instrument(skip_all)]
+    pub async fn define(&self, doc: &Document, adopt: bool) -> Result<Vec<Defined>, AgentError> {
+        let t = nm::translate(&doc.host, &doc.sources, &self.target());
+        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let stored = self.nm.profiles().await?;
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        let plan = plan::define(&desired, &existing, adopt)?;
+        let mut report: Vec<Defined> =
+            t.interfaces.iter().map(|i| Defined { interface: i.interface.to_string(), ..Defined::default() }).collect();
+        let count = |report: &mut Vec<Defined>, p: &Profile, f: fn(&mut Defined)| {
+            if let Some(d) = report.iter_mut().find(|d| Some(d.interface.as_str()) == p.user_data(user_key::INTERFACE))
+            {
+                f(d);
+            }
+        };
+        for p in &plan.add {
+            count(&mut report, p, |d| d.added += 1);
+        }
+        for (_, p) in &plan.update {
+            count(&mut report, p, |d| d.updated += 1);
+        }
+        for &i in &plan.delete {
+            count(&mut report, &existing[i], |d| d.deleted += 1);
+        }
+        // Ports name their controller by UUID, which NM accepts before the controller exists,
+        // so every change can be in flight at once.
+        let flags = TO_DISK | BLOCK_AUTOCONNECT;
+        let adds = join_all(plan.add.iter().map(|p| self.nm.add(p, flags)));
+        let updates = try_join_all(plan.update.iter().map(|(i, p)| self.nm.update(&stored[*i].path, p, flags)));
+        let (added, updated) = tokio::join!(adds, updates);
+        let failed = added.iter().find_map(|r| r.as_ref().err().map(|e| e.to_string()));
+        if let Some(first) = failed.or_else(|| updated.as_ref().err().map(|e| e.to_string())) {
+            // Do not leave half an interface behind: remove what this define added. (Updates
+            // are undone by transactions, which restore whole profiles.)
+            let made: Vec<_> = added.iter().filter_map(|r| r.as_ref().ok()).collect();
+            let _ = join_all(made.iter().map(|p| self.nm.delete(p))).await;
+            if let Err(e) = updated {
+                return Err(e.into());
+            }
+            return Err(added
+                .into_iter()
+                .find_map(Result::err)
+                .map(AgentError::from)
+                .unwrap_or(AgentError::Lookup(first)));
+        }
+        try_join_all(plan.delete.iter().map(|&i| self.nm.delete(&stored[i].path))).await?;
+        Ok(report)
+    }
+
+    /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
+    /// reading every profile (an interface defined with its own `<uuid>`).
+    async fn find(&self, name: &str) -> Result<Owned, AgentError> {
+        let kinds = ["ethernet", "bridge", "bond", "vlan"];
+        let uuids: Vec<String> = kinds.iter().map(|k| profile_uuid(None, k, name, None).to_string()).collect();
+        let found = try_join_all(uuids.iter().map(|u| self.nm.profile_by_uuid(u))).await?;
+        let main = found.into_iter().flatten().find(|s| {
+            s.profile.is_managed()
+                && s.profile.user_data(user_key::INTERFACE) == Some(name)
+                && s.profile.master().is_none()
+        });
+        if let Some(main) = main {
+            let port_uuids: Vec<&str> = main
+                .profile
+                .user_data(user_key::PORTS)
+                .map(|p| p.split(' ').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let ports = try_join_all(port_uuids.iter().map(|u| self.nm.profile_by_uuid(u))).await?;
+            let ports: Vec<StoredProfile> = ports
+                .into_iter()
+                .flatten()
+                .filter(|s| s.profile.is_managed() && s.profile.user_data(user_key::INTERFACE) == Some(name))
+                .collect();
+            if ports.len() == port_uuids.len() {
+                return Ok(Owned { main, ports });
+            }
+        }
+        let all = self.nm.profiles().await?;
+        let profiles: Vec<Profile> = all.iter().map(|s| s.profile.clone()).collect();
+        let owned = plan::owned_by_interface(&profiles, name);
+        let pick = |p: &Profile| all.iter().find(|s| s.profile.uuid == p.uuid).cloned();
+        match owned.split_first() {
+            Some((main, ports)) if main.master().is_none() => {
+                Ok(Owned { main: pick(main).expect("present"), ports: ports.iter().filter_map(|p| pick(p)).collect() })
+            }
+            _ => {
+                let hint = profiles
+                    .iter()
+                    .find(|p| p.interface_name() == Some(name) || p.id == name)
+                    .map(|p| format!("profile '{}' exists but was not created by nmiface", p.id));
+                Err(AgentError::NotDefined { name: name.to_string(), hint })
+            }
+        }
+    }
+
+    /// Deletes the profiles of interface `name` (only nmiface's). Returns how many.
+    #[instrument(skip(self))]
+    pub async fn undefine(&self, name: &str) -> Result<usize, AgentError> {
+        let owned = self.find(name).await?;
+        let paths: Vec<_> = std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.path.clone()).collect();
+        try_join_all(paths.iter().map(|p| self.nm.delete(p))).await?;
+        Ok(paths.len())
+    }
+
+    /// Activates interface `name` and waits until it and its ports are ACTIVATED.
+    #[instrument(skip(self, progress))]
+    pub async fn start(
+        &self,
+        name: &str,
+        timeout: Duration,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), AgentError> {
+        let owned = self.find(name).await?;
+        let port_names: Vec<String> =
+            owned.ports.iter().filter_map(|s| s.profile.interface_name().map(str::to_string)).collect();
+        let ethernet: Vec<String> = owned
+            .ports
+            .iter()
+            .filter(|s| s.profile.conn_type() == Some(conn_type::ETHERNET))
+            .filter_map(|s| s.profile.interface_name().map(str::to_string))
+            .collect();
+        let mut eth_main = Vec::new();
+        if owned.main.profile.conn_type() == Some(conn_type::ETHERNET) {
+            eth_main.push(name.to_string());
+        }
+        let all_eth: Vec<String> = eth_main.into_iter().chain(ethernet).collect();
+        self.nm.activate_and_wait(&owned.main.path, name, &port_names, &all_eth, timeout, progress).await.map_err(
+            |failure| {
+                let hint = hint_for(&failure, owned.main.profile.conn_type());
+                AgentError::Activation { interface: name.to_string(), failure, hint }
+            },
+        )
+    }
+
+    /// Deactivates interface `name` (and so its ports).
+    #[instrument(skip(self))]
+    pub async fn stop(&self, name: &str, timeout: Duration) -> Result<(), AgentError> {
+        let owned = self.find(name).await?;
+        let active = self.nm.active_profiles().await?;
+        let main = owned.main.path.to_string();
+        let Some((ac, _)) = active.iter().find(|(_, p)| *p == main) else {
+            return Err(AgentError::NotActive(name.to_string()));
+        };
+        let ac = zbus::zvariant::ObjectPath::try_from(ac.as_str()).map_err(|e| NmError::Dbus(e.into()))?;
+        self.nm.deactivate_and_wait(&ac, timeout).await?;
+        Ok(())
+    }
+
+    /// Interfaces defined by nmiface, with state and MAC (`virsh iface-list`).
+    #[instrument(skip(self))]
+    pub async fn list(&self) -> Result<Vec<Listed>, AgentError> {
+        let (profiles, active, devices) =
+            tokio::join!(self.nm.profiles(), self.nm.active_profiles(), self.nm.devices());
+        let (profiles, active, devices) = (profiles?, active?, devices?);
+        let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
+        let mut out: Vec<Listed> = profiles
+            .iter()
+            .filter(|s| s.profile.is_managed() && s.profile.master().is_none())
+            .filter_map(|s| {
+                let name = s.profile.user_data(user_key::INTERFACE)?.to_string();
+                let kind = match s.profile.conn_type()? {
+                    conn_type::ETHERNET => "ethernet",
+                    other => other,
+                }
+                .to_string();
+                let mac = devices
+                    .iter()
+                    .find(|d| d.interface == name && d.real && !d.hw_address.is_empty())
+                    .map(|d| d.hw_address.to_lowercase())
+                    .or_else(|| {
+                        let b = s.profile.get("802-3-ethernet", "mac-address")?.as_bytes()?;
+                        <[u8; 6]>::try_from(b).ok().map(|b| crate::model::Mac(b).to_string())
+                    });
+                Some(Listed { name, kind, active: active.contains(s.path.as_str()), mac })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The interface as libvirt XML: its definition (`inactive`), or with live state.
+    #[instrument(skip(self))]
+    pub async fn dumpxml(&self, name: &str, inactive: bool) -> Result<String, AgentError> {
+        let owned = self.find(name).await?;
+        let profiles: Vec<Profile> =
+            std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.profile.clone()).collect();
+        let recovered = nm::host_from_profiles(&profiles)?;
+        let iface = recovered
+            .host
+            .interfaces
+            .into_iter()
+            .next()
+            .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), hint: None })?;
+        if inactive {
+            return Ok(xml::write_interface(&iface).0);
+        }
+        let live = self.live_state(&iface).await?;
+        Ok(xml::write_interface_live(&iface, &live).0)
+    }
+
+    async fn live_state(&self, iface: &crate::model::Interface) -> Result<LiveState, AgentError> {
+        let devices = self.nm.devices().await?;
+        let mut names = vec![iface.name.to_string()];
+        if let crate::model::Kind::Bridge(b) = &iface.kind {
+            for m in &b.ports {
+                names.push(m.name().to_string());
+                if let crate::model::Member::Bond { bond, .. } = m {
+                    names.extend(bond.ports.iter().map(|p| p.name.to_string()));
+                }
+            }
+        }
+        if let crate::model::Kind::Bond(b) = &iface.kind {
+            names.extend(b.ports.iter().map(|p| p.name.to_string()));
+        }
+        let mut live = LiveState::default();
+        for d in devices.iter().filter(|d| d.real && names.contains(&d.interface)) {
+            let speed = self.nm.speed(&d.path).await;
+            let state = if d.state == 100 { "up" } else { "down" }.to_string();
+            let mac = crate::model::Mac::parse(&d.hw_address).ok();
+            live.links.insert(d.interface.clone(), LiveLink { state, speed, mac });
+            if d.interface == iface.name.as_str() {
+                if let Some(c) = &d.ip4_config {
+                    live.ipv4 = self
+                        .nm
+                        .addresses(c, false)
+                        .await?
+                        .into_iter()
+                        .filter_map(|(a, p)| Some((a.parse().ok()?, p as u8)))
+                        .collect();
+                }
+                if let Some(c) = &d.ip6_config {
+                    live.ipv6 = self
+                        .nm
+                        .addresses(c, true)
+                        .await?
+                        .into_iter()
+                        .filter_map(|(a, p)| Some((a.parse().ok()?, p as u8)))
+                        .collect();
+                }
+            }
+        }
+        Ok(live)
+    }
+
+    /// The interface whose device (or definition) has this MAC (`virsh iface-name`).
+    pub async fn name_of(&self, mac: &crate::model::Mac) -> Result<String, AgentError> {
+        let listed = self.list().await?;
+        let hits: Vec<&Listed> = listed.iter().filter(|l| l.mac.as_deref() == Some(&mac.to_string())).collect();
+        match hits.as_slice() {
+            [one] => Ok(one.name.clone()),
+            [] => Err(AgentError::Lookup(format!("no interface defined by nmiface has MAC {mac}"))),
+            many => Err(AgentError::Lookup(format!(
+                "MAC {mac} is not unique: {}",
+                many.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// The MAC of interface `name` (`virsh iface-mac`).
+    pub async fn mac_of(&self, name: &IfName) -> Result<String, AgentError> {
+        let listed = self.list().await?;
+        let l = listed
+            .iter()
+            .find(|l| l.name == name.as_str())
+            .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), hint: None })?;
+        l.mac
+            .clone()
+            .ok_or_else(|| AgentError::Lookup(format!("interface '{name}' has no MAC yet (its device does not exist)")))
+    }
+}
+
+/// A one-line explanation of an activation failure, where the cause is known.
+fn hint_for(f: &ActivationFailure, kind: Option<&str>) -> Option<String> {
+    match f {
+        ActivationFailure::Refused(NmError::CreationFailed { kind: k, .. }) => Some(match k.as_str() {
+            "bond" => {
+                "this kernel has no bonding support: the 'bonding' module is neither built in nor loadable".into()
+            }
+            "vlan" => {
+                "this kernel has no 802.1Q VLAN support: the '8021q' module is neither built in nor loadable".into()
+            }
+            other => format!("this kernel cannot create {other} devices"),
+        }),
+        ActivationFailure::Deactivated { reason, .. } if reason.contains("realized") => {
+            Some(format!("the kernel could not create the {} device", kind.unwrap_or("software")))
+        }
+        ActivationFailure::NoDevice(d) => Some(format!("is {d} plugged in? `ip link` lists the host's devices")),
+        _ => None,
+    }
+}

@@ -1,0 +1,326 @@
+//! The `virsh iface-*` verbs against the running NetworkManager: define, undefine, start, stop,
+//! apply, list, dumpxml, name, mac.
+
+use super::{print_findings, read_input, Outcome};
+use anyhow::Context;
+use nmiface::agent::{Agent, Listed};
+use nmiface::finding::{any_loses_meaning, Finding};
+use nmiface::model::{IfName, Mac};
+use nmiface::nm;
+use nmiface::nm_client::{NmClient, Progress};
+use nmiface::xml;
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+/// Options shared by the commands that wait for activation.
+#[derive(Debug, clap::Args)]
+pub struct Wait {
+    /// Seconds to wait for activation before giving up.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+}
+
+/// `define`: create or update the profiles of the interfaces in FILE (`virsh iface-define`).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Profiles are added or updated in place (same UUIDs on every define); ports no longer \
+in the definition are deleted. Nothing is activated: use start or apply.\nProfiles nmiface did not create are \
+never changed: a conflicting one (same UUID, id, or interface name and type) is refused unless --adopt.")]
+pub struct DefineArgs {
+    /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    file: String,
+    /// Take over conflicting profiles nmiface did not create (they are updated in place).
+    #[arg(long)]
+    adopt: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `apply`: define, then start every interface in FILE, controllers with their ports.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    define: DefineArgs,
+    #[command(flatten)]
+    wait: Wait,
+}
+
+/// An interface name argument.
+#[derive(Debug, clap::Args)]
+pub struct NameArgs {
+    /// Interface name (as defined by nmiface).
+    name: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `start`: activate an interface and wait for the outcome (`virsh iface-start`).
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    #[command(flatten)]
+    wait: Wait,
+}
+
+/// `list`: interfaces defined by nmiface (`virsh iface-list`).
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Also list inactive interfaces.
+    #[arg(long, conflicts_with = "inactive")]
+    all: bool,
+    /// List only inactive interfaces.
+    #[arg(long)]
+    inactive: bool,
+    /// Print JSON: [{"name", "type", "active", "mac"}].
+    #[arg(long)]
+    json: bool,
+}
+
+/// `dumpxml`: an interface as libvirt XML (`virsh iface-dumpxml`).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Without --inactive, an active interface is shown as libvirt shows live state: \
+its protocols list the addresses it has now (not how it got them), with <link> state and speed and MACs.")]
+pub struct DumpArgs {
+    /// Interface name.
+    name: String,
+    /// The definition, as define takes it back.
+    #[arg(long)]
+    inactive: bool,
+}
+
+/// `name`: the interface with this MAC (`virsh iface-name`).
+#[derive(Debug, clap::Args)]
+pub struct MacArg {
+    /// MAC address, e.g. 52:54:00:12:34:56.
+    mac: String,
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // One thread: a CLI waits on one daemon; a pool would only add start-up time.
+    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+async fn agent() -> anyhow::Result<Agent> {
+    let nm = NmClient::connect_system().await.with_context(|| {
+        format!(
+            "cannot reach NetworkManager (system bus {})",
+            std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
+        )
+    })?;
+    Ok(Agent::new(nm).await?)
+}
+
+fn parse(file: &str) -> anyhow::Result<(String, xml::Document)> {
+    let (source, text) = read_input(file)?;
+    let doc = xml::parse_document(&source, &text)?;
+    Ok((source, doc))
+}
+
+/// A progress line on stderr while waiting, only when stderr is a terminal.
+fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
+    let tty = std::io::stderr().is_terminal();
+    let frames = ['|', '/', '-', '\\'];
+    let mut n = 0usize;
+    move |p: Progress| {
+        if tty {
+            n += 1;
+            let _ = write!(
+                std::io::stderr(),
+                "\r\x1b[2K{} {label}: {} ({:.1} s)",
+                frames[n % frames.len()],
+                p.what,
+                p.elapsed.as_secs_f64()
+            );
+        }
+    }
+}
+
+fn clear_progress() {
+    if std::io::stderr().is_terminal() {
+        let _ = write!(std::io::stderr(), "\r\x1b[2K");
+    }
+}
+
+/// Findings of reading and translating, for the daemon's version.
+fn findings_for(agent: &Agent, doc: &xml::Document) -> Vec<Finding> {
+    let mut f = doc.findings.clone();
+    f.extend(nm::translate(&doc.host, &doc.sources, &agent.target()).findings);
+    f
+}
+
+pub fn define(args: DefineArgs) -> anyhow::Result<Outcome> {
+    let (source, doc) = parse(&args.file)?;
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let findings = findings_for(&agent, &doc);
+        let report = agent.define(&doc, args.adopt).await?;
+        print_findings(&source, &findings);
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "defined": report, "findings": findings }))?;
+            writeln!(out)?;
+        } else {
+            for d in &report {
+                writeln!(
+                    out,
+                    "Interface {} defined from {source} ({} added, {} updated, {} deleted)",
+                    d.interface, d.added, d.updated, d.deleted
+                )?;
+            }
+        }
+        Ok(if any_loses_meaning(&findings) { Outcome::Findings } else { Outcome::Clean })
+    })
+}
+
+pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
+    let (source, doc) = parse(&args.define.file)?;
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let findings = findings_for(&agent, &doc);
+        let started = Instant::now();
+        let report = agent.define(&doc, args.define.adopt).await?;
+        print_findings(&source, &findings);
+        let mut results = Vec::new();
+        let mut failed = 0;
+        // Parents before the VLANs on them; ports come up with their controllers.
+        for iface in doc.host.dependency_order() {
+            if !report.iter().any(|d| d.interface == iface.name.as_str()) {
+                continue; // not translated (an unsupported finding says why)
+            }
+            let name = iface.name.to_string();
+            let t0 = Instant::now();
+            let mut progress = progress_printer(format!("starting {name}"));
+            let r = agent.start(&name, Duration::from_secs(args.wait.timeout), &mut progress).await;
+            clear_progress();
+            let ms = t0.elapsed().as_millis();
+            match r {
+                Ok(()) => results.push(serde_json::json!({"interface": name, "started": true, "ms": ms})),
+                Err(e) => {
+                    failed += 1;
+                    if !args.define.json {
+                        eprintln!("nmiface: error: {e}");
+                    }
+                    results.push(serde_json::json!({"interface": name, "started": false, "error": e.to_string()}));
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        if args.define.json {
+            serde_json::to_writer_pretty(
+                &mut out,
+                &serde_json::json!({"defined": report, "started": results, "findings": findings, "ms": started.elapsed().as_millis()}),
+            )?;
+            writeln!(out)?;
+        } else {
+            for r in &results {
+                if r["started"] == true {
+                    writeln!(out, "Interface {} defined and started ({} ms)", r["interface"].as_str().unwrap_or(""), r["ms"])?;
+                }
+            }
+        }
+        if failed > 0 {
+            anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", results.len());
+        }
+        Ok(if any_loses_meaning(&findings) { Outcome::Findings } else { Outcome::Clean })
+    })
+}
+
+pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let n = agent().await?.undefine(&args.name).await?;
+        if args.json {
+            println!("{}", serde_json::json!({"undefined": args.name, "profiles": n}));
+        } else {
+            println!("Interface {} undefined ({n} profiles deleted)", args.name);
+        }
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let t0 = Instant::now();
+        let mut progress = progress_printer(format!("starting {}", args.name.name));
+        let r = agent.start(&args.name.name, Duration::from_secs(args.wait.timeout), &mut progress).await;
+        clear_progress();
+        r?;
+        let ms = t0.elapsed().as_millis();
+        if args.name.json {
+            println!("{}", serde_json::json!({"started": args.name.name, "ms": ms}));
+        } else {
+            println!("Interface {} started ({ms} ms)", args.name.name);
+        }
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn stop(args: StartArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        agent().await?.stop(&args.name.name, Duration::from_secs(args.wait.timeout)).await?;
+        if args.name.json {
+            println!("{}", serde_json::json!({"stopped": args.name.name}));
+        } else {
+            println!("Interface {} stopped", args.name.name);
+        }
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let all = agent().await?.list().await?;
+        let shown: Vec<&Listed> = all
+            .iter()
+            .filter(|l| {
+                if args.all {
+                    true
+                } else if args.inactive {
+                    !l.active
+                } else {
+                    l.active
+                }
+            })
+            .collect();
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &shown)?;
+            writeln!(out)?;
+            return Ok(Outcome::Clean);
+        }
+        let w = shown.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
+        writeln!(out, " {:<w$}   {:<8}   MAC Address", "Name", "State")?;
+        writeln!(out, "{}", "-".repeat(w + 34))?;
+        for l in shown {
+            let state = if l.active { "active" } else { "inactive" };
+            writeln!(out, " {:<w$}   {:<8}   {}", l.name, state, l.mac.as_deref().unwrap_or(""))?;
+        }
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn dumpxml(args: DumpArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let xml = agent().await?.dumpxml(&args.name, args.inactive).await?;
+        std::io::stdout().lock().write_all(xml.as_bytes())?;
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn name(args: MacArg) -> anyhow::Result<Outcome> {
+    let mac = Mac::parse(&args.mac).map_err(anyhow::Error::msg)?;
+    runtime()?.block_on(async {
+        println!("{}", agent().await?.name_of(&mac).await?);
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn mac(args: NameArgs) -> anyhow::Result<Outcome> {
+    let name = IfName::new(&args.name).map_err(anyhow::Error::msg)?;
+    runtime()?.block_on(async {
+        println!("{}", agent().await?.mac_of(&name).await?);
+        Ok(Outcome::Clean)
+    })
+}

@@ -1,0 +1,262 @@
+//! Activating a profile and waiting for the outcome without races.
+//!
+//! NetworkManager can fail an activation within milliseconds, before a client has even built a
+//! proxy for the active connection it was handed. So the signal streams (path-less match rules
+//! for `Connection.Active.StateChanged` and `Device.StateChanged`) are opened *before*
+//! `ActivateConnection`, and events are filtered by path afterwards; nothing is polled.
+
+use super::{proxies, NmClient, NmError};
+use crate::nm::reasons;
+use futures_util::StreamExt;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tracing::debug;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath};
+use zbus::{MatchRule, MessageStream};
+
+/// Why an activation did not end in ACTIVATED.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ActivationFailure {
+    /// NetworkManager refused to start (e.g. the kernel cannot create the device).
+    #[error(transparent)]
+    Refused(#[from] NmError),
+    /// The activation ended in DEACTIVATED.
+    #[error("NetworkManager gave up: {reason}{}", device.as_ref().map(|d| format!(" (device: {d})")).unwrap_or_default())]
+    Deactivated {
+        /// The active connection's reason, in words.
+        reason: String,
+        /// The device's last failure reason, in words, when known.
+        device: Option<String>,
+    },
+    /// A port's device failed.
+    #[error("port {port} failed: {reason}")]
+    PortFailed {
+        /// The port's interface name.
+        port: String,
+        /// The device's reason, in words.
+        reason: String,
+    },
+    /// An Ethernet port's device does not exist.
+    #[error("no network device named {0}")]
+    NoDevice(String),
+    /// Nothing decisive happened in time.
+    #[error("timed out after {secs} s waiting for {waiting}")]
+    Timeout {
+        /// The timeout.
+        secs: u64,
+        /// What was still pending.
+        waiting: String,
+    },
+}
+
+/// A progress event for a spinner or log line.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// What changed, e.g. `br0: ip-config` or `eth0: activated`.
+    pub what: String,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+fn rule(interface: &'static str) -> Result<MatchRule<'static>, zbus::Error> {
+    Ok(MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(proxies::BUS_NAME)?
+        .interface(interface)?
+        .member("StateChanged")?
+        .build())
+}
+
+impl NmClient {
+    /// Activates `profile` (a top-level interface's profile) and waits until it is ACTIVATED and
+    /// every port in `ports` (interface names; activated through `autoconnect-slaves`) has an
+    /// ACTIVATED device, or until something fails or `timeout` passes.
+    pub async fn activate_and_wait(
+        &self,
+        profile: &ObjectPath<'_>,
+        main_ifname: &str,
+        ports: &[String],
+        ethernet_ports: &[String],
+        timeout: Duration,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), ActivationFailure> {
+        let start = Instant::now();
+        let conn = self.connection();
+        let mut ac_stream = MessageStream::for_match_rule(
+            rule("org.freedesktop.NetworkManager.Connection.Active").map_err(NmError::from)?,
+            conn,
+            Some(256),
+        )
+        .await
+        .map_err(NmError::from)?;
+        let mut dev_stream = MessageStream::for_match_rule(
+            rule("org.freedesktop.NetworkManager.Device").map_err(NmError::from)?,
+            conn,
+            Some(1024),
+        )
+        .await
+        .map_err(NmError::from)?;
+
+        // Devices that exist already (Ethernet ports must).
+        let mut names: HashMap<String, String> = HashMap::new();
+        for port in ethernet_ports {
+            debug!(call = "GetDeviceByIpIface", port);
+            match self.nm.get_device_by_ip_iface(port).await {
+                Ok(p) => {
+                    names.insert(p.to_string(), port.clone());
+                }
+                Err(e) => {
+                    let e = NmError::from(e);
+                    if e.dbus_name().is_some_and(|n| n.ends_with("UnknownDevice")) {
+                        return Err(ActivationFailure::NoDevice(port.clone()));
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+
+        debug!(call = "ActivateConnection", %profile);
+        let root = ObjectPath::from_static_str_unchecked("/");
+        let ac: OwnedObjectPath = self.nm.activate_connection(profile, &root, &root).await.map_err(NmError::from)?;
+        let mut main_done = false;
+        let mut pending: HashSet<&str> = ports.iter().map(String::as_str).collect();
+        let mut main_device_reason: Option<u32> = None;
+        // The state right now, in case the outcome came before our stream saw it.
+        if let Ok(proxy) = proxies::build::<proxies::ActiveProxy<'_>>(conn, ac.clone()).await {
+            if let Ok(s) = proxy.state().await {
+                main_done = s == 2;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        // Ports already ACTIVATED before we started may stay so; check them once the controller is up.
+        let mut checked_ports = false;
+        loop {
+            if main_done && !checked_ports {
+                checked_ports = true;
+                for (path, name) in names.clone() {
+                    if pending.contains(name.as_str()) && self.device_state(&path).await == Some(100) {
+                        pending.remove(name.as_str());
+                    }
+                }
+            }
+            if main_done && pending.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = &mut deadline => {
+                    let mut waiting: Vec<&str> = pending.iter().copied().collect();
+                    if !main_done { waiting.insert(0, main_ifname); }
+                    return Err(ActivationFailure::Timeout { secs: timeout.as_secs(), waiting: waiting.join(", ") });
+                }
+                Some(Ok(msg)) = ac_stream.next() => {
+                    if msg.header().path().map(|p| p.as_str()) != Some(ac.as_str()) { continue; }
+                    let Ok((state, reason)) = msg.body().deserialize::<(u32, u32)>() else { continue };
+                    debug!(signal = "ActiveConnection.StateChanged", state, reason);
+                    match state {
+                        2 => main_done = true,
+                        4 => return Err(ActivationFailure::Deactivated {
+                            reason: reasons::active_reason(reason).to_string(),
+                            device: main_device_reason.map(|r| reasons::device_reason(r).to_string()),
+                        }),
+                        _ => {}
+                    }
+                }
+                Some(Ok(msg)) = dev_stream.next() => {
+                    let Some(path) = msg.header().path().map(|p| p.to_string()) else { continue };
+                    let Ok((new, _old, reason)) = msg.body().deserialize::<(u32, u32, u32)>() else { continue };
+                    let name = match names.get(&path) {
+                        Some(n) => n.clone(),
+                        None => {
+                            // A device created by this activation (bridge, bond, VLAN): learn its name once.
+                            let n = self.device_interface(&path).await.unwrap_or_default();
+                            names.insert(path.clone(), n.clone());
+                            n
+                        }
+                    };
+                    debug!(signal = "Device.StateChanged", device = %name, new, reason);
+                    if name.is_empty() { continue; }
+                    progress(Progress { what: format!("{name}: {}", reasons::device_state(new)), elapsed: start.elapsed() });
+                    if name == main_ifname && new == 120 {
+                        main_device_reason = Some(reason);
+                    }
+                    if pending.contains(name.as_str()) {
+                        match new {
+                            100 => { pending.remove(name.as_str()); }
+                            120 => return Err(ActivationFailure::PortFailed { port: name, reason: reasons::device_reason(reason).to_string() }),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Deactivates an active connection and waits until it is gone.
+    pub async fn deactivate_and_wait(&self, ac: &ObjectPath<'_>, timeout: Duration) -> Result<(), NmError> {
+        let conn = self.connection();
+        let mut stream =
+            MessageStream::for_match_rule(rule("org.freedesktop.NetworkManager.Connection.Active")?, conn, Some(64))
+                .await?;
+        debug!(call = "DeactivateConnection", %ac);
+        match self.nm.deactivate_connection(ac).await {
+            Ok(()) => {}
+            Err(e) => {
+                let e = NmError::from(e);
+                if e.dbus_name().is_some_and(|n| n.ends_with("ConnectionNotActive")) {
+                    return Ok(());
+                }
+                return Err(e);
+            }
+        }
+        let wait = async {
+            while let Some(Ok(msg)) = stream.next().await {
+                if msg.header().path().map(|p| p.as_str()) == Some(ac.as_str()) {
+                    if let Ok((4, _)) = msg.body().deserialize::<(u32, u32)>() {
+                        return;
+                    }
+                }
+            }
+        };
+        // The connection may be gone before our stream sees it; a short timeout covers that.
+        let _ = tokio::time::timeout(timeout, wait).await;
+        Ok(())
+    }
+
+    async fn device_state(&self, path: &str) -> Option<u32> {
+        let props = self.device_props(path).await?;
+        let v = props
+            .get(
+                zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device"),
+                "State",
+            )
+            .await
+            .ok()?;
+        u32::try_from(&v).ok()
+    }
+
+    async fn device_interface(&self, path: &str) -> Option<String> {
+        let props = self.device_props(path).await?;
+        let v = props
+            .get(
+                zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device"),
+                "Interface",
+            )
+            .await
+            .ok()?;
+        String::try_from(v).ok()
+    }
+
+    async fn device_props(&self, path: &str) -> Option<zbus::fdo::PropertiesProxy<'static>> {
+        zbus::fdo::PropertiesProxy::builder(self.connection())
+            .destination(proxies::BUS_NAME)
+            .ok()?
+            .path(path.to_string())
+            .ok()?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .ok()
+    }
+}

@@ -1,0 +1,280 @@
+//! The only module that talks D-Bus: a thin client for NetworkManager over one injected zbus
+//! connection. Every NM call is logged at debug level. Work that needs many objects (all
+//! profiles, all devices) is fetched concurrently over the one connection, with a bound, rather
+//! than as a chain of round trips.
+
+mod activation;
+mod convert;
+mod error;
+pub mod proxies;
+
+pub use activation::{ActivationFailure, Progress};
+pub use convert::{from_owned, profile_from_dbus, to_dbus};
+pub use error::NmError;
+
+use crate::nm::{NmVersion, Profile};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use proxies::{ActiveProxy, NetworkManagerProxy, SettingsConnectionProxy, SettingsProxy};
+use std::collections::HashMap;
+use tracing::debug;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
+
+/// How many NM requests are in flight at once when fetching many objects. NM answers one at a
+/// time; pipelining hides the round trip without flooding its queue.
+const CONCURRENCY: usize = 32;
+
+/// `AddConnection2`/`Update2` flag: write to disk.
+pub const TO_DISK: u32 = 0x1;
+/// `AddConnection2`/`Update2` flag: do not autoconnect until activated by hand (so defining
+/// does not start anything, like `virsh iface-define`).
+pub const BLOCK_AUTOCONNECT: u32 = 0x20;
+
+/// A profile as stored in NetworkManager.
+#[derive(Debug, Clone)]
+pub struct StoredProfile {
+    /// Its D-Bus object.
+    pub path: OwnedObjectPath,
+    /// Its settings.
+    pub profile: Profile,
+}
+
+/// What nmiface reads of a device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceInfo {
+    /// D-Bus object.
+    pub path: String,
+    /// Kernel interface name.
+    pub interface: String,
+    /// Current MAC.
+    pub hw_address: String,
+    /// NMDeviceState.
+    pub state: u32,
+    /// The active connection on it, if any.
+    pub active_connection: Option<String>,
+    /// IPv4 configuration object, if any.
+    pub ip4_config: Option<String>,
+    /// IPv6 configuration object, if any.
+    pub ip6_config: Option<String>,
+    /// False for placeholders of software devices not created yet.
+    pub real: bool,
+}
+
+/// A NetworkManager client over one connection.
+#[derive(Clone)]
+pub struct NmClient {
+    conn: zbus::Connection,
+    nm: NetworkManagerProxy<'static>,
+    settings: SettingsProxy<'static>,
+}
+
+fn opt_path(v: Option<&OwnedValue>) -> Option<String> {
+    let p = ObjectPath::try_from(v?.try_clone().ok()?).ok()?.to_string();
+    (p != "/").then_some(p)
+}
+
+impl NmClient {
+    /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` when set). Only binaries call this;
+    /// everything else takes a client.
+    pub async fn connect_system() -> Result<Self, NmError> {
+        let conn = zbus::Connection::system().await.map_err(NmError::Bus)?;
+        Self::new(conn).await
+    }
+
+    /// A client over an existing connection.
+    pub async fn new(conn: zbus::Connection) -> Result<Self, NmError> {
+        let nm = zbus::proxy::Builder::<NetworkManagerProxy<'static>>::new(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let settings = zbus::proxy::Builder::<SettingsProxy<'static>>::new(&conn)
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        Ok(Self { conn, nm, settings })
+    }
+
+    /// The underlying connection.
+    pub fn connection(&self) -> &zbus::Connection {
+        &self.conn
+    }
+
+    /// The daemon's version (also proves it is running).
+    pub async fn version(&self) -> Result<NmVersion, NmError> {
+        debug!(call = "Get Version");
+        let v = self.nm.version().await?;
+        NmVersion::parse(&v).map_err(|m| NmError::Method { name: "nmiface.BadVersion".into(), message: m })
+    }
+
+    /// Every profile, fetched concurrently. Profiles that vanish meanwhile are skipped.
+    pub async fn profiles(&self) -> Result<Vec<StoredProfile>, NmError> {
+        debug!(call = "ListConnections");
+        let paths = self.settings.list_connections().await?;
+        let conn = &self.conn;
+        let fetched: Vec<Option<StoredProfile>> = stream::iter(paths)
+            .map(|path| async move {
+                let proxy: SettingsConnectionProxy<'_> = proxies::build(conn, path.clone()).await?;
+                debug!(call = "GetSettings", %path);
+                match proxy.get_settings().await {
+                    Ok(s) => Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile })),
+                    // Deleted between the list and the read: not an error.
+                    Err(zbus::Error::MethodError(n, _, _)) if n.as_str().ends_with("UnknownMethod") => Ok(None),
+                    Err(e) => Err(NmError::from(e)),
+                }
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(fetched.into_iter().flatten().collect())
+    }
+
+    /// The profile with this UUID, if there is one.
+    pub async fn profile_by_uuid(&self, uuid: &str) -> Result<Option<StoredProfile>, NmError> {
+        debug!(call = "GetConnectionByUuid", uuid);
+        let path = match self.settings.get_connection_by_uuid(uuid).await {
+            Ok(p) => p,
+            Err(zbus::Error::MethodError(n, _, _)) if n.as_str().ends_with("InvalidConnection") => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
+        debug!(call = "GetSettings", %path);
+        let s = proxy.get_settings().await?;
+        Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))
+    }
+
+    /// Adds a profile; returns its object path.
+    pub async fn add(&self, p: &Profile, flags: u32) -> Result<OwnedObjectPath, NmError> {
+        debug!(call = "AddConnection2", id = %p.id, uuid = %p.uuid, flags);
+        let (path, _) = self.settings.add_connection2(to_dbus(&p.settings), flags, HashMap::new()).await?;
+        Ok(path)
+    }
+
+    /// Replaces a profile's settings.
+    pub async fn update(&self, path: &ObjectPath<'_>, p: &Profile, flags: u32) -> Result<(), NmError> {
+        debug!(call = "Update2", %path, id = %p.id, flags);
+        let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
+        proxy.update2(to_dbus(&p.settings), flags, HashMap::new()).await?;
+        Ok(())
+    }
+
+    /// Deletes a profile.
+    pub async fn delete(&self, path: &ObjectPath<'_>) -> Result<(), NmError> {
+        debug!(call = "Delete", %path);
+        let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
+        proxy.delete().await?;
+        Ok(())
+    }
+
+    /// The keyfile behind a profile.
+    pub async fn filename(&self, path: &ObjectPath<'_>) -> Result<String, NmError> {
+        let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
+        Ok(proxy.filename().await?)
+    }
+
+    /// Loads keyfiles; returns the files NetworkManager could not load.
+    pub async fn load_keyfiles(&self, files: &[&str]) -> Result<Vec<String>, NmError> {
+        debug!(call = "LoadConnections", count = files.len());
+        let (_, failures) = self.settings.load_connections(files).await?;
+        Ok(failures)
+    }
+
+    /// All realized devices, each read with one GetAll, concurrently.
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>, NmError> {
+        debug!(call = "GetDevices");
+        let paths = self.nm.get_devices().await?;
+        let conn = &self.conn;
+        let devices: Vec<Option<DeviceInfo>> = stream::iter(paths)
+            .map(|path| async move { self.device_at(conn, path).await })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(devices.into_iter().flatten().collect())
+    }
+
+    async fn device_at(&self, conn: &zbus::Connection, path: OwnedObjectPath) -> Result<Option<DeviceInfo>, NmError> {
+        let props = zbus::fdo::PropertiesProxy::builder(conn)
+            .destination(proxies::BUS_NAME)?
+            .path(path.clone())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        debug!(call = "GetAll Device", %path);
+        let iface = zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device");
+        let all = match props.get_all(iface).await {
+            Ok(a) => a,
+            Err(zbus::fdo::Error::UnknownObject(_)) | Err(zbus::fdo::Error::UnknownMethod(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let s = |k: &str| all.get(k).and_then(|v| String::try_from(v.try_clone().ok()?).ok()).unwrap_or_default();
+        Ok(Some(DeviceInfo {
+            path: path.to_string(),
+            interface: s("Interface"),
+            hw_address: s("HwAddress"),
+            state: all.get("State").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+            active_connection: opt_path(all.get("ActiveConnection")),
+            ip4_config: opt_path(all.get("Ip4Config")),
+            ip6_config: opt_path(all.get("Ip6Config")),
+            real: all.get("Real").and_then(|v| bool::try_from(v).ok()).unwrap_or(true),
+        }))
+    }
+
+    /// The profile path behind each active connection, as (active connection, profile).
+    pub async fn active_profiles(&self) -> Result<Vec<(String, String)>, NmError> {
+        debug!(call = "Get ActiveConnections");
+        let acs = self.nm.active_connections().await?;
+        let conn = &self.conn;
+        let pairs: Vec<Option<(String, String)>> = stream::iter(acs)
+            .map(|ac| async move {
+                let proxy: ActiveProxy<'_> = proxies::build(conn, ac.clone()).await?;
+                debug!(call = "Get Connection", %ac);
+                match proxy.connection().await {
+                    Ok(p) => Ok(Some((ac.to_string(), p.to_string()))),
+                    Err(zbus::Error::FDO(e)) if matches!(*e, zbus::fdo::Error::UnknownObject(_)) => Ok(None),
+                    Err(e) => Err(NmError::from(e)),
+                }
+            })
+            .buffered(CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(pairs.into_iter().flatten().collect())
+    }
+
+    /// `address-data` of an IP4Config/IP6Config object, as (address, prefix).
+    pub async fn addresses(&self, config: &str, v6: bool) -> Result<Vec<(String, u32)>, NmError> {
+        let iface =
+            if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination(proxies::BUS_NAME)?
+            .path(config)?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        debug!(call = "Get AddressData", config);
+        let v =
+            props.get(zbus::names::InterfaceName::try_from(iface).map_err(zbus::Error::from)?, "AddressData").await?;
+        let list = match from_owned(&v) {
+            Some(crate::nm::Value::DictList(l)) => l,
+            _ => return Ok(Vec::new()),
+        };
+        Ok(list
+            .iter()
+            .filter_map(|d| Some((d.get("address")?.as_str()?.to_string(), d.get("prefix")?.as_uint()? as u32)))
+            .collect())
+    }
+
+    /// Link speed in Mb/s of a wired device, when it reports one.
+    pub async fn speed(&self, device: &str) -> Option<u32> {
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination(proxies::BUS_NAME)
+            .ok()?
+            .path(device)
+            .ok()?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await
+            .ok()?;
+        let iface =
+            zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device.Wired");
+        let v = props.get(iface, "Speed").await.ok()?;
+        u32::try_from(&v).ok().filter(|s| *s > 0)
+    }
+}

@@ -1,0 +1,210 @@
+//! What `define` must do, decided without I/O: given the profiles a translation wants and the
+//! profiles NetworkManager has, which to add, which to update in place, which to delete, and
+//! which existing profiles block the change because nmiface does not own them.
+//!
+//! Ownership rule: nmiface changes or deletes only profiles tagged `nmiface.managed=1`. A
+//! profile it does not own that has the same UUID, `connection.id`, or interface name and type
+//! as one it wants is refused, unless the user asks to adopt it; an adopted profile is updated
+//! in place and keeps its UUID (ports that name it as controller are rewritten to match).
+
+use crate::nm::{user_key, Key, Profile, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
+
+/// A profile nmiface would have to touch but does not own.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("profile '{existing_id}' ({existing_uuid}) for {interface} was not created by nmiface; refusing to change it (use --adopt to take it over)")]
+pub struct NotOwned {
+    /// The interface nmiface wants to define.
+    pub interface: String,
+    /// The existing profile's `connection.id`.
+    pub existing_id: String,
+    /// The existing profile's UUID.
+    pub existing_uuid: Uuid,
+}
+
+/// The changes for one `define`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// New profiles.
+    pub add: Vec<Profile>,
+    /// (index into `existing`, new settings) pairs.
+    pub update: Vec<(usize, Profile)>,
+    /// Indexes into `existing` of profiles of the defined interfaces that are no longer wanted
+    /// (a port removed from a bridge).
+    pub delete: Vec<usize>,
+}
+
+impl Plan {
+    /// True when nothing changes.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.update.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// Whether `have` stands where `want` would. A profile nmiface owns only when it belongs to
+/// the same interface (the same device may be a port of two nmiface interfaces, with one active
+/// at a time); any other profile when it shares the UUID, the id, or the interface name and type.
+fn conflicts(want: &Profile, have: &Profile) -> bool {
+    let same_slot = have.uuid == want.uuid
+        || have.id == want.id
+        || (have.interface_name().is_some()
+            && have.interface_name() == want.interface_name()
+            && have.conn_type() == want.conn_type());
+    if have.is_managed() {
+        same_slot && have.user_data(user_key::INTERFACE) == want.user_data(user_key::INTERFACE)
+    } else {
+        same_slot
+    }
+}
+
+/// Plans `define` of `desired` (all profiles of the interfaces being defined) against `existing`.
+pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool) -> Result<Plan, NotOwned> {
+    let mut desired: Vec<Profile> = desired.to_vec();
+    let mut remap: BTreeMap<Uuid, Uuid> = BTreeMap::new();
+    let mut targets: Vec<Option<usize>> = Vec::with_capacity(desired.len());
+    let mut claimed = BTreeSet::new();
+    for want in &desired {
+        let mine = existing.iter().position(|h| h.uuid == want.uuid && h.is_managed());
+        let target = match mine {
+            Some(i) => Some(i),
+            None => match existing.iter().position(|h| !claimed.contains(&(h.uuid)) && conflicts(want, h)) {
+                Some(i) if existing[i].is_managed() && existing[i].uuid != want.uuid => {
+                    // Ours, under another UUID (e.g. the user's <uuid> changed): replace it.
+                    remap.insert(want.uuid, existing[i].uuid);
+                    Some(i)
+                }
+                Some(i) if existing[i].is_managed() || adopt => {
+                    if existing[i].uuid != want.uuid {
+                        remap.insert(want.uuid, existing[i].uuid);
+                    }
+                    Some(i)
+                }
+                Some(i) => {
+                    return Err(NotOwned {
+                        interface: want.interface_name().unwrap_or(&want.id).to_string(),
+                        existing_id: existing[i].id.clone(),
+                        existing_uuid: existing[i].uuid,
+                    })
+                }
+                None => None,
+            },
+        };
+        if let Some(i) = target {
+            claimed.insert(existing[i].uuid);
+        }
+        targets.push(target);
+    }
+    // Apply UUID changes to the profiles and to ports that point at them.
+    for p in &mut desired {
+        if let Some(new) = remap.get(&p.uuid) {
+            p.uuid = *new;
+            set_str(p, "uuid", new.to_string());
+        }
+        if let Some(master) = p.master().and_then(|m| Uuid::parse_str(m).ok()) {
+            if let Some(new) = remap.get(&master) {
+                set_str(p, "master", new.to_string());
+            }
+        }
+    }
+    let interfaces: BTreeSet<&str> = desired.iter().filter_map(|p| p.user_data(user_key::INTERFACE)).collect();
+    let delete = existing
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| {
+            h.is_managed()
+                && !claimed.contains(&h.uuid)
+                && h.user_data(user_key::INTERFACE).is_some_and(|n| interfaces.contains(n))
+                && !targets.contains(&Some(*i))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let mut plan = Plan { delete, ..Plan::default() };
+    for (p, t) in desired.into_iter().zip(targets) {
+        match t {
+            Some(i) => plan.update.push((i, p)),
+            None => plan.add.push(p),
+        }
+    }
+    Ok(plan)
+}
+
+fn set_str(p: &mut Profile, prop: &'static str, v: String) {
+    p.settings.entry(Key::Borrowed("connection")).or_default().insert(Key::Borrowed(prop), Value::Str(v));
+}
+
+/// The profiles nmiface owns for interface `name`: its own profile first, then its ports.
+pub fn owned_by_interface<'a>(existing: &'a [Profile], name: &str) -> Vec<&'a Profile> {
+    let mut v: Vec<&Profile> =
+        existing.iter().filter(|p| p.is_managed() && p.user_data(user_key::INTERFACE) == Some(name)).collect();
+    v.sort_by_key(|p| p.master().is_some());
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nm::{translate, Target};
+    use crate::xml::parse_document;
+
+    fn profiles(xml: &str) -> Vec<Profile> {
+        let d = parse_document("t", xml).unwrap();
+        translate(&d.host, &d.sources, &Target::default()).profiles().cloned().collect()
+    }
+
+    const BRIDGE: &str = "<interface type='bridge' name='br0'><bridge><interface type='ethernet' name='eth0'/><interface type='ethernet' name='eth1'/></bridge></interface>";
+
+    #[test]
+    fn adds_then_updates_in_place() {
+        let want = profiles(BRIDGE);
+        let p = define(&want, &[], false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
+        let p = define(&want, &want, false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (0, 3, 0));
+    }
+
+    #[test]
+    fn a_removed_port_is_deleted() {
+        let before = profiles(BRIDGE);
+        let after = profiles(
+            "<interface type='bridge' name='br0'><bridge><interface type='ethernet' name='eth0'/></bridge></interface>",
+        );
+        let p = define(&after, &before, false).unwrap();
+        assert_eq!(p.delete.len(), 1);
+        assert_eq!(before[p.delete[0]].interface_name(), Some("eth1"));
+    }
+
+    #[test]
+    fn foreign_profiles_are_refused_unless_adopted() {
+        let want = profiles(BRIDGE);
+        let mut foreign = want[0].clone();
+        foreign.uuid = Uuid::from_u128(7);
+        foreign.settings.get_mut("user").unwrap().clear();
+        let err = define(&want, std::slice::from_ref(&foreign), false).unwrap_err();
+        assert_eq!(err.existing_uuid, Uuid::from_u128(7));
+        let p = define(&want, &[foreign], true).unwrap();
+        assert_eq!(p.update.len(), 1);
+        assert_eq!(p.update[0].1.uuid, Uuid::from_u128(7));
+        // The ports now name the adopted UUID as their controller.
+        assert!(p.add.iter().all(|port| port.master() == Some("00000000-0000-0000-0000-000000000007")));
+    }
+
+    #[test]
+    fn a_device_may_be_a_port_of_two_nmiface_interfaces() {
+        // Regression: defining bond0 over eth1 took over br0's eth1 port profile.
+        let br = profiles(BRIDGE);
+        let bond = profiles("<interface type='bond' name='bond0'><bond mode='active-backup'><interface type='ethernet' name='eth1'/></bond></interface>");
+        let p = define(&bond, &br, false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (2, 0, 0));
+    }
+
+    #[test]
+    fn unrelated_foreign_profiles_are_left_alone() {
+        let want = profiles(BRIDGE);
+        let other = profiles("<interface type='ethernet' name='eth3'/>");
+        let mut foreign = other[0].clone();
+        foreign.settings.get_mut("user").unwrap().clear();
+        let p = define(&want, &[foreign], false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
+    }
+}

@@ -1,0 +1,354 @@
+//! Tests against a real NetworkManager in a namespace sandbox (integration/nm-sandbox.sh); no
+//! mocks. One trial per valid sample, plus DHCP, kernel gaps and ownership.
+//!
+//! Per sample: our keyfiles, loaded by NetworkManager (LoadConnections), give back the settings
+//! we would send; `nmiface define` gives the same over D-Bus; a second define updates in place;
+//! `dumpxml --inactive` prints the canonical XML; where this kernel and sandbox can run the
+//! sample (ethernet and bridges on eth0-eth3, DHCP only where the wire has a server), `start`
+//! brings it up and the kernel state is checked with `ip -j`, then `stop`; `undefine` removes
+//! every profile and keyfile.
+//!
+//! Without root or NetworkManager these trials are skipped with a banner; under CI=true they
+//! fail instead.
+
+mod sandbox;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use nmiface::model::{Host, Interface, Kind, Member};
+use nmiface::nm::{self, Profile, Target};
+use nmiface::xml;
+use sandbox::Sandbox;
+use std::path::{Path, PathBuf};
+
+type R = Result<(), Failed>;
+
+fn main() {
+    let args = Arguments::from_args();
+    let unavailable = sandbox::unavailable();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if let Some(why) = &unavailable {
+        let what = if ci { "FAILING (CI=true)" } else { "SKIPPING" };
+        eprintln!("\n*** {what} the real-NetworkManager tests: {why} ***\n");
+    }
+    let mut trials: Vec<(String, Box<dyn FnOnce() -> R + Send>)> = Vec::new();
+    for s in samples() {
+        let name = format!("sample::{}", s.file_stem().unwrap().to_string_lossy());
+        trials.push((name, Box::new(move || sample_lifecycle(&s))));
+    }
+    trials.push(("dhcp_lease_from_the_wire".into(), Box::new(dhcp_lease)));
+    trials.push(("bond_and_vlan_report_the_kernel_gap".into(), Box::new(kernel_gap)));
+    trials.push(("foreign_profiles_are_never_touched".into(), Box::new(ownership)));
+    let trials = trials
+        .into_iter()
+        .map(|(name, f)| match (&unavailable, ci) {
+            (None, _) => Trial::test(name, f),
+            (Some(why), true) => {
+                let why = why.clone();
+                Trial::test(name, move || Err(format!("cannot run under CI: {why}").into()))
+            }
+            (Some(_), false) => Trial::test(name, || Ok(())).with_ignored_flag(true),
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit();
+}
+
+fn samples() -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("xml-samples");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg().into())
+    }
+}
+
+/// NetworkManager's default for a property nmiface sends: GetSettings leaves out properties
+/// that hold their default (libnm's property specs).
+fn nm_default(setting: &str, prop: &str) -> Option<nm::Value> {
+    use nm::Value::*;
+    Some(match (setting, prop) {
+        ("connection", "autoconnect") => Bool(true),
+        ("bridge", "stp") => Bool(true),
+        ("bridge", "forward-delay") => U32(15),
+        ("vlan", "flags") => U32(1),
+        ("vlan", "id") => U32(0),
+        ("802-3-ethernet", "mtu") => U32(0),
+        ("ipv4" | "ipv6", "ignore-auto-dns") => Bool(false),
+        _ => return None,
+    })
+}
+
+/// Every property we send must come back unchanged from NetworkManager (which adds defaults
+/// and leaves out what equals its default).
+fn compare_sent(ours: &Profile, theirs: &Profile) -> R {
+    let mut bad = Vec::new();
+    for (setting, props) in &ours.settings {
+        for (k, v) in props {
+            let got = theirs.get(setting, k).cloned().or_else(|| nm_default(setting, k));
+            if got.as_ref() != Some(v) {
+                bad.push(format!("{setting}.{k}: sent {v:?}, NetworkManager has {got:?}"));
+            }
+        }
+    }
+    ensure(bad.is_empty(), || format!("{}: {}", ours.id, bad.join("; ")))
+}
+
+/// Whether this sandbox can activate the sample: ethernet and bridges over eth0-eth3 without
+/// MAC pins (veth MACs are random), DHCP only where the wire has a server (eth0), and IPv6
+/// methods that need a router only next to IPv4 (IPv6 may fail then).
+fn startable(host: &Host) -> Result<(), String> {
+    let nic = |n: &str| matches!(n, "eth0" | "eth1" | "eth2" | "eth3");
+    for i in &host.interfaces {
+        let ports: Vec<String> = match &i.kind {
+            Kind::Ethernet(e) if e.mac.is_none() && nic(i.name.as_str()) => vec![i.name.to_string()],
+            Kind::Bridge(b) if b.mac.is_none() => {
+                let mut v = Vec::new();
+                for m in &b.ports {
+                    match m {
+                        Member::Ethernet(p) if p.mac.is_none() && nic(p.name.as_str()) => v.push(p.name.to_string()),
+                        _ => return Err(format!("{}: port {} needs bond/vlan or a pinned MAC", i.name, m.name())),
+                    }
+                }
+                v
+            }
+            _ => return Err(format!("{}: kind or MAC pin not available in the sandbox", i.name)),
+        };
+        let dhcp4 = i.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some());
+        if dhcp4 && !ports.iter().any(|p| p == "eth0") {
+            return Err(format!("{}: DHCP without a server on its wire", i.name));
+        }
+        let v6_needs_router = i.ipv6.as_ref().is_some_and(|v| v.autoconf || v.dhcp.is_some());
+        if v6_needs_router && i.ipv4.is_none() {
+            return Err(format!("{}: IPv6 autoconf/DHCP needs a router", i.name));
+        }
+    }
+    Ok(())
+}
+
+/// Kernel state after start: addresses, MTU, bridge ports.
+fn check_kernel(sb: &Sandbox, iface: &Interface) -> R {
+    let name = iface.name.as_str();
+    let addr = sb.ip_json(&["addr", "show", "dev", name]);
+    let dev = &addr[0];
+    ensure(dev.is_object(), || format!("{name}: no such device in the kernel"))?;
+    let has = |a: &str, p: u8| {
+        dev["addr_info"].as_array().is_some_and(|l| l.iter().any(|x| x["local"] == a && x["prefixlen"] == p))
+    };
+    if let Some(v4) = &iface.ipv4 {
+        for a in &v4.addresses {
+            ensure(has(&a.address.to_string(), a.prefix), || {
+                format!("{name}: {}/{} missing: {dev}", a.address, a.prefix)
+            })?;
+        }
+    }
+    if let Some(v6) = &iface.ipv6 {
+        for a in &v6.addresses {
+            ensure(has(&a.address.to_string(), a.prefix), || {
+                format!("{name}: {}/{} missing: {dev}", a.address, a.prefix)
+            })?;
+        }
+    }
+    if let Some(mtu) = iface.mtu {
+        ensure(dev["mtu"] == mtu, || format!("{name}: MTU {} in the kernel, {mtu} asked", dev["mtu"]))?;
+    }
+    if let Kind::Bridge(b) = &iface.kind {
+        for m in &b.ports {
+            let link = sb.ip_json(&["link", "show", "dev", m.name().as_str()]);
+            ensure(link[0]["master"] == name, || format!("{} is not a port of {name}: {}", m.name(), link[0]))?;
+        }
+    }
+    Ok(())
+}
+
+fn sample_lifecycle(path: &Path) -> R {
+    let rel = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_string_lossy().into_owned();
+    let doc = xml::parse_document(&rel, &std::fs::read_to_string(path).unwrap()).map_err(|e| e.to_string())?;
+    let t = nm::translate(&doc.host, &doc.sources, &Target::default());
+    let ours: Vec<Profile> = t.profiles().cloned().collect();
+    let sb = Sandbox::up(true);
+    let rt = rt();
+    let client = rt.block_on(sb.client());
+
+    // 1. Our keyfiles, loaded by NetworkManager, give what we would send over D-Bus.
+    let mut files = Vec::new();
+    for p in &ours {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = sb.keyfile_dir().join(p.keyfile_name());
+        let mut o = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&f).unwrap();
+        std::io::Write::write_all(&mut o, nm::to_keyfile(p).as_bytes()).unwrap();
+        files.push(f.to_string_lossy().into_owned());
+    }
+    let refs: Vec<&str> = files.iter().map(String::as_str).collect();
+    let failures = rt.block_on(client.load_keyfiles(&refs)).map_err(|e| e.to_string())?;
+    ensure(failures.is_empty(), || format!("NetworkManager could not load our keyfiles: {failures:?}"))?;
+    for p in &ours {
+        let got = rt.block_on(client.profile_by_uuid(&p.uuid.to_string())).map_err(|e| e.to_string())?;
+        let got = got.ok_or_else(|| format!("keyfile {} not loaded", p.keyfile_name()))?;
+        compare_sent(p, &got.profile).map_err(|e| format!("from our keyfile: {}", e.message().unwrap_or("")))?;
+        rt.block_on(client.delete(&got.path)).map_err(|e| e.to_string())?;
+    }
+
+    // 2. define over D-Bus gives the same settings; a second define updates in place.
+    let out = sb.nmiface(&["define", &rel]);
+    ensure(matches!(out.status.code(), Some(0 | 1)), || format!("define failed: {}", text(&out.stderr)))?;
+    for p in &ours {
+        let got = rt.block_on(client.profile_by_uuid(&p.uuid.to_string())).map_err(|e| e.to_string())?;
+        compare_sent(p, &got.ok_or_else(|| format!("{} not defined", p.id))?.profile)?;
+    }
+    let count = rt.block_on(client.profiles()).map_err(|e| e.to_string())?.len();
+    let out = sb.nmiface(&["define", &rel]);
+    ensure(text(&out.stdout).contains("(0 added"), || format!("second define added profiles: {}", text(&out.stdout)))?;
+    let again = rt.block_on(client.profiles()).map_err(|e| e.to_string())?.len();
+    ensure(count == again, || format!("{count} profiles before the second define, {again} after"))?;
+
+    // 3. dumpxml --inactive is the canonical form.
+    for iface in &doc.host.interfaces {
+        if !t.interfaces.iter().any(|i| i.interface == iface.name) {
+            continue;
+        }
+        let out = sb.nmiface(&["dumpxml", "--inactive", iface.name.as_str()]);
+        let want = xml::write_interface(iface).0;
+        ensure(text(&out.stdout) == want, || {
+            format!("dumpxml {}:\n{}\nwanted:\n{want}{}", iface.name, text(&out.stdout), text(&out.stderr))
+        })?;
+    }
+
+    // 4. start, kernel state, live dumpxml, stop.
+    match startable(&doc.host) {
+        Ok(()) => {
+            for iface in doc.host.dependency_order() {
+                let name = iface.name.as_str();
+                let out = sb.nmiface(&["start", "--timeout", "30", name]);
+                ensure(out.status.success(), || format!("start {name}: {}", text(&out.stderr)))?;
+                check_kernel(&sb, iface)?;
+                let live = sb.nmiface(&["dumpxml", name]);
+                ensure(live.status.success() && text(&live.stdout).contains("<interface"), || {
+                    format!("live dumpxml: {}", text(&live.stderr))
+                })?;
+            }
+            for iface in &doc.host.interfaces {
+                let out = sb.nmiface(&["stop", iface.name.as_str()]);
+                ensure(out.status.success(), || format!("stop {}: {}", iface.name, text(&out.stderr)))?;
+            }
+        }
+        Err(why) => eprintln!("{rel}: not started in the sandbox: {why}"),
+    }
+
+    // 5. undefine removes every profile and keyfile.
+    for i in &t.interfaces {
+        let out = sb.nmiface(&["undefine", i.interface.as_str()]);
+        ensure(out.status.success(), || format!("undefine {}: {}", i.interface, text(&out.stderr)))?;
+    }
+    for p in &ours {
+        let got = rt.block_on(client.profile_by_uuid(&p.uuid.to_string())).map_err(|e| e.to_string())?;
+        ensure(got.is_none(), || format!("{} still exists after undefine", p.id))?;
+    }
+    let left: Vec<_> = std::fs::read_dir(sb.keyfile_dir()).unwrap().flatten().map(|e| e.file_name()).collect();
+    ensure(left.is_empty(), || format!("keyfiles left after undefine: {left:?}"))
+}
+
+fn dhcp_lease() -> R {
+    let sb = Sandbox::up(true);
+    let f = std::env::temp_dir().join(format!("{}-dhcp.xml", sb.name));
+    std::fs::write(&f, "<interface type='ethernet' name='eth0'><protocol family='ipv4'><dhcp/></protocol></interface>")
+        .unwrap();
+    let out = sb.nmiface(&["apply", f.to_str().unwrap()]);
+    ensure(out.status.success(), || format!("apply: {}{}", text(&out.stdout), text(&out.stderr)))?;
+    let addr = sb.ip_json(&["-4", "addr", "show", "dev", "eth0"]);
+    let leased = addr[0]["addr_info"].as_array().is_some_and(|l| {
+        l.iter().any(|a| a["local"].as_str().is_some_and(|s| s.starts_with("192.168.77.")) && a["dynamic"] == true)
+    });
+    let _ = std::fs::remove_file(&f);
+    ensure(leased, || format!("no lease from the wire-side dnsmasq: {addr}"))
+}
+
+fn kernel_gap() -> R {
+    let sb = Sandbox::up(false);
+    for (sample, name, words) in [
+        ("xml-samples/libvirt-bond-active-backup-miimon-ioctl.xml", "bond0", "no bonding support"),
+        ("xml-samples/libvirt-vlan-on-ethernet.xml", "eth0.42", "no 802.1Q VLAN support"),
+    ] {
+        let out = sb.nmiface(&["define", sample]);
+        ensure(matches!(out.status.code(), Some(0 | 1)), || format!("define {sample}: {}", text(&out.stderr)))?;
+        let listed = text(&sb.nmiface(&["list", "--all"]).stdout);
+        let vlan_name = listed.lines().find(|l| l.contains(".42")).and_then(|l| l.split_whitespace().next());
+        let name = if name == "eth0.42" { vlan_name.unwrap_or(name).to_string() } else { name.to_string() };
+        let out = sb.nmiface(&["start", &name]);
+        let err = text(&out.stderr);
+        ensure(out.status.code() == Some(2), || format!("start {name}: exit {:?}, {err}", out.status.code()))?;
+        ensure(err.contains(words), || {
+            format!("start {name}: the message does not name the kernel gap ({words}): {err}")
+        })?;
+        ensure(!err.contains("org.freedesktop"), || format!("raw D-Bus error shown: {err}"))?;
+    }
+    Ok(())
+}
+
+fn nmcli(sb: &Sandbox, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("nmcli").args(args).env("DBUS_SYSTEM_BUS_ADDRESS", sb.bus()).output().unwrap()
+}
+
+fn ownership() -> R {
+    let sb = Sandbox::up(false);
+    let rt = rt();
+    let client = rt.block_on(sb.client());
+    let out =
+        nmcli(&sb, &["con", "add", "type", "ethernet", "ifname", "eth3", "con-name", "handmade", "autoconnect", "no"]);
+    ensure(out.status.success(), || format!("nmcli: {}", text(&out.stderr)))?;
+    let snapshot = |c: &nmiface::nm_client::NmClient| {
+        rt.block_on(c.profiles()).unwrap().into_iter().find(|s| s.profile.id == "handmade").map(|s| s.profile)
+    };
+    let before = snapshot(&client).ok_or("handmade profile missing")?;
+    let keyfile = sb.keyfile_dir().join("handmade.nmconnection");
+    let bytes = std::fs::read(&keyfile).unwrap_or_default();
+    let f = std::env::temp_dir().join(format!("{}-eth3.xml", sb.name));
+    std::fs::write(&f, "<interface type='ethernet' name='eth3'><protocol family='ipv4'><dhcp/></protocol></interface>")
+        .unwrap();
+    let file = f.to_str().unwrap();
+
+    let out = sb.nmiface(&["define", file]);
+    ensure(out.status.code() == Some(2) && text(&out.stderr).contains("not created by nmiface"), || {
+        format!("define over a foreign profile: exit {:?} {}", out.status.code(), text(&out.stderr))
+    })?;
+    for args in [["undefine", "eth3"], ["undefine", "handmade"], ["stop", "handmade"]] {
+        let out = sb.nmiface(&args);
+        ensure(out.status.code() == Some(2), || {
+            format!("{args:?} on a foreign profile: exit {:?}", out.status.code())
+        })?;
+    }
+    let after = snapshot(&client).ok_or("handmade profile was deleted")?;
+    ensure(before == after, || "handmade profile changed".into())?;
+    ensure(std::fs::read(&keyfile).unwrap_or_default() == bytes, || "handmade keyfile changed".into())?;
+
+    // With --adopt the user asks: the profile is taken over in place, keeping its UUID.
+    let out = sb.nmiface(&["define", "--adopt", file]);
+    ensure(out.status.success(), || format!("define --adopt: {}", text(&out.stderr)))?;
+    let adopted = snapshot(&client);
+    let adopted = rt
+        .block_on(client.profile_by_uuid(&before.uuid.to_string()))
+        .unwrap()
+        .map(|s| s.profile)
+        .or(adopted)
+        .ok_or("adopted profile missing")?;
+    ensure(adopted.is_managed() && adopted.uuid == before.uuid, || format!("not adopted in place: {adopted:?}"))?;
+    let _ = std::fs::remove_file(&f);
+    Ok(())
+}
