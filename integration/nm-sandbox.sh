@@ -16,7 +16,8 @@ DHCP_RANGE=192.168.77.50,192.168.77.60,1h
 usage() {
     cat <<EOF
 Usage:
-  $PROG up NAME [--nics N] [--dhcp]     start sandbox NAME; prints env lines
+  $PROG up NAME [--nics N] [--dhcp] [--mac IF=MAC]...
+                                        start sandbox NAME; prints env lines
   $PROG down NAME                       stop and remove sandbox NAME (idempotent)
   $PROG exec NAME -- CMD...             run CMD in NM's netns, bus env set
   $PROG wire NAME -- CMD...             run CMD in the wire (LAN) netns
@@ -30,7 +31,9 @@ NAME and VMNAME: 1-8 chars of [a-z0-9] (VMNAME not "w").
 a private system dbus-daemon, netns nmi-NAME running NetworkManager with N veth
 NICs eth0..eth{N-1} (default 4), and netns nmi-NAME-w holding their peers
 eth0p.. (up; eth0p has $WIRE_ADDR). --dhcp also runs dnsmasq on eth0p
-(range ${DHCP_RANGE%,*}). It waits until NM is ready and its NICs are managed,
+(range ${DHCP_RANGE%,*}). --mac eth1=52:54:00:12:34:56 gives a NIC that MAC
+before NM starts (NM matches a profile's MAC against the MAC a device had when
+it appeared). It waits until NM is ready and its NICs are managed,
 then prints exactly these lines on stdout:
   DBUS_SYSTEM_BUS_ADDRESS=unix:path=DIR/bus.sock
   NMIFACE_SANDBOX_DIR=DIR
@@ -132,6 +135,10 @@ make_nics() {
     for (( i = 0; i < NICS; i++ )); do
         ip -n "$NS" link add "eth$i" type veth peer name "eth${i}p" netns "$WNS"
         ip -n "$WNS" link set "eth${i}p" up
+    done
+    local m
+    for m in "${MACS[@]}"; do
+        ip -n "$NS" link set "${m%%=*}" address "${m#*=}"
     done
     if (( NICS > 0 )); then
         ip -n "$WNS" addr add "$WIRE_ADDR" dev eth0p
@@ -295,9 +302,11 @@ up_cleanup() {
 cmd_up() {
     [[ $# -ge 1 ]] || die "up: missing NAME (see --help)"
     set_names "$1"; shift
-    NICS=4 DHCP=0
+    NICS=4 DHCP=0 MACS=()
     while (( $# )); do
         case $1 in
+            --mac) [[ ${2:-} =~ ^eth[0-9]+=([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$ ]] || die "--mac wants ethN=MAC"
+                   MACS+=("$2"); shift 2 ;;
             --nics) [[ ${2:-} =~ ^[0-9]+$ ]] || die "--nics wants a number"
                     NICS=$2; shift 2 ;;
             --dhcp) DHCP=1; shift ;;

@@ -46,7 +46,11 @@ pub fn check(text: &str, depth: Depth) {
             Ok(b) => b,
             Err(e) => panic!("our own profiles refused: {e}\n--- input ---\n{text}"),
         };
-        assert!(back.findings.is_empty(), "reading our own profiles gave findings: {:?}\n--- input ---\n{text}", back.findings);
+        assert!(
+            back.findings.is_empty(),
+            "reading our own profiles gave findings: {:?}\n--- input ---\n{text}",
+            back.findings
+        );
         let (rt, _) = xml::write_host(&back.host);
         assert!(
             rt == canonical,

@@ -22,11 +22,30 @@ struct Gen<'a> {
 }
 
 const NAMES: &[&str] = &[
-    "eth0", "eth1", "eth2", "eth3", "bond0", "bond1", "br0", "br1", "eth0.10", "vlan5", "eth1.4095", "em1",
+    "eth0",
+    "eth1",
+    "eth2",
+    "eth3",
+    "bond0",
+    "bond1",
+    "br0",
+    "br1",
+    "eth0.10",
+    "vlan5",
+    "eth1.4095",
+    "em1",
     // edge cases: 15 bytes, escapes, non-ASCII, a character the writer must escape
-    "abcdefghijklmno", "a&amp;b", "x&apos;y", "n&lt;1", "\u{e9}th0", "e\u{feff}0", "a\"b", "&#x41;",
+    "abcdefghijklmno",
+    "a&amp;b",
+    "x&apos;y",
+    "n&lt;1",
+    "\u{e9}th0",
+    "e\u{feff}0",
+    "a\"b",
+    "&#x41;",
 ];
-const MACS: &[&str] = &["52:54:00:12:34:56", "52:54:00:AB:CD:EF", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "5:4:0:1:2:3"];
+const MACS: &[&str] =
+    &["52:54:00:12:34:56", "52:54:00:AB:CD:EF", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff", "5:4:0:1:2:3"];
 const V4: &[&str] = &["192.168.1.10", "10.0.0.1", "172.16.5.4", "1.2.3.4", "0.0.0.0", "255.255.255.255", "224.0.0.1"];
 const V6: &[&str] = &["2001:db8::1", "fe80::1", "::1", "::", "2001:db8:0:0:0:0:0:2", "::ffff:1.2.3.4"];
 const MASKS: &[&str] = &["255.255.255.0", "255.0.0.0", "255.255.255.255", "0.0.0.0", "255.255.0.0", "255.255.255.128"];

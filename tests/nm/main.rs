@@ -111,29 +111,61 @@ fn compare_sent(ours: &Profile, theirs: &Profile) -> R {
     ensure(bad.is_empty(), || format!("{}: {}", ours.id, bad.join("; ")))
 }
 
-/// Whether this sandbox can activate the sample: ethernet and bridges over eth0-eth3 without
-/// MAC pins (veth MACs are random), DHCP only where the wire has a server (eth0), and IPv6
+/// The MACs a sample pins on eth0-eth3, for the sandbox to give those NICs.
+fn pinned_macs(host: &Host) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for i in &host.interfaces {
+        match &i.kind {
+            Kind::Ethernet(e) => v.extend(e.mac.map(|m| (i.name.to_string(), m.to_string()))),
+            Kind::Bridge(b) => {
+                for m in &b.ports {
+                    if let Member::Ethernet(p) = m {
+                        v.extend(p.mac.map(|m| (p.name.to_string(), m.to_string())));
+                    }
+                }
+            }
+            Kind::Bond(b) => v.extend(b.ports.iter().filter_map(|p| Some((p.name.to_string(), p.mac?.to_string())))),
+            Kind::Vlan(_) => {}
+        }
+    }
+    v.retain(|(n, _)| matches!(n.as_str(), "eth0" | "eth1" | "eth2" | "eth3"));
+    v
+}
+
+/// Whether this sandbox can activate the sample: ethernet and bridges over eth0-eth3 (MAC
+/// pins are given to the NICs), DHCP only where the wire has a server (eth0), and IPv6
 /// methods that need a router only next to IPv4 (IPv6 may fail then).
 fn startable(host: &Host) -> Result<(), String> {
     let nic = |n: &str| matches!(n, "eth0" | "eth1" | "eth2" | "eth3");
     for i in &host.interfaces {
         let ports: Vec<String> = match &i.kind {
-            Kind::Ethernet(e) if e.mac.is_none() && nic(i.name.as_str()) => vec![i.name.to_string()],
-            Kind::Bridge(b) if b.mac.is_none() => {
+            Kind::Ethernet(_) if nic(i.name.as_str()) => vec![i.name.to_string()],
+            Kind::Bridge(b) => {
                 let mut v = Vec::new();
                 for m in &b.ports {
                     match m {
-                        Member::Ethernet(p) if p.mac.is_none() && nic(p.name.as_str()) => v.push(p.name.to_string()),
-                        _ => return Err(format!("{}: port {} needs bond/vlan or a pinned MAC", i.name, m.name())),
+                        Member::Ethernet(p) if nic(p.name.as_str()) => v.push(p.name.to_string()),
+                        _ => {
+                            return Err(format!(
+                                "{}: port {} is a bond or VLAN (no kernel support here)",
+                                i.name,
+                                m.name()
+                            ))
+                        }
                     }
                 }
                 v
             }
-            _ => return Err(format!("{}: kind or MAC pin not available in the sandbox", i.name)),
+            _ => return Err(format!("{}: {} (no kernel support here)", i.name, i.kind.type_name())),
         };
         let dhcp4 = i.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some());
         if dhcp4 && !ports.iter().any(|p| p == "eth0") {
             return Err(format!("{}: DHCP without a server on its wire", i.name));
+        }
+        if let Kind::Bridge(b) = &i.kind {
+            if dhcp4 && b.stp && b.forward_delay > 5 {
+                return Err(format!("{}: STP holds ports {} s before DHCP can pass", i.name, 2 * b.forward_delay));
+            }
         }
         let v6_needs_router = i.ipv6.as_ref().is_some_and(|v| v.autoconf || v.dhcp.is_some());
         if v6_needs_router && i.ipv4.is_none() {
@@ -170,6 +202,11 @@ fn check_kernel(sb: &Sandbox, iface: &Interface) -> R {
         ensure(dev["mtu"] == mtu, || format!("{name}: MTU {} in the kernel, {mtu} asked", dev["mtu"]))?;
     }
     if let Kind::Bridge(b) = &iface.kind {
+        if let Some(mac) = b.mac {
+            ensure(dev["address"] == mac.to_string(), || {
+                format!("{name}: MAC {} in the kernel, {mac} asked", dev["address"])
+            })?;
+        }
         for m in &b.ports {
             let link = sb.ip_json(&["link", "show", "dev", m.name().as_str()]);
             ensure(link[0]["master"] == name, || format!("{} is not a port of {name}: {}", m.name(), link[0]))?;
@@ -183,7 +220,7 @@ fn sample_lifecycle(path: &Path) -> R {
     let doc = xml::parse_document(&rel, &std::fs::read_to_string(path).unwrap()).map_err(|e| e.to_string())?;
     let t = nm::translate(&doc.host, &doc.sources, &Target::default());
     let ours: Vec<Profile> = t.profiles().cloned().collect();
-    let sb = Sandbox::up(true);
+    let sb = Sandbox::up_with_macs(true, &pinned_macs(&doc.host));
     let rt = rt();
     let client = rt.block_on(sb.client());
 

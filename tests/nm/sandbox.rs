@@ -36,11 +36,19 @@ pub struct Sandbox {
 impl Sandbox {
     /// Starts one; `dhcp` runs a DHCP server on the wire side of eth0.
     pub fn up(dhcp: bool) -> Sandbox {
+        Self::up_with_macs(dhcp, &[])
+    }
+
+    /// Starts one whose NICs have the given MACs (`("eth1", "52:54:00:…")`) from the start.
+    pub fn up_with_macs(dhcp: bool, macs: &[(String, String)]) -> Sandbox {
         let name = format!("t{:x}{}", std::process::id() & 0xfff, NEXT.fetch_add(1, Ordering::SeqCst));
         let mut cmd = Command::new("bash");
         cmd.arg(script()).args(["up", &name]);
         if dhcp {
             cmd.arg("--dhcp");
+        }
+        for (nic, mac) in macs {
+            cmd.args(["--mac", &format!("{nic}={mac}")]);
         }
         let out = cmd.output().expect("run nm-sandbox.sh");
         assert!(out.status.success(), "sandbox up failed: {}", String::from_utf8_lossy(&out.stderr));
