@@ -3,10 +3,12 @@
 
 use crate::model::IfName;
 use crate::nm::{self, conn_type, profile_uuid, user_key, NmVersion, Profile, Target};
-use crate::nm_client::{ActivationFailure, NmClient, NmError, Progress, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
+use crate::nm_client::{
+    bounded, ActivationFailure, NmClient, NmError, Progress, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK,
+};
 use crate::plan::{self, NotOwned};
 use crate::xml::{self, Document, LiveLink, LiveState};
-use futures_util::future::{join_all, try_join_all};
+use futures_util::future::try_join_all;
 use std::time::Duration;
 use tracing::instrument;
 
@@ -62,6 +64,9 @@ pub struct Defined {
     pub deleted: usize,
 }
 
+/// One interface's start in `apply`: its name and how long it took, or why it failed.
+pub type Started = (String, Result<Duration, AgentError>);
+
 /// One line of `list`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Listed {
@@ -78,6 +83,7 @@ pub struct Listed {
 }
 
 /// An interface's profiles as stored: its own first, then its ports.
+#[derive(Clone)]
 struct Owned {
     main: StoredProfile,
     ports: Vec<StoredProfile>,
@@ -114,6 +120,12 @@ impl Agent {
     /// Creates or updates (in place, never duplicating) the profiles of every interface in `doc`.
     #[instrument(skip_all)]
     pub async fn define(&self, doc: &Document, adopt: bool) -> Result<Vec<Defined>, AgentError> {
+        Ok(self.define_stored(doc, adopt).await?.0)
+    }
+
+    /// `define`, also returning each interface's profiles as now stored (for `apply`, which
+    /// then activates them without looking them up again).
+    async fn define_stored(&self, doc: &Document, adopt: bool) -> Result<(Vec<Defined>, Vec<Owned>), AgentError> {
         let t = nm::translate(&doc.host, &doc.sources, &self.target());
         let desired: Vec<Profile> = t.profiles().cloned().collect();
         let stored = self.nm.profiles().await?;
@@ -139,15 +151,15 @@ impl Agent {
         // Ports name their controller by UUID, which NM accepts before the controller exists,
         // so every change can be in flight at once.
         let flags = TO_DISK | BLOCK_AUTOCONNECT;
-        let adds = join_all(plan.add.iter().map(|p| self.nm.add(p, flags)));
-        let updates = try_join_all(plan.update.iter().map(|(i, p)| self.nm.update(&stored[*i].path, p, flags)));
-        let (added, updated) = tokio::join!(adds, updates);
+        let added = bounded(&plan.add, |p| self.nm.add(p, flags)).await;
+        let updated: Result<Vec<()>, NmError> =
+            bounded(&plan.update, |(i, p)| self.nm.update(&stored[*i].path, p, flags)).await.into_iter().collect();
         let failed = added.iter().find_map(|r| r.as_ref().err().map(|e| e.to_string()));
         if let Some(first) = failed.or_else(|| updated.as_ref().err().map(|e| e.to_string())) {
             // Do not leave half an interface behind: remove what this define added. (Updates
             // are undone by transactions, which restore whole profiles.)
             let made: Vec<_> = added.iter().filter_map(|r| r.as_ref().ok()).collect();
-            let _ = join_all(made.iter().map(|p| self.nm.delete(p))).await;
+            let _ = bounded(made, |p| self.nm.delete(p)).await;
             if let Err(e) = updated {
                 return Err(e.into());
             }
@@ -157,8 +169,51 @@ impl Agent {
                 .map(AgentError::from)
                 .unwrap_or(AgentError::Lookup(first)));
         }
-        try_join_all(plan.delete.iter().map(|&i| self.nm.delete(&stored[i].path))).await?;
-        Ok(report)
+        bounded(&plan.delete, |&i| self.nm.delete(&stored[i].path))
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()?;
+        let now: Vec<StoredProfile> = plan
+            .add
+            .into_iter()
+            .zip(added.into_iter().flatten())
+            .map(|(profile, path)| StoredProfile { path, profile })
+            .chain(plan.update.into_iter().map(|(i, profile)| StoredProfile { path: stored[i].path.clone(), profile }))
+            .collect();
+        let mut owned = Vec::new();
+        for d in &report {
+            let mine: Vec<&StoredProfile> =
+                now.iter().filter(|s| s.profile.user_data(user_key::INTERFACE) == Some(d.interface.as_str())).collect();
+            if let Some(main) = mine.iter().find(|s| s.profile.master().is_none()) {
+                let ports = mine.iter().filter(|s| s.profile.master().is_some()).map(|s| (*s).clone()).collect();
+                owned.push(Owned { main: (*main).clone(), ports });
+            }
+        }
+        Ok((report, owned))
+    }
+
+    /// Defines everything in `doc`, then starts each interface (VLAN parents first), reporting
+    /// each start's outcome and duration. Starting uses the profiles just stored, with no lookup.
+    #[instrument(skip_all)]
+    pub async fn apply(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        timeout: Duration,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
+        let (report, owned) = self.define_stored(doc, adopt).await?;
+        let mut results = Vec::new();
+        for iface in doc.host.dependency_order() {
+            let name = iface.name.as_str();
+            let Some(o) = owned.iter().find(|o| o.main.profile.user_data(user_key::INTERFACE) == Some(name)) else {
+                continue; // not translated (an unsupported finding says why)
+            };
+            let t0 = std::time::Instant::now();
+            let r = self.start_owned(o, name, timeout, &mut |p| progress(name, p)).await;
+            results.push((name.to_string(), r.map(|()| t0.elapsed())));
+        }
+        Ok((report, results))
     }
 
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
@@ -211,7 +266,7 @@ impl Agent {
     pub async fn undefine(&self, name: &str) -> Result<usize, AgentError> {
         let owned = self.find(name).await?;
         let paths: Vec<_> = std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.path.clone()).collect();
-        try_join_all(paths.iter().map(|p| self.nm.delete(p))).await?;
+        bounded(&paths, |p| self.nm.delete(p)).await.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(paths.len())
     }
 
@@ -224,6 +279,16 @@ impl Agent {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), AgentError> {
         let owned = self.find(name).await?;
+        self.start_owned(&owned, name, timeout, progress).await
+    }
+
+    async fn start_owned(
+        &self,
+        owned: &Owned,
+        name: &str,
+        timeout: Duration,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), AgentError> {
         let port_names: Vec<String> =
             owned.ports.iter().filter_map(|s| s.profile.interface_name().map(str::to_string)).collect();
         let ethernet: Vec<String> = owned
@@ -307,12 +372,18 @@ impl Agent {
         if inactive {
             return Ok(xml::write_interface(&iface).0);
         }
-        let live = self.live_state(&iface).await?;
-        Ok(xml::write_interface_live(&iface, &live).0)
+        // Like libvirt's backends: live state for an active interface, else its definition.
+        match self.live_state(&iface).await? {
+            Some(live) => Ok(xml::write_interface_live(&iface, &live).0),
+            None => Ok(xml::write_interface(&iface).0),
+        }
     }
 
-    async fn live_state(&self, iface: &crate::model::Interface) -> Result<LiveState, AgentError> {
+    async fn live_state(&self, iface: &crate::model::Interface) -> Result<Option<LiveState>, AgentError> {
         let devices = self.nm.devices().await?;
+        if !devices.iter().any(|d| d.interface == iface.name.as_str() && d.real && d.state == 100) {
+            return Ok(None);
+        }
         let mut names = vec![iface.name.to_string()];
         if let crate::model::Kind::Bridge(b) = &iface.kind {
             for m in &b.ports {
@@ -352,7 +423,7 @@ impl Agent {
                 }
             }
         }
-        Ok(live)
+        Ok(Some(live))
     }
 
     /// The interface whose device (or definition) has this MAC (`virsh iface-name`).

@@ -180,48 +180,39 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         let agent = agent().await?;
         let findings = findings_for(&agent, &doc);
         let started = Instant::now();
-        let report = agent.define(&doc, args.define.adopt).await?;
+        let mut printers: std::collections::HashMap<String, Box<dyn FnMut(Progress) + Send>> = Default::default();
+        let mut progress = |name: &str, p: Progress| {
+            printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(p)
+        };
+        let (report, outcomes) =
+            agent.apply(&doc, args.define.adopt, Duration::from_secs(args.wait.timeout), &mut progress).await?;
+        clear_progress();
         print_findings(&source, &findings);
-        let mut results = Vec::new();
-        let mut failed = 0;
-        // Parents before the VLANs on them; ports come up with their controllers.
-        for iface in doc.host.dependency_order() {
-            if !report.iter().any(|d| d.interface == iface.name.as_str()) {
-                continue; // not translated (an unsupported finding says why)
-            }
-            let name = iface.name.to_string();
-            let t0 = Instant::now();
-            let mut progress = progress_printer(format!("starting {name}"));
-            let r = agent.start(&name, Duration::from_secs(args.wait.timeout), &mut progress).await;
-            clear_progress();
-            let ms = t0.elapsed().as_millis();
-            match r {
-                Ok(()) => results.push(serde_json::json!({"interface": name, "started": true, "ms": ms})),
-                Err(e) => {
-                    failed += 1;
-                    if !args.define.json {
-                        eprintln!("nmiface: error: {e}");
-                    }
-                    results.push(serde_json::json!({"interface": name, "started": false, "error": e.to_string()}));
-                }
-            }
-        }
+        let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
         let mut out = std::io::stdout().lock();
         if args.define.json {
+            let started_json: Vec<_> = outcomes
+                .iter()
+                .map(|(name, r)| match r {
+                    Ok(d) => serde_json::json!({"interface": name, "started": true, "ms": d.as_millis()}),
+                    Err(e) => serde_json::json!({"interface": name, "started": false, "error": e.to_string()}),
+                })
+                .collect();
             serde_json::to_writer_pretty(
                 &mut out,
-                &serde_json::json!({"defined": report, "started": results, "findings": findings, "ms": started.elapsed().as_millis()}),
+                &serde_json::json!({"defined": report, "started": started_json, "findings": findings, "ms": started.elapsed().as_millis()}),
             )?;
             writeln!(out)?;
         } else {
-            for r in &results {
-                if r["started"] == true {
-                    writeln!(out, "Interface {} defined and started ({} ms)", r["interface"].as_str().unwrap_or(""), r["ms"])?;
+            for (name, r) in &outcomes {
+                match r {
+                    Ok(d) => writeln!(out, "Interface {name} defined and started ({} ms)", d.as_millis())?,
+                    Err(e) => eprintln!("nmiface: error: {e}"),
                 }
             }
         }
         if failed > 0 {
-            anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", results.len());
+            anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", outcomes.len());
         }
         Ok(if any_loses_meaning(&findings) { Outcome::Findings } else { Outcome::Clean })
     })

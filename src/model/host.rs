@@ -23,6 +23,16 @@ pub enum HostError {
         /// The second controller.
         second: IfName,
     },
+    /// Two interfaces carry the same fixed UUID (the draft's `<uuid>`).
+    #[error("interface '{name}' has UUID {uuid}, which '{first}' already has; profile UUIDs must be unique")]
+    DuplicateUuid {
+        /// The second interface with it.
+        name: IfName,
+        /// The first.
+        first: IfName,
+        /// The UUID.
+        uuid: uuid::Uuid,
+    },
     /// Interfaces depend on each other in a circle (a VLAN on its own bridge, two VLANs on each other).
     #[error("dependency cycle: {}", cycle.iter().map(IfName::as_str).collect::<Vec<_>>().join(" -> "))]
     Cycle {
@@ -35,7 +45,7 @@ impl HostError {
     /// The interface whose definition the error should point at.
     pub fn subject(&self) -> &IfName {
         match self {
-            HostError::Duplicate { name } => name,
+            HostError::Duplicate { name } | HostError::DuplicateUuid { name, .. } => name,
             HostError::PortOfTwo { port, .. } => port,
             HostError::Cycle { cycle } => &cycle[0],
         }
@@ -52,12 +62,23 @@ impl Host {
     /// Checks the rules that span interfaces. Types already rule out nested bridges and VLANs
     /// inside bonds.
     pub fn validate(&self) -> Result<(), HostError> {
+        Self::validate_interfaces(self.interfaces.iter())
+    }
+
+    /// [`Host::validate`] over interfaces not yet gathered into a host.
+    pub fn validate_interfaces<'a>(interfaces: impl Iterator<Item = &'a Interface>) -> Result<(), HostError> {
         let mut defined = BTreeSet::new();
         let mut controller_of: BTreeMap<&IfName, &IfName> = BTreeMap::new();
         let mut graph = Graph { deps: BTreeMap::new() };
-        for iface in &self.interfaces {
+        let mut uuids: BTreeMap<uuid::Uuid, &IfName> = BTreeMap::new();
+        for iface in interfaces {
             if !defined.insert(&iface.name) {
                 return Err(HostError::Duplicate { name: iface.name.clone() });
+            }
+            if let Some(u) = iface.uuid {
+                if let Some(first) = uuids.insert(u, &iface.name) {
+                    return Err(HostError::DuplicateUuid { name: iface.name.clone(), first: first.clone(), uuid: u });
+                }
             }
             graph.add_interface(iface, &mut |ctrl, port| {
                 if let Some(first) = controller_of.insert(port, ctrl) {

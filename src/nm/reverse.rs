@@ -13,7 +13,7 @@ use crate::model::{
     ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net,
     Ipv6, Ipv6Net, Kind, Mac, Member, Monitor, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A profile that cannot be read back into the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,7 +37,15 @@ pub struct Recovered {
 /// Rebuilds the interfaces described by `profiles`. Profiles with no controller become
 /// top-level interfaces, in the given order; the others become their ports.
 pub fn host_from_profiles(profiles: &[Profile]) -> Result<Recovered, ReverseError> {
-    let mut r = Reader { profiles, findings: Vec::new() };
+    // Indexes built once, so reading n profiles back stays linear.
+    let mut by_master: HashMap<&str, Vec<&Profile>> = HashMap::new();
+    for p in profiles {
+        if let Some(m) = p.master() {
+            by_master.entry(m).or_default().push(p);
+        }
+    }
+    let by_uuid: HashMap<String, &Profile> = profiles.iter().map(|p| (p.uuid.to_string(), p)).collect();
+    let mut r = Reader { by_master, by_uuid, findings: Vec::new() };
     let mut interfaces = Vec::new();
     for p in profiles.iter().filter(|p| p.master().is_none()) {
         interfaces.push(r.interface(p)?);
@@ -46,7 +54,9 @@ pub fn host_from_profiles(profiles: &[Profile]) -> Result<Recovered, ReverseErro
 }
 
 struct Reader<'p> {
-    profiles: &'p [Profile],
+    /// Ports by their `connection.master` (a UUID, or an interface name in others' profiles).
+    by_master: HashMap<&'p str, Vec<&'p Profile>>,
+    by_uuid: HashMap<String, &'p Profile>,
     findings: Vec<Finding>,
 }
 
@@ -70,9 +80,11 @@ impl<'p> Reader<'p> {
 
     /// Profiles whose controller is `ctrl` (by UUID, or by interface name as others write it).
     fn ports_of(&self, ctrl: &Profile) -> Vec<&'p Profile> {
-        let uuid = ctrl.uuid.to_string();
-        let ifname = ctrl.interface_name();
-        self.profiles.iter().filter(|p| p.master().is_some_and(|m| m == uuid || Some(m) == ifname)).collect()
+        let mut v: Vec<&Profile> = self.by_master.get(ctrl.uuid.to_string().as_str()).cloned().unwrap_or_default();
+        if let Some(byname) = ctrl.interface_name().and_then(|n| self.by_master.get(n)) {
+            v.extend(byname.iter().copied());
+        }
+        v
     }
 
     fn interface(&mut self, p: &Profile) -> Result<Interface, ReverseError> {
@@ -235,7 +247,7 @@ impl<'p> Reader<'p> {
         let tag = p.get("vlan", "id").and_then(Value::as_uint).unwrap_or(0);
         let parent = str_prop(p, "vlan", "parent").ok_or_else(|| err(p, "no vlan.parent"))?;
         // Others may name the parent by profile UUID; resolve it when that profile is here.
-        let parent = match self.profiles.iter().find(|q| q.uuid.to_string() == parent) {
+        let parent = match self.by_uuid.get(parent) {
             Some(q) => q.interface_name().unwrap_or(parent),
             None => parent,
         };

@@ -19,9 +19,20 @@ use std::collections::HashMap;
 use tracing::debug;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
-/// How many NM requests are in flight at once when fetching many objects. NM answers one at a
-/// time; pipelining hides the round trip without flooding its queue.
-const CONCURRENCY: usize = 32;
+/// How many NM requests are in flight at once. NM answers one at a time; pipelining hides the
+/// round trip, and the bound stays under the bus's per-connection limit on pending replies
+/// (dbus-daemon refuses more with LimitsExceeded).
+pub const CONCURRENCY: usize = 32;
+
+/// Runs `f` over `items` with at most [`CONCURRENCY`] calls in flight; results in input order.
+pub async fn bounded<I, T, F, Fut>(items: I, f: F) -> Vec<T>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    stream::iter(items).map(f).buffered(CONCURRENCY).collect().await
+}
 
 /// `AddConnection2`/`Update2` flag: write to disk.
 pub const TO_DISK: u32 = 0x1;

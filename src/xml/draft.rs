@@ -99,16 +99,23 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
                     .map_err(|_| format!("invalid netmask '{v}' (expected dotted form like 255.255.255.0)"))?;
                 netmask_to_prefix(mask)
             })?,
-            None => {
+            None => 0,
+        };
+        // Prefix 0 means "unset" in libvirt's format, so netmask 0.0.0.0 counts as absent.
+        let prefix = match prefix {
+            0 => {
                 let guess = classful_prefix(address);
                 cx.note(
                     Severity::Approximated,
                     s.start,
                     p,
-                    format!("{address} has no netmask; using its classful prefix /{guess}, as ifcfg tools did"),
+                    format!(
+                        "{address} has no netmask (or 0.0.0.0); using its classful prefix /{guess}, as ifcfg tools did"
+                    ),
                 );
                 guess
             }
+            n => n,
         };
         addresses.push(Ipv4Net { address, prefix });
         if let Some(g) = s.attr("gateway") {

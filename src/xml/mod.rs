@@ -95,11 +95,11 @@ pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlErro
         items.push(Item { iface: convert(&mut cx, &root, &path)?, start: root.start, end: root.end, path });
     }
     resolve_ports(&mut cx, &mut items)?;
-    let host = Host { interfaces: items.iter().map(|i| i.iface.clone()).collect() };
-    if let Err(e) = host.validate() {
+    if let Err(e) = Host::validate_interfaces(items.iter().map(|i| &i.iface)) {
         return Err(locate(&cx, &items, e));
     }
     let sources = items.iter().map(|i| text[i.start..i.end].to_string()).collect();
+    let host = Host { interfaces: items.into_iter().map(|i| i.iface).collect() };
     Ok(Document { host, findings: cx.findings, sources })
 }
 
@@ -149,26 +149,41 @@ fn for_each_port<'a>(iface: &'a Interface, f: &mut impl FnMut(&'a IfName)) {
 
 /// Merges each top-level interface that exactly one controller uses as a port into that port.
 /// The draft names ports by device only, so their MACs, and bonds or VLANs used as bridge
-/// ports, are defined separately in the same file.
+/// ports, are defined separately in the same file. One pass: who claims what is computed once;
+/// when a bond merges into a bridge, later merges into the bond follow it there.
 fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
-    loop {
-        // port name -> (an owner, how many claim it); one pass per merge, and merges are few.
-        let mut owners: std::collections::HashMap<&IfName, (usize, u32)> = std::collections::HashMap::new();
-        for (i, it) in items.iter().enumerate() {
-            for_each_port(&it.iface, &mut |n| {
-                let e = owners.entry(n).or_insert((i, 0));
-                e.1 += 1;
-            });
-        }
-        let found = (0..items.len()).find_map(|j| match owners.get(&items[j].iface.name) {
-            Some(&(i, 1)) if i != j => Some((j, i)),
-            _ => None,
+    use std::collections::HashMap;
+    // port name -> (its controller's name, how many controllers claim it)
+    let mut owners: HashMap<IfName, (IfName, u32)> = HashMap::new();
+    for it in items.iter() {
+        for_each_port(&it.iface, &mut |n| {
+            let e = owners.entry(n.clone()).or_insert((it.iface.name.clone(), 0));
+            e.1 += 1;
         });
-        let Some((j, i)) = found else { return Ok(()) };
-        let port = items.remove(j);
-        let i = if j < i { i - 1 } else { i };
-        merge(cx, &mut items[i], port)?;
     }
+    let index: HashMap<IfName, usize> = items.iter().enumerate().map(|(i, it)| (it.iface.name.clone(), i)).collect();
+    let mut slots: Vec<Option<Item>> = std::mem::take(items).into_iter().map(Some).collect();
+    let mut moved: HashMap<IfName, IfName> = HashMap::new();
+    for j in 0..slots.len() {
+        let name = slots[j].as_ref().map(|it| it.iface.name.clone()).expect("not yet merged");
+        let Some((owner, 1)) = owners.get(&name).cloned() else { continue };
+        let mut owner = owner;
+        while let Some(next) = moved.get(&owner) {
+            owner = next.clone();
+        }
+        let Some(&i) = index.get(&owner) else { continue };
+        if i == j {
+            continue; // claims itself: a cycle, reported by validation
+        }
+        let port = slots[j].take().expect("present");
+        match slots[i].as_mut() {
+            Some(ctrl) => merge(cx, ctrl, port)?,
+            None => slots[j] = Some(port),
+        }
+        moved.insert(name, owner);
+    }
+    *items = slots.into_iter().flatten().collect();
+    Ok(())
 }
 
 fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
@@ -270,6 +285,10 @@ fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
     let nth_item = |n: usize| items.iter().filter(|i| &i.iface.name == subject).nth(n);
     let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| p == subject).nth(n);
     let (offset, path) = match &e {
+        HostError::DuplicateUuid { .. } => match nth_item(0) {
+            Some(item) => (item.start, item.path.clone()),
+            None => (0, String::new()),
+        },
         HostError::Duplicate { .. } => match (nth_item(1), nth_item(0), nth_port(0)) {
             (Some(second), _, _) => (second.start, second.path.clone()),
             (None, Some(item), _) => (item.start, item.path.clone()),

@@ -173,52 +173,68 @@ fn element<'a>(text: &'a str, e: &BytesStart<'_>, start: usize, end: usize) -> R
     // escapes, and a copy per attribute dominated parsing time.
     let name =
         tag.get(1..).unwrap_or("").split(|c: char| c.is_whitespace() || c == '/' || c == '>').next().unwrap_or("");
-    let mut attrs = Vec::new();
-    // quick-xml's iterator checks the syntax (quotes, duplicates); the slices come from `tag`.
-    // Duplicate names are checked below on the slices; quick-xml's own check allocates per tag.
+    // quick-xml checks the syntax (quotes, `=`); the names, values and offsets come from our own
+    // scan of the tag, which respects quotes, so text inside one value is never taken for another
+    // attribute.
     for a in e.attributes().with_checks(false) {
-        let a = a.map_err(|err| syntax(start, format!("XML syntax error in <{name}>: {err}")))?;
-        let key = std::str::from_utf8(a.key.as_ref()).map_err(|_| syntax(start, "attribute name is not UTF-8"))?;
+        a.map_err(|err| syntax(start, format!("XML syntax error in <{name}>: {err}")))?;
+    }
+    let scanned = scan_attrs(tag);
+    let mut attrs = Vec::with_capacity(scanned.len());
+    let mut seen = std::collections::HashSet::new();
+    for (key, at, raw) in scanned {
+        if !seen.insert(key) {
+            return Err(syntax(start + at, format!("XML syntax error: attribute '{key}' repeated in <{name}>")));
+        }
         // Namespace declarations are not attributes of the interface; prefixed names that use
         // them are refused by the converters as unknown.
         if key == "xmlns" || key.starts_with("xmlns:") {
             continue;
         }
-        let at = find_attr(tag, key).ok_or_else(|| syntax(start, format!("cannot locate attribute '{key}'")))?;
-        let (key, raw) = (&tag[at..at + key.len()], raw_value(&tag[at + key.len()..]));
         let value = quick_xml::escape::unescape(raw)
             .map_err(|err| syntax(start + at, format!("XML syntax error in attribute '{key}': {err}")))?;
-        if attrs.iter().any(|a: &Attr<'_>| a.name == key) {
-            return Err(syntax(start + at, format!("XML syntax error: attribute '{key}' repeated in <{name}>")));
-        }
         attrs.push(Attr { name: key, value, offset: start + at });
     }
     Ok(Element { name, attrs, children: Vec::new(), text: String::new(), text_offset: None, start, end })
 }
 
-/// The raw value after an attribute name: skips `\s*=\s*` and the opening quote, up to the
-/// matching quote (quick-xml has already checked that the quotes match).
-fn raw_value(rest: &str) -> &str {
-    let rest = rest.trim_start().strip_prefix('=').unwrap_or(rest).trim_start();
-    let Some(q) = rest.chars().next().filter(|c| *c == '\'' || *c == '"') else { return "" };
-    let body = &rest[1..];
-    body.find(q).map_or(body, |i| &body[..i])
-}
-
-/// Offset of attribute `key` inside the raw start tag: the name preceded by whitespace and
-/// followed by optional whitespace and `=`.
-fn find_attr(tag: &str, key: &str) -> Option<usize> {
-    let bytes = tag.as_bytes();
-    let mut from = 0;
-    while let Some(i) = tag[from..].find(key).map(|i| i + from) {
-        let before_ok = i > 0 && bytes[i - 1].is_ascii_whitespace();
-        let rest = tag[i + key.len()..].trim_start();
-        if before_ok && rest.starts_with('=') {
-            return Some(i);
-        }
-        from = i + key.len();
+/// The attributes of a raw start tag (`<name a='1' b="2">` or `…/>`), as (name, offset of the
+/// name in the tag, raw value). Expects a tag quick-xml has already accepted.
+fn scan_attrs(tag: &str) -> Vec<(&str, usize, &str)> {
+    let b = tag.as_bytes();
+    let mut i = 1;
+    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'/' && b[i] != b'>' {
+        i += 1;
     }
-    None
+    let mut out = Vec::new();
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() || b[i] == b'/' || b[i] == b'>' {
+            return out;
+        }
+        let k = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'=' {
+            i += 1;
+        }
+        let key = &tag[k..i];
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= b.len() || b[i] != b'=' {
+            return out;
+        }
+        i += 1;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let Some(&q) = b.get(i).filter(|q| **q == b'\'' || **q == b'"') else { return out };
+        let v = i + 1;
+        let Some(len) = tag[v..].find(q as char) else { return out };
+        out.push((key, k, &tag[v..v + len]));
+        i = v + len + 1;
+    }
 }
 
 #[cfg(test)]
@@ -236,6 +252,15 @@ mod tests {
         assert_eq!(src.location(b.attrs[0].offset), Location { line: 2, column: 7 });
         assert_eq!(root.children[1].text, "hi");
         assert_eq!(&text[root.start..root.end], text.trim_end());
+    }
+
+    #[test]
+    fn attributes_are_scanned_with_quotes_respected() {
+        let tag = "<interface xmlns:x=\"a name='eth1' \" type = 'ethernet' name=\"eth0\"/>";
+        let names: Vec<_> = scan_attrs(tag).into_iter().map(|(k, _, v)| (k, v)).collect();
+        assert_eq!(names, [("xmlns:x", "a name='eth1' "), ("type", "ethernet"), ("name", "eth0")]);
+        let root = parse(tag).unwrap();
+        assert_eq!(root.attr("name").unwrap().value, "eth0");
     }
 
     #[test]

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Speed against a real NetworkManager: one sandbox, one run, same end state, ratios printed.
+#
+#   apply   nmiface apply (bridge br0 192.0.2.10/24 + port eth0, both ACTIVATED)
+#   nmcli   the nmcli script: 2x con add, 2x con up
+#   bare    examples/bare_apply.rs: one bare zbus client doing the minimum
+#   undefine of the bridge and its port; list --all and dumpxml with 500 profiles defined.
+#
+# Needs root and integration/install-deps.sh (NetworkManager, hyperfine). RUNS=N to change
+# the number of runs (default 20).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin nmiface --example bare_apply
+B=$PWD/target/release/nmiface
+BARE=$PWD/target/release/examples/bare_apply
+RUNS=${RUNS:-20}
+NAME=b$((RANDOM % 10000))
+set -a
+eval "$(NMIFACE_NM_LOG=WARN integration/nm-sandbox.sh up "$NAME")"
+set +a
+TMP=$(mktemp -d)
+trap 'integration/nm-sandbox.sh down "$NAME"; rm -rf "$TMP"' EXIT
+
+cat >"$TMP/br0.xml" <<'XML'
+<interface type='bridge' name='br0'>
+  <protocol family='ipv4'><ip address='192.0.2.10' prefix='24'/></protocol>
+  <bridge stp='off'><interface type='ethernet' name='eth0'/></bridge>
+</interface>
+XML
+# Back to a clean host between runs; the pause lets NetworkManager remove the old bridge.
+CLEAN="$B undefine br0 >/dev/null 2>&1; nmcli con del br0 br0-port-eth0 >/dev/null 2>&1; sleep 0.3; true"
+NMCLI="nmcli con add type bridge ifname br0 con-name br0 bridge.stp no ipv4.method manual ipv4.addresses 192.0.2.10/24 ipv6.method disabled >/dev/null \
+ && nmcli con add type ethernet ifname eth0 con-name br0-port-eth0 master br0 slave-type bridge >/dev/null \
+ && nmcli con up br0 >/dev/null && nmcli con up br0-port-eth0 >/dev/null"
+
+hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/apply.json" --prepare "$CLEAN" \
+    -n apply "$B apply $TMP/br0.xml" -n nmcli "$NMCLI" -n bare "$BARE" >/dev/null 2>&1
+hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/undefine.json" \
+    --prepare "$CLEAN; $B apply $TMP/br0.xml >/dev/null" -n undefine "$B undefine br0" >/dev/null 2>&1
+sh -c "$CLEAN"
+
+# 500 profiles: ethernet interfaces d0..d499 with a static address each.
+python3 - "$TMP/500.xml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("<interfaces>\n")
+    for i in range(500):
+        f.write(f"<interface type='ethernet' name='d{i}'><start mode='none'/><protocol family='ipv4'>"
+                f"<ip address='10.{i // 250}.{i % 250}.1' prefix='24'/></protocol></interface>\n")
+    f.write("</interfaces>\n")
+PY
+define_ms=$( { /usr/bin/time -f %e "$B" define "$TMP/500.xml" >/dev/null; } 2>&1 | tail -1)
+hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/list.json" \
+    -n list "$B list --all" -n dumpxml "$B dumpxml d250" -n both "$B list --all >/dev/null && $B dumpxml d250" >/dev/null 2>&1
+
+python3 - "$TMP" "$define_ms" <<'PY'
+import json, sys
+d = sys.argv[1]
+def load(name):
+    return {r["command"]: r for r in json.load(open(f"{d}/{name}.json"))["results"]}
+a, u, l = load("apply"), load("undefine"), load("list")
+ms = lambda r: r["mean"] * 1000
+sd = lambda r: r["stddev"] * 1000
+print("same sandbox NetworkManager, same run; mean +- sd over the runs")
+for k in ("apply", "nmcli", "bare"):
+    print(f"  {k:<8} {ms(a[k]):7.1f} ms +- {sd(a[k]):5.1f}")
+print(f"  nmiface apply is {ms(a['nmcli']) / ms(a['apply']):.1f}x faster than the nmcli script (target >= 6x)")
+print(f"  nmiface apply is {ms(a['apply']) / ms(a['bare']):.2f}x the bare client (target <= 1.25x)")
+print(f"  undefine of bridge + port: {ms(u['undefine']):.1f} ms (target <= 30 ms)")
+print(f"  with 500 profiles: list --all {ms(l['list']):.1f} ms, dumpxml {ms(l['dumpxml']):.1f} ms, "
+      f"both {ms(l['both']):.1f} ms (target < 150 ms); define of the 500: {float(sys.argv[2]) * 1000:.0f} ms")
+PY
