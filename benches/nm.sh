@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speed against a real NetworkManager: one sandbox, one run, same end state, ratios printed.
 #
-#   apply   nmiface apply (bridge br0 192.0.2.10/24 + port eth0, both ACTIVATED)
+#   apply   nmiface apply (bridge br0 192.0.2.10/24 + port eth0, both ACTIVATED), atomic
+#           (checkpoint) and with --no-checkpoint, to show what the checkpoint costs
 #   nmcli   the nmcli script: 2x con add, 2x con up
 #   bare    examples/bare_apply.rs: one bare zbus client doing the minimum
 #   undefine of the bridge and its port; list --all and dumpxml with 500 profiles defined.
@@ -34,7 +35,8 @@ NMCLI="nmcli con add type bridge ifname br0 con-name br0 bridge.stp no ipv4.meth
  && nmcli con up br0 >/dev/null && nmcli con up br0-port-eth0 >/dev/null"
 
 hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/apply.json" --prepare "$CLEAN" \
-    -n apply "$B apply $TMP/br0.xml" -n nmcli "$NMCLI" -n bare "$BARE" >/dev/null 2>&1
+    -n apply "$B apply $TMP/br0.xml" -n apply-nocp "$B apply --no-checkpoint $TMP/br0.xml" \
+    -n nmcli "$NMCLI" -n bare "$BARE" >/dev/null 2>&1
 hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/undefine.json" \
     --prepare "$CLEAN; $B apply $TMP/br0.xml >/dev/null" -n undefine "$B undefine br0" >/dev/null 2>&1
 sh -c "$CLEAN"
@@ -62,10 +64,11 @@ a, u, l = load("apply"), load("undefine"), load("list")
 ms = lambda r: r["mean"] * 1000
 sd = lambda r: r["stddev"] * 1000
 print("same sandbox NetworkManager, same run; mean +- sd over the runs")
-for k in ("apply", "nmcli", "bare"):
+for k in ("apply", "apply-nocp", "nmcli", "bare"):
     print(f"  {k:<8} {ms(a[k]):7.1f} ms +- {sd(a[k]):5.1f}")
 print(f"  nmiface apply is {ms(a['nmcli']) / ms(a['apply']):.1f}x faster than the nmcli script (target >= 6x)")
 print(f"  nmiface apply is {ms(a['apply']) / ms(a['bare']):.2f}x the bare client (target <= 1.25x)")
+print(f"  the checkpoint adds {ms(a['apply']) - ms(a['apply-nocp']):.1f} ms to an apply ({ms(a['apply-nocp']):.1f} ms without; target <= 10 ms)")
 print(f"  undefine of bridge + port: {ms(u['undefine']):.1f} ms (target <= 30 ms)")
 print(f"  with 500 profiles: list --all {ms(l['list']):.1f} ms, dumpxml {ms(l['dumpxml']):.1f} ms, "
       f"both {ms(l['both']):.1f} ms (target < 150 ms); define of the 500: {float(sys.argv[2]) * 1000:.0f} ms")

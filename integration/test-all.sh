@@ -5,8 +5,10 @@
 #    NetworkManager or libvirt skip with a banner; under CI=true a skip is a failure.
 # 2. Lints: rustfmt and clippy with warnings as errors.
 # 3. cargo test: unit tests, the sample suite (golden files, round trips, invalid samples, the
-#    libvirt oracle, the compat corpus in ../shared), the CLI tests, and the tests against a real
-#    NetworkManager in a namespace sandbox.
+#    libvirt oracle, the compat corpus in ../shared), the CLI tests, hostile input, and the tests
+#    against a real NetworkManager in a namespace sandbox.
+# 4. The real-kernel tier: a qemu guest with Debian's kernel runs bonds and VLANs for real
+#    (integration/vm/run.sh; NMIFACE_SKIP_VM=1 skips it locally, never under CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +27,5 @@ echo "== clippy"
 cargo clippy --locked --all-targets --quiet -- -D warnings
 echo "== tests"
 cargo test --locked 2>&1
+echo "== real-kernel tier (qemu guest, Debian's kernel)"
+bash integration/vm/run.sh --binary target/debug/nmiface

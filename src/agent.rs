@@ -7,6 +7,7 @@ use crate::nm_client::{
     bounded, ActivationFailure, NmClient, NmError, Progress, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK,
 };
 use crate::plan::{self, NotOwned};
+use crate::transaction::{Journal, Store, TxError};
 use crate::xml::{self, Document, LiveLink, LiveState};
 use futures_util::future::try_join_all;
 use std::time::Duration;
@@ -49,6 +50,75 @@ pub enum AgentError {
     /// No device has that MAC (or several do).
     #[error("{0}")]
     Lookup(String),
+    /// The transaction file or lock.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// `begin` while a transaction is open.
+    #[error("there is another transaction running (checkpoint {checkpoint}, begun {age} s ago); commit or rollback it first")]
+    TransactionRunning {
+        /// Its checkpoint.
+        checkpoint: String,
+        /// Seconds since it began.
+        age: u64,
+    },
+    /// `commit`/`rollback` with no transaction open.
+    #[error("no transaction running, nothing to {what}{}", leftover_hint(leftovers))]
+    NoTransaction {
+        /// `commit` or `rollback`.
+        what: &'static str,
+        /// Checkpoints NetworkManager has that no nmiface transaction records.
+        leftovers: Vec<String>,
+    },
+    /// NetworkManager has checkpoints nmiface did not record (a crashed run, another tool).
+    #[error("NetworkManager already has a checkpoint{}", leftover_hint(.0))]
+    LeftoverCheckpoints(Vec<String>),
+    /// The transaction's checkpoint no longer exists.
+    #[error("the transaction's checkpoint {0} is gone: NetworkManager rolled it back when its timeout passed")]
+    CheckpointGone(String),
+    /// A started interface does not have what was asked.
+    #[error("{0}")]
+    Verify(String),
+    /// An atomic change failed and the host was put back.
+    #[error("{cause}\n  {}", restored_text(problems))]
+    RolledBack {
+        /// What failed.
+        cause: Box<AgentError>,
+        /// What the rollback could not restore (empty: everything was).
+        problems: Vec<String>,
+    },
+}
+
+fn leftover_hint(l: &[String]) -> String {
+    match l {
+        [] => String::new(),
+        _ => format!(
+            " (NetworkManager has checkpoint {}: left by a crashed run? `nmiface rollback --checkpoint PATH` restores it, `nmiface commit --checkpoint PATH` drops it)",
+            l.join(", ")
+        ),
+    }
+}
+
+fn restored_text(problems: &[String]) -> String {
+    if problems.is_empty() {
+        "the host was restored to its state before the change (checkpoint rolled back, changed profiles restored)"
+            .to_string()
+    } else {
+        format!("rolled back, but not everything was restored: {}", problems.join("; "))
+    }
+}
+
+/// How a change protects the host.
+pub enum Safety<'j> {
+    /// Own checkpoint: any failure rolls everything back; NetworkManager rolls back by itself
+    /// if nmiface dies (after this many seconds without a keep-alive).
+    Checkpoint {
+        /// Seconds NetworkManager waits for a keep-alive before rolling back.
+        rollback_timeout: u32,
+    },
+    /// Inside the user's transaction: changes are journalled; the user commits or rolls back.
+    Transaction(&'j mut Journal),
+    /// No protection (`--no-checkpoint`).
+    Unprotected,
 }
 
 /// What `define` did for one interface.
@@ -89,6 +159,25 @@ struct Owned {
     ports: Vec<StoredProfile>,
 }
 
+/// One atomic change's checkpoint, kept alive until released or undone.
+struct Guard {
+    journal: Journal,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl Guard {
+    async fn release(self, agent: &Agent) -> Result<(), AgentError> {
+        self.keepalive.abort();
+        agent.nm.checkpoint_destroy(&self.journal.checkpoint).await?;
+        Ok(())
+    }
+
+    async fn undo(self, agent: &Agent, journal: &Journal) -> Vec<String> {
+        self.keepalive.abort();
+        agent.undo(journal).await
+    }
+}
+
 /// The lifecycle over one NetworkManager client.
 pub struct Agent {
     nm: NmClient,
@@ -119,18 +208,33 @@ impl Agent {
 
     /// Creates or updates (in place, never duplicating) the profiles of every interface in `doc`.
     #[instrument(skip_all)]
-    pub async fn define(&self, doc: &Document, adopt: bool) -> Result<Vec<Defined>, AgentError> {
-        Ok(self.define_stored(doc, adopt).await?.0)
+    pub async fn define(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        journal: Option<&mut Journal>,
+    ) -> Result<Vec<Defined>, AgentError> {
+        Ok(self.define_stored(doc, adopt, journal).await?.0)
     }
 
     /// `define`, also returning each interface's profiles as now stored (for `apply`, which
     /// then activates them without looking them up again).
-    async fn define_stored(&self, doc: &Document, adopt: bool) -> Result<(Vec<Defined>, Vec<Owned>), AgentError> {
+    async fn define_stored(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        journal: Option<&mut Journal>,
+    ) -> Result<(Vec<Defined>, Vec<Owned>), AgentError> {
         let t = nm::translate(&doc.host, &doc.sources, &self.target());
         let desired: Vec<Profile> = t.profiles().cloned().collect();
         let stored = self.nm.profiles().await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         let plan = plan::define(&desired, &existing, adopt)?;
+        if let Some(j) = journal {
+            for i in plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()) {
+                j.remember(&existing[i]);
+            }
+        }
         let mut report: Vec<Defined> =
             t.interfaces.iter().map(|i| Defined { interface: i.interface.to_string(), ..Defined::default() }).collect();
         let count = |report: &mut Vec<Defined>, p: &Profile, f: fn(&mut Defined)| {
@@ -192,17 +296,56 @@ impl Agent {
         Ok((report, owned))
     }
 
-    /// Defines everything in `doc`, then starts each interface (VLAN parents first), reporting
-    /// each start's outcome and duration. Starting uses the profiles just stored, with no lookup.
+    /// Defines everything in `doc`, then starts each interface (VLAN parents first) and checks
+    /// its addresses. With [`Safety::Checkpoint`] it is one step for the host: any failure rolls
+    /// everything back. Starting uses the profiles just stored, with no lookup.
     #[instrument(skip_all)]
     pub async fn apply(
         &self,
         doc: &Document,
         adopt: bool,
         timeout: Duration,
+        safety: Safety<'_>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
-        let (report, owned) = self.define_stored(doc, adopt).await?;
+        match safety {
+            Safety::Unprotected => self.apply_steps(doc, adopt, timeout, None, progress).await,
+            Safety::Transaction(j) => self.apply_steps(doc, adopt, timeout, Some(j), progress).await,
+            Safety::Checkpoint { rollback_timeout } => {
+                let guard = self.guard(rollback_timeout).await?;
+                let mut journal = guard.journal.clone();
+                let r = self.apply_steps(doc, adopt, timeout, Some(&mut journal), progress).await;
+                let failed = match &r {
+                    Ok((_, started)) => started.iter().find_map(|(_, r)| r.as_ref().err()).map(|e| e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                match failed {
+                    None => {
+                        guard.release(self).await?;
+                        r
+                    }
+                    Some(_) => {
+                        let problems = guard.undo(self, &journal).await;
+                        let cause = match r {
+                            Err(e) => e,
+                            Ok((_, started)) => started.into_iter().find_map(|(_, r)| r.err()).expect("a start failed"),
+                        };
+                        Err(AgentError::RolledBack { cause: Box::new(cause), problems })
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply_steps(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        timeout: Duration,
+        journal: Option<&mut Journal>,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
+        let (report, owned) = self.define_stored(doc, adopt, journal).await?;
         let mut results = Vec::new();
         for iface in doc.host.dependency_order() {
             let name = iface.name.as_str();
@@ -210,10 +353,145 @@ impl Agent {
                 continue; // not translated (an unsupported finding says why)
             };
             let t0 = std::time::Instant::now();
-            let r = self.start_owned(o, name, timeout, &mut |p| progress(name, p)).await;
+            let mut r = self.start_owned(o, name, timeout, &mut |p| progress(name, p)).await;
+            if r.is_ok() {
+                r = self.verify(iface).await;
+            }
             results.push((name.to_string(), r.map(|()| t0.elapsed())));
         }
         Ok((report, results))
+    }
+
+    /// Checks that an ACTIVATED interface has every static address it was given.
+    async fn verify(&self, iface: &crate::model::Interface) -> Result<(), AgentError> {
+        let mut want: Vec<(String, u32)> = Vec::new();
+        if let Some(v4) = &iface.ipv4 {
+            want.extend(v4.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
+        }
+        if let Some(v6) = &iface.ipv6 {
+            want.extend(v6.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        let dev = self.nm.device(iface.name.as_str()).await?;
+        let mut have = Vec::new();
+        if let Some(c) = &dev.ip4_config {
+            have.extend(self.nm.addresses(c, false).await?);
+        }
+        if let Some(c) = &dev.ip6_config {
+            have.extend(self.nm.addresses(c, true).await?);
+        }
+        let missing: Vec<String> = want.iter().filter(|w| !have.contains(w)).map(|(a, p)| format!("{a}/{p}")).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::Verify(format!("{} is up but lacks {}", iface.name, missing.join(", "))))
+        }
+    }
+
+    /// Creates a checkpoint for one atomic change and keeps it alive while the change runs.
+    async fn guard(&self, rollback_timeout: u32) -> Result<Guard, AgentError> {
+        let existing = self.nm.checkpoints().await?;
+        if !existing.is_empty() {
+            return Err(AgentError::LeftoverCheckpoints(existing));
+        }
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        // Extend the timeout while work goes on, so a short timeout still covers a slow
+        // activation, and a crash leaves the host to NM's rollback within seconds.
+        let nm = self.nm.clone();
+        let cp = checkpoint.clone();
+        let period = Duration::from_millis(u64::from(rollback_timeout.max(3)) * 1000 / 3);
+        let keepalive = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                if nm.checkpoint_extend(&cp, rollback_timeout).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Guard { journal: Journal::new(checkpoint, rollback_timeout, None), keepalive })
+    }
+
+    /// Rolls back to the journal's checkpoint, then restores the profiles it saved. Returns
+    /// what could not be restored.
+    pub async fn undo(&self, j: &Journal) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.nm.checkpoint_rollback(&j.checkpoint).await {
+            Ok(failed) => problems.extend(failed.into_iter().map(|f| format!("device {}: {}", f.device, f.reason))),
+            // Gone: NetworkManager already rolled back when the timeout passed.
+            Err(e) if e.dbus_name().is_some_and(|n| n.ends_with("InvalidArguments")) => {}
+            Err(e) => problems.push(format!("checkpoint rollback: {e}")),
+        }
+        let restored = bounded(&j.saved, |p| async move {
+            let found =
+                self.nm.profile_by_uuid(&p.uuid.to_string()).await.map_err(|e| format!("profile '{}': {e}", p.id))?;
+            let r = match found {
+                Some(s) => self.nm.update(&s.path, p, TO_DISK | BLOCK_AUTOCONNECT).await,
+                None => self.nm.add(p, TO_DISK | BLOCK_AUTOCONNECT).await.map(|_| ()),
+            };
+            r.map_err(|e| format!("profile '{}': {e}", p.id))
+        })
+        .await;
+        problems.extend(restored.into_iter().filter_map(Result::err));
+        problems
+    }
+
+    /// Opens a transaction (`virsh iface-begin`): a checkpoint over all devices, recorded where
+    /// the next nmiface finds it.
+    pub async fn begin(&self, store: &Store, rollback_timeout: u32) -> Result<Journal, AgentError> {
+        let existing = self.nm.checkpoints().await?;
+        if let Some(j) = store.load()? {
+            if existing.contains(&j.checkpoint) {
+                let now = Journal::new(String::new(), 0, None).begun;
+                return Err(AgentError::TransactionRunning {
+                    checkpoint: j.checkpoint,
+                    age: now.saturating_sub(j.begun),
+                });
+            }
+            store.clear()?; // stale: its checkpoint was rolled back or destroyed
+        }
+        if !existing.is_empty() {
+            return Err(AgentError::LeftoverCheckpoints(existing));
+        }
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
+        let j = Journal::new(checkpoint, rollback_timeout, Some(known));
+        store.save(&j)?;
+        Ok(j)
+    }
+
+    /// Keeps the transaction's changes (`virsh iface-commit`); `checkpoint` names a leftover one.
+    pub async fn commit(&self, store: &Store, checkpoint: Option<&str>) -> Result<String, AgentError> {
+        if let Some(cp) = checkpoint {
+            self.nm.checkpoint_destroy(cp).await?;
+            return Ok(cp.to_string());
+        }
+        let Some(j) = store.load()? else {
+            return Err(AgentError::NoTransaction { what: "commit", leftovers: self.nm.checkpoints().await? });
+        };
+        store.clear()?;
+        match self.nm.checkpoint_destroy(&j.checkpoint).await {
+            Ok(()) => Ok(j.checkpoint),
+            Err(e) if e.dbus_name().is_some_and(|n| n.ends_with("InvalidArguments")) => {
+                Err(AgentError::CheckpointGone(j.checkpoint))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Puts the host back as it was at `begin` (`virsh iface-rollback`); `checkpoint` names a
+    /// leftover one. Returns what could not be restored.
+    pub async fn rollback(&self, store: &Store, checkpoint: Option<&str>) -> Result<Vec<String>, AgentError> {
+        if let Some(cp) = checkpoint {
+            return Ok(self.undo(&Journal::new(cp.to_string(), 0, Some(Default::default()))).await);
+        }
+        let Some(j) = store.load()? else {
+            return Err(AgentError::NoTransaction { what: "rollback", leftovers: self.nm.checkpoints().await? });
+        };
+        let problems = self.undo(&j).await;
+        store.clear()?;
+        Ok(problems)
     }
 
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
@@ -263,8 +541,13 @@ impl Agent {
 
     /// Deletes the profiles of interface `name` (only nmiface's). Returns how many.
     #[instrument(skip(self))]
-    pub async fn undefine(&self, name: &str) -> Result<usize, AgentError> {
+    pub async fn undefine(&self, name: &str, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
         let owned = self.find(name).await?;
+        if let Some(j) = journal {
+            for s in std::iter::once(&owned.main).chain(owned.ports.iter()) {
+                j.remember(&s.profile);
+            }
+        }
         let paths: Vec<_> = std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.path.clone()).collect();
         bounded(&paths, |p| self.nm.delete(p)).await.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(paths.len())

@@ -32,4 +32,5 @@ pub mod nm;
 pub mod nm_client;
 pub mod plan;
 pub mod report;
+pub mod transaction;
 pub mod xml;

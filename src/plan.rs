@@ -3,9 +3,10 @@
 //! which existing profiles block the change because nmiface does not own them.
 //!
 //! Ownership rule: nmiface changes or deletes only profiles tagged `nmiface.managed=1`. A
-//! profile it does not own that has the same UUID, `connection.id`, or interface name and type
-//! as one it wants is refused, unless the user asks to adopt it; an adopted profile is updated
-//! in place and keeps its UUID (ports that name it as controller are rewritten to match).
+//! profile it does not own that has the same UUID or `connection.id` as one it wants is
+//! refused, unless the user asks to adopt it; an adopted profile is updated in place and keeps
+//! its UUID (ports that name it as controller are rewritten to match). Other profiles for the
+//! same device are left alone: NetworkManager activates one profile per device at a time.
 
 use crate::nm::{user_key, Key, Profile, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -42,19 +43,18 @@ impl Plan {
     }
 }
 
-/// Whether `have` stands where `want` would. A profile nmiface owns only when it belongs to
-/// the same interface (the same device may be a port of two nmiface interfaces, with one active
-/// at a time); any other profile when it shares the UUID, the id, or the interface name and type.
+/// Whether `have` stands where `want` would. NetworkManager keeps several profiles per device
+/// (one active at a time), so sharing a device is no conflict: a stock host has a "Wired
+/// connection N" profile on every NIC. A profile nmiface owns stands in the way when it is the
+/// same interface's profile for the same device (a re-define under another UUID); any other
+/// profile when it has the same UUID or the same name (`connection.id`).
 fn conflicts(want: &Profile, have: &Profile) -> bool {
-    let same_slot = have.uuid == want.uuid
-        || have.id == want.id
-        || (have.interface_name().is_some()
-            && have.interface_name() == want.interface_name()
-            && have.conn_type() == want.conn_type());
     if have.is_managed() {
-        same_slot && have.user_data(user_key::INTERFACE) == want.user_data(user_key::INTERFACE)
+        let same_device = have.interface_name() == want.interface_name() && have.conn_type() == want.conn_type();
+        (have.uuid == want.uuid || have.id == want.id || same_device)
+            && have.user_data(user_key::INTERFACE) == want.user_data(user_key::INTERFACE)
     } else {
-        same_slot
+        have.uuid == want.uuid || have.id == want.id
     }
 }
 
@@ -196,6 +196,18 @@ mod tests {
         let bond = profiles("<interface type='bond' name='bond0'><bond mode='active-backup'><interface type='ethernet' name='eth1'/></bond></interface>");
         let p = define(&bond, &br, false).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (2, 0, 0));
+    }
+
+    #[test]
+    fn a_foreign_profile_for_the_same_device_is_no_conflict() {
+        // A stock host's "Wired connection 1" on eth0.
+        let want = profiles(BRIDGE);
+        let mut stock = want[1].clone();
+        stock.uuid = Uuid::from_u128(9);
+        stock.id = "Wired connection 1".into();
+        stock.settings.get_mut("user").unwrap().clear();
+        let p = define(&want, &[stock], false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
     }
 
     #[test]

@@ -3,11 +3,12 @@
 
 use super::{print_findings, read_input, Outcome};
 use anyhow::Context;
-use nmiface::agent::{Agent, Listed};
+use nmiface::agent::{Agent, Listed, Safety};
 use nmiface::finding::{any_loses_meaning, Finding};
 use nmiface::model::{IfName, Mac};
 use nmiface::nm;
 use nmiface::nm_client::{NmClient, Progress};
+use nmiface::transaction::{Lock, Store};
 use nmiface::xml;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -22,9 +23,6 @@ pub struct Wait {
 
 /// `define`: create or update the profiles of the interfaces in FILE (`virsh iface-define`).
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Profiles are added or updated in place (same UUIDs on every define); ports no longer \
-in the definition are deleted. Nothing is activated: use start or apply.\nProfiles nmiface did not create are \
-never changed: a conflicting one (same UUID, id, or interface name and type) is refused unless --adopt.")]
 pub struct DefineArgs {
     /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
     file: String,
@@ -43,6 +41,32 @@ pub struct ApplyArgs {
     define: DefineArgs,
     #[command(flatten)]
     wait: Wait,
+    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    rollback_timeout: u32,
+    /// Do not take a checkpoint: a failure leaves what was done so far.
+    #[arg(long)]
+    no_checkpoint: bool,
+}
+
+/// `begin`: open a transaction (virsh iface-begin).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Takes a NetworkManager checkpoint over all devices. Until commit or rollback, define, \
+undefine and apply record what they change. If neither comes within --timeout seconds, NetworkManager \
+rolls the devices back by itself (0: never).")]
+pub struct BeginArgs {
+    /// Seconds before NetworkManager rolls back by itself (0: never).
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    timeout: u32,
+}
+
+/// `commit` / `rollback`.
+#[derive(Debug, clap::Args)]
+pub struct EndArgs {
+    /// Act on this NetworkManager checkpoint (one left by a crashed run) instead of the
+    /// transaction nmiface recorded.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<String>,
 }
 
 /// An interface name argument.
@@ -102,6 +126,20 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
 
+fn bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
+}
+
+/// The transaction store for this bus, and its lock, taken for a change. Another nmiface
+/// changing the same NetworkManager makes this one wait, saying for whom.
+fn lock(what: String) -> anyhow::Result<(Store, Lock)> {
+    let store = Store::for_bus(&bus_address());
+    let lock = store.lock(&what, true, |holder| {
+        eprintln!("nmiface: waiting for another nmiface ({holder}) to finish");
+    })?;
+    Ok((store, lock))
+}
+
 async fn agent() -> anyhow::Result<Agent> {
     let nm = NmClient::connect_system().await.with_context(|| {
         format!(
@@ -155,7 +193,13 @@ pub fn define(args: DefineArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
         let findings = findings_for(&agent, &doc);
-        let report = agent.define(&doc, args.adopt).await?;
+        let (store, _lock) = lock(format!("define {}", args.file))?;
+        let mut journal = store.load()?;
+        let report = agent.define(&doc, args.adopt, journal.as_mut()).await;
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        let report = report?;
         print_findings(&source, &findings);
         let mut out = std::io::stdout().lock();
         if args.json {
@@ -184,8 +228,19 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         let mut progress = |name: &str, p: Progress| {
             printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(p)
         };
-        let (report, outcomes) =
-            agent.apply(&doc, args.define.adopt, Duration::from_secs(args.wait.timeout), &mut progress).await?;
+        let (store, _lock) = lock(format!("apply {}", args.define.file))?;
+        let mut journal = store.load()?;
+        let safety = match (&mut journal, args.no_checkpoint) {
+            (Some(j), _) => Safety::Transaction(j),
+            (None, true) => Safety::Unprotected,
+            (None, false) => Safety::Checkpoint { rollback_timeout: args.rollback_timeout },
+        };
+        let result = agent.apply(&doc, args.define.adopt, Duration::from_secs(args.wait.timeout), safety, &mut progress).await;
+        clear_progress();
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        let (report, outcomes) = result?;
         clear_progress();
         print_findings(&source, &findings);
         let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
@@ -220,7 +275,14 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
-        let n = agent().await?.undefine(&args.name).await?;
+        let agent = agent().await?;
+        let (store, _lock) = lock(format!("undefine {}", args.name))?;
+        let mut journal = store.load()?;
+        let n = agent.undefine(&args.name, journal.as_mut()).await;
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        let n = n?;
         if args.json {
             println!("{}", serde_json::json!({"undefined": args.name, "profiles": n}));
         } else {
@@ -233,6 +295,7 @@ pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
 pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
+        let _lock = lock(format!("start {}", args.name.name))?;
         let t0 = Instant::now();
         let mut progress = progress_printer(format!("starting {}", args.name.name));
         let r = agent.start(&args.name.name, Duration::from_secs(args.wait.timeout), &mut progress).await;
@@ -250,7 +313,9 @@ pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
 
 pub fn stop(args: StartArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
-        agent().await?.stop(&args.name.name, Duration::from_secs(args.wait.timeout)).await?;
+        let agent = agent().await?;
+        let _lock = lock(format!("stop {}", args.name.name))?;
+        agent.stop(&args.name.name, Duration::from_secs(args.wait.timeout)).await?;
         if args.name.json {
             println!("{}", serde_json::json!({"stopped": args.name.name}));
         } else {
@@ -313,5 +378,43 @@ pub fn mac(args: NameArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         println!("{}", agent().await?.mac_of(&name).await?);
         Ok(Outcome::Clean)
+    })
+}
+
+pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let (store, _lock) = lock("begin".into())?;
+        let j = agent.begin(&store, args.timeout).await?;
+        let auto = if args.timeout == 0 { "never".to_string() } else { format!("after {} s", args.timeout) };
+        println!(
+            "Network config change transaction started (checkpoint {}; NetworkManager rolls back by itself {auto})",
+            j.checkpoint
+        );
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let (store, _lock) = lock("commit".into())?;
+        let cp = agent.commit(&store, args.checkpoint.as_deref()).await?;
+        println!("Network config change transaction committed (checkpoint {cp} destroyed)");
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn rollback(args: EndArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let (store, _lock) = lock("rollback".into())?;
+        let problems = agent.rollback(&store, args.checkpoint.as_deref()).await?;
+        if problems.is_empty() {
+            println!("Network config change transaction rolled back");
+            Ok(Outcome::Clean)
+        } else {
+            anyhow::bail!("rolled back, but not everything was restored: {}", problems.join("; "))
+        }
     })
 }

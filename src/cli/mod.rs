@@ -29,6 +29,9 @@ pub struct Cli {
 enum Command {
     Translate(translate::Args),
     /// Create or update the NetworkManager profiles of the interfaces in FILE (virsh iface-define).
+    #[command(after_help = "Profiles are added or updated in place (same UUIDs on every define); ports no longer \
+in the definition are deleted. Nothing is activated: use start or apply.\nProfiles nmiface did not create are \
+never changed: one with the same UUID or name is refused unless --adopt; other profiles for the same device are left alone.")]
     Define(lifecycle::DefineArgs),
     /// Delete an interface's profiles; only profiles nmiface created (virsh iface-undefine).
     Undefine(lifecycle::NameArgs),
@@ -36,7 +39,11 @@ enum Command {
     Start(lifecycle::StartArgs),
     /// Deactivate an interface (virsh iface-destroy).
     Stop(lifecycle::StartArgs),
-    /// Define and start everything in FILE, controllers with their ports.
+    /// Define and start everything in FILE, controllers with their ports, as one step.
+    #[command(after_help = "apply is one step for the host: it takes a NetworkManager checkpoint, defines, starts \
+and checks every interface, and on any failure rolls back to the checkpoint and restores the profiles it \
+changed. If nmiface dies meanwhile, NetworkManager rolls back by itself after --rollback-timeout seconds \
+without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.")]
     Apply(lifecycle::ApplyArgs),
     /// List interfaces defined by nmiface: name, state, MAC (virsh iface-list).
     List(lifecycle::ListArgs),
@@ -46,6 +53,12 @@ enum Command {
     Name(lifecycle::MacArg),
     /// The MAC address of an interface (virsh iface-mac).
     Mac(lifecycle::NameArgs),
+    /// Open a transaction on a NetworkManager checkpoint (virsh iface-begin).
+    Begin(lifecycle::BeginArgs),
+    /// Keep the transaction's changes (virsh iface-commit).
+    Commit(lifecycle::EndArgs),
+    /// Put the host back as it was at begin (virsh iface-rollback).
+    Rollback(lifecycle::EndArgs),
 }
 
 /// What a command achieved, when it did not fail.
@@ -72,6 +85,9 @@ pub fn main() -> ExitCode {
         Command::Dumpxml(a) => lifecycle::dumpxml(a),
         Command::Name(a) => lifecycle::name(a),
         Command::Mac(a) => lifecycle::mac(a),
+        Command::Begin(a) => lifecycle::begin(a),
+        Command::Commit(a) => lifecycle::commit(a),
+        Command::Rollback(a) => lifecycle::rollback(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

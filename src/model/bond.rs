@@ -141,6 +141,16 @@ pub enum Monitor {
     },
 }
 
+/// NetworkManager's MII polling interval for a bond given no monitor, in ms.
+pub const DEFAULT_MIIMON: u32 = 100;
+
+impl Monitor {
+    /// What NetworkManager does for a bond with no monitor: MII every [`DEFAULT_MIIMON`] ms.
+    pub fn default_mii() -> Self {
+        Monitor::Mii { freq: DEFAULT_MIIMON, downdelay: 0, updelay: 0, carrier: None }
+    }
+}
+
 /// A bond and its Ethernet ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Bond {

@@ -12,7 +12,7 @@ mod ip;
 mod mac;
 mod name;
 
-pub use bond::{ArpValidate, Bond, BondMode, Carrier, Monitor};
+pub use bond::{ArpValidate, Bond, BondMode, Carrier, Monitor, DEFAULT_MIIMON};
 pub use host::HostError;
 pub use ip::{classful_prefix, netmask_to_prefix, Dhcp, Ipv4, Ipv4Net, Ipv6, Ipv6Net};
 pub use mac::Mac;

@@ -203,7 +203,8 @@ impl<'p> Reader<'p> {
             let carrier = opts.get("use_carrier").map(|v| if v == "0" { Carrier::Ioctl } else { Carrier::Netif });
             Some(Monitor::Mii { freq: num("miimon"), downdelay: num("downdelay"), updelay: num("updelay"), carrier })
         } else {
-            None
+            // Neither set: NetworkManager applies its default MII monitoring.
+            Some(Monitor::default_mii())
         };
         const MAPPED: [&str; 10] = [
             "mode",

@@ -147,6 +147,47 @@ impl From<String> for Value {
     }
 }
 
+impl Value {
+    /// Reads the JSON form written by `Serialize` back (for files nmiface keeps, such as the
+    /// transaction journal). `None` for anything that is not that form.
+    pub fn from_tagged_json(v: &serde_json::Value) -> Option<Value> {
+        let (sig, inner) = v.as_object()?.iter().next()?;
+        let u = || inner.as_u64();
+        let i = || inner.as_i64();
+        Some(match sig.as_str() {
+            "b" => Value::Bool(inner.as_bool()?),
+            "i" => Value::I32(i32::try_from(i()?).ok()?),
+            "u" => Value::U32(u32::try_from(u()?).ok()?),
+            "x" => Value::I64(i()?),
+            "t" => Value::U64(u()?),
+            "s" => Value::Str(inner.as_str()?.to_string()),
+            "ay" => {
+                Value::Bytes(inner.as_array()?.iter().map(|b| u8::try_from(b.as_u64()?).ok()).collect::<Option<_>>()?)
+            }
+            "as" => {
+                Value::StrList(inner.as_array()?.iter().map(|s| s.as_str().map(str::to_string)).collect::<Option<_>>()?)
+            }
+            "a{ss}" => Value::StrDict(
+                inner
+                    .as_object()?
+                    .iter()
+                    .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect::<Option<_>>()?,
+            ),
+            "aa{sv}" => Value::DictList(
+                inner
+                    .as_array()?
+                    .iter()
+                    .map(|d| {
+                        d.as_object()?.iter().map(|(k, v)| Some((k.clone(), Value::from_tagged_json(v)?))).collect()
+                    })
+                    .collect::<Option<_>>()?,
+            ),
+            _ => return None,
+        })
+    }
+}
+
 /// JSON form: a one-entry object keyed by the signature, e.g. `{"u": 24}` or
 /// `{"aa{sv}": [{"address": {"s": "192.0.2.1"}, "prefix": {"u": 24}}]}`, so scripts and golden
 /// files see the exact D-Bus type.
@@ -167,5 +208,30 @@ impl Serialize for Value {
             Value::DictList(v) => m.serialize_entry(k, v)?,
         }
         m.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagged_json_round_trips() {
+        let vals = [
+            Value::Bool(true),
+            Value::I32(-1),
+            Value::U32(7),
+            Value::I64(-5),
+            Value::U64(9),
+            Value::Str("x".into()),
+            Value::Bytes(vec![1, 2]),
+            Value::StrList(vec!["a".into()]),
+            Value::StrDict(BTreeMap::from([("k".into(), "v".into())])),
+            Value::DictList(vec![BTreeMap::from([("prefix".into(), Value::U32(24))])]),
+        ];
+        for v in vals {
+            let j = serde_json::to_value(&v).unwrap();
+            assert_eq!(Value::from_tagged_json(&j), Some(v));
+        }
     }
 }

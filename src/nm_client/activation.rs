@@ -40,6 +40,9 @@ pub enum ActivationFailure {
     /// An Ethernet port's device does not exist.
     #[error("no network device named {0}")]
     NoDevice(String),
+    /// NetworkManager stopped or restarted while nmiface waited.
+    #[error("NetworkManager stopped or restarted during the activation")]
+    NmRestarted,
     /// Nothing decisive happened in time.
     #[error("timed out after {secs} s waiting for {waiting}")]
     Timeout {
@@ -65,6 +68,17 @@ fn rule(interface: &'static str) -> Result<MatchRule<'static>, zbus::Error> {
         .sender(proxies::BUS_NAME)?
         .interface(interface)?
         .member("StateChanged")?
+        .build())
+}
+
+/// `NameOwnerChanged` for NetworkManager's bus name: it stopped or restarted.
+fn owner_rule() -> Result<MatchRule<'static>, zbus::Error> {
+    Ok(MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender("org.freedesktop.DBus")?
+        .interface("org.freedesktop.DBus")?
+        .member("NameOwnerChanged")?
+        .add_arg(proxies::BUS_NAME)?
         .build())
 }
 
@@ -97,6 +111,10 @@ impl NmClient {
         )
         .await
         .map_err(NmError::from)?;
+        // If NetworkManager goes away, no state signal will ever come: watch its bus name.
+        let mut owner_stream = MessageStream::for_match_rule(owner_rule().map_err(NmError::from)?, conn, Some(8))
+            .await
+            .map_err(NmError::from)?;
 
         // Devices that exist already (Ethernet ports must).
         let mut names: HashMap<String, String> = HashMap::new();
@@ -145,6 +163,7 @@ impl NmClient {
                 return Ok(());
             }
             tokio::select! {
+                Some(_) = owner_stream.next() => return Err(ActivationFailure::NmRestarted),
                 _ = &mut deadline => {
                     let mut waiting: Vec<&str> = pending.iter().copied().collect();
                     if !main_done { waiting.insert(0, main_ifname); }

@@ -4,11 +4,13 @@
 //! than as a chain of round trips.
 
 mod activation;
+mod checkpoint;
 mod convert;
 mod error;
 pub mod proxies;
 
 pub use activation::{ActivationFailure, Progress};
+pub use checkpoint::{RollbackFailure, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEVICES, TRACK_INTERNAL_GLOBAL_DNS};
 pub use convert::{from_owned, profile_from_dbus, to_dbus};
 pub use error::NmError;
 
@@ -199,6 +201,16 @@ impl NmClient {
             .try_collect()
             .await?;
         Ok(devices.into_iter().flatten().collect())
+    }
+
+    /// One device by interface name.
+    pub async fn device(&self, name: &str) -> Result<DeviceInfo, NmError> {
+        debug!(call = "GetDeviceByIpIface", name);
+        let path = self.nm.get_device_by_ip_iface(name).await?;
+        self.device_at(&self.conn, path).await?.ok_or_else(|| NmError::Method {
+            name: "org.freedesktop.NetworkManager.UnknownDevice".into(),
+            message: format!("device {name} vanished"),
+        })
     }
 
     async fn device_at(&self, conn: &zbus::Connection, path: OwnedObjectPath) -> Result<Option<DeviceInfo>, NmError> {

@@ -37,6 +37,23 @@ pub trait NetworkManager {
     fn get_device_by_ip_iface(&self, iface: &str) -> zbus::Result<OwnedObjectPath>;
     /// Realized devices.
     fn get_devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// Creates a checkpoint of `devices` (empty: all) that rolls back by itself after
+    /// `rollback_timeout` seconds (0: never).
+    fn checkpoint_create(
+        &self,
+        devices: &[ObjectPath<'_>],
+        rollback_timeout: u32,
+        flags: u32,
+    ) -> zbus::Result<OwnedObjectPath>;
+    /// Destroys a checkpoint (`/`: all), keeping the current state.
+    fn checkpoint_destroy(&self, checkpoint: &ObjectPath<'_>) -> zbus::Result<()>;
+    /// Rolls back to a checkpoint; returns device path -> NMRollbackResult.
+    fn checkpoint_rollback(&self, checkpoint: &ObjectPath<'_>) -> zbus::Result<HashMap<String, u32>>;
+    /// Sets a checkpoint's timeout to `add_timeout` seconds from now.
+    fn checkpoint_adjust_rollback_timeout(&self, checkpoint: &ObjectPath<'_>, add_timeout: u32) -> zbus::Result<()>;
+    /// Existing checkpoints.
+    #[zbus(property)]
+    fn checkpoints(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
     /// The daemon's version, e.g. `1.42.4`.
     #[zbus(property)]
     fn version(&self) -> zbus::Result<String>;

@@ -289,7 +289,8 @@ fn bond(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, mode_el: &Element, m
         }
         other => other.map(|p| p.0),
     };
-    let mut bond = Bond { mode, monitor: None, primary, ports };
+    let monitor = Some(super::libvirt::default_monitor(cx, mode_el.start, mode_path));
+    let mut bond = Bond { mode, monitor, primary, ports };
     bond.sort_ports();
     Ok(bond)
 }

@@ -432,14 +432,18 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
                     Severity::Unsupported,
                     a.start,
                     path.child("arpmon"),
-                    format!("ARP monitoring is not available in mode {} (kernel bonding driver); the bond gets no link monitor, consider <miimon>", mode.as_str()),
+                    format!(
+                        "ARP monitoring is not available in mode {} (kernel bonding driver); NetworkManager's default MII monitoring every {} ms is used instead",
+                        mode.as_str(),
+                        model::DEFAULT_MIIMON
+                    ),
                 );
-                None
+                Some(Monitor::default_mii())
             } else {
                 Some(m)
             }
         }
-        (None, None) => None,
+        (None, None) => Some(default_monitor(cx, el.start, path)),
     };
     let mut ports = Vec::new();
     for p in el.children.iter().filter(|c| c.name == "interface") {
@@ -473,6 +477,21 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
     let mut bond = Bond { mode, monitor, primary, ports };
     bond.sort_ports();
     Ok(bond)
+}
+
+/// A bond without a monitor gets NetworkManager's default MII monitoring; the canonical form
+/// says so rather than leaving it implicit.
+pub(crate) fn default_monitor(cx: &mut Cx<'_>, offset: usize, path: &Path<'_>) -> Monitor {
+    cx.note(
+        Severity::Info,
+        offset,
+        path,
+        format!(
+            "no link monitor given: NetworkManager monitors MII every {} ms by default (written out)",
+            model::DEFAULT_MIIMON
+        ),
+    );
+    Monitor::default_mii()
 }
 
 fn positive(cx: &Cx<'_>, el: &Element, path: &Path<'_>, name: &str) -> Res<u32> {

@@ -12,6 +12,7 @@
 //! fail instead.
 
 mod sandbox;
+mod transactions;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use nmiface::model::{Host, Interface, Kind, Member};
@@ -38,6 +39,24 @@ fn main() {
     trials.push(("dhcp_lease_from_the_wire".into(), Box::new(dhcp_lease)));
     trials.push(("bond_and_vlan_report_the_kernel_gap".into(), Box::new(kernel_gap)));
     trials.push(("foreign_profiles_are_never_touched".into(), Box::new(ownership)));
+    trials.push(("tx::failing_apply_changes_nothing".into(), Box::new(transactions::failing_apply_changes_nothing)));
+    trials.push((
+        "tx::sigkill_mid_apply_is_rolled_back_by_nm".into(),
+        Box::new(transactions::sigkill_mid_apply_is_rolled_back_by_nm),
+    ));
+    trials.push((
+        "tx::nm_restart_during_apply_does_not_hang".into(),
+        Box::new(transactions::nm_restart_during_apply_does_not_hang),
+    ));
+    trials.push(("tx::begin_rollback_and_commit".into(), Box::new(transactions::begin_rollback_and_commit)));
+    trials.push((
+        "tx::leftover_checkpoint_is_reported_and_rolled_back".into(),
+        Box::new(transactions::leftover_checkpoint_is_reported_and_rolled_back),
+    ));
+    trials.push((
+        "tx::concurrent_applies_do_not_interleave".into(),
+        Box::new(transactions::concurrent_applies_do_not_interleave),
+    ));
     let trials = trials
         .into_iter()
         .map(|(name, f)| match (&unavailable, ci) {
@@ -347,45 +366,58 @@ fn ownership() -> R {
     let sb = Sandbox::up(false);
     let rt = rt();
     let client = rt.block_on(sb.client());
-    let out =
-        nmcli(&sb, &["con", "add", "type", "ethernet", "ifname", "eth3", "con-name", "handmade", "autoconnect", "no"]);
-    ensure(out.status.success(), || format!("nmcli: {}", text(&out.stderr)))?;
-    let snapshot = |c: &nmiface::nm_client::NmClient| {
-        rt.block_on(c.profiles()).unwrap().into_iter().find(|s| s.profile.id == "handmade").map(|s| s.profile)
+    let find = |id: &str| {
+        rt.block_on(client.profiles())
+            .unwrap()
+            .into_iter()
+            .find(|s| s.profile.id == id && !s.profile.is_managed())
+            .map(|s| s.profile)
     };
-    let before = snapshot(&client).ok_or("handmade profile missing")?;
-    let keyfile = sb.keyfile_dir().join("handmade.nmconnection");
+    // A hand-made profile with the name nmiface wants (a conflict), and a stock-style one that
+    // only shares a device (no conflict: NetworkManager keeps several profiles per device).
+    for args in [
+        ["con", "add", "type", "ethernet", "ifname", "eth3", "con-name", "eth3", "autoconnect", "no"],
+        ["con", "add", "type", "ethernet", "ifname", "eth2", "con-name", "Wired connection 1", "autoconnect", "no"],
+    ] {
+        let out = nmcli(&sb, &args);
+        ensure(out.status.success(), || format!("nmcli: {}", text(&out.stderr)))?;
+    }
+    let stock_before = find("Wired connection 1").ok_or("stock profile missing")?;
+    let f2 = std::env::temp_dir().join(format!("{}-eth2.xml", sb.name));
+    std::fs::write(&f2, "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.9' prefix='24'/></protocol></interface>").unwrap();
+    let out = sb.nmiface(&["apply", f2.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&f2);
+    ensure(out.status.success(), || format!("apply next to a stock profile: {}", text(&out.stderr)))?;
+    ensure(find("Wired connection 1") == Some(stock_before), || "the stock profile was changed".into())?;
+
+    let before = find("eth3").ok_or("hand-made profile missing")?;
+    let keyfile = sb.keyfile_dir().join("eth3.nmconnection");
     let bytes = std::fs::read(&keyfile).unwrap_or_default();
     let f = std::env::temp_dir().join(format!("{}-eth3.xml", sb.name));
     std::fs::write(&f, "<interface type='ethernet' name='eth3'><protocol family='ipv4'><dhcp/></protocol></interface>")
         .unwrap();
     let file = f.to_str().unwrap();
-
     let out = sb.nmiface(&["define", file]);
     ensure(out.status.code() == Some(2) && text(&out.stderr).contains("not created by nmiface"), || {
         format!("define over a foreign profile: exit {:?} {}", out.status.code(), text(&out.stderr))
     })?;
-    for args in [["undefine", "eth3"], ["undefine", "handmade"], ["stop", "handmade"]] {
+    for args in [["undefine", "eth3"], ["stop", "eth3"]] {
         let out = sb.nmiface(&args);
         ensure(out.status.code() == Some(2), || {
             format!("{args:?} on a foreign profile: exit {:?}", out.status.code())
         })?;
     }
-    let after = snapshot(&client).ok_or("handmade profile was deleted")?;
-    ensure(before == after, || "handmade profile changed".into())?;
-    ensure(std::fs::read(&keyfile).unwrap_or_default() == bytes, || "handmade keyfile changed".into())?;
+    ensure(find("eth3").as_ref() == Some(&before), || "hand-made profile changed or deleted".into())?;
+    ensure(std::fs::read(&keyfile).unwrap_or_default() == bytes, || "hand-made keyfile changed".into())?;
 
     // With --adopt the user asks: the profile is taken over in place, keeping its UUID.
     let out = sb.nmiface(&["define", "--adopt", file]);
+    let _ = std::fs::remove_file(&f);
     ensure(out.status.success(), || format!("define --adopt: {}", text(&out.stderr)))?;
-    let adopted = snapshot(&client);
     let adopted = rt
         .block_on(client.profile_by_uuid(&before.uuid.to_string()))
         .unwrap()
         .map(|s| s.profile)
-        .or(adopted)
         .ok_or("adopted profile missing")?;
-    ensure(adopted.is_managed() && adopted.uuid == before.uuid, || format!("not adopted in place: {adopted:?}"))?;
-    let _ = std::fs::remove_file(&f);
-    Ok(())
+    ensure(adopted.is_managed(), || format!("not adopted in place: {adopted:?}"))
 }

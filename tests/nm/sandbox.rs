@@ -75,9 +75,35 @@ impl Sandbox {
             .args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus())
+            .env("NMIFACE_RUNTIME_DIR", self.runtime_dir())
             .env_remove("RUST_LOG")
             .output()
             .expect("run nmiface")
+    }
+
+    /// nmiface started in the background, for killing it or racing it.
+    pub fn spawn_nmiface(&self, args: &[&str]) -> std::process::Child {
+        Command::new(env!("CARGO_BIN_EXE_nmiface"))
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus())
+            .env("NMIFACE_RUNTIME_DIR", self.runtime_dir())
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn nmiface")
+    }
+
+    /// Where nmiface keeps this sandbox's transaction file and lock.
+    pub fn runtime_dir(&self) -> PathBuf {
+        PathBuf::from(&self.env["NMIFACE_SANDBOX_DIR"]).join("nmiface-run")
+    }
+
+    /// NetworkManager's pid.
+    pub fn nm_pid(&self) -> i32 {
+        let f = PathBuf::from(&self.env["NMIFACE_SANDBOX_DIR"]).join("nm.pid");
+        std::fs::read_to_string(f).unwrap().trim().parse().unwrap()
     }
 
     /// Runs a command in NM's network namespace.

@@ -1,0 +1,552 @@
+#!/usr/bin/env bash
+# nmiface against a real NetworkManager and a real kernel with bonding, 802.1q and bridge.
+#
+# Runs inside the qemu guest of integration/vm/run.sh, as root (the guest's /init starts it), with
+#   NMIFACE  the nmiface binary (default: nmiface on PATH)
+#   SAMPLES  the project's xml-samples/ (not needed by these tests; there for other scripts)
+#   WORK     a writable directory (default: a new one under /tmp)
+# The guest has at least 3 virtio NICs, found with `ip -j -d link` (NIC1, NIC2: bond ports;
+# NIC3: VLAN parent and the spare). Each test is a function t_*; a failed check prints the command,
+# its exit status and its whole output, and ends that test. The last line is "N passed, M failed".
+# Exit status: 0 when nothing failed, 1 otherwise.
+set -uo pipefail
+
+NMIFACE=${NMIFACE:-nmiface}
+WORK=${WORK:-$(mktemp -d)}
+cd "$WORK" || exit 1
+
+# ---- helpers -----------------------------------------------------------------------------------
+
+# indent TEXT: TEXT, each line behind "  | ".
+indent() { printf '%s\n' "$1" | sed 's/^/  | /'; }
+
+# fail MSG...: print a loud failure and fail the current test.
+fail() {
+    echo "  FAIL: $*"
+    return 1
+}
+
+# run WANT CMD...: run CMD; its exit status must be one of WANT (comma-separated). The output is
+# kept in $OUT (stdout and stderr together) and shown whole when the status is wrong.
+OUT=
+run() {
+    local want=$1 rc=0
+    shift
+    OUT=$("$@" 2>&1) || rc=$?
+    echo "  \$ $* -> $rc"
+    if [[ ,$want, != *",$rc,"* ]]; then
+        indent "$OUT"
+        fail "'$*' exited $rc, expected $want"
+        return 1
+    fi
+}
+
+nmi() { run 0 "$NMIFACE" "$@"; }
+
+# poll SECONDS CMD...: retry CMD (quietly) every 0.2 s until it succeeds or SECONDS pass.
+poll() {
+    local end=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < end)) || return 1
+        sleep 0.2
+    done
+}
+
+# ms_since EPOCHREALTIME: milliseconds since then.
+ms_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%d", (b - a) * 1000 }'; }
+
+# show TITLE CMD...: print CMD's output indented (context for a failure).
+show() {
+    local title=$1
+    shift
+    echo "  -- $title:"
+    "$@" 2>&1 | sed 's/^/  | /'
+}
+
+known_issue() { echo "  KNOWN ISSUE (not counted): $*"; }
+
+# profiles FILE: "UUID ID" of every profile nmiface makes of FILE.
+profiles() { "$NMIFACE" translate "$1" 2>/dev/null | jq -r '.documents[].interfaces[].profiles[] | "\(.uuid) \(.id)"'; }
+
+# expect_profiles_active FILE: every profile of FILE exists in NM and is activated.
+expect_profiles_active() {
+    local uuid id state
+    while read -r uuid id; do
+        state=$(nmcli -g GENERAL.STATE con show "$uuid" 2>&1) || {
+            show "nmcli con" nmcli -t con show
+            fail "profile $id ($uuid) of $1 is not in NetworkManager: $state"
+            return 1
+        }
+        [[ $state == activated ]] || {
+            show "nmcli dev" nmcli dev
+            fail "profile $id ($uuid) of $1 is '$state', not activated"
+            return 1
+        }
+    done < <(profiles "$1")
+    [[ -n $(profiles "$1") ]] || fail "nmiface translate $1 gave no profiles"
+}
+
+# expect_profiles_gone FILE: no profile of FILE is left in NM, by UUID or by name.
+expect_profiles_gone() {
+    local uuid id left
+    left=$(nmcli -t -f UUID,NAME con show)
+    while read -r uuid id; do
+        if grep -qE "^$uuid:|:$id\$" <<<"$left"; then
+            show "nmcli -t con show" echo "$left"
+            fail "profile $id ($uuid) of $1 is still there"
+            return 1
+        fi
+    done < <(profiles "$1")
+}
+
+# expect_link_gone NAME: the kernel device goes away (NM deletes software devices it made).
+expect_link_gone() {
+    poll 10 bash -c "! ip link show dev '$1'" || {
+        show "ip -br link" ip -br link
+        fail "link $1 still exists 10 s after undefine"
+        return 1
+    }
+}
+
+# expect_same_xml NAME FILE: dumpxml --inactive NAME is translate --to-xml FILE (canonical XML).
+# WANT_TRANSLATE: the exit status translate --to-xml may have (1 when the doc expects a finding).
+expect_same_xml() {
+    nmi dumpxml --inactive "$1" || return 1
+    local dumped=$OUT
+    run "${WANT_TRANSLATE:-0}" "$NMIFACE" translate --to-xml "$2" || return 1
+    local canonical
+    canonical=$("$NMIFACE" translate --to-xml "$2" 2>/dev/null)
+    if [[ $dumped != "$canonical" ]]; then
+        diff -u <(echo "$canonical") <(echo "$dumped") | sed 's/^/  | /'
+        fail "dumpxml --inactive $1 differs from translate --to-xml $2 (diff: canonical -> dumped)"
+        return 1
+    fi
+}
+
+bonding() { cat "/proc/net/bonding/$1"; }
+
+# expect_bond NAME MODE [MIIMON [PRIMARY]]: /proc/net/bonding/NAME says so.
+expect_bond() {
+    local name=$1 mode=$2 mii=${3:-} primary=${4:-} text
+    text=$(bonding "$name" 2>&1) || { fail "no /proc/net/bonding/$name: $text"; return 1; }
+    local ok=1
+    grep -q "^Bonding Mode: .*$mode" <<<"$text" || { echo "  FAIL: mode is not $mode"; ok=0; }
+    if [[ -n $mii ]]; then
+        grep -qx "MII Polling Interval (ms): $mii" <<<"$text" || { echo "  FAIL: MII polling interval is not $mii"; ok=0; }
+    fi
+    if [[ -n $primary ]]; then
+        grep -q "^Primary Slave: $primary\( \|$\)" <<<"$text" || { echo "  FAIL: primary is not $primary"; ok=0; }
+    fi
+    if ((!ok)); then
+        show "/proc/net/bonding/$name" echo "$text"
+        return 1
+    fi
+    echo "  ok: $name: $(grep '^Bonding Mode' <<<"$text")${mii:+, miimon $mii}${primary:+, primary $primary}"
+}
+
+active_port() { bonding "$1" | sed -n 's/^Currently Active Slave: //p'; }
+# active_is BOND PORT: PORT is BOND's active port now (a command for poll: evaluated each try).
+active_is() { [[ $(active_port "$1") == "$2" ]]; }
+
+# expect_failover BOND FROM TO: FROM is active; taking FROM down makes TO active; FROM back up.
+expect_failover() {
+    local bond=$1 from=$2 to=$3
+    poll 5 active_is "$bond" "$from" ||
+        { show "/proc/net/bonding/$bond" bonding "$bond"; fail "$from is not the active port of $bond"; return 1; }
+    local t0=$EPOCHREALTIME
+    run 0 ip link set "$from" down || return 1
+    if ! poll 5 active_is "$bond" "$to"; then
+        show "/proc/net/bonding/$bond" bonding "$bond"
+        ip link set "$from" up
+        fail "$bond did not fail over from $from to $to within 5 s"
+        return 1
+    fi
+    echo "  ok: $bond failed over: $from down, active port now $to ($(ms_since "$t0") ms)"
+    t0=$EPOCHREALTIME
+    run 0 ip link set "$from" up || return 1
+    # With a primary (primary_reselect always) the bond goes back to it once it is up again.
+    if ! poll 10 active_is "$bond" "$from"; then
+        show "/proc/net/bonding/$bond" bonding "$bond"
+        fail "$bond did not return to its primary $from within 10 s of it coming back"
+        return 1
+    fi
+    echo "  ok: $from up again, active again ($(ms_since "$t0") ms)"
+}
+
+# vlan_info NAME: "PROTOCOL ID FLAGS" of a VLAN device, from ip -d -j link.
+vlan_info() {
+    ip -d -j link show dev "$1" |
+        jq -r '.[0] | .linkinfo | select(.info_kind == "vlan") | .info_data |
+               "\(.protocol) \(.id) \((.flags // []) | join(","))"'
+}
+
+# expect_vlan NAME PARENT ID yes|no(REORDER_HDR)
+expect_vlan() {
+    local name=$1 parent=$2 id=$3 reorder=$4 info link
+    info=$(vlan_info "$name")
+    link=$(ip -j link show dev "$name" | jq -r '.[0].link // empty')
+    local proto got_id flags
+    read -r proto got_id flags <<<"$info"
+    if [[ $proto != 802.1Q || $got_id != "$id" || $link != "$parent" ]] ||
+        { [[ $reorder == yes ]] && [[ ,${flags:-}, != *,REORDER_HDR,* ]]; } ||
+        { [[ $reorder == no ]] && [[ ,${flags:-}, == *,REORDER_HDR,* ]]; }; then
+        show "ip -d link show $name" ip -d link show dev "$name"
+        fail "$name: want 802.1Q id $id on $parent with REORDER_HDR $reorder; got '$info' on '$link'"
+        return 1
+    fi
+    echo "  ok: $name: vlan protocol $proto id $got_id on $link, flags <${flags:-}>"
+}
+
+# expect_listed NAME...: nmiface list --all --json has each NAME, active.
+expect_listed() {
+    nmi list --all --json || return 1
+    local name json=$OUT
+    for name in "$@"; do
+        if [[ $(jq -r --arg n "$name" '.[] | select(.name == $n) | .active' <<<"$json") != true ]]; then
+            indent "$json"
+            run 0 "$NMIFACE" list --all
+            indent "$OUT"
+            fail "nmiface list --all does not show $name as active"
+            return 1
+        fi
+    done
+    echo "  ok: nmiface list --all shows $* active"
+}
+
+# undefine NAME FILE: nmiface undefine NAME; then none of FILE's profiles, nor the device, is left.
+undefine() {
+    nmi undefine "$1" || return 1
+    expect_profiles_gone "$2" || return 1
+    expect_link_gone "$1"
+}
+
+# ---- the guest's NICs --------------------------------------------------------------------------
+mapfile -t NICS < <(ip -j -d link | jq -r 'sort_by(.ifindex) | .[] |
+    select(.link_type == "ether" and (.linkinfo.info_kind // "") == "") | .ifname')
+echo "NICs: ${NICS[*]}"
+if ((${#NICS[@]} < 3)); then
+    echo "need at least 3 ethernet NICs, have ${#NICS[@]}"
+    ip -br link
+    echo "0 passed, 1 failed"
+    exit 1
+fi
+NIC1=${NICS[0]} NIC2=${NICS[1]} NIC3=${NICS[2]}
+echo "NetworkManager $(NetworkManager --version), kernel $(uname -r), $("$NMIFACE" --version)"
+
+# ---- tests -------------------------------------------------------------------------------------
+
+# A stock NetworkManager makes an in-memory "Wired connection N" profile (interface-name set) for
+# each NIC. It only shares the device with nmiface's profile, which NetworkManager allows (one
+# active at a time): apply works without --adopt, activates nmiface's profile, and leaves the
+# default profile as it was; undefine deletes only nmiface's. Afterwards the remaining default
+# profiles of the NICs are deleted, as an administrator would.
+t_stock_default_profile() {
+    cat >eth.xml <<EOF
+<interface type='ethernet' name='$NIC3'>
+  <start mode='onboot'/>
+  <protocol family='ipv4'>
+    <dhcp/>
+  </protocol>
+</interface>
+EOF
+    local uuid before after active
+    uuid=$(nmcli -t -f DEVICE,UUID con show | awk -F: -v d="$NIC3" '$1 == d { print $2 }')
+    if [[ -z $uuid ]]; then
+        show "nmcli -t con show" nmcli -t con show
+        fail "no default profile on $NIC3 (NetworkManager's no-auto-default set?)"
+        return 1
+    fi
+    before=$(profile_config "$uuid")
+    nmi apply eth.xml || return 1
+    active=$(nmcli -t -f NAME,DEVICE con show --active | awk -F: -v d="$NIC3" '$2 == d { print $1 }')
+    if [[ $active != "$NIC3" ]]; then
+        show "nmcli -t con show --active" nmcli -t con show --active
+        fail "nmiface's profile is not the active one on $NIC3"
+        return 1
+    fi
+    after=$(profile_config "$uuid")
+    if [[ $before != "$after" ]]; then
+        diff <(echo "$before") <(echo "$after") | indent
+        fail "the default profile $uuid changed"
+        return 1
+    fi
+    echo "  ok: applied next to the default profile $uuid, which is unchanged"
+    expect_listed "$NIC3" || return 1
+    nmi undefine "$NIC3" || return 1
+    if nmcli -t -f NAME con show | grep -qx "$NIC3"; then
+        show "nmcli -t con show" nmcli -t -f UUID,NAME,DEVICE con show
+        fail "undefine $NIC3 left its profile"
+        return 1
+    fi
+    if ! nmcli -t -f UUID con show | grep -qx "$uuid"; then
+        fail "undefine deleted the default profile $uuid"
+        return 1
+    fi
+    echo "  ok: undefine deleted nmiface's profile only"
+}
+
+# profile_config UUID: the profile's configuration, without runtime state (GENERAL, IP, DHCP
+# and the last-activation timestamp).
+profile_config() {
+    nmcli -t con show "$1" | grep -v -e '^GENERAL\.' -e '^connection.timestamp:' -e '^IP[46]\.' -e '^DHCP[46]\.' | sort
+}
+
+# expect_one_active_profile NAME UUID: exactly one profile is called NAME; it has UUID, is active.
+expect_one_active_profile() {
+    local all
+    all=$(nmcli -t -f NAME,UUID,DEVICE,STATE con show)
+    if [[ $(grep -c "^$1:" <<<"$all") != 1 ]] || ! grep -qx "$1:$2:$1:activated" <<<"$all"; then
+        show "nmcli -t -f NAME,UUID,DEVICE,STATE con show" echo "$all"
+        fail "want exactly one profile '$1', UUID $2, activated on $1"
+        return 1
+    fi
+    echo "  ok: one profile '$1' ($2), activated"
+}
+
+remove_default_profiles() {
+    local uuid type dev
+    while IFS=: read -r uuid type dev; do
+        [[ $type == 802-3-ethernet ]] || continue
+        case " ${NICS[*]} " in *" $dev "*) ;; *) [[ -z $dev ]] || continue ;; esac
+        nmcli con delete "$uuid" >/dev/null 2>&1 && echo "(setup: deleted NetworkManager's default profile $uuid on ${dev:-no device})"
+    done < <(nmcli -t -f UUID,TYPE,DEVICE con show)
+}
+
+# Bond in libvirt's format: active-backup, miimon 100, static IPv4; the first port is the primary.
+t_bond_libvirt() {
+    cat >bond0.xml <<EOF
+<interface type='bond' name='bond0'>
+  <start mode='onboot'/>
+  <protocol family='ipv4'>
+    <ip address='192.0.2.10' prefix='24'/>
+  </protocol>
+  <bond mode='active-backup'>
+    <miimon freq='100'/>
+    <interface type='ethernet' name='$NIC1'/>
+    <interface type='ethernet' name='$NIC2'/>
+  </bond>
+</interface>
+EOF
+    nmi apply bond0.xml || return 1
+    expect_profiles_active bond0.xml || return 1
+    expect_bond bond0 active-backup 100 "$NIC1" || return 1
+    local addrs
+    addrs=$(ip -j addr show dev bond0 | jq -r '.[0].addr_info[] | select(.family == "inet") | "\(.local)/\(.prefixlen)"')
+    [[ $addrs == 192.0.2.10/24 ]] || { show "ip addr show bond0" ip addr show dev bond0; fail "bond0 has IPv4 '$addrs', not 192.0.2.10/24"; return 1; }
+    echo "  ok: bond0 has 192.0.2.10/24"
+    local port
+    for port in "$NIC1" "$NIC2"; do
+        [[ $(ip -j link show dev "$port" | jq -r '.[0].master // empty') == bond0 ]] ||
+            { show "ip link show $port" ip link show dev "$port"; fail "$port is not enslaved to bond0"; return 1; }
+    done
+    expect_same_xml bond0 bond0.xml || return 1
+    expect_failover bond0 "$NIC1" "$NIC2"
+}
+
+# A VLAN on the bond (bond0 stays from t_bond_libvirt).
+t_vlan_on_bond() {
+    [[ -d /sys/class/net/bond0 ]] || { fail "bond0 is not there (t_bond_libvirt failed?)"; return 1; }
+    cat >bond0.200.xml <<EOF
+<interface type='vlan' name='bond0.200'>
+  <start mode='onboot'/>
+  <vlan tag='200'>
+    <interface name='bond0'/>
+  </vlan>
+</interface>
+EOF
+    nmi apply bond0.200.xml || return 1
+    expect_profiles_active bond0.200.xml || return 1
+    expect_vlan bond0.200 bond0 200 yes || return 1
+    expect_same_xml bond0.200 bond0.200.xml
+}
+
+# A VLAN on an ethernet NIC, libvirt's format: REORDER_HDR on.
+t_vlan_libvirt() {
+    cat >vlan100.xml <<EOF
+<interface type='vlan' name='$NIC3.100'>
+  <start mode='onboot'/>
+  <vlan tag='100'>
+    <interface name='$NIC3'/>
+  </vlan>
+</interface>
+EOF
+    nmi apply vlan100.xml || return 1
+    expect_profiles_active vlan100.xml || return 1
+    expect_vlan "$NIC3.100" "$NIC3" 100 yes || return 1
+    expect_same_xml "$NIC3.100" vlan100.xml
+}
+
+# A VLAN in the 2009 draft's format with reorder_hdr="no": REORDER_HDR off in the kernel.
+t_vlan_draft_reorder_hdr_no() {
+    echo "<vlan device=\"$NIC3\" tag=\"101\" reorder_hdr=\"no\"/>" >vlan101.xml
+    nmi apply vlan101.xml || return 1
+    expect_profiles_active vlan101.xml || return 1
+    expect_vlan "$NIC3.101" "$NIC3" 101 no || return 1
+    # libvirt's format cannot say reorder_hdr off: translate --to-xml has an 'approximated'
+    # finding and exits 1 (README: findings that lose meaning make the exit status 1).
+    run 1 "$NMIFACE" translate --to-xml vlan101.xml || return 1
+    grep -q 'reorder_hdr' <<<"$OUT" || { indent "$OUT"; fail "no reorder_hdr finding"; return 1; }
+    echo "  ok: translate --to-xml exits 1 with the reorder_hdr finding"
+}
+
+t_list_all() {
+    expect_listed bond0 bond0.200 "$NIC3.100" "$NIC3.101"
+}
+
+t_undefine_all() {
+    local ok=0
+    undefine bond0.200 bond0.200.xml || ok=1
+    undefine "$NIC3.100" vlan100.xml || ok=1
+    undefine "$NIC3.101" vlan101.xml || ok=1
+    undefine bond0 bond0.xml || ok=1
+    [[ -z $(bonding_masters) ]] || { show "bonding_masters" bonding_masters; fail "bonds left in the kernel"; ok=1; }
+    return $ok
+}
+bonding_masters() { cat /sys/class/net/bonding_masters 2>/dev/null; }
+
+# Bond in the 2009 draft's format; primary="yes" on the second slave, so the primary is NIC2.
+t_bond_draft() {
+    cat >draft-bond.xml <<EOF
+<bond name="bond0" mode="active-backup" onboot="yes">
+  <slave device="$NIC1"/>
+  <slave device="$NIC2" primary="yes"/>
+</bond>
+EOF
+    nmi apply draft-bond.xml || return 1
+    expect_profiles_active draft-bond.xml || return 1
+    expect_bond bond0 active-backup "" "$NIC2" || return 1
+    expect_same_xml bond0 draft-bond.xml || return 1
+    # The canonical XML says what NetworkManager will do: a bond without miimon or arpmon gets
+    # NetworkManager's default MII monitoring, and the XML says so with the kernel's interval.
+    local mii
+    mii=$(bonding bond0 | sed -n 's/^MII Polling Interval (ms): //p')
+    if ! "$NMIFACE" dumpxml --inactive bond0 | grep -q "<miimon freq='$mii'"; then
+        show "dumpxml --inactive bond0" "$NMIFACE" dumpxml --inactive bond0
+        fail "the kernel polls MII every $mii ms, which the canonical XML does not say"
+        return 1
+    fi
+    echo "  ok: <miimon freq='$mii'/> in the canonical XML matches the kernel"
+    expect_failover bond0 "$NIC2" "$NIC1" || return 1
+    expect_listed bond0 || return 1
+    undefine bond0 draft-bond.xml
+}
+
+# 802.3ad and balance-rr bonds are accepted by the kernel.
+t_bond_modes() {
+    local mode
+    for mode in 802.3ad balance-rr; do
+        cat >"bond-$mode.xml" <<EOF
+<interface type='bond' name='bond1'>
+  <start mode='onboot'/>
+  <bond mode='$mode'>
+    <miimon freq='100'/>
+    <interface type='ethernet' name='$NIC1'/>
+    <interface type='ethernet' name='$NIC2'/>
+  </bond>
+</interface>
+EOF
+        nmi apply "bond-$mode.xml" || return 1
+        expect_profiles_active "bond-$mode.xml" || return 1
+        case $mode in
+        802.3ad) expect_bond bond1 'IEEE 802.3ad Dynamic link aggregation' 100 || return 1 ;;
+        balance-rr) expect_bond bond1 'load balancing (round-robin)' 100 || return 1 ;;
+        esac
+        expect_same_xml bond1 "bond-$mode.xml" || return 1
+        undefine bond1 "bond-$mode.xml" || return 1
+    done
+}
+
+# A bridge whose port is a bare bond of two NICs.
+t_bridge_bond_port() {
+    cat >br0.xml <<EOF
+<interface type='bridge' name='br0'>
+  <start mode='onboot'/>
+  <protocol family='ipv4'>
+    <ip address='198.51.100.2' prefix='24'/>
+  </protocol>
+  <bridge stp='off'>
+    <interface type='bond' name='bond2'>
+      <bond mode='active-backup'>
+        <miimon freq='100'/>
+        <interface type='ethernet' name='$NIC1'/>
+        <interface type='ethernet' name='$NIC2'/>
+      </bond>
+    </interface>
+  </bridge>
+</interface>
+EOF
+    nmi apply br0.xml || return 1
+    expect_profiles_active br0.xml || return 1
+    local master
+    master=$(ip -j link show dev bond2 | jq -r '.[0].master // empty')
+    [[ $master == br0 ]] || { show "ip link" ip -br link; fail "bond2's master is '$master', not br0"; return 1; }
+    echo "  ok: bond2's master is br0"
+    [[ $(ip -j link show dev "$NIC1" | jq -r '.[0].master // empty') == bond2 ]] ||
+        { show "ip link" ip -br link; fail "$NIC1 is not a port of bond2"; return 1; }
+    expect_bond bond2 active-backup 100 "$NIC1" || return 1
+    [[ $(cat /sys/class/net/br0/bridge/stp_state) == 0 ]] || { fail "br0 has STP on"; return 1; }
+    expect_same_xml br0 br0.xml || return 1
+    expect_listed br0 || return 1
+    undefine br0 br0.xml || return 1
+    expect_link_gone bond2
+}
+
+# TODO(nmiface check): `nmiface check` does not exist yet (another engineer adds it). When it does,
+# run it here on each XML above against this real kernel and NetworkManager, and add it to TESTS.
+# Not counted.
+todo_t_check() {
+    echo "  TODO: nmiface check is not implemented yet; not run, not counted"
+}
+
+# After a failed test: undefine whatever nmiface defined (VLANs first) and bring the NICs back up,
+# so that the tests after it start clean (those that build on it fail on their own).
+cleanup_after_failure() {
+    local names n nic
+    names=$("$NMIFACE" list --all --json 2>/dev/null | jq -r '.[].name' | awk '{ print (index($0, ".") ? 0 : 1), $0 }' | sort | cut -d' ' -f2)
+    for n in $names; do
+        "$NMIFACE" undefine "$n" >/dev/null 2>&1 && echo "(cleanup: undefined $n)"
+    done
+    for nic in "${NICS[@]}"; do ip link set "$nic" up; done
+}
+
+TESTS=(
+    t_stock_default_profile
+    t_bond_libvirt
+    t_vlan_on_bond
+    t_vlan_libvirt
+    t_vlan_draft_reorder_hdr_no
+    t_list_all
+    t_undefine_all
+    t_bond_draft
+    t_bond_modes
+    t_bridge_bond_port
+)
+
+passed=0 failed=0 failures=()
+for t in "${TESTS[@]}"; do
+    echo "== $t"
+    start=$SECONDS
+    "$t"
+    rc=$?
+    if ((rc == 0)); then
+        passed=$((passed + 1))
+        echo "== PASS $t ($((SECONDS - start)) s)"
+    else
+        failed=$((failed + 1))
+        failures+=("$t")
+        echo "== FAIL $t ($((SECONDS - start)) s)"
+        cleanup_after_failure
+    fi
+    [[ $t == t_stock_default_profile ]] && remove_default_profiles
+done
+echo "== todo_t_check"
+todo_t_check
+
+if ((failed)); then
+    echo "failed: ${failures[*]}"
+    show "nmcli dev" nmcli dev
+    show "nmcli -t con show" nmcli -t con show
+fi
+echo "$passed passed, $failed failed"
+((failed == 0))

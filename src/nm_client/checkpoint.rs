@@ -1,0 +1,92 @@
+//! NetworkManager checkpoints: a snapshot of every device's state and active profile that NM
+//! restores on request, or by itself when the rollback timeout passes (even if nmiface died).
+
+use super::{NmClient, NmError};
+use tracing::debug;
+use zbus::zvariant::ObjectPath;
+
+/// Delete profiles added after the checkpoint on rollback (NM 1.6).
+pub const DELETE_NEW_CONNECTIONS: u32 = 0x02;
+/// Disconnect devices that appeared after the checkpoint on rollback (NM 1.6).
+pub const DISCONNECT_NEW_DEVICES: u32 = 0x04;
+/// Also restore NM's internal global DNS (NM 1.48, backported to 1.46.2).
+pub const TRACK_INTERNAL_GLOBAL_DNS: u32 = 0x20;
+
+/// A device a rollback could not restore, with NM's reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackFailure {
+    /// The device's object path.
+    pub device: String,
+    /// NMRollbackResult in words.
+    pub reason: &'static str,
+}
+
+impl NmClient {
+    /// Creates a checkpoint over all devices. Tries the newest flags first and drops those the
+    /// daemon refuses (NM rejects unknown bits with "Invalid flags"; a version number cannot
+    /// tell, because of backports).
+    pub async fn checkpoint_create(&self, rollback_timeout: u32) -> Result<String, NmError> {
+        let base = DELETE_NEW_CONNECTIONS | DISCONNECT_NEW_DEVICES;
+        let mut last = None;
+        for flags in [base | TRACK_INTERNAL_GLOBAL_DNS, base] {
+            debug!(call = "CheckpointCreate", rollback_timeout, flags);
+            match self.nm.checkpoint_create(&[], rollback_timeout, flags).await {
+                Ok(p) => return Ok(p.to_string()),
+                Err(e) => {
+                    let e = NmError::from(e);
+                    let invalid_flags =
+                        matches!(&e, NmError::Method { message, .. } if message.contains("Invalid flags"));
+                    if !invalid_flags {
+                        return Err(e);
+                    }
+                    last = Some(e);
+                }
+            }
+        }
+        Err(last.expect("tried at least once"))
+    }
+
+    /// Keeps the checkpoint alive for another `seconds`.
+    pub async fn checkpoint_extend(&self, checkpoint: &str, seconds: u32) -> Result<(), NmError> {
+        debug!(call = "CheckpointAdjustRollbackTimeout", checkpoint, seconds);
+        self.nm.checkpoint_adjust_rollback_timeout(&path(checkpoint)?, seconds).await?;
+        Ok(())
+    }
+
+    /// Destroys the checkpoint, keeping what was changed.
+    pub async fn checkpoint_destroy(&self, checkpoint: &str) -> Result<(), NmError> {
+        debug!(call = "CheckpointDestroy", checkpoint);
+        self.nm.checkpoint_destroy(&path(checkpoint)?).await?;
+        Ok(())
+    }
+
+    /// Rolls back; returns the devices NM could not restore.
+    pub async fn checkpoint_rollback(&self, checkpoint: &str) -> Result<Vec<RollbackFailure>, NmError> {
+        debug!(call = "CheckpointRollback", checkpoint);
+        let results = self.nm.checkpoint_rollback(&path(checkpoint)?).await?;
+        let mut failed: Vec<RollbackFailure> = results
+            .into_iter()
+            .filter(|(_, r)| *r != 0)
+            .map(|(device, r)| RollbackFailure {
+                device,
+                reason: match r {
+                    1 => "the device no longer exists",
+                    2 => "the device is now unmanaged",
+                    _ => "NetworkManager could not restore it",
+                },
+            })
+            .collect();
+        failed.sort_by(|a, b| a.device.cmp(&b.device));
+        Ok(failed)
+    }
+
+    /// The checkpoints that exist now.
+    pub async fn checkpoints(&self) -> Result<Vec<String>, NmError> {
+        debug!(call = "Get Checkpoints");
+        Ok(self.nm.checkpoints().await?.into_iter().map(|p| p.to_string()).collect())
+    }
+}
+
+fn path(p: &str) -> Result<ObjectPath<'_>, NmError> {
+    ObjectPath::try_from(p).map_err(|e| NmError::Dbus(e.into()))
+}
