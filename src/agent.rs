@@ -494,6 +494,45 @@ impl Agent {
         Ok(problems)
     }
 
+    /// The capability report for `host` on this daemon: its version, answers to probes for
+    /// properties a version number cannot settle, and (`kernel`) the running kernel.
+    pub async fn check(
+        &self,
+        host: &crate::model::Host,
+        findings: &[crate::finding::Finding],
+        kernel: bool,
+    ) -> Result<crate::gaps::CheckReport, AgentError> {
+        use crate::gaps::{self, NmFeature};
+        let mut probed = Vec::new();
+        for f in gaps::probe_candidates(host) {
+            if gaps::supports(self.version, f) {
+                continue; // the table settles it
+            }
+            let Some((setting, prop)) = f.probe() else { continue };
+            let value = match f {
+                NmFeature::Vlan8021ad => nm::Value::Str("802.1ad".into()),
+                NmFeature::BondPortQueueId => nm::Value::U32(0),
+                _ => nm::Value::I32(0),
+            };
+            probed.push((f, self.nm.knows_property(setting, prop, value).await?));
+        }
+        let facts = gaps::Facts {
+            nm: self.version,
+            nm_source: "daemon",
+            kernel: kernel.then(crate::host_probe::kernel),
+            probed,
+        };
+        Ok(gaps::assess(host, findings, &facts))
+    }
+
+    /// The model of a defined interface, read back from its profiles.
+    pub async fn model_of(&self, name: &str) -> Result<crate::model::Host, AgentError> {
+        let owned = self.find(name).await?;
+        let profiles: Vec<Profile> =
+            std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.profile.clone()).collect();
+        Ok(nm::host_from_profiles(&profiles)?.host)
+    }
+
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
     /// reading every profile (an interface defined with its own `<uuid>`).
     async fn find(&self, name: &str) -> Result<Owned, AgentError> {

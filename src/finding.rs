@@ -51,6 +51,17 @@ impl fmt::Display for Severity {
     }
 }
 
+/// Where a finding comes from, for capability reports (not serialised: the JSON output of
+/// `translate` is unchanged by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Category {
+    /// libvirt's format and NetworkManager's model do not map one to one.
+    #[default]
+    Mapping,
+    /// The target NetworkManager version lacks what was asked.
+    NmVersion,
+}
+
 /// One thing a translation did not carry over exactly.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -64,6 +75,9 @@ pub struct Finding {
     pub location: Option<Location>,
     /// What happened and why, in one sentence.
     pub message: String,
+    /// Where it comes from.
+    #[serde(skip)]
+    pub category: Category,
 }
 
 impl Finding {
@@ -74,7 +88,7 @@ impl Finding {
         location: Option<Location>,
         message: impl Into<String>,
     ) -> Self {
-        Self { severity, path: path.into(), location, message: message.into() }
+        Self { severity, path: path.into(), location, message: message.into(), category: Category::Mapping }
     }
 }
 

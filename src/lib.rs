@@ -27,6 +27,8 @@
 
 pub mod agent;
 pub mod finding;
+pub mod gaps;
+pub mod host_probe;
 pub mod model;
 pub mod nm;
 pub mod nm_client;

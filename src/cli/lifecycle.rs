@@ -29,6 +29,9 @@ pub struct DefineArgs {
     /// Take over conflicting profiles nmiface did not create (they are updated in place).
     #[arg(long)]
     adopt: bool,
+    /// Go on despite capability gaps that would make the result wrong (they are printed).
+    #[arg(long)]
+    force: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -82,6 +85,18 @@ pub struct NameArgs {
 /// `start`: activate an interface and wait for the outcome (`virsh iface-start`).
 #[derive(Debug, clap::Args)]
 pub struct StartArgs {
+    #[command(flatten)]
+    name: NameArgs,
+    #[command(flatten)]
+    wait: Wait,
+    /// Go on despite capability gaps (e.g. a kernel without bonding); they are printed.
+    #[arg(long)]
+    force: bool,
+}
+
+/// `stop`: deactivate an interface (`virsh iface-destroy`).
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
     #[command(flatten)]
     name: NameArgs,
     #[command(flatten)]
@@ -193,6 +208,7 @@ pub fn define(args: DefineArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
         let findings = findings_for(&agent, &doc);
+        super::check::gate(&agent.check(&doc.host, &findings, false).await?, false, args.force, "define")?;
         let (store, _lock) = lock(format!("define {}", args.file))?;
         let mut journal = store.load()?;
         let report = agent.define(&doc, args.adopt, journal.as_mut()).await;
@@ -228,6 +244,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         let mut progress = |name: &str, p: Progress| {
             printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(p)
         };
+        super::check::gate(&agent.check(&doc.host, &findings, true).await?, true, args.define.force, "apply")?;
         let (store, _lock) = lock(format!("apply {}", args.define.file))?;
         let mut journal = store.load()?;
         let safety = match (&mut journal, args.no_checkpoint) {
@@ -295,6 +312,13 @@ pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
 pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
+        let host = agent.model_of(&args.name.name).await?;
+        super::check::gate(
+            &agent.check(&host, &[], true).await?,
+            true,
+            args.force,
+            &format!("start {}", args.name.name),
+        )?;
         let _lock = lock(format!("start {}", args.name.name))?;
         let t0 = Instant::now();
         let mut progress = progress_printer(format!("starting {}", args.name.name));
@@ -311,7 +335,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-pub fn stop(args: StartArgs) -> anyhow::Result<Outcome> {
+pub fn stop(args: StopArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
         let _lock = lock(format!("stop {}", args.name.name))?;

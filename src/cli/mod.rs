@@ -1,5 +1,6 @@
 //! Argument parsing, logging setup, and the one place that turns outcomes into exit codes.
 
+mod check;
 mod lifecycle;
 mod translate;
 
@@ -28,6 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Translate(translate::Args),
+    Check(check::Args),
     /// Create or update the NetworkManager profiles of the interfaces in FILE (virsh iface-define).
     #[command(after_help = "Profiles are added or updated in place (same UUIDs on every define); ports no longer \
 in the definition are deleted. Nothing is activated: use start or apply.\nProfiles nmiface did not create are \
@@ -38,7 +40,7 @@ never changed: one with the same UUID or name is refused unless --adopt; other p
     /// Activate an interface and its ports, and wait for the outcome (virsh iface-start).
     Start(lifecycle::StartArgs),
     /// Deactivate an interface (virsh iface-destroy).
-    Stop(lifecycle::StartArgs),
+    Stop(lifecycle::StopArgs),
     /// Define and start everything in FILE, controllers with their ports, as one step.
     #[command(after_help = "apply is one step for the host: it takes a NetworkManager checkpoint, defines, starts \
 and checks every interface, and on any failure rolls back to the checkpoint and restores the profiles it \
@@ -76,6 +78,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Translate(args) => translate::run(args),
+        Command::Check(a) => check::run(a),
         Command::Define(a) => lifecycle::define(a),
         Command::Undefine(a) => lifecycle::undefine(a),
         Command::Start(a) => lifecycle::start(a),

@@ -135,6 +135,9 @@ pub enum Monitor {
         interval: u32,
         /// The address probed (`arp_ip_target`); libvirt allows exactly one.
         target: Ipv4Addr,
+        /// Further targets (extension `<nmi:arp-target>`; the kernel takes up to 16 in all).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        more_targets: Vec<Ipv4Addr>,
         /// Reply validation; kernel default when absent.
         #[serde(skip_serializing_if = "Option::is_none")]
         validate: Option<ArpValidate>,
@@ -164,6 +167,112 @@ pub struct Bond {
     pub primary: Option<IfName>,
     /// Ports in canonical order: the primary first, then by name.
     pub ports: Vec<EthernetPort>,
+    /// Options libvirt's format has no element for (extension `<nmi:options>`).
+    #[serde(skip_serializing_if = "BondOptions::is_empty")]
+    pub options: BondOptions,
+}
+
+/// Kernel bonding options beyond libvirt's format. Each is checked against the modes where the
+/// kernel uses it, and against its allowed values, when read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct BondOptions {
+    /// LACPDU rate (802.3ad).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lacp_rate: Option<&'static str>,
+    /// Transmit hash (balance-xor, 802.3ad, balance-tlb, balance-alb).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub xmit_hash_policy: Option<&'static str>,
+    /// Aggregator selection (802.3ad).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ad_select: Option<&'static str>,
+    /// MAC policy on failover (active-backup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_over_mac: Option<&'static str>,
+    /// Gratuitous ARPs after failover (active-backup), 0-255.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub num_grat_arp: Option<u8>,
+}
+
+/// One bonding option nmiface knows: its key, allowed words (empty: a number), and the modes
+/// that use it.
+pub struct OptionSpec {
+    /// The kernel/NM option name.
+    pub key: &'static str,
+    /// The extension's attribute name.
+    pub attr: &'static str,
+    /// Allowed values; empty for a number 0-255.
+    pub values: &'static [&'static str],
+    /// Modes where the kernel uses it.
+    pub modes: &'static [BondMode],
+}
+
+/// The options of [`BondOptions`], in kernel order.
+pub const OPTION_SPECS: [OptionSpec; 5] = [
+    OptionSpec { key: "lacp_rate", attr: "lacp-rate", values: &["slow", "fast"], modes: &[BondMode::Ieee8023ad] },
+    OptionSpec {
+        key: "xmit_hash_policy",
+        attr: "xmit-hash-policy",
+        values: &["layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac"],
+        modes: &[BondMode::BalanceXor, BondMode::Ieee8023ad, BondMode::BalanceTlb, BondMode::BalanceAlb],
+    },
+    OptionSpec {
+        key: "ad_select",
+        attr: "ad-select",
+        values: &["stable", "bandwidth", "count"],
+        modes: &[BondMode::Ieee8023ad],
+    },
+    OptionSpec {
+        key: "fail_over_mac",
+        attr: "fail-over-mac",
+        values: &["none", "active", "follow"],
+        modes: &[BondMode::ActiveBackup],
+    },
+    OptionSpec { key: "num_grat_arp", attr: "num-grat-arp", values: &[], modes: &[BondMode::ActiveBackup] },
+];
+
+impl BondOptions {
+    /// True when nothing beyond libvirt's format is set.
+    pub fn is_empty(&self) -> bool {
+        *self == BondOptions::default()
+    }
+
+    /// (key, value) of each option set, in [`OPTION_SPECS`] order.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        for (spec, val) in OPTION_SPECS.iter().zip([
+            self.lacp_rate.map(str::to_string),
+            self.xmit_hash_policy.map(str::to_string),
+            self.ad_select.map(str::to_string),
+            self.fail_over_mac.map(str::to_string),
+            self.num_grat_arp.map(|n| n.to_string()),
+        ]) {
+            if let Some(val) = val {
+                v.push((spec.key, val));
+            }
+        }
+        v
+    }
+
+    /// Sets option `key` from text; `Err` says what is allowed.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let spec = OPTION_SPECS.iter().find(|s| s.key == key).ok_or_else(|| format!("unknown bond option '{key}'"))?;
+        if spec.values.is_empty() {
+            let n: u8 =
+                value.parse().map_err(|_| format!("invalid value '{value}' for '{}' (allowed: 0-255)", spec.attr))?;
+            self.num_grat_arp = Some(n);
+            return Ok(());
+        }
+        let v = spec.values.iter().copied().find(|v| *v == value).ok_or_else(|| {
+            format!("invalid value '{value}' for '{}' (allowed: {})", spec.attr, spec.values.join(", "))
+        })?;
+        match key {
+            "lacp_rate" => self.lacp_rate = Some(v),
+            "xmit_hash_policy" => self.xmit_hash_policy = Some(v),
+            "ad_select" => self.ad_select = Some(v),
+            _ => self.fail_over_mac = Some(v),
+        }
+        Ok(())
+    }
 }
 
 impl Bond {

@@ -6,13 +6,13 @@
 //! addresses are validated types. What types cannot express (a port claimed twice, cycles,
 //! duplicate names) is checked by [`Host::validate`].
 
-mod bond;
+pub mod bond;
 mod host;
 mod ip;
 mod mac;
 mod name;
 
-pub use bond::{ArpValidate, Bond, BondMode, Carrier, Monitor, DEFAULT_MIIMON};
+pub use bond::{ArpValidate, Bond, BondMode, BondOptions, Carrier, Monitor, DEFAULT_MIIMON};
 pub use host::HostError;
 pub use ip::{classful_prefix, netmask_to_prefix, Dhcp, Ipv4, Ipv4Net, Ipv6, Ipv6Net};
 pub use mac::Mac;
@@ -112,6 +112,27 @@ pub struct EthernetPort {
     /// The NIC's MAC, binding the port profile to that device.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
+    /// Bond-port settings libvirt cannot express (extension `<nmi:port>`).
+    #[serde(skip_serializing_if = "PortExt::is_empty")]
+    pub port: PortExt,
+}
+
+/// A bond port's settings beyond libvirt's format (NM's `bond-port` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PortExt {
+    /// Port priority for active-backup reselection (`bond-port.prio`, NM 1.44 / 1.42.8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prio: Option<i32>,
+    /// Queue id (`bond-port.queue-id`, NM 1.34).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_id: Option<u16>,
+}
+
+impl PortExt {
+    /// True when nothing beyond libvirt's format is set.
+    pub fn is_empty(&self) -> bool {
+        self.prio.is_none() && self.queue_id.is_none()
+    }
 }
 
 /// A Linux bridge.
@@ -175,8 +196,54 @@ pub struct Vlan {
     pub tag: u16,
     /// The parent (trunk) interface.
     pub parent: IfName,
-    /// Kernel REORDER_HDR flag (on unless the 2009 draft's `reorder_hdr="no"` turns it off).
+    /// Kernel REORDER_HDR flag (on unless turned off: the 2009 draft's `reorder_hdr="no"` or
+    /// the extension's `reorder-hdr='off'`).
     pub reorder_hdr: bool,
+    /// What libvirt's format cannot say (extension `<nmi:vlan>`).
+    #[serde(skip_serializing_if = "VlanExt::is_default")]
+    pub ext: VlanExt,
+}
+
+/// The tag protocol of a VLAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub enum VlanProtocol {
+    /// IEEE 802.1Q (the default).
+    #[default]
+    #[serde(rename = "802.1Q")]
+    Dot1Q,
+    /// IEEE 802.1ad, "QinQ" (NM 1.42).
+    #[serde(rename = "802.1ad")]
+    Dot1ad,
+}
+
+impl VlanProtocol {
+    /// The name NM and the kernel use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VlanProtocol::Dot1Q => "802.1Q",
+            VlanProtocol::Dot1ad => "802.1ad",
+        }
+    }
+}
+
+/// A VLAN's settings beyond libvirt's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct VlanExt {
+    /// Tag protocol.
+    pub protocol: VlanProtocol,
+    /// GARP VLAN Registration Protocol (vlan.flags 0x2).
+    pub gvrp: bool,
+    /// Multiple VLAN Registration Protocol (vlan.flags 0x8, NM 1.2).
+    pub mvrp: bool,
+    /// Loose binding: the VLAN's state does not follow the parent's (vlan.flags 0x4).
+    pub loose_binding: bool,
+}
+
+impl VlanExt {
+    /// True for libvirt's implicit VLAN (802.1Q, no registration protocol, bound).
+    pub fn is_default(&self) -> bool {
+        *self == VlanExt::default()
+    }
 }
 
 /// Highest VLAN id libvirt's format allows.

@@ -141,9 +141,11 @@ impl<'p> Reader<'p> {
         for port in self.ports_of(p) {
             let pname = name_of(port)?;
             match port.conn_type() {
-                Some(conn_type::ETHERNET) => {
-                    ports.push(Member::Ethernet(EthernetPort { name: pname, mac: self.mac(port, "mac-address") }))
-                }
+                Some(conn_type::ETHERNET) => ports.push(Member::Ethernet(EthernetPort {
+                    name: pname,
+                    mac: self.mac(port, "mac-address"),
+                    port: Default::default(),
+                })),
                 Some(conn_type::BOND) => ports.push(Member::Bond { name: pname, bond: self.bond(port)? }),
                 Some(conn_type::VLAN) => ports.push(Member::Vlan { name: pname, vlan: self.vlan(port)? }),
                 other => self.note(
@@ -170,13 +172,10 @@ impl<'p> Reader<'p> {
             let mut list = targets.split(',').map(str::trim).filter(|t| !t.is_empty());
             let first = list.next().ok_or_else(|| err(p, "arp_interval without arp_ip_target"))?;
             let target = first.parse().map_err(|_| err(p, format!("invalid arp_ip_target '{first}'")))?;
-            let rest: Vec<_> = list.collect();
-            if !rest.is_empty() {
-                self.note(
-                    p,
-                    Severity::Unsupported,
-                    format!("libvirt XML holds one ARP target; {} left out", rest.join(", ")),
-                );
+            // libvirt's format holds one target; the others go to the extension.
+            let mut more_targets = Vec::new();
+            for t in list {
+                more_targets.push(t.parse().map_err(|_| err(p, format!("invalid arp_ip_target '{t}'")))?);
             }
             let validate = opts.get("arp_validate").map(|v| match v.as_str() {
                 "0" => Some(ArpValidate::None),
@@ -198,7 +197,7 @@ impl<'p> Reader<'p> {
                 Some(v) => v,
                 None => None,
             };
-            Some(Monitor::Arp { interval: num("arp_interval"), target, validate })
+            Some(Monitor::Arp { interval: num("arp_interval"), target, more_targets, validate })
         } else if num("miimon") > 0 {
             let carrier = opts.get("use_carrier").map(|v| if v == "0" { Carrier::Ioctl } else { Carrier::Netif });
             Some(Monitor::Mii { freq: num("miimon"), downdelay: num("downdelay"), updelay: num("updelay"), carrier })
@@ -206,7 +205,20 @@ impl<'p> Reader<'p> {
             // Neither set: NetworkManager applies its default MII monitoring.
             Some(Monitor::default_mii())
         };
-        const MAPPED: [&str; 10] = [
+        let mut options = crate::model::BondOptions::default();
+        for spec in crate::model::bond::OPTION_SPECS.iter() {
+            if let Some(v) = opts.get(spec.key) {
+                if let Err(m) = options.set(spec.key, v) {
+                    self.note(p, Severity::Unsupported, format!("bond option {}: {m}; left out", spec.key));
+                }
+            }
+        }
+        const MAPPED: [&str; 15] = [
+            "lacp_rate",
+            "xmit_hash_policy",
+            "ad_select",
+            "fail_over_mac",
+            "num_grat_arp",
             "mode",
             "miimon",
             "downdelay",
@@ -232,13 +244,21 @@ impl<'p> Reader<'p> {
                 );
                 continue;
             }
-            ports.push(EthernetPort { name: pname, mac: self.mac(port, "mac-address") });
+            let ext = crate::model::PortExt {
+                prio: port.get("bond-port", "prio").and_then(Value::as_int).and_then(|v| i32::try_from(v).ok()),
+                // NM leaves out queue-id 0, its default.
+                queue_id: port
+                    .get("bond-port", "queue-id")
+                    .and_then(Value::as_uint)
+                    .and_then(|v| u16::try_from(v).ok()),
+            };
+            ports.push(EthernetPort { name: pname, mac: self.mac(port, "mac-address"), port: ext });
         }
         let primary = match opts.get("primary") {
             Some(pr) if mode.has_primary() => Some(IfName::new(pr).map_err(|m| err(p, m))?),
             _ => None,
         };
-        let mut bond = Bond { mode, monitor, primary, ports };
+        let mut bond = Bond { mode, monitor, primary, ports, options };
         bond.sort_ports();
         Ok(bond)
     }
@@ -254,14 +274,20 @@ impl<'p> Reader<'p> {
         };
         let parent = IfName::new(parent).map_err(|m| err(p, format!("vlan.parent: {m}")))?;
         let flags = p.get("vlan", "flags").and_then(Value::as_uint).unwrap_or(1);
-        if flags & !1 != 0 {
-            self.note(
-                p,
-                Severity::Unsupported,
-                format!("vlan.flags {flags:#x}: only REORDER_HEADERS has a libvirt form"),
-            );
+        if flags & !0xf != 0 {
+            self.note(p, Severity::Unsupported, format!("vlan.flags {flags:#x}: unknown bits left out"));
         }
-        Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: flags & 1 == 1 })
+        let protocol = match str_prop(p, "vlan", "protocol") {
+            Some("802.1ad") => crate::model::VlanProtocol::Dot1ad,
+            _ => crate::model::VlanProtocol::Dot1Q,
+        };
+        let ext = crate::model::VlanExt {
+            protocol,
+            gvrp: flags & 0x2 != 0,
+            mvrp: flags & 0x8 != 0,
+            loose_binding: flags & 0x4 != 0,
+        };
+        Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: flags & 1 == 1, ext })
     }
 
     fn ipv4(&mut self, p: &Profile) -> Result<Option<Ipv4>, ReverseError> {

@@ -24,9 +24,10 @@ use super::profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_
 use super::value::Value;
 use super::version::Target;
 use crate::finding::{Finding, Severity};
+use crate::gaps::{self, NmFeature};
 use crate::model::{
     Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor, StartMode, Vlan,
-    MAX_VLAN_TAG_NM,
+    VlanProtocol, MAX_VLAN_TAG_NM,
 };
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -113,6 +114,77 @@ impl Translator<'_> {
         self.findings.push(Finding::at(Severity::Unsupported, path, None, message));
     }
 
+    /// Whether the target NetworkManager takes `f`; if not, records that it is left out.
+    fn allow(&mut self, f: NmFeature, path: &str) -> bool {
+        if gaps::supports(self.target.nm, f) {
+            return true;
+        }
+        let mut finding = Finding::at(
+            Severity::Unsupported,
+            path,
+            None,
+            format!("{} needs NetworkManager {} (target: {}); left out", f.describe(), gaps::needs(f), self.target.nm),
+        );
+        finding.category = crate::finding::Category::NmVersion;
+        self.findings.push(finding);
+        false
+    }
+
+    fn bond_options(&mut self, b: &Bond, path: &str) -> BTreeMap<String, String> {
+        let mut o = bond_options(b);
+        let gated = [
+            ("num_grat_arp", NmFeature::BondNumGratArp, None),
+            ("xmit_hash_policy", NmFeature::BondXmitEncap, Some(["encap2+3", "encap3+4"].as_slice())),
+            ("xmit_hash_policy", NmFeature::BondXmitVlanSrcmac, Some(["vlan+srcmac"].as_slice())),
+        ];
+        for (key, f, values) in gated {
+            let hit = o.get(key).is_some_and(|v| values.is_none_or(|vals| vals.contains(&v.as_str())));
+            if hit && !self.allow(f, &format!("{path}/bond/nmi:options")) {
+                o.remove(key);
+            }
+        }
+        o
+    }
+
+    fn vlan_settings(&mut self, s: &mut Settings, v: &Vlan, path: &str) {
+        let mut flags = u32::from(v.reorder_hdr);
+        if v.ext.gvrp {
+            flags |= 0x2;
+        }
+        if v.ext.loose_binding {
+            flags |= 0x4;
+        }
+        if v.ext.mvrp && self.allow(NmFeature::VlanMvrp, &format!("{path}/vlan/nmi:vlan/@mvrp")) {
+            flags |= 0x8;
+        }
+        let vl = setting(s, "vlan");
+        vl.insert("parent".into(), v.parent.as_str().into());
+        vl.insert("id".into(), Value::U32(v.tag.into()));
+        // Always sent: a profile without flags gets 0 over D-Bus, not libnm's REORDER_HEADERS default.
+        vl.insert("flags".into(), Value::U32(flags));
+        if v.ext.protocol == VlanProtocol::Dot1ad
+            && self.allow(NmFeature::Vlan8021ad, &format!("{path}/vlan/nmi:vlan/@protocol"))
+        {
+            setting(s, "vlan").insert("protocol".into(), v.ext.protocol.as_str().into());
+        }
+    }
+
+    fn bond_port(&mut self, p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, inh: &Inherit<'_>, path: &str) -> Profile {
+        let mut prof = ethernet_port(p, ctrl, ctrl_uuid, "bond", inh);
+        let ppath = format!("{path}/bond/interface[@name='{}']/nmi:port", p.name);
+        if let Some(prio) = p.port.prio {
+            if self.allow(NmFeature::BondPortPrio, &format!("{ppath}/@priority")) {
+                put(&mut prof.settings, "bond-port", "prio", prio);
+            }
+        }
+        if let Some(q) = p.port.queue_id {
+            if self.allow(NmFeature::BondPortQueueId, &format!("{ppath}/@queue-id")) {
+                put(&mut prof.settings, "bond-port", "queue-id", u32::from(q));
+            }
+        }
+        prof
+    }
+
     fn interface(&mut self, iface: &Interface, source: Option<&str>) -> Option<InterfaceProfiles> {
         let name = iface.name.as_str();
         let path = format!("/interface[@name='{name}']");
@@ -172,12 +244,13 @@ impl Translator<'_> {
             }
             Kind::Bond(b) => {
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
-                put(&mut s, "bond", "options", Value::StrDict(bond_options(b)));
+                let o = self.bond_options(b, &path);
+                put(&mut s, "bond", "options", Value::StrDict(o));
                 for p in &b.ports {
-                    ports.push(ethernet_port(p, name, uuid, "bond", &inherit));
+                    ports.push(self.bond_port(p, name, uuid, &inherit, &path));
                 }
             }
-            Kind::Vlan(v) => vlan_settings(&mut s, v),
+            Kind::Vlan(v) => self.vlan_settings(&mut s, v, &path),
         }
         if !ports.is_empty() {
             let list: Vec<String> = ports.iter().map(|p: &Profile| p.uuid.to_string()).collect();
@@ -218,17 +291,20 @@ impl Translator<'_> {
                 }
                 let uuid = profile_uuid(inh.base_uuid, "vlan", name.as_str(), Some(ctrl));
                 let mut s = port_settings(name.as_str(), uuid, ctrl, ctrl_uuid, "bridge", conn_type::VLAN, inh);
-                vlan_settings(&mut s, vlan);
+                self.vlan_settings(&mut s, vlan, &format!("{path}/bridge/interface[@name='{name}']"));
                 out.push(Profile { id: port_id(ctrl, name.as_str()), uuid, settings: s });
             }
             Member::Bond { name, bond } => {
                 let uuid = profile_uuid(inh.base_uuid, "bond", name.as_str(), Some(ctrl));
                 let mut s = port_settings(name.as_str(), uuid, ctrl, ctrl_uuid, "bridge", conn_type::BOND, inh);
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
-                put(&mut s, "bond", "options", Value::StrDict(bond_options(bond)));
+                let bpath = format!("{path}/bridge/interface[@name='{name}']");
+                let o = self.bond_options(bond, &bpath);
+                put(&mut s, "bond", "options", Value::StrDict(o));
                 out.push(Profile { id: port_id(ctrl, name.as_str()), uuid, settings: s });
                 for p in &bond.ports {
-                    out.push(ethernet_port(p, name.as_str(), uuid, "bond", inh));
+                    let prof = self.bond_port(p, name.as_str(), uuid, inh, &bpath);
+                    out.push(prof);
                 }
             }
         }
@@ -348,14 +424,6 @@ fn ethernet_port(p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, slave_type: &str
     Profile { id: port_id(ctrl, p.name.as_str()), uuid, settings: s }
 }
 
-fn vlan_settings(s: &mut Settings, v: &Vlan) {
-    let vl = setting(s, "vlan");
-    vl.insert("parent".into(), v.parent.as_str().into());
-    vl.insert("id".into(), Value::U32(v.tag.into()));
-    // Always sent: a profile without flags gets 0 over D-Bus, not libnm's REORDER_HEADERS default.
-    vl.insert("flags".into(), Value::U32(u32::from(v.reorder_hdr)));
-}
-
 /// The kernel bonding options for a bond, as NetworkManager's `bond.options` strings.
 pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
     let mut o = BTreeMap::new();
@@ -373,9 +441,10 @@ pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
                 o.insert("use_carrier".into(), if *c == Carrier::Ioctl { "0" } else { "1" }.into());
             }
         }
-        Some(Monitor::Arp { interval, target, validate }) => {
+        Some(Monitor::Arp { interval, target, more_targets, validate }) => {
             o.insert("arp_interval".into(), interval.to_string());
-            o.insert("arp_ip_target".into(), target.to_string());
+            let all: Vec<String> = std::iter::once(target).chain(more_targets.iter()).map(|t| t.to_string()).collect();
+            o.insert("arp_ip_target".into(), all.join(","));
             if let Some(v) = validate {
                 o.insert("arp_validate".into(), v.as_str().into());
             }
@@ -384,6 +453,9 @@ pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
     }
     if let Some(p) = &b.primary {
         o.insert("primary".into(), p.to_string());
+    }
+    for (k, v) in b.options.pairs() {
+        o.insert(k.to_string(), v);
     }
     o
 }

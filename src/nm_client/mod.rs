@@ -154,6 +154,39 @@ impl NmClient {
         Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))
     }
 
+    /// Asks the daemon whether it knows `setting.property`, without creating anything: the
+    /// candidate has no `connection.type`, so verification fails after parsing; an "unknown
+    /// property" (or setting) error means it is not known, "connection.type missing" that it is.
+    /// Parse errors come before authorization, so this works unprivileged too.
+    pub async fn knows_property(
+        &self,
+        setting: &str,
+        property: &str,
+        value: crate::nm::Value,
+    ) -> Result<bool, NmError> {
+        use crate::nm::{Key, Settings, Value};
+        let mut s = Settings::new();
+        s.entry(Key::Borrowed("connection"))
+            .or_default()
+            .insert(Key::Borrowed("id"), Value::Str("nmiface-probe".into()));
+        s.entry(Key::Owned(setting.to_string())).or_default().insert(Key::Owned(property.to_string()), value);
+        debug!(call = "AddConnection2 (probe)", setting, property);
+        match self.settings.add_connection2(to_dbus(&s), 0x2, HashMap::new()).await {
+            Ok((path, _)) => {
+                // Should not happen; do not leave it behind.
+                let _ = self.delete(&path).await;
+                Ok(true)
+            }
+            Err(e) => match NmError::from(e) {
+                NmError::InvalidProperty { message, name, .. } => Ok(!(message.contains("unknown property")
+                    || message.contains("unknown setting")
+                    || name.ends_with("InvalidSetting"))),
+                NmError::Method { message, .. } if message.contains("unknown") => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
     /// Adds a profile; returns its object path.
     pub async fn add(&self, p: &Profile, flags: u32) -> Result<OwnedObjectPath, NmError> {
         debug!(call = "AddConnection2", id = %p.id, uuid = %p.uuid, flags);

@@ -61,7 +61,16 @@ impl<'s> Cx<'s> {
 
     /// Refuses child elements other than `allowed`; text is the caller's business.
     pub fn no_children_but(&self, el: &Element, path: &Path<'_>, allowed: &[&str]) -> Res<()> {
-        if let Some(c) = el.children.iter().find(|c| !allowed.contains(&c.name)) {
+        // Extension elements are allowed by their local name with an `nmi:` marker in `allowed`,
+        // whatever prefix the document binds to nmiface's namespace.
+        let known = |c: &Element<'_>| {
+            if c.ext {
+                allowed.iter().any(|a| a.strip_prefix("nmi:") == Some(c.local))
+            } else {
+                allowed.contains(&c.name)
+            }
+        };
+        if let Some(c) = el.children.iter().find(|c| !known(c)) {
             return Err(self.err(
                 c.start,
                 path.child(c.name),
@@ -69,6 +78,20 @@ impl<'s> Cx<'s> {
             ));
         }
         Ok(())
+    }
+
+    /// The extension child `local` (in nmiface's namespace), refusing a second one.
+    pub fn ext<'e>(&self, el: &'e Element<'e>, path: &Path<'_>, local: &str) -> Res<Option<&'e Element<'e>>> {
+        let mut found = el.children.iter().filter(|c| c.ext && c.local == local);
+        let first = found.next();
+        if let Some(dup) = found.next() {
+            return Err(self.err(
+                dup.start,
+                path.child(dup.name),
+                format!("<{}> may appear only once in <{}>", dup.name, el.name),
+            ));
+        }
+        Ok(first)
     }
 
     /// The child called `name`, refusing a second one.

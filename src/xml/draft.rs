@@ -235,7 +235,7 @@ pub(crate) fn shared(nic: IfName, mac: Option<Mac>) -> Bridge {
         stp: true,
         forward_delay: model::MIN_STP_FORWARD_DELAY,
         mac,
-        ports: vec![Member::Ethernet(EthernetPort { name: nic, mac })],
+        ports: vec![Member::Ethernet(EthernetPort { name: nic, mac, port: Default::default() })],
     }
 }
 
@@ -272,7 +272,7 @@ fn bond(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, mode_el: &Element, m
             primary = Some((name.clone(), s.start));
         }
         cx.ports_seen.push((name.clone(), s.start));
-        ports.push(EthernetPort { name, mac: None });
+        ports.push(EthernetPort { name, mac: None, port: Default::default() });
     }
     if ports.is_empty() {
         return Err(cx.err(holder.start, path, "a bond needs at least one <slave device='…'/>"));
@@ -290,7 +290,7 @@ fn bond(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, mode_el: &Element, m
         other => other.map(|p| p.0),
     };
     let monitor = Some(super::libvirt::default_monitor(cx, mode_el.start, mode_path));
-    let mut bond = Bond { mode, monitor, primary, ports };
+    let mut bond = Bond { mode, monitor, primary, ports, options: Default::default() };
     bond.sort_ports();
     Ok(bond)
 }
@@ -305,7 +305,7 @@ fn bridge(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, stp_el: &Element, 
         cx.allow_children(m, &p, &[])?;
         let name = values::required_name(cx, m, &p, "device")?;
         cx.ports_seen.push((name.clone(), m.start));
-        ports.push(Member::Ethernet(EthernetPort { name, mac: None }));
+        ports.push(Member::Ethernet(EthernetPort { name, mac: None, port: Default::default() }));
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
     Ok(Bridge { stp, forward_delay: model::DEFAULT_FORWARD_DELAY, mac: None, ports })
@@ -316,7 +316,7 @@ fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>, parent: IfName) -> Res<Vlan>
     let t = cx.required(el, path, "tag")?;
     let tag = cx.value(t, path, vlan_tag)?;
     let reorder_hdr = cx.yes_no(el, path, "reorder_hdr")?.unwrap_or(true);
-    Ok(Vlan { tag, parent, reorder_hdr })
+    Ok(Vlan { tag, parent, reorder_hdr, ext: Default::default() })
 }
 
 fn vlan_ifname(cx: &Cx<'_>, el: &Element, path: &Path<'_>, vlan: &Vlan) -> Res<IfName> {
@@ -347,7 +347,7 @@ pub(crate) fn controller(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<
             let t = cx.required(el, path, "tag")?;
             let tag = cx.value(t, path, vlan_tag)?;
             let reorder_hdr = cx.yes_no(el, path, "reorder_hdr")?.unwrap_or(true);
-            let vlan = Vlan { tag, parent, reorder_hdr };
+            let vlan = Vlan { tag, parent, reorder_hdr, ext: Default::default() };
             (vlan_ifname(cx, el, path, &vlan)?, Kind::Vlan(vlan))
         }
     };

@@ -363,7 +363,7 @@ fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Member> 
             link(cx, el, path)?;
             let name = values::required_name(cx, el, path, "name")?;
             cx.ports_seen.push((name.clone(), el.start));
-            Ok(Member::Ethernet(EthernetPort { name, mac: mac_child(cx, el, path)? }))
+            Ok(Member::Ethernet(EthernetPort { name, mac: mac_child(cx, el, path)?, port: Default::default() }))
         }
         Some("bond") => {
             cx.allow_children(el, path, &["link", "bond"])?;
@@ -402,7 +402,7 @@ fn bridge_member(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Member> 
 
 fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
     cx.allow_attrs(el, path, &["mode"])?;
-    cx.allow_children(el, path, &["miimon", "arpmon", "interface"])?;
+    cx.allow_children(el, path, &["miimon", "arpmon", "interface", "nmi:options", "nmi:arp-target"])?;
     let mode = match el.attr("mode") {
         Some(a) => cx.value(a, path, |v| {
             BondMode::parse(v).filter(|_| !v.bytes().all(|b| b.is_ascii_digit())).ok_or_else(|| {
@@ -463,18 +463,41 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
                 return Err(cx.err(p.start, pp, "missing required attribute 'type' on a bond port (allowed: ethernet)"))
             }
         }
-        cx.allow_children(p, &pp, &["mac", "link"])?;
+        cx.allow_children(p, &pp, &["mac", "link", "nmi:port"])?;
         link(cx, p, &pp)?;
         let name = values::required_name(cx, p, &pp, "name")?;
         cx.ports_seen.push((name.clone(), p.start));
-        ports.push(EthernetPort { name, mac: mac_child(cx, p, &pp)? });
+        let port = port_ext(cx, p, &pp)?;
+        ports.push(EthernetPort { name, mac: mac_child(cx, p, &pp)?, port });
     }
     if ports.is_empty() {
         return Err(cx.err(el.start, path, "a bond needs at least one port <interface type='ethernet' name='…'/>"));
     }
     // libvirt's convention (netcf, the schema's comment): the first port is the primary.
     let primary = mode.has_primary().then(|| ports[0].name.clone());
-    let mut bond = Bond { mode, monitor, primary, ports };
+    let mut monitor = monitor;
+    let targets: Vec<&Element> = el.children.iter().filter(|c| c.ext && c.local == "arp-target").collect();
+    if !targets.is_empty() {
+        let Some(Monitor::Arp { more_targets, .. }) = monitor.as_mut() else {
+            return Err(cx.err(
+                targets[0].start,
+                path.child(targets[0].name),
+                "<nmi:arp-target> adds ARP targets to an <arpmon>; this bond has none",
+            ));
+        };
+        for t in targets {
+            let tp = path.child(t.name);
+            leaf(cx, t, &tp, &["address"])?;
+            let a = cx.required(t, &tp, "address")?;
+            more_targets.push(cx.value(a, &tp, values::ipv4)?);
+        }
+        // The kernel's limit (BOND_MAX_ARP_TARGETS).
+        if more_targets.len() + 1 > 16 {
+            return Err(cx.err(el.start, path, "at most 16 ARP targets (the kernel's limit)"));
+        }
+    }
+    let options = bond_options_ext(cx, el, path, mode)?;
+    let mut bond = Bond { mode, monitor, primary, ports, options };
     bond.sort_ports();
     Ok(bond)
 }
@@ -492,6 +515,48 @@ pub(crate) fn default_monitor(cx: &mut Cx<'_>, offset: usize, path: &Path<'_>) -
         ),
     );
     Monitor::default_mii()
+}
+
+/// `<nmi:options>`: kernel bonding options libvirt's format lacks, each checked against the
+/// modes the kernel uses it in.
+fn bond_options_ext(cx: &Cx<'_>, el: &Element, path: &Path<'_>, mode: BondMode) -> Res<model::BondOptions> {
+    let mut o = model::BondOptions::default();
+    let Some(x) = cx.ext(el, path, "options")? else { return Ok(o) };
+    let xp = path.child(x.name);
+    let attrs: Vec<&str> = model::bond::OPTION_SPECS.iter().map(|s| s.attr).collect();
+    leaf(cx, x, &xp, &attrs)?;
+    for spec in model::bond::OPTION_SPECS.iter() {
+        let Some(a) = x.attr(spec.attr) else { continue };
+        cx.value(a, &xp, |v| o.set(spec.key, v))?;
+        if !spec.modes.contains(&mode) {
+            let modes: Vec<&str> = spec.modes.iter().map(|m| m.as_str()).collect();
+            return Err(cx.err(
+                a.offset,
+                xp.attr(spec.attr),
+                format!("'{}' applies only in mode {} (this bond is {})", spec.attr, modes.join(", "), mode.as_str()),
+            ));
+        }
+    }
+    Ok(o)
+}
+
+/// `<nmi:port>` on a bond port: priority and queue id.
+fn port_ext(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<model::PortExt> {
+    let mut ext = model::PortExt::default();
+    let Some(x) = cx.ext(el, path, "port")? else { return Ok(ext) };
+    let xp = path.child(x.name);
+    leaf(cx, x, &xp, &["priority", "queue-id"])?;
+    if let Some(a) = x.attr("priority") {
+        ext.prio = Some(cx.value(a, &xp, |v| {
+            v.parse::<i32>().map_err(|_| format!("invalid value '{v}' for 'priority': expected an integer"))
+        })?);
+    }
+    if let Some(a) = x.attr("queue-id") {
+        ext.queue_id = Some(cx.value(a, &xp, |v| {
+            v.parse::<u16>().map_err(|_| format!("invalid value '{v}' for 'queue-id' (allowed: 0-65535)"))
+        })?);
+    }
+    Ok(ext)
 }
 
 fn positive(cx: &Cx<'_>, el: &Element, path: &Path<'_>, name: &str) -> Res<u32> {
@@ -527,12 +592,12 @@ fn arpmon(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Monitor> {
     let t = cx.required(el, path, "target")?;
     let target = cx.value(t, path, values::ipv4)?;
     let validate = cx.choice(el, path, "validate", &["none", "active", "backup", "all"])?.and_then(ArpValidate::parse);
-    Ok(Monitor::Arp { interval, target, validate })
+    Ok(Monitor::Arp { interval, target, more_targets: Vec::new(), validate })
 }
 
 fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Vlan> {
     cx.allow_attrs(el, path, &["tag"])?;
-    cx.allow_children(el, path, &["interface"])?;
+    cx.allow_children(el, path, &["interface", "nmi:vlan"])?;
     let t = cx.required(el, path, "tag")?;
     let tag = cx.value(t, path, vlan_tag)?;
     let parent = cx
@@ -541,7 +606,22 @@ fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Vlan> {
     let pp = path.child("interface");
     leaf(cx, parent, &pp, &["name"])?;
     let parent = values::required_name(cx, parent, &pp, "name")?;
-    Ok(Vlan { tag, parent, reorder_hdr: true })
+    let mut vlan = Vlan { tag, parent, reorder_hdr: true, ext: Default::default() };
+    if let Some(x) = cx.ext(el, path, "vlan")? {
+        let xp = path.child(x.name);
+        leaf(cx, x, &xp, &["protocol", "reorder-hdr", "gvrp", "mvrp", "loose-binding"])?;
+        if cx.choice(x, &xp, "protocol", &["802.1Q", "802.1ad"])? == Some("802.1ad") {
+            vlan.ext.protocol = model::VlanProtocol::Dot1ad;
+        }
+        let on = |name: &str, default: bool| -> Res<bool> {
+            Ok(cx.choice(x, &xp, name, &["on", "off"])?.map_or(default, |v| v == "on"))
+        };
+        vlan.reorder_hdr = on("reorder-hdr", true)?;
+        vlan.ext.gvrp = on("gvrp", false)?;
+        vlan.ext.mvrp = on("mvrp", false)?;
+        vlan.ext.loose_binding = on("loose-binding", false)?;
+    }
+    Ok(vlan)
 }
 
 /// A VLAN tag as libvirt allows it (0..=4095).

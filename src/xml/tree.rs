@@ -10,6 +10,11 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use std::borrow::Cow;
 
+/// The XML namespace of nmiface's extensions to libvirt's format (bond options, VLAN
+/// protocol and flags, port priority). libvirt ignores elements it does not know, so a document
+/// that uses them still defines on libvirt, minus the extensions.
+pub const NMIFACE_NS: &str = "urn:nmiface:interface:1";
+
 /// Deepest nesting accepted; real documents use at most 5 levels, hostile ones use millions.
 const MAX_DEPTH: usize = 32;
 /// Largest document accepted, in bytes.
@@ -27,7 +32,12 @@ pub(crate) struct Attr<'a> {
 /// An element with its attributes, children, text and the byte range it spans.
 #[derive(Debug)]
 pub(crate) struct Element<'a> {
+    /// The name as written, prefix included.
     pub name: &'a str,
+    /// The name without its prefix.
+    pub local: &'a str,
+    /// In nmiface's extension namespace ([`NMIFACE_NS`]).
+    pub ext: bool,
     pub attrs: Vec<Attr<'a>>,
     pub children: Vec<Element<'a>>,
     /// Non-whitespace text content, unescaped and trimmed.
@@ -90,6 +100,8 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
     let mut reader = Reader::from_str(text);
     reader.config_mut().trim_text(false);
     let mut stack: Vec<Element> = Vec::new();
+    // Namespace declarations in scope, one list per open element: (prefix, URI).
+    let mut scopes: Vec<Decls<'_>> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
         let before = reader.buffer_position() as usize;
@@ -107,13 +119,16 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
                 if stack.len() >= MAX_DEPTH {
                     return Err(syntax(before, format!("elements nested deeper than {MAX_DEPTH} levels")));
                 }
-                stack.push(element(text, &e, before, after)?);
+                let (el, decls) = element(text, &e, before, after, &scopes)?;
+                stack.push(el);
+                scopes.push(decls);
             }
             Event::Empty(e) => {
-                let el = element(text, &e, before, after)?;
+                let (el, _) = element(text, &e, before, after, &scopes)?;
                 attach(&mut stack, &mut root, el);
             }
             Event::End(_) => {
+                scopes.pop();
                 let mut el = stack.pop().ok_or_else(|| syntax(before, "unexpected closing tag"))?;
                 el.end = after;
                 attach(&mut stack, &mut root, el);
@@ -167,7 +182,16 @@ fn attach<'a>(stack: &mut [Element<'a>], root: &mut Option<Element<'a>>, el: Ele
     }
 }
 
-fn element<'a>(text: &'a str, e: &BytesStart<'_>, start: usize, end: usize) -> Result<Element<'a>, SyntaxError> {
+/// Namespace prefixes an element declares: (prefix, URI).
+type Decls<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+fn element<'a>(
+    text: &'a str,
+    e: &BytesStart<'_>,
+    start: usize,
+    end: usize,
+    scopes: &[Decls<'a>],
+) -> Result<(Element<'a>, Decls<'a>), SyntaxError> {
     let tag: &'a str = text.get(start..end).unwrap_or("");
     // Names and values are sliced from the input rather than copied: most documents have no
     // escapes, and a copy per attribute dominated parsing time.
@@ -182,20 +206,41 @@ fn element<'a>(text: &'a str, e: &BytesStart<'_>, start: usize, end: usize) -> R
     let scanned = scan_attrs(tag);
     let mut attrs = Vec::with_capacity(scanned.len());
     let mut seen = std::collections::HashSet::new();
+    let mut decls = Decls::new();
     for (key, at, raw) in scanned {
         if !seen.insert(key) {
             return Err(syntax(start + at, format!("XML syntax error: attribute '{key}' repeated in <{name}>")));
         }
-        // Namespace declarations are not attributes of the interface; prefixed names that use
-        // them are refused by the converters as unknown.
-        if key == "xmlns" || key.starts_with("xmlns:") {
-            continue;
-        }
         let value = quick_xml::escape::unescape(raw)
             .map_err(|err| syntax(start + at, format!("XML syntax error in attribute '{key}': {err}")))?;
+        // Namespace declarations are not attributes of the interface: they resolve prefixes.
+        if key == "xmlns" {
+            continue;
+        }
+        if let Some(prefix) = key.strip_prefix("xmlns:") {
+            decls.push((prefix, value));
+            continue;
+        }
         attrs.push(Attr { name: key, value, offset: start + at });
     }
-    Ok(Element { name, attrs, children: Vec::new(), text: String::new(), text_offset: None, start, end })
+    // Prefixed elements must resolve; only nmiface's namespace is understood, others stay
+    // unknown names for the converters to refuse.
+    let (local, ext) = match name.split_once(':') {
+        Some((prefix, local)) => {
+            let uri = decls
+                .iter()
+                .rev()
+                .chain(scopes.iter().rev().flat_map(|d| d.iter().rev()))
+                .find(|(p, _)| *p == prefix)
+                .map(|(_, u)| u.as_ref())
+                .ok_or_else(|| syntax(start, format!("namespace prefix '{prefix}' of <{name}> is not declared")))?;
+            (local, uri == NMIFACE_NS)
+        }
+        None => (name, false),
+    };
+    let el =
+        Element { name, local, ext, attrs, children: Vec::new(), text: String::new(), text_offset: None, start, end };
+    Ok((el, decls))
 }
 
 /// The attributes of a raw start tag (`<name a='1' b="2">` or `…/>`), as (name, offset of the

@@ -109,7 +109,10 @@ pub fn write_host(host: &Host) -> (String, Vec<Finding>) {
 fn interface(out: &mut Out, iface: &Interface) {
     let name = iface.name.as_str();
     let path = format!("/interface[@name='{name}']");
-    out.open(&format!("<interface type='{}' name='{}'>", iface.kind.type_name(), esc(name)));
+    // The extension namespace is declared only where used, so other documents stay plain
+    // libvirt XML.
+    let ns = if uses_extensions(iface) { format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS) } else { String::new() };
+    out.open(&format!("<interface type='{}' name='{}'{ns}>", iface.kind.type_name(), esc(name)));
     if let Some(uuid) = iface.uuid {
         out.note(
             Severity::Info,
@@ -144,7 +147,7 @@ fn interface(out: &mut Out, iface: &Interface) {
         }
         Kind::Bridge(b) => bridge(out, b, &path),
         Kind::Bond(b) => bond(out, b),
-        Kind::Vlan(v) => vlan(out, v, &path),
+        Kind::Vlan(v) => vlan(out, v),
     }
     out.close("</interface>");
 }
@@ -222,6 +225,16 @@ fn ethernet_port(out: &mut Out, p: &EthernetPort) {
     if let Some(mac) = live_mac(out, p.name.as_str()).or(p.mac) {
         out.line(&format!("<mac address='{mac}'/>"));
     }
+    if !p.port.is_empty() {
+        let mut s = String::from("<nmi:port");
+        if let Some(prio) = p.port.prio {
+            let _ = write!(s, " priority='{prio}'");
+        }
+        if let Some(q) = p.port.queue_id {
+            let _ = write!(s, " queue-id='{q}'");
+        }
+        out.line(&(s + "/>"));
+    }
     out.close("</interface>");
 }
 
@@ -248,7 +261,7 @@ fn bridge(out: &mut Out, b: &Bridge, path: &str) {
             Member::Vlan { name, vlan: v } => {
                 out.open(&format!("<interface type='vlan' name='{}'>", esc(name.as_str())));
                 link(out, name.as_str());
-                vlan(out, v, &format!("{path}/bridge/interface[@name='{name}']"));
+                vlan(out, v);
                 out.close("</interface>");
             }
         }
@@ -273,15 +286,26 @@ fn bond(out: &mut Out, b: &Bond) {
             s.push_str("/>");
             out.line(&s);
         }
-        Some(Monitor::Arp { interval, target, validate }) => {
+        Some(Monitor::Arp { interval, target, more_targets, validate }) => {
             let mut s = format!("<arpmon interval='{interval}' target='{target}'");
             if let Some(v) = validate {
                 let _ = write!(s, " validate='{}'", v.as_str());
             }
             s.push_str("/>");
             out.line(&s);
+            for t in more_targets {
+                out.line(&format!("<nmi:arp-target address='{t}'/>"));
+            }
         }
         None => {}
+    }
+    if !b.options.is_empty() {
+        let mut s = String::from("<nmi:options");
+        for (key, value) in b.options.pairs() {
+            let attr = crate::model::bond::OPTION_SPECS.iter().find(|o| o.key == key).map_or(key, |o| o.attr);
+            let _ = write!(s, " {attr}='{}'", esc(&value));
+        }
+        out.line(&(s + "/>"));
     }
     // The primary is first by construction (Bond::sort_ports): libvirt's convention.
     for p in &b.ports {
@@ -290,15 +314,44 @@ fn bond(out: &mut Out, b: &Bond) {
     out.close("</bond>");
 }
 
-fn vlan(out: &mut Out, v: &Vlan, path: &str) {
-    if !v.reorder_hdr {
-        out.note(
-            Severity::Approximated,
-            format!("{path}/vlan"),
-            "libvirt XML cannot say reorder_hdr off; defining this XML again turns it on".to_string(),
-        );
-    }
+fn vlan(out: &mut Out, v: &Vlan) {
     out.open(&format!("<vlan tag='{}'>", v.tag));
     out.line(&format!("<interface name='{}'/>", esc(v.parent.as_str())));
+    if !v.reorder_hdr || !v.ext.is_default() {
+        let mut s = String::from("<nmi:vlan");
+        let on = |b: bool| if b { "on" } else { "off" };
+        if v.ext.protocol != crate::model::VlanProtocol::Dot1Q {
+            let _ = write!(s, " protocol='{}'", v.ext.protocol.as_str());
+        }
+        if !v.reorder_hdr {
+            let _ = write!(s, " reorder-hdr='{}'", on(false));
+        }
+        for (attr, set) in [("gvrp", v.ext.gvrp), ("mvrp", v.ext.mvrp), ("loose-binding", v.ext.loose_binding)] {
+            if set {
+                let _ = write!(s, " {attr}='{}'", on(true));
+            }
+        }
+        out.line(&(s + "/>"));
+    }
     out.close("</vlan>");
+}
+
+/// Whether an interface uses anything of nmiface's extension namespace.
+fn uses_extensions(iface: &Interface) -> bool {
+    let bond = |b: &Bond| {
+        !b.options.is_empty()
+            || b.ports.iter().any(|p| !p.port.is_empty())
+            || matches!(&b.monitor, Some(Monitor::Arp { more_targets, .. }) if !more_targets.is_empty())
+    };
+    let vlan = |v: &Vlan| !v.reorder_hdr || !v.ext.is_default();
+    match &iface.kind {
+        Kind::Bond(b) => bond(b),
+        Kind::Vlan(v) => vlan(v),
+        Kind::Bridge(br) => br.ports.iter().any(|m| match m {
+            Member::Bond { bond: b, .. } => bond(b),
+            Member::Vlan { vlan: v, .. } => vlan(v),
+            Member::Ethernet(_) => false,
+        }),
+        Kind::Ethernet(_) => false,
+    }
 }

@@ -1,0 +1,184 @@
+//! What each NetworkManager version can do: the first upstream release of every setting,
+//! property, option and value nmiface may send, with stable-branch backports. Sources: the NM
+//! git history (`nm-setting-*.h` defines per release tag, NEWS), as collected in
+//! shared/docs/networkmanager-dbus.md sections 2 and 6.2.
+
+use crate::nm::NmVersion;
+use serde::Serialize;
+
+/// A capability nmiface may need from NetworkManager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum NmFeature {
+    /// `Settings.AddConnection2` (to-disk, block-autoconnect).
+    AddConnection2,
+    /// `user.data`, where nmiface marks its profiles.
+    UserData,
+    /// `ipv6.method=disabled`.
+    Ipv6Disabled,
+    /// `bond.options` key `num_grat_arp`.
+    BondNumGratArp,
+    /// `xmit_hash_policy` values `encap2+3` and `encap3+4`.
+    BondXmitEncap,
+    /// `xmit_hash_policy=vlan+srcmac`.
+    BondXmitVlanSrcmac,
+    /// `bond-port.queue-id`.
+    BondPortQueueId,
+    /// `bond-port.prio`.
+    BondPortPrio,
+    /// `vlan.protocol=802.1ad`.
+    Vlan8021ad,
+    /// `vlan.flags` MVRP (0x8).
+    VlanMvrp,
+    /// `ipv4.method=shared` with the nftables firewall backend.
+    SharedNftables,
+    /// `connection.controller`/`port-type` (nmiface sends `master`/`slave-type` instead).
+    ControllerPortType,
+    /// `ipv4.dns-data` (nmiface sends no DNS; listed for completeness).
+    DnsData,
+}
+
+/// When a feature first shipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since {
+    /// First upstream release.
+    pub version: NmVersion,
+    /// An earlier stable-branch release it was backported to, if any.
+    pub backport: Option<NmVersion>,
+}
+
+const fn v(minor: u16, micro: u16) -> NmVersion {
+    NmVersion::new(1, minor, micro)
+}
+
+impl NmFeature {
+    /// Every feature, for table tests and reports.
+    pub const ALL: [NmFeature; 13] = [
+        NmFeature::AddConnection2,
+        NmFeature::UserData,
+        NmFeature::Ipv6Disabled,
+        NmFeature::BondNumGratArp,
+        NmFeature::BondXmitEncap,
+        NmFeature::BondXmitVlanSrcmac,
+        NmFeature::BondPortQueueId,
+        NmFeature::BondPortPrio,
+        NmFeature::Vlan8021ad,
+        NmFeature::VlanMvrp,
+        NmFeature::SharedNftables,
+        NmFeature::ControllerPortType,
+        NmFeature::DnsData,
+    ];
+
+    /// When it shipped.
+    pub fn since(self) -> Since {
+        let (version, backport) = match self {
+            NmFeature::AddConnection2 => (v(20, 0), None),
+            NmFeature::UserData => (v(8, 0), None),
+            NmFeature::Ipv6Disabled => (v(20, 0), None),
+            NmFeature::BondNumGratArp => (v(2, 0), None),
+            NmFeature::BondXmitEncap => (v(10, 0), None),
+            NmFeature::BondXmitVlanSrcmac => (v(30, 0), None),
+            NmFeature::BondPortQueueId => (v(34, 0), None),
+            NmFeature::BondPortPrio => (v(44, 0), Some(v(42, 8))),
+            NmFeature::Vlan8021ad => (v(42, 0), None),
+            NmFeature::VlanMvrp => (v(2, 0), None),
+            NmFeature::SharedNftables => (v(32, 0), None),
+            NmFeature::ControllerPortType => (v(46, 0), None),
+            NmFeature::DnsData => (v(42, 0), None),
+        };
+        Since { version, backport }
+    }
+
+    /// What it is, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NmFeature::AddConnection2 => "Settings.AddConnection2",
+            NmFeature::UserData => "user.data (nmiface's ownership mark)",
+            NmFeature::Ipv6Disabled => "ipv6.method=disabled",
+            NmFeature::BondNumGratArp => "bond option num_grat_arp",
+            NmFeature::BondXmitEncap => "xmit_hash_policy encap2+3/encap3+4",
+            NmFeature::BondXmitVlanSrcmac => "xmit_hash_policy vlan+srcmac",
+            NmFeature::BondPortQueueId => "bond-port.queue-id",
+            NmFeature::BondPortPrio => "bond-port.prio",
+            NmFeature::Vlan8021ad => "vlan.protocol 802.1ad",
+            NmFeature::VlanMvrp => "vlan flag MVRP",
+            NmFeature::SharedNftables => "shared mode with nftables",
+            NmFeature::ControllerPortType => "connection.controller/port-type",
+            NmFeature::DnsData => "ipv4/ipv6.dns-data",
+        }
+    }
+
+    /// The `setting.property` and a harmless value to ask the daemon whether it knows it
+    /// (see `NmClient::knows_property`), for properties whose support a version number cannot
+    /// settle (backports).
+    pub fn probe(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            NmFeature::BondPortPrio => Some(("bond-port", "prio")),
+            NmFeature::BondPortQueueId => Some(("bond-port", "queue-id")),
+            NmFeature::Vlan8021ad => Some(("vlan", "protocol")),
+            _ => None,
+        }
+    }
+}
+
+/// Whether NetworkManager `version` has `f` by the table.
+pub fn supports(version: NmVersion, f: NmFeature) -> bool {
+    let s = f.since();
+    version >= s.version
+        || s.backport.is_some_and(|b| version.major == b.major && version.minor == b.minor && version >= b)
+}
+
+/// "1.44" or "1.44 (1.42.8 on the 1.42 series)", for messages.
+pub fn needs(f: NmFeature) -> String {
+    let s = f.since();
+    let main = format!("{}.{}", s.version.major, s.version.minor);
+    match s.backport {
+        Some(b) => format!("{main} ({b} on the {}.{} series)", b.major, b.minor),
+        None => main,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The versions distributions ship, from Debian 11 to today.
+    const TABLE: [(u16, &[NmFeature]); 6] = [
+        (
+            30,
+            &[
+                NmFeature::BondPortQueueId,
+                NmFeature::BondPortPrio,
+                NmFeature::Vlan8021ad,
+                NmFeature::SharedNftables,
+                NmFeature::ControllerPortType,
+                NmFeature::DnsData,
+            ],
+        ),
+        (36, &[NmFeature::BondPortPrio, NmFeature::Vlan8021ad, NmFeature::ControllerPortType, NmFeature::DnsData]),
+        (42, &[NmFeature::BondPortPrio, NmFeature::ControllerPortType]),
+        (46, &[]),
+        (52, &[]),
+        (58, &[]),
+    ];
+
+    #[test]
+    fn versions_from_1_30_to_1_58() {
+        for (minor, missing) in TABLE {
+            let ver = v(minor, 0);
+            for f in NmFeature::ALL {
+                let want = !missing.contains(&f);
+                assert_eq!(supports(ver, f), want, "{f:?} on {ver}");
+            }
+        }
+    }
+
+    #[test]
+    fn backports_count() {
+        assert!(!supports(v(42, 4), NmFeature::BondPortPrio));
+        assert!(supports(v(42, 8), NmFeature::BondPortPrio));
+        assert!(!supports(v(43, 2), NmFeature::BondPortPrio));
+        assert_eq!(needs(NmFeature::BondPortPrio), "1.44 (1.42.8 on the 1.42 series)");
+    }
+}

@@ -1,0 +1,371 @@
+//! The capability report of `nmiface check`: for each interface and each feature it uses,
+//! supported, approximated (how) or unsupported (by what), with a remedy. Documented JSON
+//! (`--json`) is these types serialised.
+
+use super::knowledge::{needs, supports, NmFeature};
+use crate::finding::{Category, Finding, Severity};
+use crate::model::{Bond, Host, Interface, Kind, Member, Monitor, Vlan, VlanProtocol};
+use crate::nm::NmVersion;
+use serde::Serialize;
+
+/// Whether a kernel module's function is available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModuleState {
+    /// Compiled into the kernel.
+    BuiltIn,
+    /// Loaded now.
+    Loaded,
+    /// Present under /lib/modules and loadable on demand (NetworkManager loads it).
+    Loadable,
+    /// None of the above.
+    Missing,
+}
+
+impl ModuleState {
+    /// True when the function can be used.
+    pub fn available(self) -> bool {
+        self != ModuleState::Missing
+    }
+}
+
+/// What the running kernel can do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KernelFacts {
+    /// `uname -r`.
+    pub release: String,
+    /// Bonding (`bonding`).
+    pub bonding: ModuleState,
+    /// 802.1Q VLANs (`8021q`).
+    pub vlan: ModuleState,
+    /// Linux bridges (`bridge`).
+    pub bridge: ModuleState,
+}
+
+/// Everything the assessment needs to know about the host, gathered by the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The NetworkManager version assessed against.
+    pub nm: NmVersion,
+    /// Where that version came from: `daemon`, `--nm-version`, or `baseline`.
+    pub nm_source: &'static str,
+    /// The kernel, unless checking offline.
+    pub kernel: Option<KernelFacts>,
+    /// Features the daemon was asked about directly, and its answer (known or not).
+    pub probed: Vec<(NmFeature, bool)>,
+}
+
+/// How well a feature is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// As asked.
+    Supported,
+    /// Close, not exact; `detail` says how.
+    Approximated,
+    /// Not done; `by` says what is missing.
+    Unsupported,
+}
+
+/// What a gap is due to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum By {
+    /// The NetworkManager version.
+    NmVersion,
+    /// The kernel (a missing module).
+    Kernel,
+    /// A program NetworkManager needs at run time.
+    Runtime,
+    /// libvirt's format and NetworkManager's model do not map one to one.
+    Mapping,
+}
+
+/// One feature of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Item {
+    /// The feature, e.g. `bond device`, `vlan.protocol 802.1ad`.
+    pub feature: String,
+    /// How well it is served.
+    pub status: Status,
+    /// What a gap is due to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<By>,
+    /// Details: the version that adds it, the missing module, how it is approximated.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub detail: String,
+    /// What to do about a gap, in one line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remedy: Option<String>,
+}
+
+impl Item {
+    fn ok(feature: impl Into<String>, detail: impl Into<String>) -> Self {
+        Item { feature: feature.into(), status: Status::Supported, by: None, detail: detail.into(), remedy: None }
+    }
+}
+
+/// The features of one interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InterfaceCheck {
+    /// Interface name.
+    pub interface: String,
+    /// Its features.
+    pub items: Vec<Item>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckReport {
+    /// NetworkManager version assessed against.
+    pub nm_version: String,
+    /// Where that version came from.
+    pub nm_source: &'static str,
+    /// The kernel, unless offline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelFacts>,
+    /// What nmiface itself needs from NetworkManager.
+    pub requirements: Vec<Item>,
+    /// Per interface.
+    pub interfaces: Vec<InterfaceCheck>,
+    /// Approximations and losses in reading the XML, by element.
+    pub mapping: Vec<Item>,
+    /// How many items are not `supported`.
+    pub gaps: usize,
+}
+
+impl CheckReport {
+    /// Every item, with the interface it belongs to (`None` for requirements and mapping).
+    pub fn items(&self) -> impl Iterator<Item = (Option<&str>, &Item)> {
+        self.requirements
+            .iter()
+            .map(|i| (None, i))
+            .chain(self.interfaces.iter().flat_map(|c| c.items.iter().map(move |i| (Some(c.interface.as_str()), i))))
+            .chain(self.mapping.iter().map(|i| (None, i)))
+    }
+
+    /// Gaps that make a change wrong: unsupported by NetworkManager's version or by the mapping
+    /// (for `define`), and also by the kernel or a runtime program (for starting).
+    pub fn blocking(&self, starting: bool) -> Vec<&Item> {
+        self.items()
+            .map(|(_, i)| i)
+            .filter(|i| i.status == Status::Unsupported)
+            .filter(|i| starting || matches!(i.by, Some(By::NmVersion | By::Mapping)))
+            .collect()
+    }
+}
+
+struct Assessor<'f> {
+    facts: &'f Facts,
+}
+
+impl Assessor<'_> {
+    /// A feature of NetworkManager, by the daemon's answer when it was asked, else the table.
+    fn nm(&self, f: NmFeature, feature: impl Into<String>) -> Item {
+        let probed = self.facts.probed.iter().find(|(p, _)| *p == f).map(|(_, known)| *known);
+        let known = probed.unwrap_or_else(|| supports(self.facts.nm, f));
+        let how = if probed.is_some() { "asked the daemon" } else { "by version" };
+        if known {
+            return Item::ok(feature, format!("NetworkManager {} has {} ({how})", self.facts.nm, f.describe()));
+        }
+        Item {
+            feature: feature.into(),
+            status: Status::Unsupported,
+            by: Some(By::NmVersion),
+            detail: format!(
+                "NetworkManager {} does not know {} ({how}); it needs {}",
+                self.facts.nm,
+                f.describe(),
+                needs(f)
+            ),
+            remedy: Some(format!("upgrade NetworkManager to {}, or remove the setting", needs(f))),
+        }
+    }
+
+    fn module(
+        &self,
+        feature: &str,
+        what: &str,
+        module: &str,
+        config: &str,
+        state: impl Fn(&KernelFacts) -> ModuleState,
+    ) -> Item {
+        let Some(k) = &self.facts.kernel else {
+            return Item::ok(feature, "kernel not checked (offline)");
+        };
+        match state(k) {
+            ModuleState::Missing => Item {
+                feature: feature.into(),
+                status: Status::Unsupported,
+                by: Some(By::Kernel),
+                detail: format!(
+                    "this kernel ({}) has no {what} support: module '{module}' is not built in, not loaded, and not under /lib/modules/{}",
+                    k.release, k.release
+                ),
+                remedy: Some(format!("run a kernel with {config} (module '{module}'), or install its modules package")),
+            },
+            s => Item::ok(feature, format!("kernel module '{module}': {}", serde_json::to_value(s).expect("enum").as_str().unwrap_or(""))),
+        }
+    }
+
+    fn bond(&self, b: &Bond, items: &mut Vec<Item>) {
+        items.push(self.module("bond device", "bonding", "bonding", "CONFIG_BONDING", |k| k.bonding));
+        items.push(Item::ok(format!("bond mode {}", b.mode.as_str()), ""));
+        match &b.monitor {
+            Some(Monitor::Mii { freq, .. }) => items.push(Item::ok("bond miimon", format!("every {freq} ms"))),
+            Some(Monitor::Arp { more_targets, .. }) => {
+                items.push(Item::ok("bond arpmon", format!("{} target(s)", more_targets.len() + 1)))
+            }
+            None => {}
+        }
+        if b.options.num_grat_arp.is_some() {
+            items.push(self.nm(NmFeature::BondNumGratArp, "bond option num_grat_arp"));
+        }
+        match b.options.xmit_hash_policy {
+            Some(p @ ("encap2+3" | "encap3+4")) => {
+                items.push(self.nm(NmFeature::BondXmitEncap, format!("bond xmit_hash_policy {p}")))
+            }
+            Some(p @ "vlan+srcmac") => {
+                items.push(self.nm(NmFeature::BondXmitVlanSrcmac, format!("bond xmit_hash_policy {p}")))
+            }
+            Some(p) => items.push(Item::ok(format!("bond xmit_hash_policy {p}"), "")),
+            None => {}
+        }
+        for (key, v) in b.options.pairs() {
+            if !matches!(key, "num_grat_arp" | "xmit_hash_policy") {
+                items.push(Item::ok(format!("bond option {key}={v}"), ""));
+            }
+        }
+        for p in &b.ports {
+            if p.port.prio.is_some() {
+                items.push(self.nm(NmFeature::BondPortPrio, format!("{}: bond-port.prio", p.name)));
+            }
+            if p.port.queue_id.is_some() {
+                items.push(self.nm(NmFeature::BondPortQueueId, format!("{}: bond-port.queue-id", p.name)));
+            }
+        }
+    }
+
+    fn vlan(&self, v: &Vlan, items: &mut Vec<Item>) {
+        items.push(self.module("vlan device", "802.1Q VLAN", "8021q", "CONFIG_VLAN_8021Q", |k| k.vlan));
+        if v.ext.protocol == VlanProtocol::Dot1ad {
+            items.push(self.nm(NmFeature::Vlan8021ad, "vlan.protocol 802.1ad"));
+        }
+        if v.ext.mvrp {
+            items.push(self.nm(NmFeature::VlanMvrp, "vlan flag MVRP"));
+        }
+        if v.tag > crate::model::MAX_VLAN_TAG_NM {
+            items.push(Item {
+                feature: format!("vlan tag {}", v.tag),
+                status: Status::Unsupported,
+                by: Some(By::Mapping),
+                detail: "4095 is reserved by IEEE 802.1Q; NetworkManager takes 0-4094".into(),
+                remedy: Some("use a tag from 0 to 4094".into()),
+            });
+        }
+    }
+
+    fn interface(&self, iface: &Interface) -> InterfaceCheck {
+        let mut items = Vec::new();
+        match &iface.kind {
+            Kind::Ethernet(_) => items.push(Item::ok("ethernet profile", "")),
+            Kind::Bridge(br) => {
+                items.push(self.module("bridge device", "bridge", "bridge", "CONFIG_BRIDGE", |k| k.bridge));
+                for m in &br.ports {
+                    match m {
+                        Member::Bond { bond, .. } => self.bond(bond, &mut items),
+                        Member::Vlan { vlan, .. } => self.vlan(vlan, &mut items),
+                        Member::Ethernet(_) => {}
+                    }
+                }
+            }
+            Kind::Bond(b) => self.bond(b, &mut items),
+            Kind::Vlan(v) => self.vlan(v, &mut items),
+        }
+        if iface.ipv6.is_none() && !supports(self.facts.nm, NmFeature::Ipv6Disabled) {
+            items.push(Item {
+                feature: "ipv6.method=disabled".into(),
+                status: Status::Approximated,
+                by: Some(By::NmVersion),
+                detail: format!(
+                    "NetworkManager {} has no 'disabled'; 'ignore' leaves IPv6 to the kernel",
+                    self.facts.nm
+                ),
+                remedy: Some(format!("upgrade NetworkManager to {}", needs(NmFeature::Ipv6Disabled))),
+            });
+        }
+        InterfaceCheck { interface: iface.name.to_string(), items }
+    }
+}
+
+/// The NetworkManager features `host` uses whose support the daemon can be asked about.
+pub fn probe_candidates(host: &Host) -> Vec<NmFeature> {
+    let mut out = Vec::new();
+    let bond = |b: &Bond, out: &mut Vec<NmFeature>| {
+        if b.ports.iter().any(|p| p.port.prio.is_some()) {
+            out.push(NmFeature::BondPortPrio);
+        }
+        if b.ports.iter().any(|p| p.port.queue_id.is_some()) {
+            out.push(NmFeature::BondPortQueueId);
+        }
+    };
+    let vlan = |v: &Vlan, out: &mut Vec<NmFeature>| {
+        if v.ext.protocol == VlanProtocol::Dot1ad {
+            out.push(NmFeature::Vlan8021ad);
+        }
+    };
+    for i in &host.interfaces {
+        match &i.kind {
+            Kind::Bond(b) => bond(b, &mut out),
+            Kind::Vlan(v) => vlan(v, &mut out),
+            Kind::Bridge(br) => {
+                for m in &br.ports {
+                    match m {
+                        Member::Bond { bond: b, .. } => bond(b, &mut out),
+                        Member::Vlan { vlan: v, .. } => vlan(v, &mut out),
+                        Member::Ethernet(_) => {}
+                    }
+                }
+            }
+            Kind::Ethernet(_) => {}
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Assesses `host` against `facts`. `findings` are those of reading and translating; their
+/// mapping gaps are listed by element (version gaps are assessed here, from the model).
+pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
+    let a = Assessor { facts };
+    let requirements =
+        vec![a.nm(NmFeature::AddConnection2, "Settings.AddConnection2"), a.nm(NmFeature::UserData, "user.data")];
+    let interfaces: Vec<InterfaceCheck> = host.interfaces.iter().map(|i| a.interface(i)).collect();
+    let mapping: Vec<Item> = findings
+        .iter()
+        .filter(|f| f.category == Category::Mapping && f.severity.loses_meaning())
+        .filter(|f| !f.message.contains("VLAN tag 4095")) // assessed per interface above
+        .map(|f| Item {
+            feature: match f.location {
+                Some(l) => format!("{} (line {})", f.path, l.line),
+                None => f.path.clone(),
+            },
+            status: if f.severity == Severity::Unsupported { Status::Unsupported } else { Status::Approximated },
+            by: Some(By::Mapping),
+            detail: f.message.clone(),
+            remedy: None,
+        })
+        .collect();
+    let mut report = CheckReport {
+        nm_version: facts.nm.to_string(),
+        nm_source: facts.nm_source,
+        kernel: facts.kernel.clone(),
+        requirements,
+        interfaces,
+        mapping,
+        gaps: 0,
+    };
+    report.gaps = report.items().filter(|(_, i)| i.status != Status::Supported).count();
+    report
+}
