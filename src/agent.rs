@@ -160,21 +160,24 @@ struct Owned {
 }
 
 /// One atomic change's checkpoint, kept alive until released or undone.
-struct Guard {
-    journal: Journal,
+pub(crate) struct Guard {
+    /// What the change touched, for undoing it.
+    pub(crate) journal: Journal,
     keepalive: tokio::task::JoinHandle<()>,
 }
 
 impl Guard {
-    async fn release(self, agent: &Agent) -> Result<(), AgentError> {
+    /// The change worked: drop the checkpoint.
+    pub(crate) async fn release(self, agent: &Agent) -> Result<(), AgentError> {
         self.keepalive.abort();
         agent.nm.checkpoint_destroy(&self.journal.checkpoint).await?;
         Ok(())
     }
 
-    async fn undo(self, agent: &Agent, journal: &Journal) -> Vec<String> {
+    /// The change failed: roll back and restore; returns what could not be restored.
+    pub(crate) async fn undo(self, agent: &Agent) -> Vec<String> {
         self.keepalive.abort();
-        agent.undo(journal).await
+        agent.undo(&self.journal).await
     }
 }
 
@@ -312,9 +315,8 @@ impl Agent {
             Safety::Unprotected => self.apply_steps(doc, adopt, timeout, None, progress).await,
             Safety::Transaction(j) => self.apply_steps(doc, adopt, timeout, Some(j), progress).await,
             Safety::Checkpoint { rollback_timeout } => {
-                let guard = self.guard(rollback_timeout).await?;
-                let mut journal = guard.journal.clone();
-                let r = self.apply_steps(doc, adopt, timeout, Some(&mut journal), progress).await;
+                let mut guard = self.guard(rollback_timeout).await?;
+                let r = self.apply_steps(doc, adopt, timeout, Some(&mut guard.journal), progress).await;
                 let failed = match &r {
                     Ok((_, started)) => started.iter().find_map(|(_, r)| r.as_ref().err()).map(|e| e.to_string()),
                     Err(e) => Some(e.to_string()),
@@ -325,7 +327,7 @@ impl Agent {
                         r
                     }
                     Some(_) => {
-                        let problems = guard.undo(self, &journal).await;
+                        let problems = guard.undo(self).await;
                         let cause = match r {
                             Err(e) => e,
                             Ok((_, started)) => started.into_iter().find_map(|(_, r)| r.err()).expect("a start failed"),
@@ -391,7 +393,7 @@ impl Agent {
     }
 
     /// Creates a checkpoint for one atomic change and keeps it alive while the change runs.
-    async fn guard(&self, rollback_timeout: u32) -> Result<Guard, AgentError> {
+    pub(crate) async fn guard(&self, rollback_timeout: u32) -> Result<Guard, AgentError> {
         let existing = self.nm.checkpoints().await?;
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
@@ -521,6 +523,7 @@ impl Agent {
             nm_source: "daemon",
             kernel: kernel.then(crate::host_probe::kernel),
             probed,
+            runtime: kernel.then(crate::host_probe::runtime),
         };
         Ok(gaps::assess(host, findings, &facts))
     }

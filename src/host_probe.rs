@@ -41,6 +41,15 @@ pub fn kernel_at(root: &Path) -> KernelFacts {
     KernelFacts { bonding: state("bonding"), vlan: state("8021q"), bridge: state("bridge"), release }
 }
 
+/// The programs NetworkManager runs for NAT sharing.
+pub fn runtime() -> crate::gaps::RuntimeFacts {
+    crate::gaps::RuntimeFacts {
+        dnsmasq: find_program(&["dnsmasq"]),
+        nft: find_program(&["nft"]),
+        iptables: find_program(&["iptables"]),
+    }
+}
+
 /// The first of `names` found as an executable in `PATH` or the sbin directories.
 pub fn find_program(names: &[&str]) -> Option<String> {
     let path = std::env::var("PATH").unwrap_or_default();

@@ -34,5 +34,6 @@ pub mod nm;
 pub mod nm_client;
 pub mod plan;
 pub mod report;
+pub mod share;
 pub mod transaction;
 pub mod xml;

@@ -52,6 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             nm_source: if args.nm_version.is_some() { "--nm-version" } else { "baseline" },
             kernel: (!args.offline).then(nmiface::host_probe::kernel),
             probed: Vec::new(),
+            runtime: (!args.offline).then(nmiface::host_probe::runtime),
         };
         gaps::assess(&doc.host, &findings, &facts)
     } else {

@@ -136,7 +136,7 @@ pub struct MacArg {
     mac: String,
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     // One thread: a CLI waits on one daemon; a pool would only add start-up time.
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
 }
@@ -147,7 +147,7 @@ fn bus_address() -> String {
 
 /// The transaction store for this bus, and its lock, taken for a change. Another nmiface
 /// changing the same NetworkManager makes this one wait, saying for whom.
-fn lock(what: String) -> anyhow::Result<(Store, Lock)> {
+pub(super) fn lock(what: String) -> anyhow::Result<(Store, Lock)> {
     let store = Store::for_bus(&bus_address());
     let lock = store.lock(&what, true, |holder| {
         eprintln!("nmiface: waiting for another nmiface ({holder}) to finish");
@@ -155,7 +155,7 @@ fn lock(what: String) -> anyhow::Result<(Store, Lock)> {
     Ok((store, lock))
 }
 
-async fn agent() -> anyhow::Result<Agent> {
+pub(super) async fn agent() -> anyhow::Result<Agent> {
     let nm = NmClient::connect_system().await.with_context(|| {
         format!(
             "cannot reach NetworkManager (system bus {})",
@@ -172,7 +172,7 @@ fn parse(file: &str) -> anyhow::Result<(String, xml::Document)> {
 }
 
 /// A progress line on stderr while waiting, only when stderr is a terminal.
-fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
+pub(super) fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
     let tty = std::io::stderr().is_terminal();
     let frames = ['|', '/', '-', '\\'];
     let mut n = 0usize;
@@ -190,7 +190,7 @@ fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
     }
 }
 
-fn clear_progress() {
+pub(super) fn clear_progress() {
     if std::io::stderr().is_terminal() {
         let _ = write!(std::io::stderr(), "\r\x1b[2K");
     }

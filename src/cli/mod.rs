@@ -2,6 +2,7 @@
 
 mod check;
 mod lifecycle;
+mod share;
 mod translate;
 
 use clap::{Parser, Subcommand};
@@ -55,6 +56,10 @@ without a keep-alive. Inside a transaction (nmiface begin) the transaction prote
     Name(lifecycle::MacArg),
     /// The MAC address of an interface (virsh iface-mac).
     Mac(lifecycle::NameArgs),
+    Bridge(share::BridgeArgs),
+    /// Undo bridge: the bridge goes, the NIC gets its configuration back (virsh iface-unbridge).
+    Unbridge(share::UnbridgeArgs),
+    Share(share::ShareArgs),
     /// Open a transaction on a NetworkManager checkpoint (virsh iface-begin).
     Begin(lifecycle::BeginArgs),
     /// Keep the transaction's changes (virsh iface-commit).
@@ -88,6 +93,9 @@ pub fn main() -> ExitCode {
         Command::Dumpxml(a) => lifecycle::dumpxml(a),
         Command::Name(a) => lifecycle::name(a),
         Command::Mac(a) => lifecycle::mac(a),
+        Command::Bridge(a) => share::bridge(a),
+        Command::Unbridge(a) => share::unbridge(a),
+        Command::Share(a) => share::share(a),
         Command::Begin(a) => lifecycle::begin(a),
         Command::Commit(a) => lifecycle::commit(a),
         Command::Rollback(a) => lifecycle::rollback(a),

@@ -7,5 +7,6 @@ mod report;
 
 pub use knowledge::{needs, supports, NmFeature, Since};
 pub use report::{
-    assess, probe_candidates, By, CheckReport, Facts, InterfaceCheck, Item, KernelFacts, ModuleState, Status,
+    assess, probe_candidates, By, CheckReport, Facts, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts,
+    Status,
 };

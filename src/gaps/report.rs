@@ -53,6 +53,19 @@ pub struct Facts {
     pub kernel: Option<KernelFacts>,
     /// Features the daemon was asked about directly, and its answer (known or not).
     pub probed: Vec<(NmFeature, bool)>,
+    /// Programs NetworkManager runs for NAT sharing, unless checking offline.
+    pub runtime: Option<RuntimeFacts>,
+}
+
+/// Programs NetworkManager needs at run time for shared (NAT) mode, where found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuntimeFacts {
+    /// The `dnsmasq` binary (DHCP and DNS for the shared network).
+    pub dnsmasq: Option<String>,
+    /// `nft` (the nftables firewall backend, NM 1.32).
+    pub nft: Option<String>,
+    /// `iptables` (the older backend).
+    pub iptables: Option<String>,
 }
 
 /// How well a feature is served.
@@ -265,6 +278,41 @@ impl Assessor<'_> {
         }
     }
 
+    /// NAT sharing needs dnsmasq and a firewall backend on the host, which NM runs itself.
+    fn nat(&self, items: &mut Vec<Item>) {
+        let Some(rt) = &self.facts.runtime else {
+            items.push(Item::ok("NAT sharing (ipv4.method=shared)", "runtime programs not checked (offline)"));
+            return;
+        };
+        let missing = |feature: &str, detail: String, remedy: &str| Item {
+            feature: feature.into(),
+            status: Status::Unsupported,
+            by: Some(By::Runtime),
+            detail,
+            remedy: Some(remedy.into()),
+        };
+        items.push(match &rt.dnsmasq {
+            Some(p) => Item::ok("NAT sharing: dnsmasq", p.clone()),
+            None => missing(
+                "NAT sharing: dnsmasq",
+                "NetworkManager runs dnsmasq for DHCP and DNS on a shared network; it is not installed".into(),
+                "install dnsmasq-base (Debian) or dnsmasq",
+            ),
+        });
+        items.push(match (&rt.nft, &rt.iptables) {
+            (_, Some(p)) => Item::ok("NAT sharing: firewall backend", format!("iptables: {p}")),
+            (Some(p), None) if supports(self.facts.nm, NmFeature::SharedNftables) => {
+                Item::ok("NAT sharing: firewall backend", format!("nftables: {p}"))
+            }
+            (Some(_), None) => self.nm(NmFeature::SharedNftables, "NAT sharing: firewall backend nftables"),
+            (None, None) => missing(
+                "NAT sharing: firewall backend",
+                "NetworkManager masquerades with nft or iptables; neither is installed".into(),
+                "install nftables (or iptables)",
+            ),
+        });
+    }
+
     fn interface(&self, iface: &Interface) -> InterfaceCheck {
         let mut items = Vec::new();
         match &iface.kind {
@@ -281,6 +329,9 @@ impl Assessor<'_> {
             }
             Kind::Bond(b) => self.bond(b, &mut items),
             Kind::Vlan(v) => self.vlan(v, &mut items),
+        }
+        if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
+            self.nat(&mut items);
         }
         if iface.ipv6.is_none() && !supports(self.facts.nm, NmFeature::Ipv6Disabled) {
             items.push(Item {

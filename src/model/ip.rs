@@ -41,6 +41,10 @@ pub struct Ipv4 {
     pub addresses: Vec<Ipv4Net>,
     /// Default gateway.
     pub gateway: Option<Ipv4Addr>,
+    /// NAT sharing (NM's `ipv4.method=shared`): NetworkManager runs a DHCP and DNS server for
+    /// the machines behind this interface and masquerades them to whichever uplink is active.
+    /// Never with `dhcp`; the addresses, if any, are this interface's (else 10.42.x.1/24).
+    pub nat: bool,
 }
 
 /// IPv6 configuration. Present means IPv6 is on; with no method and no address it is link-local

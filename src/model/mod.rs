@@ -145,8 +145,47 @@ pub struct Bridge {
     /// MAC the bridge takes explicitly: the shared NIC's, so DHCP leases survive sharing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
+    /// The standalone profile of the NIC this bridge was made from (`nmiface bridge`): kept,
+    /// untouched, for `unbridge` to bring back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<uuid::Uuid>,
     /// Ports, in canonical order (sorted by name).
     pub ports: Vec<Member>,
+}
+
+/// Applies NetworkManager's forward-delay rules to a delay in seconds: whole seconds, 2..=30
+/// with STP on, 0 or 2..=30 with STP off. Returns the value and, when it changed, why.
+pub fn forward_delay(seconds: f64, stp: bool) -> (u16, Option<String>) {
+    let rounded = seconds.round().min(f64::from(u16::MAX)) as u16;
+    let clamped = if rounded == 0 && !stp { 0 } else { rounded.clamp(MIN_STP_FORWARD_DELAY, MAX_FORWARD_DELAY) };
+    let why = if clamped != rounded {
+        Some(format!(
+            "forward delay {seconds} s becomes {clamped} s: NetworkManager and the kernel take {}-{} s{}",
+            MIN_STP_FORWARD_DELAY,
+            MAX_FORWARD_DELAY,
+            if stp { " while STP is on" } else { ", or 0" }
+        ))
+    } else if f64::from(rounded) != seconds {
+        Some(format!("forward delay {seconds} s rounded to {rounded} s: NetworkManager takes whole seconds"))
+    } else {
+        None
+    };
+    (clamped, why)
+}
+
+impl Bridge {
+    /// The seed's shared NIC: a bridge that takes over the NIC's IP configuration and MAC, with
+    /// the NIC as its only port. STP is on, as `virsh iface-bridge` defaults; libvirt's delay 0
+    /// is not possible with STP on, so the delay is the kernel's minimum.
+    pub fn shared(nic: IfName, mac: Option<Mac>) -> Self {
+        Bridge {
+            stp: true,
+            forward_delay: MIN_STP_FORWARD_DELAY,
+            mac,
+            replaces: None,
+            ports: vec![Member::Ethernet(EthernetPort { name: nic, mac, port: PortExt::default() })],
+        }
+    }
 }
 
 /// Kernel and NetworkManager default forward delay, seconds.

@@ -40,6 +40,9 @@ pub mod user_key {
     /// On an interface's own profile: its ports' UUIDs, space-separated, so finding all of an
     /// interface's profiles takes a few lookups by UUID instead of reading every profile.
     pub const PORTS: &str = "nmiface.ports";
+    /// On a bridge made by `nmiface bridge`: the UUID of the NIC's standalone profile it took
+    /// over, which `unbridge` activates again.
+    pub const REPLACES: &str = "nmiface.replaces";
 }
 
 /// Largest `user.data` value NetworkManager accepts, in bytes.

@@ -156,7 +156,8 @@ impl<'p> Reader<'p> {
             }
         }
         ports.sort_by(|a, b| a.name().cmp(b.name()));
-        Ok(Bridge { stp, forward_delay, mac, ports })
+        let replaces = p.user_data(crate::nm::user_key::REPLACES).and_then(|u| uuid::Uuid::parse_str(u).ok());
+        Ok(Bridge { stp, forward_delay, mac, replaces, ports })
     }
 
     fn bond(&mut self, p: &Profile) -> Result<Bond, ReverseError> {
@@ -292,10 +293,11 @@ impl<'p> Reader<'p> {
 
     fn ipv4(&mut self, p: &Profile) -> Result<Option<Ipv4>, ReverseError> {
         let method = str_prop(p, "ipv4", "method").unwrap_or("auto");
+        let nat = method == "shared";
         let dhcp = match method {
             "disabled" => return Ok(None),
             "auto" => Some(Dhcp { peerdns: !ignore_auto_dns(p, "ipv4") }),
-            "manual" => None,
+            "manual" | "shared" => None,
             other => {
                 self.note(
                     p,
@@ -314,10 +316,10 @@ impl<'p> Reader<'p> {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let gateway = gateway(p, "ipv4").map(|g| g.parse()).transpose().map_err(|_| err(p, "bad ipv4.gateway"))?;
-        if dhcp.is_none() && addresses.is_empty() {
+        if dhcp.is_none() && addresses.is_empty() && !nat {
             return Ok(None);
         }
-        Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.filter(|_| true) }))
+        Ok(Some(Ipv4 { dhcp, addresses, gateway, nat }))
     }
 
     fn ipv6(&mut self, p: &Profile) -> Result<Option<Ipv6>, ReverseError> {

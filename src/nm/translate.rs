@@ -32,6 +32,9 @@ use crate::model::{
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
+/// `connection.autoconnect-priority` of a shared NIC's port profile (NM's default is 0).
+pub const SHARED_PORT_PRIORITY: i32 = 10;
+
 /// The namespace of nmiface's UUIDv5 profile UUIDs.
 pub const UUID_NAMESPACE: Uuid = Uuid::from_u128(0x9180e202_af25_4e18_8b0c_6c345112f1a9);
 
@@ -233,6 +236,11 @@ impl Translator<'_> {
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
                 put(&mut s, "bridge", "stp", b.stp);
                 put(&mut s, "bridge", "forward-delay", u32::from(b.forward_delay));
+                if let Some(old) = b.replaces {
+                    if let Some(Value::StrDict(user)) = s.get_mut("user").and_then(|u| u.get_mut("data")) {
+                        user.insert(user_key::REPLACES.to_string(), old.to_string());
+                    }
+                }
                 if let Some(mac) = b.mac {
                     // assigned-mac-address is the D-Bus name of the keyfile's cloned-mac-address;
                     // NM stores it in upper case, so send it that way and read back what we sent.
@@ -240,6 +248,13 @@ impl Translator<'_> {
                 }
                 for m in &b.ports {
                     self.bridge_port(m, name, uuid, &inherit, &path, &mut ports);
+                }
+                if b.mac.is_some() {
+                    // A shared NIC: its port profile must win over the NIC's standalone profile
+                    // when both could autoconnect (at boot), without touching that profile.
+                    for p in &mut ports {
+                        put(&mut p.settings, "connection", "autoconnect-priority", SHARED_PORT_PRIORITY);
+                    }
                 }
             }
             Kind::Bond(b) => {
@@ -317,7 +332,13 @@ impl Translator<'_> {
                 ipv4.insert("method".into(), "disabled".into());
             }
             Some(v4) => {
-                let method = if v4.dhcp.is_some() { "auto" } else { "manual" };
+                let method = if v4.nat {
+                    "shared"
+                } else if v4.dhcp.is_some() {
+                    "auto"
+                } else {
+                    "manual"
+                };
                 ipv4.insert("method".into(), method.into());
                 if let Some(d) = v4.dhcp {
                     if !d.peerdns {

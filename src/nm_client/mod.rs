@@ -70,6 +70,8 @@ pub struct DeviceInfo {
     pub ip6_config: Option<String>,
     /// False for placeholders of software devices not created yet.
     pub real: bool,
+    /// NMDeviceType: 1 ethernet, 2 Wi-Fi, 10 bond, 11 VLAN, 13 bridge, 20 veth, …
+    pub device_type: u32,
 }
 
 /// A NetworkManager client over one connection.
@@ -270,6 +272,7 @@ impl NmClient {
             ip4_config: opt_path(all.get("Ip4Config")),
             ip6_config: opt_path(all.get("Ip6Config")),
             real: all.get("Real").and_then(|v| bool::try_from(v).ok()).unwrap_or(true),
+            device_type: all.get("DeviceType").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
         }))
     }
 

@@ -18,7 +18,7 @@ use super::values;
 use crate::finding::Severity;
 use crate::model::{
     self, classful_prefix, netmask_to_prefix, Bond, BondMode, Bridge, Dhcp, Ethernet, EthernetPort, IfName, Interface,
-    Ipv4, Ipv4Net, Kind, Mac, Member, StartMode, Vlan,
+    Ipv4, Ipv4Net, Kind, Member, StartMode, Vlan,
 };
 
 /// Settings every draft element may carry: start, MTU, UUID and IPv4.
@@ -135,7 +135,7 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
     if dhcp.is_none() && addresses.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0) }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat: false }))
 }
 
 /// The kind-defining child of a reply-variant `<interface>`, if any.
@@ -218,25 +218,58 @@ pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<I
         }
         Some(v) => {
             let p = path.child("shared");
-            cx.allow_attrs(v, &p, &["bridge"])?;
+            cx.allow_attrs(v, &p, &["bridge", "mode"])?;
             cx.allow_children(v, &p, &[])?;
             let br = values::required_name(cx, v, &p, "bridge")?;
-            (br, Kind::Bridge(shared(device, hwaddr)))
+            if cx.choice(v, &p, "mode", &["bridge", "nat"])? == Some("nat") {
+                return nat_share(cx, el, v, &p, device, br, hwaddr.is_some(), c);
+            }
+            (br, Kind::Bridge(Bridge::shared(device, hwaddr)))
         }
     };
     Ok(Interface { name, uuid: c.uuid, start: c.start, mtu: c.mtu, ipv4: c.ipv4, ipv6: None, kind })
 }
 
-/// The seed's shared NIC: a bridge that takes over the NIC's IP configuration and MAC, with the
-/// NIC as its only port. STP is on, as `virsh iface-bridge` defaults; libvirt's delay 0 is not
-/// possible with STP on, so the delay is the kernel's minimum.
-pub(crate) fn shared(nic: IfName, mac: Option<Mac>) -> Bridge {
-    Bridge {
-        stp: true,
-        forward_delay: model::MIN_STP_FORWARD_DELAY,
-        mac,
-        ports: vec![Member::Ethernet(EthernetPort { name: nic, mac, port: Default::default() })],
+/// `<interface device=UPLINK><shared mode="nat" bridge="virbr1"/></interface>` (nmiface's
+/// extension of the draft, for laptops whose uplink is Wi-Fi or changes): a bridge for the
+/// VMs with NetworkManager's shared method, which serves DHCP and DNS on it and masquerades to
+/// whichever uplink is active. A `<static>` gives the bridge's own address (else 10.42.x.1/24).
+#[allow(clippy::too_many_arguments)]
+fn nat_share(
+    cx: &mut Cx<'_>,
+    el: &Element,
+    shared_el: &Element,
+    p: &Path<'_>,
+    uplink: IfName,
+    bridge: IfName,
+    has_hwaddr: bool,
+    c: Common,
+) -> Res<Interface> {
+    if has_hwaddr {
+        return Err(cx.err(
+            shared_el.start,
+            p,
+            "<hwaddr> names the uplink's MAC; NAT sharing does not bind to the uplink, so remove it",
+        ));
     }
+    if c.ipv4.as_ref().is_some_and(|v| v.dhcp.is_some()) {
+        return Err(cx.err(
+            shared_el.start,
+            p,
+            "NAT sharing serves DHCP on the bridge; <dhcp/> cannot go with it (use <static> for the bridge's address)",
+        ));
+    }
+    cx.note(
+        Severity::Info,
+        el.start,
+        p,
+        format!("NAT sharing: NetworkManager masquerades to whichever uplink is active, not only {uplink}"),
+    );
+    let addresses = c.ipv4.map(|v| v.addresses).unwrap_or_default();
+    let ipv4 = Some(Ipv4 { dhcp: None, addresses, gateway: None, nat: true });
+    // No STP: VMs attach and detach their taps; a listening delay would only hold them back.
+    let kind = Kind::Bridge(Bridge { stp: false, forward_delay: 0, mac: None, replaces: None, ports: Vec::new() });
+    Ok(Interface { name: bridge, uuid: c.uuid, start: c.start, mtu: c.mtu, ipv4, ipv6: None, kind })
 }
 
 fn bond_mode(cx: &Cx<'_>, el: &Element, path: &Path<'_>) -> Res<BondMode> {
@@ -308,7 +341,7 @@ fn bridge(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, stp_el: &Element, 
         ports.push(Member::Ethernet(EthernetPort { name, mac: None, port: Default::default() }));
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Bridge { stp, forward_delay: model::DEFAULT_FORWARD_DELAY, mac: None, ports })
+    Ok(Bridge { stp, forward_delay: model::DEFAULT_FORWARD_DELAY, mac: None, replaces: None, ports })
 }
 
 fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>, parent: IfName) -> Res<Vlan> {

@@ -195,8 +195,23 @@ fn route<T>(
 }
 
 fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
-    cx.allow_children(el, path, &["dhcp", "ip", "route"])?;
+    cx.allow_children(el, path, &["dhcp", "ip", "route", "nmi:nat"])?;
     let dhcp = dhcp(cx, el, path)?;
+    // Extension: NAT sharing (NM's shared method), which libvirt's format has no word for.
+    let nat = match cx.ext(el, path, "nat")? {
+        Some(n) => {
+            leaf(cx, n, &path.child(n.name), &[])?;
+            if dhcp.is_some() {
+                return Err(cx.err(
+                    n.start,
+                    path.child(n.name),
+                    "<nmi:nat/> serves addresses to others; it cannot go with <dhcp/>",
+                ));
+            }
+            true
+        }
+        None => false,
+    };
     let mut addresses = Vec::new();
     for ip in el.children.iter().filter(|c| c.name == "ip") {
         let p = path.child("ip");
@@ -231,12 +246,12 @@ fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv
                 format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway (DHCP supplies its own)"),
             );
         }
-        if dhcp.is_none() {
+        if dhcp.is_none() && !nat {
             cx.note(Severity::Info, el.start, path, "empty <protocol family='ipv4'>: no IPv4 configuration");
             return Ok(None);
         }
     }
-    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0) }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat }))
 }
 
 fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Ipv6> {
@@ -291,27 +306,6 @@ fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Ipv6> {
     Ok(Ipv6 { autoconf, dhcp, addresses, gateway: gateway.map(|g| g.0) })
 }
 
-/// Applies NetworkManager's forward-delay rules to a delay in seconds: whole seconds, 2..=30
-/// with STP on, 0 or 2..=30 with STP off. Returns the value and, when it changed, why.
-pub(crate) fn forward_delay(seconds: f64, stp: bool) -> (u16, Option<String>) {
-    let rounded = seconds.round().min(f64::from(u16::MAX)) as u16;
-    let clamped =
-        if rounded == 0 && !stp { 0 } else { rounded.clamp(model::MIN_STP_FORWARD_DELAY, model::MAX_FORWARD_DELAY) };
-    let why = if clamped != rounded {
-        Some(format!(
-            "forward delay {seconds} s becomes {clamped} s: NetworkManager and the kernel take {}-{} s{}",
-            model::MIN_STP_FORWARD_DELAY,
-            model::MAX_FORWARD_DELAY,
-            if stp { " while STP is on" } else { ", or 0" }
-        ))
-    } else if f64::from(rounded) != seconds {
-        Some(format!("forward delay {seconds} s rounded to {rounded} s: NetworkManager takes whole seconds"))
-    } else {
-        None
-    };
-    (clamped, why)
-}
-
 fn bridge(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bridge> {
     cx.allow_attrs(el, path, &["stp", "delay"])?;
     cx.allow_children(el, path, &["interface"])?;
@@ -323,7 +317,7 @@ fn bridge(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bridge> {
                 Ok(s) if s.is_finite() && s >= 0.0 && !v.starts_with('+') => Ok(s),
                 _ => Err(format!("invalid value '{v}' for 'delay': expected seconds, a number >= 0")),
             })?;
-            let (d, why) = forward_delay(secs, stp);
+            let (d, why) = model::forward_delay(secs, stp);
             if let Some(why) = why {
                 // With STP off the kernel forwards at once, so the delay has no effect.
                 let sev = if stp { Severity::Approximated } else { Severity::Info };
@@ -338,7 +332,7 @@ fn bridge(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bridge> {
         ports.push(bridge_member(cx, m, &path.child("interface"))?);
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Bridge { stp, forward_delay, mac: None, ports })
+    Ok(Bridge { stp, forward_delay, mac: None, replaces: None, ports })
 }
 
 /// Refuses host-level elements on a port, which libvirt's parser silently ignores.

@@ -162,6 +162,9 @@ fn dhcp_line(peerdns: bool) -> &'static str {
 
 fn ipv4(out: &mut Out, v4: &Ipv4) {
     out.open("<protocol family='ipv4'>");
+    if v4.nat {
+        out.line("<nmi:nat/>");
+    }
     if let Some(d) = v4.dhcp {
         out.line(dhcp_line(d.peerdns));
     }
@@ -344,6 +347,9 @@ fn uses_extensions(iface: &Interface) -> bool {
             || matches!(&b.monitor, Some(Monitor::Arp { more_targets, .. }) if !more_targets.is_empty())
     };
     let vlan = |v: &Vlan| !v.reorder_hdr || !v.ext.is_default();
+    if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
+        return true;
+    }
     match &iface.kind {
         Kind::Bond(b) => bond(b),
         Kind::Vlan(v) => vlan(v),

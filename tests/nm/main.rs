@@ -13,6 +13,7 @@
 
 mod gaps;
 mod sandbox;
+mod share;
 mod transactions;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -52,6 +53,9 @@ fn main() {
         "gaps::the_daemon_is_asked_what_a_version_cannot_settle".into(),
         Box::new(gaps::the_daemon_is_asked_what_a_version_cannot_settle),
     ));
+    trials.push(("share::l2_bridge_for_vms_and_unbridge".into(), Box::new(share::l2_bridge_for_vms_and_unbridge)));
+    trials.push(("share::nat_share_for_vms".into(), Box::new(share::nat_share_for_vms)));
+    trials.push(("share::failed_sharing_changes_nothing".into(), Box::new(share::failed_sharing_changes_nothing)));
     trials.push(("tx::failing_apply_changes_nothing".into(), Box::new(transactions::failing_apply_changes_nothing)));
     trials.push((
         "tx::sigkill_mid_apply_is_rolled_back_by_nm".into(),

@@ -167,7 +167,7 @@ fn gap_table(doc: &xml::Document) -> String {
         let t = nm::translate(&doc.host, &doc.sources, &Target { nm });
         let mut findings = doc.findings.clone();
         findings.extend(t.findings);
-        let facts = gaps::Facts { nm, nm_source: "--nm-version", kernel: None, probed: Vec::new() };
+        let facts = gaps::Facts { nm, nm_source: "--nm-version", kernel: None, probed: Vec::new(), runtime: None };
         table.insert(nm.to_string(), serde_json::to_value(gaps::assess(&doc.host, &findings, &facts)).unwrap());
     }
     serde_json::to_string_pretty(&table).unwrap() + "\n"
@@ -190,6 +190,12 @@ fn plain(iface: &nmiface::model::Interface) -> nmiface::model::Interface {
         v.reorder_hdr = true;
     }
     let mut i = iface.clone();
+    if let Some(v4) = &mut i.ipv4 {
+        v4.nat = false;
+        if v4.addresses.is_empty() && v4.dhcp.is_none() {
+            i.ipv4 = None;
+        }
+    }
     match &mut i.kind {
         Kind::Bond(b) => bond(b),
         Kind::Vlan(v) => vlan(v),

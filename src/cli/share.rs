@@ -1,0 +1,172 @@
+//! `bridge`, `unbridge` and `share --nat`: sharing the host's network with virtual machines.
+
+use super::lifecycle::{agent, clear_progress, lock, progress_printer, runtime};
+use super::Outcome;
+use nmiface::finding::any_loses_meaning;
+use nmiface::nm_client::Progress;
+use nmiface::share::{subnet_address, BridgeOptions};
+use std::time::Duration;
+
+/// Share a NIC with virtual machines: a new bridge takes over its configuration (virsh iface-bridge).
+///
+/// The bridge gets the NIC's start mode, MTU, IP configuration and MAC (so DHCP leases and static
+/// bindings survive), and the NIC becomes its port, in one step for the host. The NIC's own
+/// profile is kept, untouched, and goes inactive; `nmiface unbridge BRIDGE` brings it back.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Example: nmiface bridge eth0 br0   # then attach VMs to br0\n\n\
+Refused: a Wi-Fi NIC (a station cannot be bridged; use nmiface share --nat), a NIC that is already a \
+port, a NIC without a profile to take the configuration from.")]
+pub struct BridgeArgs {
+    /// The NIC to share.
+    nic: String,
+    /// The bridge to create.
+    bridge: String,
+    /// Spanning tree off (it is on by default, as in libvirt).
+    #[arg(long)]
+    no_stp: bool,
+    /// Forward delay in seconds; by default the smallest the kernel takes: 2 with STP on
+    /// (libvirt's 0 is impossible then), 0 with --no-stp.
+    #[arg(long, value_name = "SECONDS")]
+    delay: Option<u16>,
+    /// Define only; do not activate.
+    #[arg(long)]
+    no_start: bool,
+    /// Seconds to wait for activation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    rollback_timeout: u32,
+    /// Go on despite capability gaps.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Undo `bridge`: the bridge goes, the NIC gets its configuration back (virsh iface-unbridge).
+#[derive(Debug, clap::Args)]
+pub struct UnbridgeArgs {
+    /// The bridge to remove.
+    bridge: String,
+    /// Do not activate the NIC's profile afterwards.
+    #[arg(long)]
+    no_start: bool,
+    /// Seconds to wait for activation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    rollback_timeout: u32,
+}
+
+/// Share the host's uplink with virtual machines through NAT (for laptops: Wi-Fi, or an uplink
+/// that changes).
+///
+/// Creates a bridge for the VMs with NetworkManager's shared method: NetworkManager serves DHCP
+/// and DNS on it (its dnsmasq) and masquerades to whichever uplink is active. Attach VMs to the
+/// bridge (libvirt: <interface type='bridge'><source bridge='virbr1'/>).
+#[derive(Debug, clap::Args)]
+pub struct ShareArgs {
+    /// NAT sharing (the only mode of `share`; L2 sharing of a NIC is `nmiface bridge`).
+    #[arg(long, required = true)]
+    nat: bool,
+    /// The VMs' bridge.
+    #[arg(long, default_value = "virbr1")]
+    bridge: String,
+    /// The VMs' subnet, e.g. 10.42.7.0/24; the bridge takes its first address (default: NetworkManager picks 10.42.x.0/24).
+    #[arg(long, value_name = "A.B.C.D/N", value_parser = subnet_address)]
+    subnet: Option<nmiface::model::Ipv4Net>,
+    /// Define only; do not activate.
+    #[arg(long)]
+    no_start: bool,
+    /// Seconds to wait for activation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    rollback_timeout: u32,
+    /// Go on despite capability gaps (e.g. no dnsmasq).
+    #[arg(long)]
+    force: bool,
+}
+
+fn printer() -> impl FnMut(&str, Progress) + Send {
+    let mut p = progress_printer("starting".into());
+    move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), elapsed: pr.elapsed })
+}
+
+pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let o = BridgeOptions {
+            stp: !a.no_stp,
+            delay: a.delay,
+            start: !a.no_start,
+            timeout: Duration::from_secs(a.timeout),
+            rollback_timeout: a.rollback_timeout,
+        };
+        let (store, _lock) = lock(format!("bridge {} {}", a.nic, a.bridge))?;
+        let doc = agent.bridge_model(&a.nic, &a.bridge, &o).await?;
+        super::check::gate(&agent.check(&doc.host, &doc.findings, o.start).await?, o.start, a.force, "bridge")?;
+        super::print_findings("bridge", &doc.findings);
+        let mut journal = store.load()?;
+        let r = agent.bridge(&doc, &o, journal.as_mut(), &mut printer()).await;
+        clear_progress();
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        r?;
+        let how = if o.start { "created and started" } else { "defined" };
+        println!("Bridge {} {how} with {} attached (its profile is kept for unbridge)", a.bridge, a.nic);
+        Ok(if any_loses_meaning(&doc.findings) { Outcome::Findings } else { Outcome::Clean })
+    })
+}
+
+pub fn unbridge(a: UnbridgeArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let (store, _lock) = lock(format!("unbridge {}", a.bridge))?;
+        let mut journal = store.load()?;
+        let r = agent
+            .unbridge(&a.bridge, !a.no_start, Duration::from_secs(a.timeout), a.rollback_timeout, journal.as_mut())
+            .await;
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        let nic = r?;
+        println!("Bridge {} removed; {nic} has its configuration back", a.bridge);
+        Ok(Outcome::Clean)
+    })
+}
+
+pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
+    runtime()?.block_on(async {
+        let agent = agent().await?;
+        let doc = nmiface::agent::Agent::nat_model(&a.bridge, a.subnet).map_err(anyhow::Error::msg)?;
+        super::check::gate(&agent.check(&doc.host, &doc.findings, !a.no_start).await?, !a.no_start, a.force, "share")?;
+        let (store, _lock) = lock(format!("share --nat {}", a.bridge))?;
+        let mut journal = store.load()?;
+        let r = if a.no_start {
+            agent.define(&doc, false, journal.as_mut()).await.map(|_| ())
+        } else {
+            let safety = match journal.as_mut() {
+                Some(j) => nmiface::agent::Safety::Transaction(j),
+                None => nmiface::agent::Safety::Checkpoint { rollback_timeout: a.rollback_timeout },
+            };
+            let mut p = printer();
+            match agent.apply(&doc, false, Duration::from_secs(a.timeout), safety, &mut p).await {
+                Ok((_, started)) => match started.into_iter().find_map(|(_, r)| r.err()) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                },
+                Err(e) => Err(e),
+            }
+        };
+        clear_progress();
+        if let Some(j) = &journal {
+            store.save(j)?;
+        }
+        r?;
+        println!("NAT sharing on bridge {}: attach VMs to it; NetworkManager serves DHCP and DNS there", a.bridge);
+        Ok(Outcome::Clean)
+    })
+}
