@@ -7,6 +7,17 @@ use nmiface::nm_client::Progress;
 use nmiface::share::{subnet_address, BridgeOptions};
 use std::time::Duration;
 
+/// How long to wait, and how soon NetworkManager rolls back by itself if nmiface dies.
+#[derive(Debug, clap::Args)]
+pub struct Steps {
+    /// Seconds to wait for activation.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    rollback_timeout: u32,
+}
+
 /// Share a NIC with virtual machines: a new bridge takes over its configuration (virsh iface-bridge).
 ///
 /// The bridge gets the NIC's start mode, MTU, IP configuration and MAC (so DHCP leases and static
@@ -31,12 +42,8 @@ pub struct BridgeArgs {
     /// Define only; do not activate.
     #[arg(long)]
     no_start: bool,
-    /// Seconds to wait for activation.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    timeout: u64,
-    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
-    rollback_timeout: u32,
+    #[command(flatten)]
+    steps: Steps,
     /// Go on despite capability gaps.
     #[arg(long)]
     force: bool,
@@ -50,12 +57,8 @@ pub struct UnbridgeArgs {
     /// Do not activate the NIC's profile afterwards.
     #[arg(long)]
     no_start: bool,
-    /// Seconds to wait for activation.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    timeout: u64,
-    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
-    rollback_timeout: u32,
+    #[command(flatten)]
+    steps: Steps,
 }
 
 /// Share the host's uplink with virtual machines through NAT (for laptops: Wi-Fi, or an uplink
@@ -78,12 +81,8 @@ pub struct ShareArgs {
     /// Define only; do not activate.
     #[arg(long)]
     no_start: bool,
-    /// Seconds to wait for activation.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
-    timeout: u64,
-    /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
-    rollback_timeout: u32,
+    #[command(flatten)]
+    steps: Steps,
     /// Go on despite capability gaps (e.g. no dnsmasq).
     #[arg(long)]
     force: bool,
@@ -101,8 +100,8 @@ pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
             stp: !a.no_stp,
             delay: a.delay,
             start: !a.no_start,
-            timeout: Duration::from_secs(a.timeout),
-            rollback_timeout: a.rollback_timeout,
+            timeout: Duration::from_secs(a.steps.timeout),
+            rollback_timeout: a.steps.rollback_timeout,
         };
         let (store, _lock) = lock(format!("bridge {} {}", a.nic, a.bridge))?;
         let doc = agent.bridge_model(&a.nic, &a.bridge, &o).await?;
@@ -127,7 +126,13 @@ pub fn unbridge(a: UnbridgeArgs) -> anyhow::Result<Outcome> {
         let (store, _lock) = lock(format!("unbridge {}", a.bridge))?;
         let mut journal = store.load()?;
         let r = agent
-            .unbridge(&a.bridge, !a.no_start, Duration::from_secs(a.timeout), a.rollback_timeout, journal.as_mut())
+            .unbridge(
+                &a.bridge,
+                !a.no_start,
+                Duration::from_secs(a.steps.timeout),
+                a.steps.rollback_timeout,
+                journal.as_mut(),
+            )
             .await;
         if let Some(j) = &journal {
             store.save(j)?;
@@ -150,10 +155,10 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
         } else {
             let safety = match journal.as_mut() {
                 Some(j) => nmiface::agent::Safety::Transaction(j),
-                None => nmiface::agent::Safety::Checkpoint { rollback_timeout: a.rollback_timeout },
+                None => nmiface::agent::Safety::Checkpoint { rollback_timeout: a.steps.rollback_timeout },
             };
             let mut p = printer();
-            match agent.apply(&doc, false, Duration::from_secs(a.timeout), safety, &mut p).await {
+            match agent.apply(&doc, false, Duration::from_secs(a.steps.timeout), safety, &mut p).await {
                 Ok((_, started)) => match started.into_iter().find_map(|(_, r)| r.err()) {
                     Some(e) => Err(e),
                     None => Ok(()),

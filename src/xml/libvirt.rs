@@ -194,6 +194,28 @@ fn route<T>(
     Ok(Some((cx.value(a, &p, parse)?, a.offset)))
 }
 
+/// Drops a gateway given without any static address (NetworkManager refuses one; DHCP and
+/// router advertisements supply their own), with a finding.
+fn lone_gateway<T: std::fmt::Display>(
+    cx: &mut Cx<'_>,
+    gateway: Option<(T, usize)>,
+    no_address: bool,
+    path: &Path<'_>,
+) -> Option<(T, usize)> {
+    match gateway {
+        Some((gw, off)) if no_address => {
+            cx.note(
+                Severity::Approximated,
+                off,
+                path.child("route").attr("gateway"),
+                format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway (DHCP supplies its own)"),
+            );
+            None
+        }
+        g => g,
+    }
+}
+
 fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
     cx.allow_children(el, path, &["dhcp", "ip", "route", "nmi:nat"])?;
     let dhcp = dhcp(cx, el, path)?;
@@ -236,20 +258,10 @@ fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv
         };
         addresses.push(Ipv4Net { address, prefix });
     }
-    let mut gateway = route(cx, el, path, values::ipv4)?;
-    if addresses.is_empty() {
-        if let Some((gw, off)) = gateway.take() {
-            cx.note(
-                Severity::Approximated,
-                off,
-                path.child("route").attr("gateway"),
-                format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway (DHCP supplies its own)"),
-            );
-        }
-        if dhcp.is_none() && !nat {
-            cx.note(Severity::Info, el.start, path, "empty <protocol family='ipv4'>: no IPv4 configuration");
-            return Ok(None);
-        }
+    let gateway = lone_gateway(cx, route(cx, el, path, values::ipv4)?, addresses.is_empty(), path);
+    if addresses.is_empty() && dhcp.is_none() && !nat {
+        cx.note(Severity::Info, el.start, path, "empty <protocol family='ipv4'>: no IPv4 configuration");
+        return Ok(None);
     }
     Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat }))
 }
@@ -292,17 +304,7 @@ fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Ipv6> {
         };
         addresses.push(Ipv6Net { address, prefix });
     }
-    let mut gateway = route(cx, el, path, values::ipv6)?;
-    if addresses.is_empty() {
-        if let Some((gw, off)) = gateway.take() {
-            cx.note(
-                Severity::Approximated,
-                off,
-                path.child("route").attr("gateway"),
-                format!("gateway {gw} without a static address is dropped: NetworkManager needs an address for a static gateway"),
-            );
-        }
-    }
+    let gateway = lone_gateway(cx, route(cx, el, path, values::ipv6)?, addresses.is_empty(), path);
     Ok(Ipv6 { autoconf, dhcp, addresses, gateway: gateway.map(|g| g.0) })
 }
 
