@@ -60,6 +60,8 @@ with open(sys.argv[1], "w") as f:
     f.write("</interfaces>\n")
 PY
 define_ms=$( { /usr/bin/time -f %e "$B" define "$TMP/500.xml" >/dev/null; } 2>&1 | tail -1)
+# The capability check that define/start/apply run first: Version read, probes, kernel files.
+hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/check.json" -i -n check "$B check $TMP/br0.xml" >/dev/null 2>&1
 hyperfine --runs "$RUNS" --warmup 2 --export-json "$TMP/list.json" \
     -n list "$B list --all" -n dumpxml "$B dumpxml d250" -n both "$B list --all >/dev/null && $B dumpxml d250" >/dev/null 2>&1
 
@@ -68,7 +70,7 @@ import json, sys
 d = sys.argv[1]
 def load(name):
     return {r["command"]: r for r in json.load(open(f"{d}/{name}.json"))["results"]}
-a, u, l, b = load("apply"), load("undefine"), load("list"), load("bridge")
+a, u, l, b, c = load("apply"), load("undefine"), load("list"), load("bridge"), load("check")
 ms = lambda r: r["mean"] * 1000
 sd = lambda r: r["stddev"] * 1000
 print("same sandbox NetworkManager, same run; mean +- sd over the runs")
@@ -78,6 +80,7 @@ print(f"  nmiface apply is {ms(a['nmcli']) / ms(a['apply']):.1f}x faster than th
 print(f"  nmiface apply is {ms(a['apply']) / ms(a['bare']):.2f}x the bare client (target <= 1.25x)")
 print(f"  the checkpoint adds {ms(a['apply']) - ms(a['apply-nocp']):.1f} ms to an apply ({ms(a['apply-nocp']):.1f} ms without; target <= 10 ms)")
 print(f"  undefine of bridge + port: {ms(u['undefine']):.1f} ms (target <= 30 ms)")
+print(f"  nmiface check as a whole process: {ms(c['check']):.1f} ms (its share of an apply: a few ms at most)")
 print(f"  bridge --no-stp eth1 br9 (static address) to ACTIVATED: {ms(b['bridge-nostp']):.1f} ms +- {sd(b['bridge-nostp']):.1f} (target < 150 ms)")
 print(f"  bridge eth1 br9 with STP (the default): {ms(b['bridge']):.1f} ms: the kernel's minimum forward delay (2 s) holds the bridge's carrier")
 print(f"  with 500 profiles: list --all {ms(l['list']):.1f} ms, dumpxml {ms(l['dumpxml']):.1f} ms, "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # nm-sandbox.sh: a throwaway, real NetworkManager in network namespaces.
 #
-# See /work/shared/docs/networkmanager-sandbox.md (Tier 1) for the recipe and
+# See shared/docs/networkmanager-sandbox.md (Tier 1) for the recipe and
 # why each piece is there. Run `nm-sandbox.sh --help` for the interface.
 set -euo pipefail
 

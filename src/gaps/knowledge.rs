@@ -37,6 +37,24 @@ pub enum NmFeature {
     ControllerPortType,
     /// `ipv4.dns-data` (nmiface sends no DNS; listed for completeness).
     DnsData,
+    /// `bond.options` `peer_notif_delay`.
+    BondPeerNotifDelay,
+    /// `bond.options` `balance-slb` (an option on balance-xor, not a mode).
+    BondBalanceSlb,
+    /// `bond.options` `arp_missed_max`, `lacp_active`, `ns_ip6_target`.
+    BondArpMissedMax,
+    /// `bridge.vlan-filtering`, `vlans`, `vlan-default-pvid`; `bridge-port.vlans`.
+    BridgeVlans,
+    /// `bridge.multicast-router`, `multicast-querier`, `vlan-protocol`, `vlan-stats-enabled`.
+    BridgeMulticast,
+    /// `Device.Ports` (else `Device.Bridge/Bond.Slaves`).
+    DevicePorts,
+    /// `Manager.VersionInfo`.
+    VersionInfo,
+    /// Checkpoint flag NO_PRESERVE_EXTERNAL_PORTS.
+    CheckpointNoPreserveExternalPorts,
+    /// Checkpoint flag TRACK_INTERNAL_GLOBAL_DNS.
+    CheckpointTrackGlobalDns,
 }
 
 /// When a feature first shipped.
@@ -54,7 +72,7 @@ const fn v(minor: u16, micro: u16) -> NmVersion {
 
 impl NmFeature {
     /// Every feature, for table tests and reports.
-    pub const ALL: [NmFeature; 13] = [
+    pub const ALL: [NmFeature; 22] = [
         NmFeature::AddConnection2,
         NmFeature::UserData,
         NmFeature::Ipv6Disabled,
@@ -68,6 +86,15 @@ impl NmFeature {
         NmFeature::SharedNftables,
         NmFeature::ControllerPortType,
         NmFeature::DnsData,
+        NmFeature::BondPeerNotifDelay,
+        NmFeature::BondBalanceSlb,
+        NmFeature::BondArpMissedMax,
+        NmFeature::BridgeVlans,
+        NmFeature::BridgeMulticast,
+        NmFeature::DevicePorts,
+        NmFeature::VersionInfo,
+        NmFeature::CheckpointNoPreserveExternalPorts,
+        NmFeature::CheckpointTrackGlobalDns,
     ];
 
     /// When it shipped.
@@ -86,6 +113,15 @@ impl NmFeature {
             NmFeature::SharedNftables => (v(32, 0), None),
             NmFeature::ControllerPortType => (v(46, 0), None),
             NmFeature::DnsData => (v(42, 0), None),
+            NmFeature::BondPeerNotifDelay => (v(34, 0), None),
+            NmFeature::BondBalanceSlb => (v(42, 0), None),
+            NmFeature::BondArpMissedMax => (v(44, 0), None),
+            NmFeature::BridgeVlans => (v(18, 0), None),
+            NmFeature::BridgeMulticast => (v(24, 0), None),
+            NmFeature::DevicePorts => (v(34, 0), None),
+            NmFeature::VersionInfo => (v(42, 0), None),
+            NmFeature::CheckpointNoPreserveExternalPorts => (v(38, 0), Some(v(36, 2))),
+            NmFeature::CheckpointTrackGlobalDns => (v(48, 0), Some(v(46, 2))),
         };
         Since { version, backport }
     }
@@ -106,6 +142,15 @@ impl NmFeature {
             NmFeature::SharedNftables => "shared mode with nftables",
             NmFeature::ControllerPortType => "connection.controller/port-type",
             NmFeature::DnsData => "ipv4/ipv6.dns-data",
+            NmFeature::BondPeerNotifDelay => "bond option peer_notif_delay",
+            NmFeature::BondBalanceSlb => "bond option balance-slb",
+            NmFeature::BondArpMissedMax => "bond options arp_missed_max, lacp_active, ns_ip6_target",
+            NmFeature::BridgeVlans => "bridge VLAN filtering (bridge.vlans, bridge-port.vlans)",
+            NmFeature::BridgeMulticast => "bridge multicast-router/querier, vlan-protocol",
+            NmFeature::DevicePorts => "Device.Ports",
+            NmFeature::VersionInfo => "Manager.VersionInfo",
+            NmFeature::CheckpointNoPreserveExternalPorts => "checkpoint flag NO_PRESERVE_EXTERNAL_PORTS",
+            NmFeature::CheckpointTrackGlobalDns => "checkpoint flag TRACK_INTERNAL_GLOBAL_DNS",
         }
     }
 
@@ -154,11 +199,39 @@ mod tests {
                 NmFeature::SharedNftables,
                 NmFeature::ControllerPortType,
                 NmFeature::DnsData,
+                NmFeature::BondPeerNotifDelay,
+                NmFeature::BondBalanceSlb,
+                NmFeature::BondArpMissedMax,
+                NmFeature::DevicePorts,
+                NmFeature::VersionInfo,
+                NmFeature::CheckpointNoPreserveExternalPorts,
+                NmFeature::CheckpointTrackGlobalDns,
             ],
         ),
-        (36, &[NmFeature::BondPortPrio, NmFeature::Vlan8021ad, NmFeature::ControllerPortType, NmFeature::DnsData]),
-        (42, &[NmFeature::BondPortPrio, NmFeature::ControllerPortType]),
-        (46, &[]),
+        (
+            36,
+            &[
+                NmFeature::BondPortPrio,
+                NmFeature::Vlan8021ad,
+                NmFeature::ControllerPortType,
+                NmFeature::DnsData,
+                NmFeature::BondBalanceSlb,
+                NmFeature::BondArpMissedMax,
+                NmFeature::VersionInfo,
+                NmFeature::CheckpointNoPreserveExternalPorts,
+                NmFeature::CheckpointTrackGlobalDns,
+            ],
+        ),
+        (
+            42,
+            &[
+                NmFeature::BondPortPrio,
+                NmFeature::ControllerPortType,
+                NmFeature::BondArpMissedMax,
+                NmFeature::CheckpointTrackGlobalDns,
+            ],
+        ),
+        (46, &[NmFeature::CheckpointTrackGlobalDns]),
         (52, &[]),
         (58, &[]),
     ];
