@@ -159,6 +159,14 @@ struct Owned {
     ports: Vec<StoredProfile>,
 }
 
+/// A defined interface ready to start.
+pub struct Startable {
+    name: String,
+    owned: Owned,
+    /// Its model, read back from its profiles.
+    pub host: crate::model::Host,
+}
+
 /// One atomic change's checkpoint, kept alive until released or undone.
 pub(crate) struct Guard {
     /// What the change touched, for undoing it.
@@ -530,10 +538,27 @@ impl Agent {
 
     /// The model of a defined interface, read back from its profiles.
     pub async fn model_of(&self, name: &str) -> Result<crate::model::Host, AgentError> {
+        Ok(self.startable(name).await?.host)
+    }
+
+    /// A defined interface's profiles, found once, with its model (for checking it before
+    /// starting it without looking it up twice).
+    pub async fn startable(&self, name: &str) -> Result<Startable, AgentError> {
         let owned = self.find(name).await?;
         let profiles: Vec<Profile> =
             std::iter::once(&owned.main).chain(owned.ports.iter()).map(|s| s.profile.clone()).collect();
-        Ok(nm::host_from_profiles(&profiles)?.host)
+        let host = nm::host_from_profiles(&profiles)?.host;
+        Ok(Startable { name: name.to_string(), owned, host })
+    }
+
+    /// Starts what [`Agent::startable`] found.
+    pub async fn start_found(
+        &self,
+        s: &Startable,
+        timeout: Duration,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), AgentError> {
+        self.start_owned(&s.owned, &s.name, timeout, progress).await
     }
 
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by

@@ -312,9 +312,9 @@ pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
 pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
     runtime()?.block_on(async {
         let agent = agent().await?;
-        let host = agent.model_of(&args.name.name).await?;
+        let found = agent.startable(&args.name.name).await?;
         super::check::gate(
-            &agent.check(&host, &[], true).await?,
+            &agent.check(&found.host, &[], true).await?,
             true,
             args.force,
             &format!("start {}", args.name.name),
@@ -322,7 +322,7 @@ pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
         let _lock = lock(format!("start {}", args.name.name))?;
         let t0 = Instant::now();
         let mut progress = progress_printer(format!("starting {}", args.name.name));
-        let r = agent.start(&args.name.name, Duration::from_secs(args.wait.timeout), &mut progress).await;
+        let r = agent.start_found(&found, Duration::from_secs(args.wait.timeout), &mut progress).await;
         clear_progress();
         r?;
         let ms = t0.elapsed().as_millis();
