@@ -251,6 +251,40 @@ fn check_kernel(sb: &Sandbox, iface: &Interface) -> R {
     Ok(())
 }
 
+/// `dumpxml` of an active interface shows live state, as libvirt does: the addresses it has,
+/// `<link state='up'>` on non-bridges, and the device's MAC on ethernet; and `mac`/`name` agree
+/// with the kernel.
+fn check_live_xml(sb: &Sandbox, iface: &Interface) -> R {
+    let name = iface.name.as_str();
+    let live = sb.nmiface(&["dumpxml", name]);
+    let xml = text(&live.stdout);
+    ensure(live.status.success(), || format!("live dumpxml {name}: {}", text(&live.stderr)))?;
+    if let Some(v4) = &iface.ipv4 {
+        for a in &v4.addresses {
+            let want = format!("<ip address='{}' prefix='{}'/>", a.address, a.prefix);
+            ensure(xml.contains(&want), || format!("live dumpxml {name} lacks {want}:\n{xml}"))?;
+        }
+    }
+    let kernel_mac = sb.ip_json(&["link", "show", "dev", name])[0]["address"].as_str().unwrap_or_default().to_string();
+    if !matches!(iface.kind, Kind::Bridge(_)) {
+        ensure(xml.contains("<link") && xml.contains("state='up'"), || {
+            format!("live dumpxml {name} lacks <link state='up'>:\n{xml}")
+        })?;
+    }
+    if matches!(iface.kind, Kind::Ethernet(_)) {
+        ensure(xml.contains(&format!("<mac address='{kernel_mac}'/>")), || {
+            format!("live dumpxml {name} lacks the MAC {kernel_mac}:\n{xml}")
+        })?;
+    }
+    let mac = text(&sb.nmiface(&["mac", name]).stdout);
+    ensure(mac.trim() == kernel_mac, || format!("nmiface mac {name} = {mac:?}, the kernel says {kernel_mac}"))?;
+    if matches!(iface.kind, Kind::Ethernet(_)) {
+        let back = text(&sb.nmiface(&["name", &kernel_mac]).stdout);
+        ensure(back.trim() == name, || format!("nmiface name {kernel_mac} = {back:?}, want {name}"))?;
+    }
+    Ok(())
+}
+
 fn sample_lifecycle(path: &Path) -> R {
     let rel = path.strip_prefix(env!("CARGO_MANIFEST_DIR")).unwrap().to_string_lossy().into_owned();
     let doc = xml::parse_document(&rel, &std::fs::read_to_string(path).unwrap()).map_err(|e| e.to_string())?;
@@ -312,10 +346,7 @@ fn sample_lifecycle(path: &Path) -> R {
                 let out = sb.nmiface(&["start", "--timeout", "30", name]);
                 ensure(out.status.success(), || format!("start {name}: {}", text(&out.stderr)))?;
                 check_kernel(&sb, iface)?;
-                let live = sb.nmiface(&["dumpxml", name]);
-                ensure(live.status.success() && text(&live.stdout).contains("<interface"), || {
-                    format!("live dumpxml: {}", text(&live.stderr))
-                })?;
+                check_live_xml(&sb, iface)?;
             }
             for iface in &doc.host.interfaces {
                 let out = sb.nmiface(&["stop", iface.name.as_str()]);
