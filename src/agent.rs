@@ -512,18 +512,13 @@ impl Agent {
         findings: &[crate::finding::Finding],
         kernel: bool,
     ) -> Result<crate::gaps::CheckReport, AgentError> {
-        use crate::gaps::{self, NmFeature};
+        use crate::gaps;
         let mut probed = Vec::new();
         for f in gaps::probe_candidates(host) {
             if gaps::supports(self.version, f) {
                 continue; // the table settles it
             }
-            let Some((setting, prop)) = f.probe() else { continue };
-            let value = match f {
-                NmFeature::Vlan8021ad => nm::Value::Str("802.1ad".into()),
-                NmFeature::BondPortQueueId => nm::Value::U32(0),
-                _ => nm::Value::I32(0),
-            };
+            let Some((setting, prop, value)) = f.probe() else { continue };
             probed.push((f, self.nm.knows_property(setting, prop, value).await?));
         }
         let facts = gaps::Facts {
@@ -610,6 +605,15 @@ impl Agent {
     #[instrument(skip(self))]
     pub async fn undefine(&self, name: &str, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
         let owned = self.find(name).await?;
+        self.delete_owned(&owned, journal).await
+    }
+
+    /// Deletes what [`Agent::startable`] found (used where the interface was looked up already).
+    pub async fn undefine_found(&self, found: &Startable, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
+        self.delete_owned(&found.owned, journal).await
+    }
+
+    async fn delete_owned(&self, owned: &Owned, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
         if let Some(j) = journal {
             for s in std::iter::once(&owned.main).chain(owned.ports.iter()) {
                 j.remember(&s.profile);
@@ -754,22 +758,10 @@ impl Agent {
             live.links.insert(d.interface.clone(), LiveLink { state, speed, mac });
             if d.interface == iface.name.as_str() {
                 if let Some(c) = &d.ip4_config {
-                    live.ipv4 = self
-                        .nm
-                        .addresses(c, false)
-                        .await?
-                        .into_iter()
-                        .filter_map(|(a, p)| Some((a.parse().ok()?, p as u8)))
-                        .collect();
+                    live.ipv4 = parsed(self.nm.addresses(c, false).await?);
                 }
                 if let Some(c) = &d.ip6_config {
-                    live.ipv6 = self
-                        .nm
-                        .addresses(c, true)
-                        .await?
-                        .into_iter()
-                        .filter_map(|(a, p)| Some((a.parse().ok()?, p as u8)))
-                        .collect();
+                    live.ipv6 = parsed(self.nm.addresses(c, true).await?);
                 }
             }
         }
@@ -801,6 +793,11 @@ impl Agent {
             .clone()
             .ok_or_else(|| AgentError::Lookup(format!("interface '{name}' has no MAC yet (its device does not exist)")))
     }
+}
+
+/// NetworkManager's `address-data` pairs as typed addresses; anything unparsable is skipped.
+fn parsed<A: std::str::FromStr>(list: Vec<(String, u32)>) -> Vec<(A, u8)> {
+    list.into_iter().filter_map(|(a, p)| Some((a.parse().ok()?, u8::try_from(p).ok()?))).collect()
 }
 
 /// A one-line explanation of an activation failure, where the cause is known.

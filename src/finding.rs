@@ -58,8 +58,9 @@ pub enum Category {
     /// libvirt's format and NetworkManager's model do not map one to one.
     #[default]
     Mapping,
-    /// The target NetworkManager version lacks what was asked.
-    NmVersion,
+    /// A gap the capability report derives from the model itself (a NetworkManager version
+    /// that lacks a feature, a VLAN tag NetworkManager refuses), so it does not list it again.
+    Assessed,
 }
 
 /// One thing a translation did not carry over exactly.

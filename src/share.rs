@@ -36,7 +36,7 @@ pub struct BridgeOptions {
 
 /// What `unbridge` works from.
 struct Unbridge<'a> {
-    bridge: &'a str,
+    found: &'a crate::agent::Startable,
     start: bool,
     timeout: Duration,
     old: Option<&'a crate::nm_client::StoredProfile>,
@@ -180,11 +180,12 @@ impl Agent {
         rollback_timeout: u32,
         journal: Option<&mut Journal>,
     ) -> Result<String, AgentError> {
-        let host = self.model_of(bridge).await?;
-        let iface = host
+        let found = self.startable(bridge).await?;
+        let iface = found
+            .host
             .interfaces
-            .into_iter()
-            .next()
+            .first()
+            .cloned()
             .ok_or_else(|| AgentError::NotDefined { name: bridge.into(), hint: None })?;
         let Kind::Bridge(b) = &iface.kind else {
             return Err(AgentError::Lookup(format!("{bridge} is a {}, not a bridge", iface.kind.type_name())));
@@ -200,7 +201,7 @@ impl Agent {
             None => None,
         };
         let nic = port.name.to_string();
-        let undo = Unbridge { bridge, start, timeout, old: old.as_ref(), iface: &iface, port: &port };
+        let undo = Unbridge { found: &found, start, timeout, old: old.as_ref(), iface: &iface, port: &port };
         match journal {
             Some(j) => self.unbridge_steps(&undo, Some(j)).await?,
             None => {
@@ -218,7 +219,7 @@ impl Agent {
     }
 
     async fn unbridge_steps(&self, u: &Unbridge<'_>, mut j: Option<&mut Journal>) -> Result<(), AgentError> {
-        self.undefine(u.bridge, j.as_deref_mut()).await?;
+        self.undefine_found(u.found, j.as_deref_mut()).await?;
         let nic = u.port.name.to_string();
         match u.old {
             Some(old) if u.start => {

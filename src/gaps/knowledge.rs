@@ -154,14 +154,15 @@ impl NmFeature {
         }
     }
 
-    /// The `setting.property` and a harmless value to ask the daemon whether it knows it
+    /// The setting, property and a value of its type to ask the daemon whether it knows it
     /// (see `NmClient::knows_property`), for properties whose support a version number cannot
     /// settle (backports).
-    pub fn probe(self) -> Option<(&'static str, &'static str)> {
+    pub fn probe(self) -> Option<(&'static str, &'static str, crate::nm::Value)> {
+        use crate::nm::Value;
         match self {
-            NmFeature::BondPortPrio => Some(("bond-port", "prio")),
-            NmFeature::BondPortQueueId => Some(("bond-port", "queue-id")),
-            NmFeature::Vlan8021ad => Some(("vlan", "protocol")),
+            NmFeature::BondPortPrio => Some(("bond-port", "prio", Value::I32(0))),
+            NmFeature::BondPortQueueId => Some(("bond-port", "queue-id", Value::U32(0))),
+            NmFeature::Vlan8021ad => Some(("vlan", "protocol", Value::Str("802.1ad".into()))),
             _ => None,
         }
     }

@@ -396,7 +396,6 @@ pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
     let mapping: Vec<Item> = findings
         .iter()
         .filter(|f| f.category == Category::Mapping && f.severity.loses_meaning())
-        .filter(|f| !f.message.contains("VLAN tag 4095")) // assessed per interface above
         .map(|f| Item {
             feature: match f.location {
                 Some(l) => format!("{} (line {})", f.path, l.line),
@@ -419,4 +418,29 @@ pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
     };
     report.gaps = report.items().filter(|(_, i)| i.status != Status::Supported).count();
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nm::{translate, Target};
+
+    #[test]
+    fn a_reserved_vlan_tag_is_reported_once_per_interface() {
+        let d = crate::xml::parse_document(
+            "t",
+            "<interface type='vlan' name='eth0.4095'><vlan tag='4095'><interface name='eth0'/></vlan></interface>",
+        )
+        .unwrap();
+        let t = translate(&d.host, &d.sources, &Target::default());
+        assert_eq!(t.findings.len(), 1, "the translation leaves the VLAN out: {:?}", t.findings);
+        let facts =
+            Facts { nm: crate::nm::BASELINE, nm_source: "baseline", kernel: None, probed: Vec::new(), runtime: None };
+        let r = assess(&d.host, &t.findings, &facts);
+        assert!(r.mapping.is_empty(), "reported twice: {:?}", r.mapping);
+        let tag: Vec<_> = r.interfaces[0].items.iter().filter(|i| i.feature == "vlan tag 4095").collect();
+        assert_eq!(tag.len(), 1);
+        assert_eq!((tag[0].status, tag[0].by), (Status::Unsupported, Some(By::Mapping)));
+        assert_eq!(r.blocking(false).len(), 1, "define must refuse it");
+    }
 }

@@ -62,13 +62,6 @@ pub struct Ipv6 {
     pub gateway: Option<Ipv6Addr>,
 }
 
-impl Ipv6 {
-    /// True for the link-local-only configuration.
-    pub fn is_link_local_only(&self) -> bool {
-        !self.autoconf && self.dhcp.is_none() && self.addresses.is_empty()
-    }
-}
-
 /// Converts a dotted IPv4 netmask to a prefix length; non-contiguous masks are refused.
 pub fn netmask_to_prefix(mask: Ipv4Addr) -> Result<u8, String> {
     let bits = u32::from(mask);

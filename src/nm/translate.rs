@@ -113,8 +113,11 @@ fn put(s: &mut Settings, setting_name: &'static str, prop: &'static str, v: impl
 }
 
 impl Translator<'_> {
-    fn unsupported(&mut self, path: String, message: String) {
-        self.findings.push(Finding::at(Severity::Unsupported, path, None, message));
+    /// Records something left out that the capability report also derives from the model.
+    fn unsupported(&mut self, path: &str, message: String) {
+        let mut finding = Finding::at(Severity::Unsupported, path, None, message);
+        finding.category = crate::finding::Category::Assessed;
+        self.findings.push(finding);
     }
 
     /// Whether the target NetworkManager takes `f`; if not, records that it is left out.
@@ -122,14 +125,10 @@ impl Translator<'_> {
         if gaps::supports(self.target.nm, f) {
             return true;
         }
-        let mut finding = Finding::at(
-            Severity::Unsupported,
+        self.unsupported(
             path,
-            None,
             format!("{} needs NetworkManager {} (target: {}); left out", f.describe(), gaps::needs(f), self.target.nm),
         );
-        finding.category = crate::finding::Category::NmVersion;
-        self.findings.push(finding);
         false
     }
 
@@ -281,7 +280,7 @@ impl Translator<'_> {
     fn vlan_ok(&mut self, v: &Vlan, path: &str) -> bool {
         if v.tag > MAX_VLAN_TAG_NM {
             self.unsupported(
-                format!("{path}/vlan/@tag"),
+                &format!("{path}/vlan/@tag"),
                 format!("VLAN tag {} is reserved (IEEE 802.1Q); NetworkManager takes 0-{MAX_VLAN_TAG_NM}, so no profile is made for it", v.tag),
             );
             return false;

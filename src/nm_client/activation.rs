@@ -244,38 +244,10 @@ impl NmClient {
     }
 
     async fn device_state(&self, path: &str) -> Option<u32> {
-        let props = self.device_props(path).await?;
-        let v = props
-            .get(
-                zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device"),
-                "State",
-            )
-            .await
-            .ok()?;
-        u32::try_from(&v).ok()
+        u32::try_from(&self.device_property(path, "State").await?).ok()
     }
 
     async fn device_interface(&self, path: &str) -> Option<String> {
-        let props = self.device_props(path).await?;
-        let v = props
-            .get(
-                zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device"),
-                "Interface",
-            )
-            .await
-            .ok()?;
-        String::try_from(v).ok()
-    }
-
-    async fn device_props(&self, path: &str) -> Option<zbus::fdo::PropertiesProxy<'static>> {
-        zbus::fdo::PropertiesProxy::builder(self.connection())
-            .destination(proxies::BUS_NAME)
-            .ok()?
-            .path(path.to_string())
-            .ok()?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .ok()
+        String::try_from(self.device_property(path, "Interface").await?).ok()
     }
 }

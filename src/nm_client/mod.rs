@@ -229,32 +229,43 @@ impl NmClient {
     pub async fn devices(&self) -> Result<Vec<DeviceInfo>, NmError> {
         debug!(call = "GetDevices");
         let paths = self.nm.get_devices().await?;
-        let conn = &self.conn;
         let devices: Vec<Option<DeviceInfo>> = stream::iter(paths)
-            .map(|path| async move { self.device_at(conn, path).await })
+            .map(|path| async move { self.device_at(path).await })
             .buffered(CONCURRENCY)
             .try_collect()
             .await?;
         Ok(devices.into_iter().flatten().collect())
     }
 
+    /// A Properties proxy for one NetworkManager object, without zbus's property cache (the
+    /// one way nmiface reads properties of objects it has no typed proxy for).
+    pub(crate) async fn props(&self, path: &str) -> Result<zbus::fdo::PropertiesProxy<'static>, NmError> {
+        Ok(zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination(proxies::BUS_NAME)?
+            .path(path.to_string())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?)
+    }
+
+    /// One `org.freedesktop.NetworkManager.Device` property; `None` when the device is gone.
+    pub(crate) async fn device_property(&self, path: &str, name: &str) -> Option<OwnedValue> {
+        let iface = zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device");
+        self.props(path).await.ok()?.get(iface, name).await.ok()
+    }
+
     /// One device by interface name.
     pub async fn device(&self, name: &str) -> Result<DeviceInfo, NmError> {
         debug!(call = "GetDeviceByIpIface", name);
         let path = self.nm.get_device_by_ip_iface(name).await?;
-        self.device_at(&self.conn, path).await?.ok_or_else(|| NmError::Method {
+        self.device_at(path).await?.ok_or_else(|| NmError::Method {
             name: "org.freedesktop.NetworkManager.UnknownDevice".into(),
             message: format!("device {name} vanished"),
         })
     }
 
-    async fn device_at(&self, conn: &zbus::Connection, path: OwnedObjectPath) -> Result<Option<DeviceInfo>, NmError> {
-        let props = zbus::fdo::PropertiesProxy::builder(conn)
-            .destination(proxies::BUS_NAME)?
-            .path(path.clone())?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
+    async fn device_at(&self, path: OwnedObjectPath) -> Result<Option<DeviceInfo>, NmError> {
+        let props = self.props(path.as_str()).await?;
         debug!(call = "GetAll Device", %path);
         let iface = zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device");
         let all = match props.get_all(iface).await {
@@ -301,12 +312,7 @@ impl NmClient {
     pub async fn addresses(&self, config: &str, v6: bool) -> Result<Vec<(String, u32)>, NmError> {
         let iface =
             if v6 { "org.freedesktop.NetworkManager.IP6Config" } else { "org.freedesktop.NetworkManager.IP4Config" };
-        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
-            .destination(proxies::BUS_NAME)?
-            .path(config)?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
+        let props = self.props(config).await?;
         debug!(call = "Get AddressData", config);
         let v =
             props.get(zbus::names::InterfaceName::try_from(iface).map_err(zbus::Error::from)?, "AddressData").await?;
@@ -322,15 +328,7 @@ impl NmClient {
 
     /// Link speed in Mb/s of a wired device, when it reports one.
     pub async fn speed(&self, device: &str) -> Option<u32> {
-        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
-            .destination(proxies::BUS_NAME)
-            .ok()?
-            .path(device)
-            .ok()?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await
-            .ok()?;
+        let props = self.props(device).await.ok()?;
         let iface =
             zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device.Wired");
         let v = props.get(iface, "Speed").await.ok()?;

@@ -111,8 +111,7 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
         })?;
         let after = reader.buffer_position() as usize;
         match event {
-            Event::Start(e) | Event::Empty(e) if root.is_some() && stack.is_empty() => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root.is_some() && stack.is_empty() => {
                 return Err(syntax(before, "more than one root element"));
             }
             Event::Start(e) => {
