@@ -69,26 +69,25 @@ impl Sandbox {
         PathBuf::from(&self.env["NMIFACE_KEYFILE_DIR"])
     }
 
-    /// Runs the nmiface binary against this sandbox's NetworkManager.
-    pub fn nmiface(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_nmiface"))
-            .args(args)
+    /// The nmiface binary set up for this sandbox: its bus, its runtime directory.
+    fn nmiface_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nmiface"));
+        cmd.args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus())
             .env("NMIFACE_RUNTIME_DIR", self.runtime_dir())
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run nmiface")
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    /// Runs the nmiface binary against this sandbox's NetworkManager.
+    pub fn nmiface(&self, args: &[&str]) -> Output {
+        self.nmiface_command(args).output().expect("run nmiface")
     }
 
     /// nmiface started in the background, for killing it or racing it.
     pub fn spawn_nmiface(&self, args: &[&str]) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_nmiface"))
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("DBUS_SYSTEM_BUS_ADDRESS", self.bus())
-            .env("NMIFACE_RUNTIME_DIR", self.runtime_dir())
-            .env_remove("RUST_LOG")
+        self.nmiface_command(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
