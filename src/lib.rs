@@ -9,10 +9,22 @@
 //! - [`model`]: the neutral model both dialects read into.
 //! - [`nm`]: NetworkManager settings (`a{sa{sv}}` with exact D-Bus types), the translation from
 //!   the model, keyfile text, and the way back from profiles to the model.
+//! - [`plan`]: what `define` does, decided without I/O.
+//! - [`gaps`]: the capability report (what this NetworkManager, kernel and host can do).
 //! - [`finding`]: what a translation approximated or dropped, as data.
 //! - [`report`]: the documented JSON output types.
 //!
-//! The binary (`src/main.rs`, `src/cli/`) is the only place that uses `anyhow`.
+//! Around it, the I/O:
+//!
+//! - [`nm_client`]: the only zbus code, a thin NetworkManager client.
+//! - [`host_probe`]: kernel modules and programs, read from files.
+//! - [`transaction`]: the journal and the lock, in a private runtime directory.
+//! - [`agent`]: NetworkManager work per verb: fetch, plan, execute.
+//! - [`verbs`]: the surface every front end calls, one entry per verb: it owns connecting, the
+//!   capability gate, the lock, the journal and the choice of protection.
+//!
+//! The binary (`src/main.rs`, `src/cli/`) parses, calls [`verbs`] and prints; it is the only
+//! place that uses `anyhow`.
 //!
 //! # Example
 //!
@@ -34,6 +46,6 @@ pub mod nm;
 pub mod nm_client;
 pub mod plan;
 pub mod report;
-pub mod share;
 pub mod transaction;
+pub mod verbs;
 pub mod xml;

@@ -7,13 +7,17 @@
 //! profiles it changes or deletes, as they were before, and restores them after the checkpoint
 //! rollback. An explicit transaction's journal lives in a runtime file, so the next nmiface
 //! process finds it: `/run/nmiface` for root, else `$XDG_RUNTIME_DIR/nmiface`
-//! (`NMIFACE_RUNTIME_DIR` overrides), one file per system bus address.
+//! (verified to be the user's own, mode 0700; `NMIFACE_RUNTIME_DIR` overrides for tests), one
+//! file per system bus (keyed by the bus's identity). Files are opened without following
+//! symlinks and refused unless this user owns them.
 
 use crate::nm::{Profile, Settings, Value};
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// A transaction file or lock problem.
@@ -37,11 +41,27 @@ pub enum TxError {
         /// What is wrong.
         why: String,
     },
-    /// Another nmiface holds the lock and waiting was not asked for.
-    #[error("another nmiface is changing NetworkManager ({holder})")]
+    /// Another nmiface held the lock for longer than nmiface waits.
+    #[error("another nmiface is changing NetworkManager ({holder}); gave up after waiting {waited} s")]
     Busy {
         /// Who holds it.
         holder: String,
+        /// Seconds waited.
+        waited: u64,
+    },
+    /// No safe place for runtime state.
+    #[error("no private runtime directory for nmiface's lock and journal: {why} (nmiface keeps them only in /run/nmiface for root or in $XDG_RUNTIME_DIR/nmiface)")]
+    NoRuntimeDir {
+        /// Why.
+        why: String,
+    },
+    /// A runtime file or directory someone else could have planted.
+    #[error("{path}: refusing to use it: {why}")]
+    Untrusted {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
     },
 }
 
@@ -132,22 +152,83 @@ pub struct Store {
     key: String,
 }
 
-fn io(path: &std::path::Path, source: std::io::Error) -> TxError {
+fn io(path: &Path, source: std::io::Error) -> TxError {
     TxError::Io { path: path.display().to_string(), source }
 }
 
+/// Opens a file of the runtime directory without following a symlink, created 0600 when
+/// `create`, and checks that this user owns it: another user's planted file is refused.
+fn open_private(path: &Path, write: bool, create: bool) -> Result<File, TxError> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(write).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    if create {
+        o.create(true).mode(0o600);
+    }
+    let f = o.open(path).map_err(|e| io(path, e))?;
+    let meta = f.metadata().map_err(|e| io(path, e))?;
+    if Some(meta.uid()) != current_uid() || meta.mode() & 0o022 != 0 || !meta.is_file() {
+        return Err(TxError::Untrusted {
+            path: path.display().to_string(),
+            why: "not a regular file owned by this user and writable only by it".into(),
+        });
+    }
+    Ok(f)
+}
+
+/// The runtime directory: `NMIFACE_RUNTIME_DIR` (tests), else `/run/nmiface` for root, else
+/// `$XDG_RUNTIME_DIR/nmiface` when that directory is this user's own (mode 0700). Nothing else:
+/// a world-writable place such as /tmp would let another user plant the journal or the lock.
+fn runtime_dir() -> Result<PathBuf, TxError> {
+    if let Some(d) = std::env::var_os("NMIFACE_RUNTIME_DIR") {
+        return Ok(PathBuf::from(d));
+    }
+    if current_uid() == Some(0) {
+        return Ok(PathBuf::from("/run/nmiface"));
+    }
+    let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) else {
+        return Err(TxError::NoRuntimeDir { why: "XDG_RUNTIME_DIR is not set".into() });
+    };
+    let xdg = PathBuf::from(xdg);
+    let meta = std::fs::symlink_metadata(&xdg).map_err(|e| io(&xdg, e))?;
+    if !meta.is_dir() || Some(meta.uid()) != current_uid() || meta.mode() & 0o077 != 0 {
+        return Err(TxError::NoRuntimeDir {
+            why: format!("XDG_RUNTIME_DIR {} is not a directory of this user's with mode 0700", xdg.display()),
+        });
+    }
+    Ok(xdg.join("nmiface"))
+}
+
+/// Creates the directory 0700 if needed, and checks it is a real directory of this user's
+/// that nobody else can write.
+fn private_dir(dir: &Path) -> Result<(), TxError> {
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) => return Err(io(dir, e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| io(dir, e))?;
+    if !meta.is_dir() || Some(meta.uid()) != current_uid() || meta.mode() & 0o022 != 0 {
+        return Err(TxError::Untrusted {
+            path: dir.display().to_string(),
+            why: "not a directory owned by this user and writable only by it".into(),
+        });
+    }
+    Ok(())
+}
+
 impl Store {
-    /// The store for the bus at `bus_address` (sandboxes and the real bus get separate files).
-    pub fn for_bus(bus_address: &str) -> Self {
-        let dir = match std::env::var_os("NMIFACE_RUNTIME_DIR") {
-            Some(d) => PathBuf::from(d),
-            None if is_root() => PathBuf::from("/run/nmiface"),
-            None => std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from).join("nmiface"),
+    /// The store for the bus whose identity (`org.freedesktop.DBus.GetId`) is `bus_id`:
+    /// sandboxes and the real bus get separate files; two addresses of one bus share them.
+    pub fn for_bus(bus_id: &str) -> Result<Self, TxError> {
+        let dir = runtime_dir()?;
+        // Bus ids are 32 hex digits; anything else is hashed into a safe file name.
+        let key = if !bus_id.is_empty() && bus_id.len() <= 64 && bus_id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            bus_id.to_string()
+        } else {
+            let h =
+                bus_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+            format!("{h:016x}")
         };
-        // FNV-1a: a stable short name for the address, no dependency needed.
-        let hash =
-            bus_address.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-        Self { dir, key: format!("{hash:016x}") }
+        Ok(Self { dir, key })
     }
 
     fn journal_path(&self) -> PathBuf {
@@ -157,24 +238,35 @@ impl Store {
     /// The open transaction, if any.
     pub fn load(&self) -> Result<Option<Journal>, TxError> {
         let path = self.journal_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(&path, e)),
-        };
+        if let Err(e) = std::fs::symlink_metadata(&path) {
+            return if e.kind() == std::io::ErrorKind::NotFound { Ok(None) } else { Err(io(&path, e)) };
+        }
+        let mut text = String::new();
+        open_private(&path, false, false)?.read_to_string(&mut text).map_err(|e| io(&path, e))?;
         let corrupt = |why: String| TxError::Corrupt { path: path.display().to_string(), why };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
         Journal::from_json(&v).map(Some).map_err(corrupt)
     }
 
-    /// Writes the transaction (atomically: a temporary file renamed over the old one).
+    /// Writes the transaction durably: a new temporary file (never through a symlink), synced,
+    /// renamed over the old one, and the directory synced.
     pub fn save(&self, j: &Journal) -> Result<(), TxError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        private_dir(&self.dir)?;
         let path = self.journal_path();
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_string_pretty(&j.to_json()).expect("plain data"))
+        let tmp = self.dir.join(format!(".transaction-{}.{}.tmp", self.key, std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)
             .map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))
+        let text = serde_json::to_string_pretty(&j.to_json())
+            .map_err(|e| TxError::Corrupt { path: path.display().to_string(), why: e.to_string() })?;
+        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| io(&self.dir, e))
     }
 
     /// Forgets the transaction.
@@ -187,31 +279,42 @@ impl Store {
     }
 
     /// Takes the lock that serialises nmiface processes changing this NetworkManager. When
-    /// another holds it, `on_wait` is told who, then this waits (or fails, if `wait` is false).
-    pub fn lock(&self, what: &str, wait: bool, on_wait: impl FnOnce(&str)) -> Result<Lock, TxError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+    /// another holds it, `on_wait` is told who, then this waits, polling without blocking the
+    /// thread, at most `max_wait`; after that it fails naming the holder.
+    pub async fn lock(
+        &self,
+        what: &str,
+        max_wait: Duration,
+        on_wait: &(dyn Fn(&str) + Send + Sync),
+    ) -> Result<Lock, TxError> {
+        private_dir(&self.dir)?;
         let path = self.dir.join(format!("lock-{}", self.key));
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder =
-                    if holder.trim().is_empty() { "unknown process".to_string() } else { holder.trim().to_string() };
-                if !wait {
-                    return Err(TxError::Busy { holder });
+        let mut file = open_private(&path, true, true)?;
+        let started = std::time::Instant::now();
+        let mut told = false;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.rewind();
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = if holder.trim().is_empty() {
+                        "unknown process".to_string()
+                    } else {
+                        holder.trim().to_string()
+                    };
+                    if started.elapsed() >= max_wait {
+                        return Err(TxError::Busy { holder, waited: started.elapsed().as_secs() });
+                    }
+                    if !told {
+                        on_wait(&holder);
+                        told = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
-                on_wait(&holder);
-                file.lock().map_err(|e| io(&path, e))?;
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
@@ -226,14 +329,17 @@ pub struct Lock {
     _file: File,
 }
 
-fn is_root() -> bool {
-    // /proc/self/status "Uid:" real uid; avoids a libc dependency for one call.
+/// This process's effective uid, from `/proc/self/status` (no libc call needed, and
+/// `unsafe` is not allowed in this crate).
+fn current_uid() -> Option<u32> {
     std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with("Uid:"))?
+        .split_whitespace()
+        .nth(2)?
+        .parse()
         .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("Uid:")).and_then(|l| l.split_whitespace().nth(1).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -245,7 +351,7 @@ mod tests {
     fn journal_round_trips_through_its_file() {
         let dir = std::env::temp_dir().join(format!("nmiface-tx-test-{}", std::process::id()));
         std::env::set_var("NMIFACE_RUNTIME_DIR", &dir);
-        let store = Store::for_bus("unix:path=/x");
+        let store = Store::for_bus("0123456789abcdef0123456789abcdef").unwrap();
         let d = crate::xml::parse_document("t", "<interface type='bridge' name='br0'><bridge/></interface>").unwrap();
         let p = translate(&d.host, &d.sources, &Target::default()).profiles().next().unwrap().clone();
         let mut j =
@@ -257,7 +363,12 @@ mod tests {
         assert_eq!(store.load().unwrap(), Some(j));
         store.clear().unwrap();
         assert_eq!(store.load().unwrap(), None);
-        let _l = store.lock("test", false, |_| {}).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let l = rt.block_on(store.lock("test", Duration::from_secs(1), &|_| {})).unwrap();
+        // A second holder waits at most its bound, then names the first.
+        let e = rt.block_on(store.lock("second", Duration::from_millis(200), &|_| {})).unwrap_err();
+        assert!(matches!(e, TxError::Busy { ref holder, .. } if holder.contains("test")), "{e}");
+        drop(l);
         let _ = std::fs::remove_dir_all(dir);
     }
 

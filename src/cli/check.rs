@@ -1,11 +1,11 @@
-//! `nmiface check`, and the same check run by `define`, `start` and `apply` before they change
-//! anything.
+//! `nmiface check`: the capability report (the same check `define`, `start` and `apply` run
+//! before they change anything, in [`nmiface::verbs`]).
 
-use super::{read_input, Outcome};
-use anyhow::Context;
-use nmiface::agent::Agent;
+use super::{block_on, read_input, Outcome};
+use anyhow::Context as _;
 use nmiface::gaps::{self, CheckReport, Status};
-use nmiface::nm::{self, NmVersion, Target};
+use nmiface::nm::NmVersion;
+use nmiface::verbs::{self, Context};
 use nmiface::xml;
 use std::io::Write;
 
@@ -43,29 +43,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let (source, text) = read_input(&args.file)?;
     let doc = xml::parse_document(&source, &text)?;
     let report = if args.offline || args.nm_version.is_some() {
-        let nm = args.nm_version.unwrap_or(nm::BASELINE);
-        let t = nm::translate(&doc.host, &doc.sources, &Target { nm });
-        let mut findings = doc.findings.clone();
-        findings.extend(t.findings);
-        let facts = gaps::Facts {
-            nm,
-            nm_source: if args.nm_version.is_some() { "--nm-version" } else { "baseline" },
-            kernel: (!args.offline).then(nmiface::host_probe::kernel),
-            probed: Vec::new(),
-            runtime: (!args.offline).then(nmiface::host_probe::runtime),
-        };
-        gaps::assess(&doc.host, &findings, &facts)
+        verbs::check_offline(&doc, args.nm_version, args.offline)
     } else {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(async {
-            let nm = nmiface::nm_client::NmClient::connect_system()
+        block_on(async {
+            let ctx = Context::connect()
                 .await
                 .context("cannot reach NetworkManager (use --offline, or --nm-version X.Y, to check without it)")?;
-            let agent = Agent::new(nm).await?;
-            let t = nm::translate(&doc.host, &doc.sources, &agent.target());
-            let mut findings = doc.findings.clone();
-            findings.extend(t.findings);
-            anyhow::Ok(agent.check(&doc.host, &findings, true).await?)
+            Ok(ctx.check(&doc).await?)
         })?
     };
     let mut out = std::io::stdout().lock();
@@ -112,33 +96,4 @@ pub fn print_table(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()>
         }
     }
     writeln!(out, "{} gap{}", r.gaps, if r.gaps == 1 { "" } else { "s" })
-}
-
-/// Refuses a change when gaps would make its result wrong, unless forced (then prints them).
-pub fn gate(report: &CheckReport, starting: bool, force: bool, verb: &str) -> anyhow::Result<()> {
-    let blocking = report.blocking(starting);
-    if blocking.is_empty() {
-        return Ok(());
-    }
-    let lines: Vec<String> = report
-        .items()
-        .filter(|(_, i)| blocking.iter().any(|b| std::ptr::eq(*b, *i)))
-        .map(|(iface, i)| {
-            let remedy = i.remedy.as_ref().map(|r| format!("\n    remedy: {r}")).unwrap_or_default();
-            format!("  {}: {}: {}{remedy}", iface.unwrap_or("-"), i.feature, i.detail)
-        })
-        .collect();
-    if force {
-        eprintln!(
-            "nmiface: warning: going on despite {} capability gap(s) (--force):\n{}",
-            lines.len(),
-            lines.join("\n")
-        );
-        return Ok(());
-    }
-    anyhow::bail!(
-        "refusing to {verb}: {} capability gap(s) would make the result wrong; nothing was changed\n{}\n  (`nmiface check` shows every feature; --force goes on anyway)",
-        lines.len(),
-        lines.join("\n")
-    )
 }

@@ -1,16 +1,18 @@
 //! The `virsh iface-*` verbs against the running NetworkManager: define, undefine, start, stop,
-//! apply, list, dumpxml, name, mac.
+//! apply, list, dumpxml, name, mac, begin, commit, rollback. Each parses, calls one entry of
+//! [`nmiface::verbs`], and prints.
 
-use super::{print_findings, read_input, Outcome};
-use anyhow::Context;
-use nmiface::agent::{Agent, Listed, Safety};
+use super::{
+    block_on, clear_progress, connect, print_findings, print_forced, progress_printer, read_input, say, say_json,
+    Outcome,
+};
+use nmiface::agent::Listed;
 use nmiface::finding::{any_loses_meaning, Finding};
 use nmiface::model::{IfName, Mac};
-use nmiface::nm;
-use nmiface::nm_client::{NmClient, Progress};
-use nmiface::transaction::{Lock, Store};
+use nmiface::nm_client::Progress;
+use nmiface::verbs::{ApplyOptions, DefineOptions};
 use nmiface::xml;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// Options shared by the commands that wait for activation.
@@ -136,222 +138,139 @@ pub struct MacArg {
     mac: String,
 }
 
-pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    // One thread: a CLI waits on one daemon; a pool would only add start-up time.
-    Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
-}
-
-fn bus_address() -> String {
-    std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
-}
-
-/// The transaction store for this bus, and its lock, taken for a change. Another nmiface
-/// changing the same NetworkManager makes this one wait, saying for whom.
-pub(super) fn lock(what: String) -> anyhow::Result<(Store, Lock)> {
-    let store = Store::for_bus(&bus_address());
-    let lock = store.lock(&what, true, |holder| {
-        eprintln!("nmiface: waiting for another nmiface ({holder}) to finish");
-    })?;
-    Ok((store, lock))
-}
-
-pub(super) async fn agent() -> anyhow::Result<Agent> {
-    let nm = NmClient::connect_system().await.with_context(|| {
-        format!(
-            "cannot reach NetworkManager (system bus {})",
-            std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
-        )
-    })?;
-    Ok(Agent::new(nm).await?)
-}
-
 fn parse(file: &str) -> anyhow::Result<(String, xml::Document)> {
     let (source, text) = read_input(file)?;
     let doc = xml::parse_document(&source, &text)?;
     Ok((source, doc))
 }
 
-/// A progress line on stderr while waiting, only when stderr is a terminal.
-pub(super) fn progress_printer(label: String) -> impl FnMut(Progress) + Send {
-    let tty = std::io::stderr().is_terminal();
-    let frames = ['|', '/', '-', '\\'];
-    let mut n = 0usize;
-    move |p: Progress| {
-        if tty {
-            n += 1;
-            let _ = write!(
-                std::io::stderr(),
-                "\r\x1b[2K{} {label}: {} ({:.1} s)",
-                frames[n % frames.len()],
-                p.what,
-                p.elapsed.as_secs_f64()
-            );
-        }
+fn exit_for(findings: &[Finding]) -> Outcome {
+    if any_loses_meaning(findings) {
+        Outcome::Findings
+    } else {
+        Outcome::Clean
     }
-}
-
-pub(super) fn clear_progress() {
-    if std::io::stderr().is_terminal() {
-        let _ = write!(std::io::stderr(), "\r\x1b[2K");
-    }
-}
-
-/// Findings of reading and translating, for the daemon's version.
-fn findings_for(agent: &Agent, doc: &xml::Document) -> Vec<Finding> {
-    let mut f = doc.findings.clone();
-    f.extend(nm::translate(&doc.host, &doc.sources, &agent.target()).findings);
-    f
 }
 
 pub fn define(args: DefineArgs) -> anyhow::Result<Outcome> {
     let (source, doc) = parse(&args.file)?;
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let findings = findings_for(&agent, &doc);
-        super::check::gate(&agent.check(&doc.host, &findings, false).await?, false, args.force, "define")?;
-        let (store, _lock) = lock(format!("define {}", args.file))?;
-        let mut journal = store.load()?;
-        let report = agent.define(&doc, args.adopt, journal.as_mut()).await;
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        let report = report?;
-        print_findings(&source, &findings);
-        let mut out = std::io::stdout().lock();
+    block_on(async {
+        let ctx = connect().await?;
+        let out = ctx.define(&doc, DefineOptions { adopt: args.adopt, force: args.force }).await?;
+        print_forced(&out.forced);
+        print_findings(&source, &out.findings);
         if args.json {
-            serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "defined": report, "findings": findings }))?;
-            writeln!(out)?;
+            say_json(&serde_json::json!({ "defined": out.defined, "findings": out.findings }));
         } else {
-            for d in &report {
-                writeln!(
-                    out,
+            for d in &out.defined {
+                say(&format!(
                     "Interface {} defined from {source} ({} added, {} updated, {} deleted)",
                     d.interface, d.added, d.updated, d.deleted
-                )?;
+                ));
             }
         }
-        Ok(if any_loses_meaning(&findings) { Outcome::Findings } else { Outcome::Clean })
+        Ok(exit_for(&out.findings))
     })
 }
 
 pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     let (source, doc) = parse(&args.define.file)?;
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let findings = findings_for(&agent, &doc);
-        let started = Instant::now();
+    block_on(async {
+        let ctx = connect().await?;
+        let t0 = Instant::now();
         let mut printers: std::collections::HashMap<String, Box<dyn FnMut(Progress) + Send>> = Default::default();
         let mut progress = |name: &str, p: Progress| {
-            printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(p)
+            printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(
+                p,
+            )
         };
-        super::check::gate(&agent.check(&doc.host, &findings, true).await?, true, args.define.force, "apply")?;
-        let (store, _lock) = lock(format!("apply {}", args.define.file))?;
-        let mut journal = store.load()?;
-        let safety = match (&mut journal, args.no_checkpoint) {
-            (Some(j), _) => Safety::Transaction(j),
-            (None, true) => Safety::Unprotected,
-            (None, false) => Safety::Checkpoint { rollback_timeout: args.rollback_timeout },
+        let o = ApplyOptions {
+            adopt: args.define.adopt,
+            force: args.define.force,
+            timeout: Duration::from_secs(args.wait.timeout),
+            rollback_timeout: args.rollback_timeout,
+            checkpoint: !args.no_checkpoint,
         };
-        let result = agent.apply(&doc, args.define.adopt, Duration::from_secs(args.wait.timeout), safety, &mut progress).await;
+        let out = ctx.apply(&doc, o, &mut progress).await;
         clear_progress();
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        let (report, outcomes) = result?;
-        clear_progress();
-        print_findings(&source, &findings);
-        let failed = outcomes.iter().filter(|(_, r)| r.is_err()).count();
-        let mut out = std::io::stdout().lock();
+        let out = out?;
+        print_forced(&out.forced);
+        print_findings(&source, &out.findings);
+        let failed = out.started.iter().filter(|(_, r)| r.is_err()).count();
         if args.define.json {
-            let started_json: Vec<_> = outcomes
+            let started: Vec<_> = out
+                .started
                 .iter()
                 .map(|(name, r)| match r {
                     Ok(d) => serde_json::json!({"interface": name, "started": true, "ms": d.as_millis()}),
                     Err(e) => serde_json::json!({"interface": name, "started": false, "error": e.to_string()}),
                 })
                 .collect();
-            serde_json::to_writer_pretty(
-                &mut out,
-                &serde_json::json!({"defined": report, "started": started_json, "findings": findings, "ms": started.elapsed().as_millis()}),
-            )?;
-            writeln!(out)?;
+            say_json(&serde_json::json!({
+                "defined": out.defined, "started": started, "findings": out.findings,
+                "protection": out.protection, "ms": t0.elapsed().as_millis(),
+            }));
         } else {
-            for (name, r) in &outcomes {
+            for (name, r) in &out.started {
                 match r {
-                    Ok(d) => writeln!(out, "Interface {name} defined and started ({} ms)", d.as_millis())?,
+                    Ok(d) => say(&format!("Interface {name} defined and started ({} ms)", d.as_millis())),
                     Err(e) => eprintln!("nmiface: error: {e}"),
                 }
             }
         }
         if failed > 0 {
-            anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", outcomes.len());
+            anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", out.started.len());
         }
-        Ok(if any_loses_meaning(&findings) { Outcome::Findings } else { Outcome::Clean })
+        Ok(exit_for(&out.findings))
     })
 }
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let (store, _lock) = lock(format!("undefine {}", args.name))?;
-        let mut journal = store.load()?;
-        let n = agent.undefine(&args.name, journal.as_mut()).await;
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        let n = n?;
+    block_on(async {
+        let n = connect().await?.undefine(&args.name).await?;
         if args.json {
-            println!("{}", serde_json::json!({"undefined": args.name, "profiles": n}));
+            say_json(&serde_json::json!({"undefined": args.name, "profiles": n}));
         } else {
-            println!("Interface {} undefined ({n} profiles deleted)", args.name);
+            say(&format!("Interface {} undefined ({n} profiles deleted)", args.name));
         }
         Ok(Outcome::Clean)
     })
 }
 
 pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let found = agent.startable(&args.name.name).await?;
-        super::check::gate(
-            &agent.check(&found.host, &[], true).await?,
-            true,
-            args.force,
-            &format!("start {}", args.name.name),
-        )?;
-        let _lock = lock(format!("start {}", args.name.name))?;
+    block_on(async {
+        let ctx = connect().await?;
         let t0 = Instant::now();
         let mut progress = progress_printer(format!("starting {}", args.name.name));
-        let r = agent.start_found(&found, Duration::from_secs(args.wait.timeout), &mut progress).await;
+        let timeout = Duration::from_secs(args.wait.timeout);
+        let out = ctx.start(&args.name.name, timeout, args.force, &mut progress).await;
         clear_progress();
-        r?;
+        print_forced(&out?.forced);
         let ms = t0.elapsed().as_millis();
         if args.name.json {
-            println!("{}", serde_json::json!({"started": args.name.name, "ms": ms}));
+            say_json(&serde_json::json!({"started": args.name.name, "ms": ms}));
         } else {
-            println!("Interface {} started ({ms} ms)", args.name.name);
+            say(&format!("Interface {} started ({ms} ms)", args.name.name));
         }
         Ok(Outcome::Clean)
     })
 }
 
 pub fn stop(args: StopArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let _lock = lock(format!("stop {}", args.name.name))?;
-        agent.stop(&args.name.name, Duration::from_secs(args.wait.timeout)).await?;
+    block_on(async {
+        connect().await?.stop(&args.name.name, Duration::from_secs(args.wait.timeout)).await?;
         if args.name.json {
-            println!("{}", serde_json::json!({"stopped": args.name.name}));
+            say_json(&serde_json::json!({"stopped": args.name.name}));
         } else {
-            println!("Interface {} stopped", args.name.name);
+            say(&format!("Interface {} stopped", args.name.name));
         }
         Ok(Outcome::Clean)
     })
 }
 
 pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let all = agent().await?.list().await?;
+    block_on(async {
+        let all = connect().await?.list().await?;
         let shown: Vec<&Listed> = all
             .iter()
             .filter(|l| {
@@ -382,8 +301,8 @@ pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
 }
 
 pub fn dumpxml(args: DumpArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let xml = agent().await?.dumpxml(&args.name, args.inactive).await?;
+    block_on(async {
+        let xml = connect().await?.dumpxml(&args.name, args.inactive).await?;
         std::io::stdout().lock().write_all(xml.as_bytes())?;
         Ok(Outcome::Clean)
     })
@@ -391,54 +310,46 @@ pub fn dumpxml(args: DumpArgs) -> anyhow::Result<Outcome> {
 
 pub fn name(args: MacArg) -> anyhow::Result<Outcome> {
     let mac = Mac::parse(&args.mac).map_err(anyhow::Error::msg)?;
-    runtime()?.block_on(async {
-        println!("{}", agent().await?.name_of(&mac).await?);
+    block_on(async {
+        let name = connect().await?.name_of(&mac).await?;
+        writeln!(std::io::stdout(), "{name}")?;
         Ok(Outcome::Clean)
     })
 }
 
 pub fn mac(args: NameArgs) -> anyhow::Result<Outcome> {
     let name = IfName::new(&args.name).map_err(anyhow::Error::msg)?;
-    runtime()?.block_on(async {
-        println!("{}", agent().await?.mac_of(&name).await?);
+    block_on(async {
+        let mac = connect().await?.mac_of(&name).await?;
+        writeln!(std::io::stdout(), "{mac}")?;
         Ok(Outcome::Clean)
     })
 }
 
 pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let (store, _lock) = lock("begin".into())?;
-        let j = agent.begin(&store, args.timeout).await?;
+    block_on(async {
+        let j = connect().await?.begin(args.timeout).await?;
         let auto = if args.timeout == 0 { "never".to_string() } else { format!("after {} s", args.timeout) };
-        println!(
+        say(&format!(
             "Network config change transaction started (checkpoint {}; NetworkManager rolls back by itself {auto})",
             j.checkpoint
-        );
+        ));
         Ok(Outcome::Clean)
     })
 }
 
 pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let (store, _lock) = lock("commit".into())?;
-        let cp = agent.commit(&store, args.checkpoint.as_deref()).await?;
-        println!("Network config change transaction committed (checkpoint {cp} destroyed)");
+    block_on(async {
+        let cp = connect().await?.commit(args.checkpoint.as_deref()).await?;
+        say(&format!("Network config change transaction committed (checkpoint {cp} destroyed)"));
         Ok(Outcome::Clean)
     })
 }
 
 pub fn rollback(args: EndArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let (store, _lock) = lock("rollback".into())?;
-        let problems = agent.rollback(&store, args.checkpoint.as_deref()).await?;
-        if problems.is_empty() {
-            println!("Network config change transaction rolled back");
-            Ok(Outcome::Clean)
-        } else {
-            anyhow::bail!("rolled back, but not everything was restored: {}", problems.join("; "))
-        }
+    block_on(async {
+        connect().await?.rollback(args.checkpoint.as_deref()).await?;
+        say("Network config change transaction rolled back");
+        Ok(Outcome::Clean)
     })
 }

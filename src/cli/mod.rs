@@ -1,9 +1,14 @@
 //! Argument parsing, logging setup, and the one place that turns outcomes into exit codes.
 
 mod check;
+mod daemon;
 mod lifecycle;
+mod output;
 mod share;
 mod translate;
+
+use daemon::{block_on, connect};
+use output::{clear_progress, print_forced, progress_printer, say, say_json};
 
 use clap::{Parser, Subcommand};
 use std::io::Write;

@@ -1,10 +1,10 @@
 //! `bridge`, `unbridge` and `share --nat`: sharing the host's network with virtual machines.
 
-use super::lifecycle::{agent, clear_progress, lock, progress_printer, runtime};
-use super::Outcome;
+use super::{block_on, clear_progress, connect, print_forced, progress_printer, say, Outcome};
+use nmiface::agent::{subnet_address, BridgeOptions};
 use nmiface::finding::any_loses_meaning;
 use nmiface::nm_client::Progress;
-use nmiface::share::{subnet_address, BridgeOptions};
+use nmiface::verbs::{BridgeRequest, ShareRequest};
 use std::time::Duration;
 
 /// How long to wait, and how soon NetworkManager rolls back by itself if nmiface dies.
@@ -94,84 +94,50 @@ fn printer() -> impl FnMut(&str, Progress) + Send {
 }
 
 pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let o = BridgeOptions {
-            stp: !a.no_stp,
-            delay: a.delay,
-            start: !a.no_start,
-            timeout: Duration::from_secs(a.steps.timeout),
-            rollback_timeout: a.steps.rollback_timeout,
-        };
-        let (store, _lock) = lock(format!("bridge {} {}", a.nic, a.bridge))?;
-        let doc = agent.bridge_model(&a.nic, &a.bridge, &o).await?;
-        super::check::gate(&agent.check(&doc.host, &doc.findings, o.start).await?, o.start, a.force, "bridge")?;
-        super::print_findings("bridge", &doc.findings);
-        let mut journal = store.load()?;
-        let r = agent.bridge(&doc, &o, journal.as_mut(), &mut printer()).await;
+    let r = BridgeRequest {
+        nic: a.nic.clone(),
+        bridge: a.bridge.clone(),
+        options: BridgeOptions { stp: !a.no_stp, delay: a.delay },
+        start: !a.no_start,
+        timeout: Duration::from_secs(a.steps.timeout),
+        rollback_timeout: a.steps.rollback_timeout,
+        force: a.force,
+    };
+    block_on(async {
+        let out = connect().await?.bridge(&r, &mut printer()).await;
         clear_progress();
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        r?;
-        let how = if o.start { "created and started" } else { "defined" };
-        println!("Bridge {} {how} with {} attached (its profile is kept for unbridge)", a.bridge, a.nic);
-        Ok(if any_loses_meaning(&doc.findings) { Outcome::Findings } else { Outcome::Clean })
+        let out = out?;
+        print_forced(&out.forced);
+        super::print_findings("bridge", &out.findings);
+        let how = if r.start { "created and started" } else { "defined" };
+        say(&format!("Bridge {} {how} with {} attached (its profile is kept for unbridge)", a.bridge, a.nic));
+        Ok(if any_loses_meaning(&out.findings) { Outcome::Findings } else { Outcome::Clean })
     })
 }
 
 pub fn unbridge(a: UnbridgeArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let (store, _lock) = lock(format!("unbridge {}", a.bridge))?;
-        let mut journal = store.load()?;
-        let r = agent
-            .unbridge(
-                &a.bridge,
-                !a.no_start,
-                Duration::from_secs(a.steps.timeout),
-                a.steps.rollback_timeout,
-                journal.as_mut(),
-            )
-            .await;
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        let nic = r?;
-        println!("Bridge {} removed; {nic} has its configuration back", a.bridge);
+    block_on(async {
+        let timeout = Duration::from_secs(a.steps.timeout);
+        let nic = connect().await?.unbridge(&a.bridge, !a.no_start, timeout, a.steps.rollback_timeout).await?;
+        say(&format!("Bridge {} removed; {nic} has its configuration back", a.bridge));
         Ok(Outcome::Clean)
     })
 }
 
 pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
-    runtime()?.block_on(async {
-        let agent = agent().await?;
-        let doc = nmiface::agent::Agent::nat_model(&a.bridge, a.subnet).map_err(anyhow::Error::msg)?;
-        super::check::gate(&agent.check(&doc.host, &doc.findings, !a.no_start).await?, !a.no_start, a.force, "share")?;
-        let (store, _lock) = lock(format!("share --nat {}", a.bridge))?;
-        let mut journal = store.load()?;
-        let r = if a.no_start {
-            agent.define(&doc, false, journal.as_mut()).await.map(|_| ())
-        } else {
-            let safety = match journal.as_mut() {
-                Some(j) => nmiface::agent::Safety::Transaction(j),
-                None => nmiface::agent::Safety::Checkpoint { rollback_timeout: a.steps.rollback_timeout },
-            };
-            let mut p = printer();
-            match agent.apply(&doc, false, Duration::from_secs(a.steps.timeout), safety, &mut p).await {
-                Ok((_, started)) => match started.into_iter().find_map(|(_, r)| r.err()) {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                },
-                Err(e) => Err(e),
-            }
-        };
+    let r = ShareRequest {
+        bridge: a.bridge.clone(),
+        subnet: a.subnet,
+        start: !a.no_start,
+        timeout: Duration::from_secs(a.steps.timeout),
+        rollback_timeout: a.steps.rollback_timeout,
+        force: a.force,
+    };
+    block_on(async {
+        let out = connect().await?.share(&r, &mut printer()).await;
         clear_progress();
-        if let Some(j) = &journal {
-            store.save(j)?;
-        }
-        r?;
-        println!("NAT sharing on bridge {}: attach VMs to it; NetworkManager serves DHCP and DNS there", a.bridge);
+        print_forced(&out?.forced);
+        say(&format!("NAT sharing on bridge {}: attach VMs to it; NetworkManager serves DHCP and DNS there", a.bridge));
         Ok(Outcome::Clean)
     })
 }

@@ -1,12 +1,11 @@
 //! Capability gaps: what this NetworkManager, this kernel and libvirt's format can and cannot
 //! do for a host, reported before anything changes. Pure: the kernel and the daemon are read
-//! elsewhere ([`crate::host_probe`], [`crate::nm_client`]) and handed in as data.
+//! elsewhere ([`crate::host_probe`], [`crate::nm_client`]) and handed in as data. What a model
+//! needs, and what each NetworkManager version has, is known in [`crate::nm::features`].
 
-pub mod knowledge;
 mod report;
 
-pub use knowledge::{needs, supports, NmFeature, Since};
+pub use crate::nm::features::{needs, probe_candidates, supports, NmFeature, Since};
 pub use report::{
-    assess, probe_candidates, By, CheckReport, Facts, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts,
-    Status,
+    assess, By, CheckReport, Facts, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts, Status,
 };

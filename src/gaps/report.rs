@@ -2,9 +2,9 @@
 //! supported, approximated (how) or unsupported (by what), with a remedy. Documented JSON
 //! (`--json`) is these types serialised.
 
-use super::knowledge::{needs, supports, NmFeature};
 use crate::finding::{Category, Finding, Severity};
-use crate::model::{Bond, Host, Interface, Kind, Member, Monitor, Vlan, VlanProtocol};
+use crate::model::{Host, MAX_VLAN_TAG_NM};
+use crate::nm::features::{needs, supports, uses, Module, Need, NmFeature};
 use crate::nm::NmVersion;
 use serde::Serialize;
 
@@ -221,63 +221,6 @@ impl Assessor<'_> {
         }
     }
 
-    fn bond(&self, b: &Bond, items: &mut Vec<Item>) {
-        items.push(self.module("bond device", "bonding", "bonding", "CONFIG_BONDING", |k| k.bonding));
-        items.push(Item::ok(format!("bond mode {}", b.mode.as_str()), ""));
-        match &b.monitor {
-            Some(Monitor::Mii { freq, .. }) => items.push(Item::ok("bond miimon", format!("every {freq} ms"))),
-            Some(Monitor::Arp { more_targets, .. }) => {
-                items.push(Item::ok("bond arpmon", format!("{} target(s)", more_targets.len() + 1)))
-            }
-            None => {}
-        }
-        if b.options.num_grat_arp.is_some() {
-            items.push(self.nm(NmFeature::BondNumGratArp, "bond option num_grat_arp"));
-        }
-        match b.options.xmit_hash_policy {
-            Some(p @ ("encap2+3" | "encap3+4")) => {
-                items.push(self.nm(NmFeature::BondXmitEncap, format!("bond xmit_hash_policy {p}")))
-            }
-            Some(p @ "vlan+srcmac") => {
-                items.push(self.nm(NmFeature::BondXmitVlanSrcmac, format!("bond xmit_hash_policy {p}")))
-            }
-            Some(p) => items.push(Item::ok(format!("bond xmit_hash_policy {p}"), "")),
-            None => {}
-        }
-        for (key, v) in b.options.pairs() {
-            if !matches!(key, "num_grat_arp" | "xmit_hash_policy") {
-                items.push(Item::ok(format!("bond option {key}={v}"), ""));
-            }
-        }
-        for p in &b.ports {
-            if p.port.prio.is_some() {
-                items.push(self.nm(NmFeature::BondPortPrio, format!("{}: bond-port.prio", p.name)));
-            }
-            if p.port.queue_id.is_some() {
-                items.push(self.nm(NmFeature::BondPortQueueId, format!("{}: bond-port.queue-id", p.name)));
-            }
-        }
-    }
-
-    fn vlan(&self, v: &Vlan, items: &mut Vec<Item>) {
-        items.push(self.module("vlan device", "802.1Q VLAN", "8021q", "CONFIG_VLAN_8021Q", |k| k.vlan));
-        if v.ext.protocol == VlanProtocol::Dot1ad {
-            items.push(self.nm(NmFeature::Vlan8021ad, "vlan.protocol 802.1ad"));
-        }
-        if v.ext.mvrp {
-            items.push(self.nm(NmFeature::VlanMvrp, "vlan flag MVRP"));
-        }
-        if v.tag > crate::model::MAX_VLAN_TAG_NM {
-            items.push(Item {
-                feature: format!("vlan tag {}", v.tag),
-                status: Status::Unsupported,
-                by: Some(By::Mapping),
-                detail: "4095 is reserved by IEEE 802.1Q; NetworkManager takes 0-4094".into(),
-                remedy: Some("use a tag from 0 to 4094".into()),
-            });
-        }
-    }
-
     /// NAT sharing needs dnsmasq and a firewall backend on the host, which NM runs itself.
     fn nat(&self, items: &mut Vec<Item>) {
         let Some(rt) = &self.facts.runtime else {
@@ -313,28 +256,29 @@ impl Assessor<'_> {
         });
     }
 
-    fn interface(&self, iface: &Interface) -> InterfaceCheck {
-        let mut items = Vec::new();
-        match &iface.kind {
-            Kind::Ethernet(_) => items.push(Item::ok("ethernet profile", "")),
-            Kind::Bridge(br) => {
-                items.push(self.module("bridge device", "bridge", "bridge", "CONFIG_BRIDGE", |k| k.bridge));
-                for m in &br.ports {
-                    match m {
-                        Member::Bond { bond, .. } => self.bond(bond, &mut items),
-                        Member::Vlan { vlan, .. } => self.vlan(vlan, &mut items),
-                        Member::Ethernet(_) => {}
-                    }
-                }
+    /// One need as a report item.
+    fn item(&self, need: Need, items: &mut Vec<Item>) {
+        match need {
+            Need::Plain { label, detail } => items.push(Item::ok(label, detail)),
+            Need::Nm { feature, label } => items.push(self.nm(feature, label)),
+            Need::Module(Module::Bonding) => {
+                items.push(self.module("bond device", "bonding", "bonding", "CONFIG_BONDING", |k| k.bonding))
             }
-            Kind::Bond(b) => self.bond(b, &mut items),
-            Kind::Vlan(v) => self.vlan(v, &mut items),
-        }
-        if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
-            self.nat(&mut items);
-        }
-        if iface.ipv6.is_none() && !supports(self.facts.nm, NmFeature::Ipv6Disabled) {
-            items.push(Item {
+            Need::Module(Module::Vlan) => {
+                items.push(self.module("vlan device", "802.1Q VLAN", "8021q", "CONFIG_VLAN_8021Q", |k| k.vlan))
+            }
+            Need::Module(Module::Bridge) => {
+                items.push(self.module("bridge device", "bridge", "bridge", "CONFIG_BRIDGE", |k| k.bridge))
+            }
+            Need::NatSharing => self.nat(items),
+            Need::ReservedVlanTag(tag) => items.push(Item {
+                feature: format!("vlan tag {tag}"),
+                status: Status::Unsupported,
+                by: Some(By::Mapping),
+                detail: format!("{tag} is reserved by IEEE 802.1Q; NetworkManager takes 0-{MAX_VLAN_TAG_NM}"),
+                remedy: Some(format!("use a tag from 0 to {MAX_VLAN_TAG_NM}")),
+            }),
+            Need::Ipv6Disabled if !supports(self.facts.nm, NmFeature::Ipv6Disabled) => items.push(Item {
                 feature: "ipv6.method=disabled".into(),
                 status: Status::Approximated,
                 by: Some(By::NmVersion),
@@ -343,47 +287,10 @@ impl Assessor<'_> {
                     self.facts.nm
                 ),
                 remedy: Some(format!("upgrade NetworkManager to {}", needs(NmFeature::Ipv6Disabled))),
-            });
-        }
-        InterfaceCheck { interface: iface.name.to_string(), items }
-    }
-}
-
-/// The NetworkManager features `host` uses whose support the daemon can be asked about.
-pub fn probe_candidates(host: &Host) -> Vec<NmFeature> {
-    let mut out = Vec::new();
-    let bond = |b: &Bond, out: &mut Vec<NmFeature>| {
-        if b.ports.iter().any(|p| p.port.prio.is_some()) {
-            out.push(NmFeature::BondPortPrio);
-        }
-        if b.ports.iter().any(|p| p.port.queue_id.is_some()) {
-            out.push(NmFeature::BondPortQueueId);
-        }
-    };
-    let vlan = |v: &Vlan, out: &mut Vec<NmFeature>| {
-        if v.ext.protocol == VlanProtocol::Dot1ad {
-            out.push(NmFeature::Vlan8021ad);
-        }
-    };
-    for i in &host.interfaces {
-        match &i.kind {
-            Kind::Bond(b) => bond(b, &mut out),
-            Kind::Vlan(v) => vlan(v, &mut out),
-            Kind::Bridge(br) => {
-                for m in &br.ports {
-                    match m {
-                        Member::Bond { bond: b, .. } => bond(b, &mut out),
-                        Member::Vlan { vlan: v, .. } => vlan(v, &mut out),
-                        Member::Ethernet(_) => {}
-                    }
-                }
-            }
-            Kind::Ethernet(_) => {}
+            }),
+            Need::Ipv6Disabled => {}
         }
     }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Assesses `host` against `facts`. `findings` are those of reading and translating; their
@@ -392,7 +299,13 @@ pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
     let a = Assessor { facts };
     let requirements =
         vec![a.nm(NmFeature::AddConnection2, "Settings.AddConnection2"), a.nm(NmFeature::UserData, "user.data")];
-    let interfaces: Vec<InterfaceCheck> = host.interfaces.iter().map(|i| a.interface(i)).collect();
+    let mut interfaces: Vec<InterfaceCheck> =
+        host.interfaces.iter().map(|i| InterfaceCheck { interface: i.name.to_string(), items: Vec::new() }).collect();
+    for u in uses(host) {
+        if let Some(check) = interfaces.iter_mut().find(|c| c.interface == u.interface.as_str()) {
+            a.item(u.need, &mut check.items);
+        }
+    }
     let mapping: Vec<Item> = findings
         .iter()
         .filter(|f| f.category == Category::Mapping && f.severity.loses_meaning())

@@ -193,8 +193,10 @@ pub struct BondOptions {
     pub num_grat_arp: Option<u8>,
 }
 
-/// One bonding option nmiface knows: its key, allowed words (empty: a number), and the modes
-/// that use it.
+/// One bonding option nmiface knows: its key, allowed words (empty: a number), the modes
+/// that use it, and where [`BondOptions`] keeps it. Every list of option keys (the extension's
+/// attributes, the keys read back from NetworkManager, the canonical writer) derives from
+/// [`OPTION_SPECS`].
 pub struct OptionSpec {
     /// The kernel/NM option name.
     pub key: &'static str,
@@ -204,30 +206,41 @@ pub struct OptionSpec {
     pub values: &'static [&'static str],
     /// Modes where the kernel uses it.
     pub modes: &'static [BondMode],
+    /// Where [`BondOptions`] keeps a word option (`None` for the numeric one).
+    word: Option<fn(&mut BondOptions) -> &mut Option<&'static str>>,
 }
 
 /// The options of [`BondOptions`], in kernel order.
 pub const OPTION_SPECS: [OptionSpec; 5] = [
-    OptionSpec { key: "lacp_rate", attr: "lacp-rate", values: &["slow", "fast"], modes: &[BondMode::Ieee8023ad] },
+    OptionSpec {
+        key: "lacp_rate",
+        attr: "lacp-rate",
+        values: &["slow", "fast"],
+        modes: &[BondMode::Ieee8023ad],
+        word: Some(|o| &mut o.lacp_rate),
+    },
     OptionSpec {
         key: "xmit_hash_policy",
         attr: "xmit-hash-policy",
         values: &["layer2", "layer3+4", "layer2+3", "encap2+3", "encap3+4", "vlan+srcmac"],
         modes: &[BondMode::BalanceXor, BondMode::Ieee8023ad, BondMode::BalanceTlb, BondMode::BalanceAlb],
+        word: Some(|o| &mut o.xmit_hash_policy),
     },
     OptionSpec {
         key: "ad_select",
         attr: "ad-select",
         values: &["stable", "bandwidth", "count"],
         modes: &[BondMode::Ieee8023ad],
+        word: Some(|o| &mut o.ad_select),
     },
     OptionSpec {
         key: "fail_over_mac",
         attr: "fail-over-mac",
         values: &["none", "active", "follow"],
         modes: &[BondMode::ActiveBackup],
+        word: Some(|o| &mut o.fail_over_mac),
     },
-    OptionSpec { key: "num_grat_arp", attr: "num-grat-arp", values: &[], modes: &[BondMode::ActiveBackup] },
+    OptionSpec { key: "num_grat_arp", attr: "num-grat-arp", values: &[], modes: &[BondMode::ActiveBackup], word: None },
 ];
 
 impl BondOptions {
@@ -238,39 +251,32 @@ impl BondOptions {
 
     /// (key, value) of each option set, in [`OPTION_SPECS`] order.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut v = Vec::new();
-        for (spec, val) in OPTION_SPECS.iter().zip([
-            self.lacp_rate.map(str::to_string),
-            self.xmit_hash_policy.map(str::to_string),
-            self.ad_select.map(str::to_string),
-            self.fail_over_mac.map(str::to_string),
-            self.num_grat_arp.map(|n| n.to_string()),
-        ]) {
-            if let Some(val) = val {
-                v.push((spec.key, val));
-            }
-        }
-        v
+        let mut copy = *self;
+        OPTION_SPECS
+            .iter()
+            .filter_map(|spec| {
+                let value = match spec.word {
+                    Some(slot) => slot(&mut copy).map(str::to_string),
+                    None => self.num_grat_arp.map(|n| n.to_string()),
+                };
+                Some((spec.key, value?))
+            })
+            .collect()
     }
 
     /// Sets option `key` from text; `Err` says what is allowed.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let spec = OPTION_SPECS.iter().find(|s| s.key == key).ok_or_else(|| format!("unknown bond option '{key}'"))?;
-        if spec.values.is_empty() {
+        let Some(slot) = spec.word else {
             let n: u8 =
                 value.parse().map_err(|_| format!("invalid value '{value}' for '{}' (allowed: 0-255)", spec.attr))?;
             self.num_grat_arp = Some(n);
             return Ok(());
-        }
+        };
         let v = spec.values.iter().copied().find(|v| *v == value).ok_or_else(|| {
             format!("invalid value '{value}' for '{}' (allowed: {})", spec.attr, spec.values.join(", "))
         })?;
-        match key {
-            "lacp_rate" => self.lacp_rate = Some(v),
-            "xmit_hash_policy" => self.xmit_hash_policy = Some(v),
-            "ad_select" => self.ad_select = Some(v),
-            _ => self.fail_over_mac = Some(v),
-        }
+        *slot(self) = Some(v);
         Ok(())
     }
 }

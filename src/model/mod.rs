@@ -85,6 +85,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind's libvirt `type` name ([`Kind::type_name`]), in declaration order.
+    pub const TYPE_NAMES: [&'static str; 4] = ["ethernet", "bridge", "bond", "vlan"];
+
     /// The libvirt `type` attribute for this kind.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -1,6 +1,8 @@
 //! NetworkManager profiles: settings as data, the translation from the model, keyfiles, and
 //! the way back. Pure: nothing here talks to a daemon.
 
+pub mod device;
+pub mod features;
 mod keyfile;
 mod profile;
 pub mod reasons;
@@ -9,6 +11,8 @@ mod translate;
 mod value;
 mod version;
 
+pub use device::{vlan_flag, ActiveState, DeviceState, DeviceType};
+pub use features::{needs, supports, NmFeature, Since};
 pub use keyfile::to_keyfile;
 pub use profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 pub use reverse::{host_from_profiles, Recovered, ReverseError};

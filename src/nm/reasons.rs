@@ -1,23 +1,5 @@
-//! NetworkManager's state and reason numbers in words (`nm-dbus-interface.h`), for messages.
-
-/// NMDeviceState.
-pub fn device_state(state: u32) -> &'static str {
-    match state {
-        10 => "unmanaged",
-        20 => "unavailable",
-        30 => "disconnected",
-        40 => "prepare",
-        50 => "config",
-        60 => "need-auth",
-        70 => "ip-config",
-        80 => "ip-check",
-        90 => "secondaries",
-        100 => "activated",
-        110 => "deactivating",
-        120 => "failed",
-        _ => "unknown",
-    }
-}
+//! NetworkManager's reason numbers in words (`nm-dbus-interface.h`), for messages. The states
+//! themselves are typed in [`super::device`].
 
 /// NMDeviceStateReason.
 pub fn device_reason(reason: u32) -> &'static str {
@@ -71,3 +53,6 @@ pub fn active_reason(reason: u32) -> &'static str {
         _ => "see NetworkManager's log",
     }
 }
+
+/// NMActiveConnectionStateReason 13: the device could not be created (realized).
+pub const ACTIVE_REASON_DEVICE_REALIZE_FAILED: u32 = 13;

@@ -5,6 +5,7 @@
 //! `GetSettings` replies are ignored. Anything set that the model cannot hold becomes a
 //! finding, so `dumpxml` never hides configuration silently.
 
+use super::device::vlan_flag;
 use super::profile::{conn_type, Profile};
 use super::translate::profile_uuid;
 use super::value::Value;
@@ -214,24 +215,10 @@ impl<'p> Reader<'p> {
                 }
             }
         }
-        const MAPPED: [&str; 15] = [
-            "lacp_rate",
-            "xmit_hash_policy",
-            "ad_select",
-            "fail_over_mac",
-            "num_grat_arp",
-            "mode",
-            "miimon",
-            "downdelay",
-            "updelay",
-            "use_carrier",
-            "arp_interval",
-            "arp_ip_target",
-            "arp_validate",
-            "primary",
-            "arp_all_targets",
-        ];
-        for (k, v) in opts.iter().filter(|(k, _)| !MAPPED.contains(&k.as_str())) {
+        let mapped = |k: &str| {
+            super::translate::BOND_CORE_KEYS.contains(&k) || crate::model::bond::OPTION_SPECS.iter().any(|s| s.key == k)
+        };
+        for (k, v) in opts.iter().filter(|(k, _)| !mapped(k)) {
             self.note(p, Severity::Unsupported, format!("bond option {k}={v} has no libvirt equivalent; left out"));
         }
         let mut ports = Vec::new();
@@ -274,21 +261,22 @@ impl<'p> Reader<'p> {
             None => parent,
         };
         let parent = IfName::new(parent).map_err(|m| err(p, format!("vlan.parent: {m}")))?;
-        let flags = p.get("vlan", "flags").and_then(Value::as_uint).unwrap_or(1);
-        if flags & !0xf != 0 {
+        let flags = p.get("vlan", "flags").and_then(Value::as_uint).unwrap_or(u64::from(vlan_flag::REORDER_HEADERS));
+        if flags & !u64::from(vlan_flag::ALL) != 0 {
             self.note(p, Severity::Unsupported, format!("vlan.flags {flags:#x}: unknown bits left out"));
         }
         let protocol = match str_prop(p, "vlan", "protocol") {
             Some("802.1ad") => crate::model::VlanProtocol::Dot1ad,
             _ => crate::model::VlanProtocol::Dot1Q,
         };
+        let has = |bit: u32| flags & u64::from(bit) != 0;
         let ext = crate::model::VlanExt {
             protocol,
-            gvrp: flags & 0x2 != 0,
-            mvrp: flags & 0x8 != 0,
-            loose_binding: flags & 0x4 != 0,
+            gvrp: has(vlan_flag::GVRP),
+            mvrp: has(vlan_flag::MVRP),
+            loose_binding: has(vlan_flag::LOOSE_BINDING),
         };
-        Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: flags & 1 == 1, ext })
+        Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: has(vlan_flag::REORDER_HEADERS), ext })
     }
 
     fn ipv4(&mut self, p: &Profile) -> Result<Option<Ipv4>, ReverseError> {

@@ -20,14 +20,15 @@
 //!   and the interface's profile keeps the XML the user wrote (`nmiface.xml`) when it fits in
 //!   NetworkManager's 8192-byte limit.
 
+use super::device::vlan_flag;
+use super::features::{self, needs, supports, NmFeature};
 use super::profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 use super::value::Value;
 use super::version::Target;
 use crate::finding::{Finding, Severity};
-use crate::gaps::{self, NmFeature};
 use crate::model::{
     Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor, StartMode, Vlan,
-    VlanProtocol, MAX_VLAN_TAG_NM,
+    MAX_VLAN_TAG_NM,
 };
 use std::collections::BTreeMap;
 use uuid::Uuid;
@@ -122,66 +123,71 @@ impl Translator<'_> {
 
     /// Whether the target NetworkManager takes `f`; if not, records that it is left out.
     fn allow(&mut self, f: NmFeature, path: &str) -> bool {
-        if gaps::supports(self.target.nm, f) {
+        if supports(self.target.nm, f) {
             return true;
         }
         self.unsupported(
             path,
-            format!("{} needs NetworkManager {} (target: {}); left out", f.describe(), gaps::needs(f), self.target.nm),
+            format!("{} needs NetworkManager {} (target: {}); left out", f.describe(), needs(f), self.target.nm),
         );
         false
     }
 
     fn bond_options(&mut self, b: &Bond, path: &str) -> BTreeMap<String, String> {
         let mut o = bond_options(b);
-        let gated = [
-            ("num_grat_arp", NmFeature::BondNumGratArp, None),
-            ("xmit_hash_policy", NmFeature::BondXmitEncap, Some(["encap2+3", "encap3+4"].as_slice())),
-            ("xmit_hash_policy", NmFeature::BondXmitVlanSrcmac, Some(["vlan+srcmac"].as_slice())),
-        ];
-        for (key, f, values) in gated {
-            let hit = o.get(key).is_some_and(|v| values.is_none_or(|vals| vals.contains(&v.as_str())));
-            if hit && !self.allow(f, &format!("{path}/bond/nmi:options")) {
-                o.remove(key);
+        let gated: Vec<(String, NmFeature)> =
+            o.iter().filter_map(|(k, v)| Some((k.clone(), features::bond_option(k, v)?))).collect();
+        for (key, f) in gated {
+            if !self.allow(f, &format!("{path}/bond/nmi:options")) {
+                o.remove(&key);
             }
         }
         o
     }
 
     fn vlan_settings(&mut self, s: &mut Settings, v: &Vlan, path: &str) {
-        let mut flags = u32::from(v.reorder_hdr);
-        if v.ext.gvrp {
-            flags |= 0x2;
+        let mut flags = 0;
+        for (on, bit) in [
+            (v.reorder_hdr, vlan_flag::REORDER_HEADERS),
+            (v.ext.gvrp, vlan_flag::GVRP),
+            (v.ext.loose_binding, vlan_flag::LOOSE_BINDING),
+        ] {
+            if on {
+                flags |= bit;
+            }
         }
-        if v.ext.loose_binding {
-            flags |= 0x4;
-        }
-        if v.ext.mvrp && self.allow(NmFeature::VlanMvrp, &format!("{path}/vlan/nmi:vlan/@mvrp")) {
-            flags |= 0x8;
+        let mut protocol = false;
+        for (f, attr) in features::vlan_features(v) {
+            if self.allow(f, &format!("{path}/vlan/nmi:vlan/@{attr}")) {
+                match f {
+                    NmFeature::VlanMvrp => flags |= vlan_flag::MVRP,
+                    _ => protocol = true,
+                }
+            }
         }
         let vl = setting(s, "vlan");
         vl.insert("parent".into(), v.parent.as_str().into());
         vl.insert("id".into(), Value::U32(v.tag.into()));
         // Always sent: a profile without flags gets 0 over D-Bus, not libnm's REORDER_HEADERS default.
         vl.insert("flags".into(), Value::U32(flags));
-        if v.ext.protocol == VlanProtocol::Dot1ad
-            && self.allow(NmFeature::Vlan8021ad, &format!("{path}/vlan/nmi:vlan/@protocol"))
-        {
-            setting(s, "vlan").insert("protocol".into(), v.ext.protocol.as_str().into());
+        if protocol {
+            vl.insert("protocol".into(), v.ext.protocol.as_str().into());
         }
     }
 
     fn bond_port(&mut self, p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, inh: &Inherit<'_>, path: &str) -> Profile {
         let mut prof = ethernet_port(p, ctrl, ctrl_uuid, "bond", inh);
         let ppath = format!("{path}/bond/interface[@name='{}']/nmi:port", p.name);
-        if let Some(prio) = p.port.prio {
-            if self.allow(NmFeature::BondPortPrio, &format!("{ppath}/@priority")) {
-                put(&mut prof.settings, "bond-port", "prio", prio);
+        for (f, attr) in features::port_features(p) {
+            if !self.allow(f, &format!("{ppath}/@{attr}")) {
+                continue;
             }
-        }
-        if let Some(q) = p.port.queue_id {
-            if self.allow(NmFeature::BondPortQueueId, &format!("{ppath}/@queue-id")) {
-                put(&mut prof.settings, "bond-port", "queue-id", u32::from(q));
+            match (f, p.port.prio, p.port.queue_id) {
+                (NmFeature::BondPortPrio, Some(prio), _) => put(&mut prof.settings, "bond-port", "prio", prio),
+                (NmFeature::BondPortQueueId, _, Some(q)) => {
+                    put(&mut prof.settings, "bond-port", "queue-id", u32::from(q))
+                }
+                _ => {}
             }
         }
         prof
@@ -278,7 +284,7 @@ impl Translator<'_> {
     }
 
     fn vlan_ok(&mut self, v: &Vlan, path: &str) -> bool {
-        if v.tag > MAX_VLAN_TAG_NM {
+        if features::reserved_vlan_tag(v) {
             self.unsupported(
                 &format!("{path}/vlan/@tag"),
                 format!("VLAN tag {} is reserved (IEEE 802.1Q); NetworkManager takes 0-{MAX_VLAN_TAG_NM}, so no profile is made for it", v.tag),
@@ -353,7 +359,8 @@ impl Translator<'_> {
                 }
             }
         }
-        let disabled = if self.target.nm.at_least(1, 20, 0) { "disabled" } else { "ignore" };
+        // Before 1.20 'ignore' is the closest: the report lists it as approximated.
+        let disabled = if supports(self.target.nm, NmFeature::Ipv6Disabled) { "disabled" } else { "ignore" };
         let ipv6 = setting(s, "ipv6");
         match v6 {
             None => {
@@ -443,6 +450,22 @@ fn ethernet_port(p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, slave_type: &str
     }
     Profile { id: port_id(ctrl, p.name.as_str()), uuid, settings: s }
 }
+
+/// The `bond.options` keys [`bond_options`] writes from libvirt's own elements (mode, monitor,
+/// primary). The extension's keys are [`crate::model::bond::OPTION_SPECS`]; together they are every
+/// key nmiface reads back. (`arp_all_targets` has no libvirt form; it is read as NM's default.)
+pub const BOND_CORE_KEYS: [&str; 10] = [
+    "mode",
+    "miimon",
+    "downdelay",
+    "updelay",
+    "use_carrier",
+    "arp_interval",
+    "arp_ip_target",
+    "arp_validate",
+    "primary",
+    "arp_all_targets",
+];
 
 /// The kernel bonding options for a bond, as NetworkManager's `bond.options` strings.
 pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {

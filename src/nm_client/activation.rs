@@ -6,7 +6,7 @@
 //! `ActivateConnection`, and events are filtered by path afterwards; nothing is polled.
 
 use super::{proxies, NmClient, NmError};
-use crate::nm::reasons;
+use crate::nm::{reasons, ActiveState, DeviceState};
 use futures_util::StreamExt;
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -25,9 +25,11 @@ pub enum ActivationFailure {
     #[error("NetworkManager gave up: {reason}{}", device.as_ref().map(|d| format!(" (device: {d})")).unwrap_or_default())]
     Deactivated {
         /// The active connection's reason, in words.
-        reason: String,
+        reason: &'static str,
         /// The device's last failure reason, in words, when known.
-        device: Option<String>,
+        device: Option<&'static str>,
+        /// The kernel could not create (realize) the device.
+        realize_failed: bool,
     },
     /// A port's device failed.
     #[error("port {port} failed: {reason}")]
@@ -35,7 +37,7 @@ pub enum ActivationFailure {
         /// The port's interface name.
         port: String,
         /// The device's reason, in words.
-        reason: String,
+        reason: &'static str,
     },
     /// An Ethernet port's device does not exist.
     #[error("no network device named {0}")]
@@ -125,11 +127,10 @@ impl NmClient {
                     names.insert(p.to_string(), port.clone());
                 }
                 Err(e) => {
-                    let e = NmError::from(e);
-                    if e.dbus_name().is_some_and(|n| n.ends_with("UnknownDevice")) {
-                        return Err(ActivationFailure::NoDevice(port.clone()));
-                    }
-                    return Err(e.into());
+                    return Err(match NmError::from(e) {
+                        NmError::UnknownDevice { .. } => ActivationFailure::NoDevice(port.clone()),
+                        e => e.into(),
+                    })
                 }
             }
         }
@@ -143,7 +144,7 @@ impl NmClient {
         // The state right now, in case the outcome came before our stream saw it.
         if let Ok(proxy) = proxies::build::<proxies::ActiveProxy<'_>>(conn, ac.clone()).await {
             if let Ok(s) = proxy.state().await {
-                main_done = s == 2;
+                main_done = ActiveState::from_code(s) == ActiveState::Activated;
             }
         }
         let deadline = tokio::time::sleep(timeout);
@@ -154,7 +155,8 @@ impl NmClient {
             if main_done && !checked_ports {
                 checked_ports = true;
                 for (path, name) in names.clone() {
-                    if pending.contains(name.as_str()) && self.device_state(&path).await == Some(100) {
+                    if pending.contains(name.as_str()) && self.device_state(&path).await == Some(DeviceState::Activated)
+                    {
                         pending.remove(name.as_str());
                     }
                 }
@@ -173,11 +175,12 @@ impl NmClient {
                     if msg.header().path().map(|p| p.as_str()) != Some(ac.as_str()) { continue; }
                     let Ok((state, reason)) = msg.body().deserialize::<(u32, u32)>() else { continue };
                     debug!(signal = "ActiveConnection.StateChanged", state, reason);
-                    match state {
-                        2 => main_done = true,
-                        4 => return Err(ActivationFailure::Deactivated {
-                            reason: reasons::active_reason(reason).to_string(),
-                            device: main_device_reason.map(|r| reasons::device_reason(r).to_string()),
+                    match ActiveState::from_code(state) {
+                        ActiveState::Activated => main_done = true,
+                        ActiveState::Deactivated => return Err(ActivationFailure::Deactivated {
+                            reason: reasons::active_reason(reason),
+                            device: main_device_reason.map(reasons::device_reason),
+                            realize_failed: reason == reasons::ACTIVE_REASON_DEVICE_REALIZE_FAILED,
                         }),
                         _ => {}
                     }
@@ -185,6 +188,7 @@ impl NmClient {
                 Some(Ok(msg)) = dev_stream.next() => {
                     let Some(path) = msg.header().path().map(|p| p.to_string()) else { continue };
                     let Ok((new, _old, reason)) = msg.body().deserialize::<(u32, u32, u32)>() else { continue };
+                    let new = DeviceState::from_code(new);
                     let name = match names.get(&path) {
                         Some(n) => n.clone(),
                         None => {
@@ -194,16 +198,16 @@ impl NmClient {
                             n
                         }
                     };
-                    debug!(signal = "Device.StateChanged", device = %name, new, reason);
+                    debug!(signal = "Device.StateChanged", device = %name, new = new.as_str(), reason);
                     if name.is_empty() { continue; }
-                    progress(Progress { what: format!("{name}: {}", reasons::device_state(new)), elapsed: start.elapsed() });
-                    if name == main_ifname && new == 120 {
+                    progress(Progress { what: format!("{name}: {}", new.as_str()), elapsed: start.elapsed() });
+                    if name == main_ifname && new == DeviceState::Failed {
                         main_device_reason = Some(reason);
                     }
                     if pending.contains(name.as_str()) {
                         match new {
-                            100 => { pending.remove(name.as_str()); }
-                            120 => return Err(ActivationFailure::PortFailed { port: name, reason: reasons::device_reason(reason).to_string() }),
+                            DeviceState::Activated => { pending.remove(name.as_str()); }
+                            DeviceState::Failed => return Err(ActivationFailure::PortFailed { port: name, reason: reasons::device_reason(reason) }),
                             _ => {}
                         }
                     }
@@ -213,27 +217,25 @@ impl NmClient {
     }
 
     /// Deactivates an active connection and waits until it is gone.
-    pub async fn deactivate_and_wait(&self, ac: &ObjectPath<'_>, timeout: Duration) -> Result<(), NmError> {
+    pub async fn deactivate_and_wait(&self, ac: &str, timeout: Duration) -> Result<(), NmError> {
+        let ac = ObjectPath::try_from(ac)?;
         let conn = self.connection();
         let mut stream =
             MessageStream::for_match_rule(rule("org.freedesktop.NetworkManager.Connection.Active")?, conn, Some(64))
                 .await?;
         debug!(call = "DeactivateConnection", %ac);
-        match self.nm.deactivate_connection(ac).await {
+        match self.nm.deactivate_connection(&ac).await.map_err(NmError::from) {
             Ok(()) => {}
-            Err(e) => {
-                let e = NmError::from(e);
-                if e.dbus_name().is_some_and(|n| n.ends_with("ConnectionNotActive")) {
-                    return Ok(());
-                }
-                return Err(e);
-            }
+            Err(NmError::NotActive) => return Ok(()),
+            Err(e) => return Err(e),
         }
         let wait = async {
             while let Some(Ok(msg)) = stream.next().await {
                 if msg.header().path().map(|p| p.as_str()) == Some(ac.as_str()) {
-                    if let Ok((4, _)) = msg.body().deserialize::<(u32, u32)>() {
-                        return;
+                    if let Ok((state, _)) = msg.body().deserialize::<(u32, u32)>() {
+                        if ActiveState::from_code(state) == ActiveState::Deactivated {
+                            return;
+                        }
                     }
                 }
             }
@@ -243,8 +245,8 @@ impl NmClient {
         Ok(())
     }
 
-    async fn device_state(&self, path: &str) -> Option<u32> {
-        u32::try_from(&self.device_property(path, "State").await?).ok()
+    async fn device_state(&self, path: &str) -> Option<DeviceState> {
+        u32::try_from(&self.device_property(path, "State").await?).ok().map(DeviceState::from_code)
     }
 
     async fn device_interface(&self, path: &str) -> Option<String> {

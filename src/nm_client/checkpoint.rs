@@ -32,38 +32,31 @@ impl NmClient {
             debug!(call = "CheckpointCreate", rollback_timeout, flags);
             match self.nm.checkpoint_create(&[], rollback_timeout, flags).await {
                 Ok(p) => return Ok(p.to_string()),
-                Err(e) => {
-                    let e = NmError::from(e);
-                    let invalid_flags =
-                        matches!(&e, NmError::Method { message, .. } if message.contains("Invalid flags"));
-                    if !invalid_flags {
-                        return Err(e);
-                    }
-                    last = Some(e);
-                }
+                Err(e) => match NmError::from(e) {
+                    NmError::InvalidFlags => last = Some(NmError::InvalidFlags),
+                    e => return Err(e),
+                },
             }
         }
-        Err(last.expect("tried at least once"))
+        Err(last.unwrap_or(NmError::InvalidFlags))
     }
 
     /// Keeps the checkpoint alive for another `seconds`.
     pub async fn checkpoint_extend(&self, checkpoint: &str, seconds: u32) -> Result<(), NmError> {
         debug!(call = "CheckpointAdjustRollbackTimeout", checkpoint, seconds);
-        self.nm.checkpoint_adjust_rollback_timeout(&path(checkpoint)?, seconds).await?;
-        Ok(())
+        self.nm.checkpoint_adjust_rollback_timeout(&path(checkpoint)?, seconds).await.map_err(|e| gone(e, checkpoint))
     }
 
     /// Destroys the checkpoint, keeping what was changed.
     pub async fn checkpoint_destroy(&self, checkpoint: &str) -> Result<(), NmError> {
         debug!(call = "CheckpointDestroy", checkpoint);
-        self.nm.checkpoint_destroy(&path(checkpoint)?).await?;
-        Ok(())
+        self.nm.checkpoint_destroy(&path(checkpoint)?).await.map_err(|e| gone(e, checkpoint))
     }
 
     /// Rolls back; returns the devices NM could not restore.
     pub async fn checkpoint_rollback(&self, checkpoint: &str) -> Result<Vec<RollbackFailure>, NmError> {
         debug!(call = "CheckpointRollback", checkpoint);
-        let results = self.nm.checkpoint_rollback(&path(checkpoint)?).await?;
+        let results = self.nm.checkpoint_rollback(&path(checkpoint)?).await.map_err(|e| gone(e, checkpoint))?;
         let mut failed: Vec<RollbackFailure> = results
             .into_iter()
             .filter(|(_, r)| *r != 0)
@@ -88,5 +81,13 @@ impl NmClient {
 }
 
 fn path(p: &str) -> Result<ObjectPath<'_>, NmError> {
-    ObjectPath::try_from(p).map_err(|e| NmError::Dbus(e.into()))
+    ObjectPath::try_from(p).map_err(|_| NmError::NoSuchCheckpoint(p.to_string()))
+}
+
+/// NetworkManager answers InvalidArguments for a checkpoint it does not have.
+fn gone(e: zbus::Error, checkpoint: &str) -> NmError {
+    match NmError::from(e) {
+        NmError::InvalidArguments { .. } => NmError::NoSuchCheckpoint(checkpoint.to_string()),
+        e => e,
+    }
 }

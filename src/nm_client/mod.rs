@@ -14,7 +14,7 @@ pub use checkpoint::{RollbackFailure, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEV
 pub use convert::{from_owned, profile_from_dbus, to_dbus};
 pub use error::NmError;
 
-use crate::nm::{NmVersion, Profile};
+use crate::nm::{DeviceState, DeviceType, NmVersion, Profile};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use proxies::{ActiveProxy, NetworkManagerProxy, SettingsConnectionProxy, SettingsProxy};
 use std::collections::HashMap;
@@ -60,8 +60,8 @@ pub struct DeviceInfo {
     pub interface: String,
     /// Current MAC.
     pub hw_address: String,
-    /// NMDeviceState.
-    pub state: u32,
+    /// Its state.
+    pub state: DeviceState,
     /// The active connection on it, if any.
     pub active_connection: Option<String>,
     /// IPv4 configuration object, if any.
@@ -70,8 +70,8 @@ pub struct DeviceInfo {
     pub ip6_config: Option<String>,
     /// False for placeholders of software devices not created yet.
     pub real: bool,
-    /// NMDeviceType: 1 ethernet, 2 Wi-Fi, 10 bond, 11 VLAN, 13 bridge, 20 veth, …
-    pub device_type: u32,
+    /// Its type.
+    pub device_type: DeviceType,
 }
 
 /// A NetworkManager client over one connection.
@@ -87,12 +87,25 @@ fn opt_path(v: Option<&OwnedValue>) -> Option<String> {
     (p != "/").then_some(p)
 }
 
+/// The system bus address nmiface connects to: `DBUS_SYSTEM_BUS_ADDRESS` when set, else the
+/// standard socket (for messages; zbus reads the same variable).
+pub fn system_bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
+}
+
 impl NmClient {
-    /// Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` when set). Only binaries call this;
-    /// everything else takes a client.
+    /// Connects to the system bus ([`system_bus_address`]). Only front ends call this (through
+    /// [`crate::verbs`]); everything else takes a client.
     pub async fn connect_system() -> Result<Self, NmError> {
-        let conn = zbus::Connection::system().await.map_err(NmError::Bus)?;
+        let conn = zbus::Connection::system().await.map_err(|e| NmError::Bus(Box::new(e)))?;
         Self::new(conn).await
+    }
+
+    /// The bus's own identity (`org.freedesktop.DBus.GetId`): the same for every address that
+    /// reaches the same bus, so runtime state is keyed by it rather than by address text.
+    pub async fn bus_id(&self) -> Result<String, NmError> {
+        let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+        Ok(dbus.get_id().await?.to_string())
     }
 
     /// A client over an existing connection.
@@ -117,7 +130,7 @@ impl NmClient {
     pub async fn version(&self) -> Result<NmVersion, NmError> {
         debug!(call = "Get Version");
         let v = self.nm.version().await?;
-        NmVersion::parse(&v).map_err(|m| NmError::Method { name: "nmiface.BadVersion".into(), message: m })
+        NmVersion::parse(&v).map_err(|_| NmError::BadVersion(v))
     }
 
     /// Every profile, fetched concurrently. Profiles that vanish meanwhile are skipped.
@@ -129,11 +142,11 @@ impl NmClient {
             .map(|path| async move {
                 let proxy: SettingsConnectionProxy<'_> = proxies::build(conn, path.clone()).await?;
                 debug!(call = "GetSettings", %path);
-                match proxy.get_settings().await {
+                match proxy.get_settings().await.map_err(NmError::from) {
                     Ok(s) => Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile })),
                     // Deleted between the list and the read: not an error.
-                    Err(zbus::Error::MethodError(n, _, _)) if n.as_str().ends_with("UnknownMethod") => Ok(None),
-                    Err(e) => Err(NmError::from(e)),
+                    Err(NmError::ObjectGone) => Ok(None),
+                    Err(e) => Err(e),
                 }
             })
             .buffered(CONCURRENCY)
@@ -145,14 +158,18 @@ impl NmClient {
     /// The profile with this UUID, if there is one.
     pub async fn profile_by_uuid(&self, uuid: &str) -> Result<Option<StoredProfile>, NmError> {
         debug!(call = "GetConnectionByUuid", uuid);
-        let path = match self.settings.get_connection_by_uuid(uuid).await {
+        let path = match self.settings.get_connection_by_uuid(uuid).await.map_err(NmError::from) {
             Ok(p) => p,
-            Err(zbus::Error::MethodError(n, _, _)) if n.as_str().ends_with("InvalidConnection") => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(NmError::UnknownConnection) => return Ok(None),
+            Err(e) => return Err(e),
         };
         let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
         debug!(call = "GetSettings", %path);
-        let s = proxy.get_settings().await?;
+        let s = match proxy.get_settings().await.map_err(NmError::from) {
+            Ok(s) => s,
+            Err(NmError::ObjectGone) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))
     }
 
@@ -180,10 +197,9 @@ impl NmClient {
                 Ok(true)
             }
             Err(e) => match NmError::from(e) {
-                NmError::InvalidProperty { message, name, .. } => Ok(!(message.contains("unknown property")
-                    || message.contains("unknown setting")
-                    || name.ends_with("InvalidSetting"))),
-                NmError::Method { message, .. } if message.contains("unknown") => Ok(false),
+                NmError::UnknownProperty { .. } => Ok(false),
+                // Parsed, then refused for the missing connection.type: the property is known.
+                NmError::InvalidProperty { .. } => Ok(true),
                 other => Err(other),
             },
         }
@@ -258,32 +274,41 @@ impl NmClient {
     pub async fn device(&self, name: &str) -> Result<DeviceInfo, NmError> {
         debug!(call = "GetDeviceByIpIface", name);
         let path = self.nm.get_device_by_ip_iface(name).await?;
-        self.device_at(path).await?.ok_or_else(|| NmError::Method {
-            name: "org.freedesktop.NetworkManager.UnknownDevice".into(),
-            message: format!("device {name} vanished"),
-        })
+        self.device_at(path).await?.ok_or_else(|| NmError::UnknownDevice { message: format!("{name} (vanished)") })
+    }
+
+    /// The type of the device with this interface name; `None` when there is none.
+    pub async fn device_type(&self, name: &str) -> Result<Option<DeviceType>, NmError> {
+        debug!(call = "GetDeviceByIpIface", name);
+        let path = match self.nm.get_device_by_ip_iface(name).await.map_err(NmError::from) {
+            Ok(p) => p,
+            Err(NmError::UnknownDevice { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let t = self.device_property(path.as_str(), "DeviceType").await;
+        Ok(t.and_then(|v| u32::try_from(&v).ok()).map(DeviceType::from_code))
     }
 
     async fn device_at(&self, path: OwnedObjectPath) -> Result<Option<DeviceInfo>, NmError> {
         let props = self.props(path.as_str()).await?;
         debug!(call = "GetAll Device", %path);
         let iface = zbus::names::InterfaceName::from_static_str_unchecked("org.freedesktop.NetworkManager.Device");
-        let all = match props.get_all(iface).await {
+        let all = match props.get_all(iface).await.map_err(NmError::from) {
             Ok(a) => a,
-            Err(zbus::fdo::Error::UnknownObject(_)) | Err(zbus::fdo::Error::UnknownMethod(_)) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(NmError::ObjectGone) => return Ok(None),
+            Err(e) => return Err(e),
         };
         let s = |k: &str| all.get(k).and_then(|v| String::try_from(v.try_clone().ok()?).ok()).unwrap_or_default();
         Ok(Some(DeviceInfo {
             path: path.to_string(),
             interface: s("Interface"),
             hw_address: s("HwAddress"),
-            state: all.get("State").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+            state: DeviceState::from_code(all.get("State").and_then(|v| u32::try_from(v).ok()).unwrap_or(0)),
             active_connection: opt_path(all.get("ActiveConnection")),
             ip4_config: opt_path(all.get("Ip4Config")),
             ip6_config: opt_path(all.get("Ip6Config")),
             real: all.get("Real").and_then(|v| bool::try_from(v).ok()).unwrap_or(true),
-            device_type: all.get("DeviceType").and_then(|v| u32::try_from(v).ok()).unwrap_or(0),
+            device_type: DeviceType::from_code(all.get("DeviceType").and_then(|v| u32::try_from(v).ok()).unwrap_or(0)),
         }))
     }
 
@@ -296,10 +321,10 @@ impl NmClient {
             .map(|ac| async move {
                 let proxy: ActiveProxy<'_> = proxies::build(conn, ac.clone()).await?;
                 debug!(call = "Get Connection", %ac);
-                match proxy.connection().await {
+                match proxy.connection().await.map_err(NmError::from) {
                     Ok(p) => Ok(Some((ac.to_string(), p.to_string()))),
-                    Err(zbus::Error::FDO(e)) if matches!(*e, zbus::fdo::Error::UnknownObject(_)) => Ok(None),
-                    Err(e) => Err(NmError::from(e)),
+                    Err(NmError::ObjectGone) => Ok(None),
+                    Err(e) => Err(e),
                 }
             })
             .buffered(CONCURRENCY)

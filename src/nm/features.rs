@@ -1,8 +1,15 @@
-//! What each NetworkManager version can do: the first upstream release of every setting,
-//! property, option and value nmiface may send, with stable-branch backports. Sources: the NM
-//! git history (`nm-setting-*.h` defines per release tag, NEWS), as collected in
-//! shared/docs/networkmanager-dbus.md sections 2 and 6.2.
+//! What NetworkManager features a model uses, and what each NetworkManager version can do.
+//!
+//! The one place that knows both: the table of the first upstream release of every setting,
+//! property, option and value nmiface may send, with stable-branch backports (sources: the NM
+//! git history, `nm-setting-*.h` defines per release tag, NEWS, as collected in
+//! shared/docs/networkmanager-dbus.md sections 2 and 6.2); the rules that say which model
+//! element needs which feature ([`bond_option`], [`port_features`], [`vlan_features`],
+//! [`reserved_vlan_tag`]); and [`uses`], the one walk over a model that lists everything it
+//! needs. The translation applies the rules where it emits a property, the capability report
+//! and the daemon probe read [`uses`].
 
+use crate::model::{Bond, EthernetPort, Host, IfName, Interface, Kind, Member, Monitor, Vlan, VlanProtocol};
 use crate::nm::NmVersion;
 use serde::Serialize;
 
@@ -183,6 +190,205 @@ pub fn needs(f: NmFeature) -> String {
         Some(b) => format!("{main} ({b} on the {}.{} series)", b.major, b.minor),
         None => main,
     }
+}
+
+/// The feature a bond option's value needs beyond what every supported NetworkManager takes.
+pub fn bond_option(key: &str, value: &str) -> Option<NmFeature> {
+    match (key, value) {
+        ("num_grat_arp", _) => Some(NmFeature::BondNumGratArp),
+        ("xmit_hash_policy", "encap2+3" | "encap3+4") => Some(NmFeature::BondXmitEncap),
+        ("xmit_hash_policy", "vlan+srcmac") => Some(NmFeature::BondXmitVlanSrcmac),
+        _ => None,
+    }
+}
+
+/// The features a bond port's extension settings need, each with its XML attribute.
+pub fn port_features(p: &EthernetPort) -> Vec<(NmFeature, &'static str)> {
+    let mut v = Vec::new();
+    if p.port.prio.is_some() {
+        v.push((NmFeature::BondPortPrio, "priority"));
+    }
+    if p.port.queue_id.is_some() {
+        v.push((NmFeature::BondPortQueueId, "queue-id"));
+    }
+    v
+}
+
+/// The features a VLAN's extension settings need, each with its XML attribute, in the order
+/// the translation emits them.
+pub fn vlan_features(v: &Vlan) -> Vec<(NmFeature, &'static str)> {
+    let mut out = Vec::new();
+    if v.ext.mvrp {
+        out.push((NmFeature::VlanMvrp, "mvrp"));
+    }
+    if v.ext.protocol == VlanProtocol::Dot1ad {
+        out.push((NmFeature::Vlan8021ad, "protocol"));
+    }
+    out
+}
+
+/// IEEE 802.1Q reserves tag 4095; libvirt's format allows it, NetworkManager refuses it, so
+/// no profile is made for such a VLAN.
+pub fn reserved_vlan_tag(v: &Vlan) -> bool {
+    v.tag > crate::model::MAX_VLAN_TAG_NM
+}
+
+/// A kernel function a model's devices need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Module {
+    /// `bonding`.
+    Bonding,
+    /// `8021q`.
+    Vlan,
+    /// `bridge`.
+    Bridge,
+}
+
+/// What one part of a model needs, or (`Plain`) a part listed for completeness.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing beyond what nmiface requires of every NetworkManager.
+    Plain {
+        /// What it is, e.g. `bond mode active-backup`.
+        label: String,
+        /// A detail, possibly empty.
+        detail: String,
+    },
+    /// A NetworkManager feature.
+    Nm {
+        /// The feature.
+        feature: NmFeature,
+        /// What it is called in reports, e.g. `eth0: bond-port.prio`.
+        label: String,
+    },
+    /// A kernel module, to create the device.
+    Module(Module),
+    /// NAT sharing (`ipv4.method=shared`): programs NetworkManager runs.
+    NatSharing,
+    /// No IPv6 at all: `ipv6.method=disabled`, which older versions approximate.
+    Ipv6Disabled,
+    /// A reserved VLAN tag ([`reserved_vlan_tag`]).
+    ReservedVlanTag(u16),
+}
+
+/// One need of one top-level interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Use<'h> {
+    /// The top-level interface.
+    pub interface: &'h IfName,
+    /// What it needs.
+    pub need: Need,
+}
+
+/// Everything `host` needs, interface by interface, in document order.
+pub fn uses(host: &Host) -> Vec<Use<'_>> {
+    let mut out = Vec::new();
+    for iface in &host.interfaces {
+        let mut needs = Vec::new();
+        interface_needs(iface, &mut needs);
+        out.extend(needs.into_iter().map(|need| Use { interface: &iface.name, need }));
+    }
+    out
+}
+
+fn interface_needs(iface: &Interface, out: &mut Vec<Need>) {
+    match &iface.kind {
+        Kind::Ethernet(_) => out.push(Need::Plain { label: "ethernet profile".into(), detail: String::new() }),
+        Kind::Bridge(br) => {
+            out.push(Need::Module(Module::Bridge));
+            for m in &br.ports {
+                match m {
+                    Member::Bond { bond, .. } => bond_needs(bond, out),
+                    Member::Vlan { vlan, .. } => vlan_needs(vlan, out),
+                    Member::Ethernet(_) => {}
+                }
+            }
+        }
+        Kind::Bond(b) => bond_needs(b, out),
+        Kind::Vlan(v) => vlan_needs(v, out),
+    }
+    if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
+        out.push(Need::NatSharing);
+    }
+    if iface.ipv6.is_none() {
+        out.push(Need::Ipv6Disabled);
+    }
+}
+
+fn plain(label: String, detail: String) -> Need {
+    Need::Plain { label, detail }
+}
+
+fn bond_needs(b: &Bond, out: &mut Vec<Need>) {
+    out.push(Need::Module(Module::Bonding));
+    out.push(plain(format!("bond mode {}", b.mode.as_str()), String::new()));
+    match &b.monitor {
+        Some(Monitor::Mii { freq, .. }) => out.push(plain("bond miimon".into(), format!("every {freq} ms"))),
+        Some(Monitor::Arp { more_targets, .. }) => {
+            out.push(plain("bond arpmon".into(), format!("{} target(s)", more_targets.len() + 1)))
+        }
+        None => {}
+    }
+    // The gated options first, as the report has always listed them, then the others.
+    let pairs = b.options.pairs();
+    let gated = ["num_grat_arp", "xmit_hash_policy"];
+    for (key, value) in gated.iter().filter_map(|g| pairs.iter().find(|(k, _)| k == g)) {
+        if let Some(feature) = bond_option(key, value) {
+            let label = match *key {
+                "xmit_hash_policy" => format!("bond xmit_hash_policy {value}"),
+                _ => format!("bond option {key}"),
+            };
+            out.push(Need::Nm { feature, label });
+        } else if *key == "xmit_hash_policy" {
+            out.push(plain(format!("bond xmit_hash_policy {value}"), String::new()));
+        }
+    }
+    for (key, value) in &pairs {
+        if !gated.contains(key) {
+            out.push(plain(format!("bond option {key}={value}"), String::new()));
+        }
+    }
+    for p in &b.ports {
+        for (feature, _) in port_features(p) {
+            let what = match feature {
+                NmFeature::BondPortPrio => "bond-port.prio",
+                _ => "bond-port.queue-id",
+            };
+            out.push(Need::Nm { feature, label: format!("{}: {what}", p.name) });
+        }
+    }
+}
+
+fn vlan_needs(v: &Vlan, out: &mut Vec<Need>) {
+    out.push(Need::Module(Module::Vlan));
+    // The report lists the protocol before MVRP.
+    let mut features = vlan_features(v);
+    features.reverse();
+    for (feature, _) in features {
+        let label = match feature {
+            NmFeature::Vlan8021ad => "vlan.protocol 802.1ad",
+            _ => "vlan flag MVRP",
+        };
+        out.push(Need::Nm { feature, label: label.into() });
+    }
+    if reserved_vlan_tag(v) {
+        out.push(Need::ReservedVlanTag(v.tag));
+    }
+}
+
+/// The features `host` uses whose support the daemon can be asked about directly
+/// ([`NmFeature::probe`]), each once.
+pub fn probe_candidates(host: &Host) -> Vec<NmFeature> {
+    let mut out: Vec<NmFeature> = uses(host)
+        .into_iter()
+        .filter_map(|u| match u.need {
+            Need::Nm { feature, .. } if feature.probe().is_some() => Some(feature),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]

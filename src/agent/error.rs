@@ -1,0 +1,188 @@
+//! Why NetworkManager work failed: one variant per cause a user can meet, so front ends (the CLI,
+//! the session service) decide by variant, never by message text.
+
+use crate::model::Mac;
+use crate::nm;
+use crate::nm_client::{ActivationFailure, NmError, RollbackFailure};
+use crate::plan::NotOwned;
+
+/// Why a lifecycle operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// Talking to NetworkManager failed, or it refused.
+    #[error(transparent)]
+    Nm(#[from] NmError),
+    /// A profile in the way is not nmiface's.
+    #[error(transparent)]
+    NotOwned(#[from] NotOwned),
+    /// No interface of that name was defined by nmiface.
+    #[error("no interface '{name}' is defined by nmiface{}", foreign.as_ref().map(|f| format!(" (profile '{f}' exists but was not created by nmiface)")).unwrap_or_default())]
+    NotDefined {
+        /// The name asked for.
+        name: String,
+        /// A profile for that device that nmiface did not create, if there is one.
+        foreign: Option<String>,
+    },
+    /// The interface is not active.
+    #[error("interface '{0}' is not active")]
+    NotActive(String),
+    /// Activation did not reach ACTIVATED.
+    #[error("starting {interface}: {failure}{}", hint.as_ref().map(|h| format!("\n  {h}")).unwrap_or_default())]
+    Activation {
+        /// The interface.
+        interface: String,
+        /// What happened (boxed: NetworkManager's errors are large, and every result carries
+        /// this type).
+        failure: Box<ActivationFailure>,
+        /// What it likely means.
+        hint: Option<String>,
+    },
+    /// A stored profile could not be read back.
+    #[error(transparent)]
+    Reverse(#[from] nm::ReverseError),
+    /// A name given on the command line or over D-Bus is not a valid interface name.
+    #[error("{0}")]
+    InvalidName(String),
+    /// No network device has that name.
+    #[error("no network device named {0}")]
+    NoSuchDevice(String),
+    /// The NIC to bridge is a Wi-Fi station.
+    #[error("{0} is a Wi-Fi station: bridging a station does not work (802.11 carries no frames for other MACs); share it with NAT instead: nmiface share --nat")]
+    WifiStation(String),
+    /// The bridge to create exists already as a device.
+    #[error("network device {0} already exists")]
+    DeviceExists(String),
+    /// The bridge to create has a profile already.
+    #[error("a profile for {0} already exists")]
+    ProfileExists(String),
+    /// The NIC to bridge has no profile to take its configuration from.
+    #[error("{0} has no profile to take its IP configuration from: define it first (nmiface define) or activate one")]
+    NoProfileToTake(String),
+    /// The NIC to bridge is a port already.
+    #[error("{nic} is already a port of {controller} (profile '{profile}')")]
+    AlreadyPort {
+        /// The NIC.
+        nic: String,
+        /// Its controller, as its profile names it.
+        controller: String,
+        /// Its profile.
+        profile: String,
+    },
+    /// The NIC's profile is not an ethernet profile.
+    #[error("{nic}'s profile '{profile}' is not an ethernet profile")]
+    NotEthernetProfile {
+        /// The NIC.
+        nic: String,
+        /// Its profile.
+        profile: String,
+    },
+    /// `unbridge` of an interface that is not a bridge.
+    #[error("{name} is a {kind}, not a bridge")]
+    NotABridge {
+        /// The interface.
+        name: String,
+        /// What it is.
+        kind: &'static str,
+    },
+    /// `unbridge` of a bridge whose ports are not one ethernet NIC.
+    #[error("{bridge} has {ports}: unbridge takes a bridge with exactly one ethernet NIC")]
+    NotOneNic {
+        /// The bridge.
+        bridge: String,
+        /// What it has, in words (`no port`, `2 ports`, `a bond port`).
+        ports: String,
+    },
+    /// No interface has that MAC.
+    #[error("no interface defined by nmiface has MAC {0}")]
+    NoSuchMac(Mac),
+    /// Several interfaces have that MAC.
+    #[error("MAC {mac} is not unique: {}", names.join(", "))]
+    AmbiguousMac {
+        /// The MAC.
+        mac: Mac,
+        /// The interfaces that have it.
+        names: Vec<String>,
+    },
+    /// The interface's device does not exist yet, so it has no MAC.
+    #[error("interface '{0}' has no MAC yet (its device does not exist)")]
+    NoMacYet(String),
+    /// `begin` while a transaction is open.
+    #[error("there is another transaction running (checkpoint {checkpoint}, begun {age} s ago); commit or rollback it first")]
+    TransactionRunning {
+        /// Its checkpoint.
+        checkpoint: String,
+        /// Seconds since it began.
+        age: u64,
+    },
+    /// `commit`/`rollback` with no transaction open.
+    #[error("no transaction running, nothing to {what}{}", leftover_hint(leftovers))]
+    NoTransaction {
+        /// `commit` or `rollback`.
+        what: &'static str,
+        /// Checkpoints NetworkManager has that no nmiface transaction records.
+        leftovers: Vec<String>,
+    },
+    /// NetworkManager has checkpoints nmiface did not record (a crashed run, another tool).
+    #[error("NetworkManager already has a checkpoint{}", leftover_hint(.0))]
+    LeftoverCheckpoints(Vec<String>),
+    /// The transaction's checkpoint no longer exists.
+    #[error("the transaction's checkpoint {0} is gone: NetworkManager rolled it back when its timeout passed")]
+    CheckpointGone(String),
+    /// A started interface lacks addresses it was given.
+    #[error("{interface} is up but lacks {}", missing.join(", "))]
+    AddressMissing {
+        /// The interface.
+        interface: String,
+        /// The addresses it lacks, `ADDRESS/PREFIX`.
+        missing: Vec<String>,
+    },
+    /// An atomic change failed and the host was put back.
+    #[error("{cause}\n  {}", restored_text(problems))]
+    RolledBack {
+        /// What failed.
+        cause: Box<AgentError>,
+        /// What the rollback could not restore (empty: everything was).
+        problems: Vec<RestoreProblem>,
+    },
+}
+
+/// Something a rollback could not restore.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RestoreProblem {
+    /// NetworkManager could not put a device back.
+    #[error("device {}: {}", .0.device, .0.reason)]
+    Device(RollbackFailure),
+    /// The checkpoint rollback itself failed.
+    #[error("checkpoint rollback: {0}")]
+    Checkpoint(NmError),
+    /// A journalled profile could not be written back.
+    #[error("profile '{id}': {error}")]
+    Profile {
+        /// The profile's `connection.id`.
+        id: String,
+        /// What NetworkManager said.
+        error: NmError,
+    },
+}
+
+fn leftover_hint(l: &[String]) -> String {
+    match l {
+        [] => String::new(),
+        _ => format!(
+            " (NetworkManager has checkpoint {}: left by a crashed run? `nmiface rollback --checkpoint PATH` restores it, `nmiface commit --checkpoint PATH` drops it)",
+            l.join(", ")
+        ),
+    }
+}
+
+fn restored_text(problems: &[RestoreProblem]) -> String {
+    if problems.is_empty() {
+        "the host was restored to its state before the change (checkpoint rolled back, changed profiles restored)"
+            .to_string()
+    } else {
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        format!("rolled back, but not everything was restored: {}", list.join("; "))
+    }
+}

@@ -1,0 +1,154 @@
+//! How a change protects the host: a NetworkManager checkpoint held for one atomic change (the
+//! guard), or the user's open transaction, and the one way back (undo: checkpoint rollback, then
+//! the journalled profiles written back).
+//!
+//! A checkpoint restores devices and deletes profiles added after it, and NetworkManager rolls it
+//! back by itself when its timeout passes, even if nmiface died. It does not restore a profile
+//! changed or deleted while inactive; the journal does.
+
+use super::{Agent, AgentError, RestoreProblem};
+use crate::nm_client::{bounded, NmClient, NmError, BLOCK_AUTOCONNECT, TO_DISK};
+use crate::transaction::Journal;
+use std::time::Duration;
+
+/// How a change protects the host.
+pub enum Safety<'j> {
+    /// Own checkpoint: any failure rolls everything back; NetworkManager rolls back by itself
+    /// if nmiface dies (after this many seconds without a keep-alive).
+    Checkpoint {
+        /// Seconds NetworkManager waits for a keep-alive before rolling back.
+        rollback_timeout: u32,
+    },
+    /// Inside the user's transaction: changes are journalled; the user commits or rolls back.
+    Transaction(&'j mut Journal),
+    /// No protection (`--no-checkpoint`).
+    Unprotected,
+}
+
+/// How a guarded change failed.
+pub(crate) enum Guarded<T> {
+    /// Before or without a checkpoint: nothing was rolled back.
+    Failed(AgentError),
+    /// The checkpoint was rolled back; `result` is what the steps gave.
+    RolledBack {
+        /// The steps' result (an `Ok` that still counted as a failure, or their error).
+        result: Result<T, AgentError>,
+        /// What could not be restored.
+        problems: Vec<RestoreProblem>,
+    },
+}
+
+/// One atomic change's checkpoint, kept alive until released or undone.
+struct Guard {
+    journal: Journal,
+    keepalive: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    /// Runs `steps` under `safety`. With a checkpoint, a step error, or a result `failed` calls
+    /// a failure, rolls the host back and restores the journalled profiles; without one, the
+    /// result is returned as it is.
+    pub(crate) async fn guarded<T>(
+        &self,
+        safety: Safety<'_>,
+        steps: impl AsyncFnOnce(Option<&mut Journal>) -> Result<T, AgentError>,
+        failed: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Guarded<T>> {
+        match safety {
+            Safety::Unprotected => steps(None).await.map_err(Guarded::Failed),
+            Safety::Transaction(j) => steps(Some(j)).await.map_err(Guarded::Failed),
+            Safety::Checkpoint { rollback_timeout } => {
+                let mut guard = self.guard(rollback_timeout).await.map_err(Guarded::Failed)?;
+                match steps(Some(&mut guard.journal)).await {
+                    Ok(t) if !failed(&t) => {
+                        guard.keepalive.abort();
+                        self.nm
+                            .checkpoint_destroy(&guard.journal.checkpoint)
+                            .await
+                            .map_err(|e| Guarded::Failed(e.into()))?;
+                        Ok(t)
+                    }
+                    result => {
+                        guard.keepalive.abort();
+                        let problems = self.undo(&guard.journal).await;
+                        Err(Guarded::RolledBack { result, problems })
+                    }
+                }
+            }
+        }
+    }
+
+    /// Creates a checkpoint for one atomic change and keeps it alive while the change runs.
+    async fn guard(&self, rollback_timeout: u32) -> Result<Guard, AgentError> {
+        let existing = self.nm.checkpoints().await?;
+        if !existing.is_empty() {
+            return Err(AgentError::LeftoverCheckpoints(existing));
+        }
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        let keepalive = keep_alive(self.nm.clone(), checkpoint.clone(), rollback_timeout);
+        Ok(Guard { journal: Journal::new(checkpoint, rollback_timeout, None), keepalive })
+    }
+
+    /// Rolls back to the journal's checkpoint, then restores the profiles it saved. Returns
+    /// what could not be restored.
+    pub async fn undo(&self, j: &Journal) -> Vec<RestoreProblem> {
+        let mut problems = Vec::new();
+        match self.nm.checkpoint_rollback(&j.checkpoint).await {
+            Ok(failed) => problems.extend(failed.into_iter().map(RestoreProblem::Device)),
+            // Gone: NetworkManager already rolled back when the timeout passed.
+            Err(NmError::NoSuchCheckpoint(_)) => {}
+            Err(e) => problems.push(RestoreProblem::Checkpoint(e)),
+        }
+        let restored = bounded(&j.saved, |p| async move {
+            let error = |error| RestoreProblem::Profile { id: p.id.clone(), error };
+            let r = match self.nm.profile_by_uuid(&p.uuid.to_string()).await.map_err(error)? {
+                Some(s) => self.nm.update(&s.path, p, TO_DISK | BLOCK_AUTOCONNECT).await,
+                None => self.nm.add(p, TO_DISK | BLOCK_AUTOCONNECT).await.map(|_| ()),
+            };
+            r.map_err(error)
+        })
+        .await;
+        problems.extend(restored.into_iter().filter_map(Result::err));
+        problems
+    }
+
+    /// Takes the checkpoint of a new transaction (`virsh iface-begin`), refusing when
+    /// NetworkManager has one nmiface did not record; the journal knows every profile that
+    /// exists now.
+    pub async fn open_transaction(&self, rollback_timeout: u32) -> Result<Journal, AgentError> {
+        let existing = self.nm.checkpoints().await?;
+        if !existing.is_empty() {
+            return Err(AgentError::LeftoverCheckpoints(existing));
+        }
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
+        Ok(Journal::new(checkpoint, rollback_timeout, Some(known)))
+    }
+
+    /// Drops a checkpoint, keeping what was changed.
+    pub async fn drop_checkpoint(&self, checkpoint: &str) -> Result<(), AgentError> {
+        match self.nm.checkpoint_destroy(checkpoint).await {
+            Err(NmError::NoSuchCheckpoint(_)) => Err(AgentError::CheckpointGone(checkpoint.to_string())),
+            r => Ok(r?),
+        }
+    }
+
+    /// The checkpoints NetworkManager has now.
+    pub async fn checkpoints(&self) -> Result<Vec<String>, AgentError> {
+        Ok(self.nm.checkpoints().await?)
+    }
+}
+
+/// Extends the checkpoint's timeout while work goes on, so a short timeout still covers a slow
+/// activation, and a crash leaves the host to NetworkManager's rollback within seconds.
+fn keep_alive(nm: NmClient, checkpoint: String, rollback_timeout: u32) -> tokio::task::JoinHandle<()> {
+    let period = Duration::from_millis(u64::from(rollback_timeout.max(3)) * 1000 / 3);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            if nm.checkpoint_extend(&checkpoint, rollback_timeout).await.is_err() {
+                return;
+            }
+        }
+    })
+}

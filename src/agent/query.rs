@@ -1,0 +1,163 @@
+//! What is defined and how it runs: `list`, `dumpxml`, `name`, `mac`, and the capability check.
+
+use super::{Agent, AgentError, StoredInterface};
+use crate::finding::Finding;
+use crate::gaps::{self, CheckReport};
+use crate::model::{Host, IfName, Interface, Kind, Mac, Member};
+use crate::nm::{self, conn_type, user_key, DeviceState, Profile};
+use crate::xml::{self, LiveLink, LiveState};
+use tracing::instrument;
+
+/// One line of `list`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Listed {
+    /// Interface name.
+    pub name: String,
+    /// `ethernet`, `bridge`, `bond` or `vlan`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Whether its profile is active.
+    pub active: bool,
+    /// Current MAC of the device, else the configured one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl Agent {
+    /// Interfaces defined by nmiface, with state and MAC (`virsh iface-list`).
+    #[instrument(skip(self))]
+    pub async fn list(&self) -> Result<Vec<Listed>, AgentError> {
+        let (profiles, active, devices) =
+            tokio::join!(self.nm.profiles(), self.nm.active_profiles(), self.nm.devices());
+        let (profiles, active, devices) = (profiles?, active?, devices?);
+        let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
+        let mut out: Vec<Listed> = profiles
+            .iter()
+            .filter(|s| s.profile.is_managed() && s.profile.master().is_none())
+            .filter_map(|s| {
+                let name = s.profile.user_data(user_key::INTERFACE)?.to_string();
+                let kind = match s.profile.conn_type()? {
+                    conn_type::ETHERNET => "ethernet",
+                    other => other,
+                }
+                .to_string();
+                let mac = devices
+                    .iter()
+                    .find(|d| d.interface == name && d.real && !d.hw_address.is_empty())
+                    .map(|d| d.hw_address.to_lowercase())
+                    .or_else(|| configured_mac(&s.profile).map(|m| m.to_string()));
+                Some(Listed { name, kind, active: active.contains(s.path.as_str()), mac })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// The interface as libvirt XML: its definition (`inactive`), or with live state.
+    #[instrument(skip_all, fields(interface = %s.name))]
+    pub async fn dumpxml(&self, s: &StoredInterface, inactive: bool) -> Result<String, AgentError> {
+        let host = s.model()?;
+        let Some(iface) = host.interfaces.into_iter().next() else {
+            return Err(AgentError::NotDefined { name: s.name.clone(), foreign: None });
+        };
+        if inactive {
+            return Ok(xml::write_interface(&iface).0);
+        }
+        // Like libvirt's backends: live state for an active interface, else its definition.
+        match self.live_state(&iface).await? {
+            Some(live) => Ok(xml::write_interface_live(&iface, &live).0),
+            None => Ok(xml::write_interface(&iface).0),
+        }
+    }
+
+    async fn live_state(&self, iface: &Interface) -> Result<Option<LiveState>, AgentError> {
+        let devices = self.nm.devices().await?;
+        let up = |state: DeviceState| state == DeviceState::Activated;
+        if !devices.iter().any(|d| d.interface == iface.name.as_str() && d.real && up(d.state)) {
+            return Ok(None);
+        }
+        let mut names = vec![iface.name.to_string()];
+        if let Kind::Bridge(b) = &iface.kind {
+            for m in &b.ports {
+                names.push(m.name().to_string());
+                if let Member::Bond { bond, .. } = m {
+                    names.extend(bond.ports.iter().map(|p| p.name.to_string()));
+                }
+            }
+        }
+        if let Kind::Bond(b) = &iface.kind {
+            names.extend(b.ports.iter().map(|p| p.name.to_string()));
+        }
+        let mut live = LiveState::default();
+        for d in devices.iter().filter(|d| d.real && names.contains(&d.interface)) {
+            let speed = self.nm.speed(&d.path).await;
+            let state = if up(d.state) { "up" } else { "down" }.to_string();
+            let mac = Mac::parse(&d.hw_address).ok();
+            live.links.insert(d.interface.clone(), LiveLink { state, speed, mac });
+            if d.interface == iface.name.as_str() {
+                if let Some(c) = &d.ip4_config {
+                    live.ipv4 = parsed(self.nm.addresses(c, false).await?);
+                }
+                if let Some(c) = &d.ip6_config {
+                    live.ipv6 = parsed(self.nm.addresses(c, true).await?);
+                }
+            }
+        }
+        Ok(Some(live))
+    }
+
+    /// The interface whose device (or definition) has this MAC (`virsh iface-name`).
+    pub async fn name_of(&self, mac: &Mac) -> Result<String, AgentError> {
+        let listed = self.list().await?;
+        let text = mac.to_string();
+        let mut hits: Vec<String> =
+            listed.into_iter().filter(|l| l.mac.as_deref() == Some(text.as_str())).map(|l| l.name).collect();
+        match hits.len() {
+            1 => Ok(hits.remove(0)),
+            0 => Err(AgentError::NoSuchMac(*mac)),
+            _ => Err(AgentError::AmbiguousMac { mac: *mac, names: hits }),
+        }
+    }
+
+    /// The MAC of interface `name` (`virsh iface-mac`).
+    pub async fn mac_of(&self, name: &IfName) -> Result<String, AgentError> {
+        let listed = self.list().await?;
+        let l = listed
+            .into_iter()
+            .find(|l| l.name == name.as_str())
+            .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), foreign: None })?;
+        l.mac.ok_or_else(|| AgentError::NoMacYet(name.to_string()))
+    }
+
+    /// The capability report for `host` on this daemon: its version, answers to probes for
+    /// properties a version number cannot settle, and (`kernel`) the running kernel.
+    pub async fn check(&self, host: &Host, findings: &[Finding], kernel: bool) -> Result<CheckReport, AgentError> {
+        let mut probed = Vec::new();
+        for f in nm::features::probe_candidates(host) {
+            if nm::supports(self.version, f) {
+                continue; // the table settles it
+            }
+            let Some((setting, prop, value)) = f.probe() else { continue };
+            probed.push((f, self.nm.knows_property(setting, prop, value).await?));
+        }
+        let facts = gaps::Facts {
+            nm: self.version,
+            nm_source: "daemon",
+            kernel: kernel.then(crate::host_probe::kernel),
+            probed,
+            runtime: kernel.then(crate::host_probe::runtime),
+        };
+        Ok(gaps::assess(host, findings, &facts))
+    }
+}
+
+/// The MAC a profile binds to, if it names one.
+fn configured_mac(p: &Profile) -> Option<Mac> {
+    let b = p.get("802-3-ethernet", "mac-address")?.as_bytes()?;
+    <[u8; 6]>::try_from(b).ok().map(Mac)
+}
+
+/// NetworkManager's `address-data` pairs as typed addresses; anything unparsable is skipped.
+fn parsed<A: std::str::FromStr>(list: Vec<(String, u32)>) -> Vec<(A, u8)> {
+    list.into_iter().filter_map(|(a, p)| Some((a.parse().ok()?, u8::try_from(p).ok()?))).collect()
+}

@@ -1,0 +1,262 @@
+//! Sharing a host's network with virtual machines, the seed thread's central idea: a NIC
+//! bridged for VMs (`nmiface bridge`/`unbridge`, libvirt's iface-bridge/iface-unbridge, and the
+//! draft's `<shared bridge=…/>`), or NAT sharing behind whatever uplink is active
+//! (`nmiface share --nat`).
+//!
+//! Decisions: `bridge` leaves the NIC's standalone profile untouched (it may not even be
+//! nmiface's); the bridge's port profile takes the device, so the standalone one goes inactive,
+//! and the port has a higher autoconnect priority so it also wins at boot. The bridge records
+//! the standalone profile's UUID (`nmiface.replaces`), and `unbridge` deletes the bridge and its
+//! port and activates exactly that profile again. A bridge made from XML has no such profile:
+//! `unbridge` then gives the NIC the bridge's configuration, as libvirt's iface-unbridge does.
+//! Both are one step for the host (a checkpoint, or the user's transaction). Bridging a NIC is
+//! `apply` of the model [`Agent::bridge_model`] makes; NAT sharing is `apply` of [`Agent::nat_model`].
+
+use super::guard::Guarded;
+use super::{Agent, AgentError, Safety, StoredInterface};
+use crate::finding::{Finding, Severity};
+use crate::model::{self, Bridge, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode};
+use crate::nm::{self, conn_type, user_key, DeviceType};
+use crate::nm_client::StoredProfile;
+use crate::transaction::Journal;
+use crate::xml::{self, Document};
+use std::time::Duration;
+
+/// How `bridge` should make the bridge.
+#[derive(Debug, Clone, Copy)]
+pub struct BridgeOptions {
+    /// Spanning tree on (libvirt's default).
+    pub stp: bool,
+    /// Forward delay asked for, seconds; `None`: the smallest allowed (2 with STP, else 0).
+    pub delay: Option<u16>,
+}
+
+fn doc_of(iface: Interface, findings: Vec<Finding>) -> Document {
+    let source = xml::write_interface(&iface).0;
+    Document { host: Host { interfaces: vec![iface] }, findings, sources: vec![source] }
+}
+
+fn if_name(name: &str) -> Result<IfName, AgentError> {
+    IfName::new(name).map_err(AgentError::InvalidName)
+}
+
+impl Agent {
+    /// The model `bridge NIC BRIDGE` would define: the bridge with the NIC's configuration and
+    /// MAC, recording the NIC's standalone profile. Changes nothing (for `check` and `--force`).
+    pub async fn bridge_model(&self, nic: &str, bridge: &str, o: &BridgeOptions) -> Result<Document, AgentError> {
+        let nic_name = if_name(nic)?;
+        let name = if_name(bridge)?;
+        let devices = self.nm.devices().await?;
+        let dev = devices
+            .iter()
+            .find(|d| d.interface == nic && d.real)
+            .ok_or_else(|| AgentError::NoSuchDevice(nic.to_string()))?;
+        if dev.device_type == DeviceType::Wifi {
+            return Err(AgentError::WifiStation(nic.to_string()));
+        }
+        if devices.iter().any(|d| d.interface == bridge && d.real) {
+            return Err(AgentError::DeviceExists(bridge.to_string()));
+        }
+        let stored = self.nm.profiles().await?;
+        if stored.iter().any(|s| {
+            s.profile.interface_name() == Some(bridge) || s.profile.user_data(user_key::INTERFACE) == Some(bridge)
+        }) {
+            return Err(AgentError::ProfileExists(bridge.to_string()));
+        }
+        let active = self.nm.active_profiles().await?;
+        let active_path =
+            dev.active_connection.as_ref().and_then(|ac| active.iter().find(|(a, _)| a == ac)).map(|(_, p)| p.clone());
+        let standalone = standalone_profile(&stored, nic, active_path.as_deref())
+            .ok_or_else(|| AgentError::NoProfileToTake(nic.to_string()))?;
+        if let Some(m) = standalone.profile.master() {
+            return Err(AgentError::AlreadyPort {
+                nic: nic.to_string(),
+                controller: m.to_string(),
+                profile: standalone.profile.id.clone(),
+            });
+        }
+        if standalone.profile.conn_type() != Some(conn_type::ETHERNET) {
+            return Err(AgentError::NotEthernetProfile {
+                nic: nic.to_string(),
+                profile: standalone.profile.id.clone(),
+            });
+        }
+        let src = nm::host_from_profiles(std::slice::from_ref(&standalone.profile))?;
+        let Some(src) = src.host.interfaces.into_iter().next() else {
+            return Err(AgentError::NoProfileToTake(nic.to_string()));
+        };
+        let mac = Mac::parse(&dev.hw_address).ok();
+        let mut br = Bridge::shared(nic_name, mac);
+        let asked = o.delay.unwrap_or(if o.stp { model::MIN_STP_FORWARD_DELAY } else { 0 });
+        let (delay, why) = model::forward_delay(f64::from(asked), o.stp);
+        br.stp = o.stp;
+        br.forward_delay = delay;
+        br.replaces = Some(standalone.profile.uuid);
+        let mut findings = Vec::new();
+        if let Some(why) = why {
+            let sev = if o.stp { Severity::Approximated } else { Severity::Info };
+            findings.push(Finding::at(sev, "--delay", None, why));
+        }
+        let iface = Interface {
+            name,
+            uuid: None,
+            start: src.start,
+            mtu: src.mtu,
+            ipv4: src.ipv4,
+            ipv6: src.ipv6,
+            kind: Kind::Bridge(br),
+        };
+        Ok(doc_of(iface, findings))
+    }
+
+    /// `virsh iface-unbridge`: the bridge and its port go; the NIC's standalone profile (the one
+    /// `bridge` kept) is activated again, or, for a bridge made from XML, the NIC gets the
+    /// bridge's configuration. One step for the host under `safety`. Returns the NIC's name.
+    pub async fn unbridge(
+        &self,
+        found: &StoredInterface,
+        start: bool,
+        timeout: Duration,
+        safety: Safety<'_>,
+    ) -> Result<String, AgentError> {
+        let host = found.model()?;
+        let Some(iface) = host.interfaces.into_iter().next() else {
+            return Err(AgentError::NotDefined { name: found.name.clone(), foreign: None });
+        };
+        let Kind::Bridge(b) = &iface.kind else {
+            return Err(AgentError::NotABridge { name: found.name.clone(), kind: iface.kind.type_name() });
+        };
+        let port = match b.ports.as_slice() {
+            [Member::Ethernet(p)] => p.clone(),
+            other => {
+                let ports = match other {
+                    [] => "no port".to_string(),
+                    [_] => "a port that is not an ethernet NIC".to_string(),
+                    many => format!("{} ports", many.len()),
+                };
+                return Err(AgentError::NotOneNic { bridge: found.name.clone(), ports });
+            }
+        };
+        let old = match b.replaces {
+            Some(u) => self.nm.profile_by_uuid(&u.to_string()).await?,
+            None => None,
+        };
+        let nic = port.name.to_string();
+        let steps = async |j: Option<&mut Journal>| {
+            self.unbridge_steps(found, &iface, &port, old.as_ref(), start, timeout, j).await
+        };
+        match self.guarded(safety, steps, |_| false).await {
+            Ok(()) => Ok(nic),
+            Err(Guarded::Failed(e)) => Err(e),
+            Err(Guarded::RolledBack { result, problems }) => {
+                let cause = result.err().unwrap_or(AgentError::NotActive(nic));
+                Err(AgentError::RolledBack { cause: Box::new(cause), problems })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn unbridge_steps(
+        &self,
+        found: &StoredInterface,
+        iface: &Interface,
+        port: &EthernetPort,
+        old: Option<&StoredProfile>,
+        start: bool,
+        timeout: Duration,
+        mut j: Option<&mut Journal>,
+    ) -> Result<(), AgentError> {
+        self.undefine(found, j.as_deref_mut()).await?;
+        let nic = port.name.to_string();
+        match old {
+            Some(old) if start => {
+                let eth = [nic.clone()];
+                self.nm.activate_and_wait(&old.path, &nic, &[], &eth, timeout, &mut |_| {}).await.map_err(
+                    |failure| AgentError::Activation { interface: nic.clone(), failure: Box::new(failure), hint: None },
+                )?;
+            }
+            Some(_) => {}
+            None => {
+                // Made from XML: the NIC gets the bridge's configuration, as iface-unbridge does.
+                let mut back = iface.clone();
+                back.name = port.name.clone();
+                back.kind = Kind::Ethernet(model::Ethernet { mac: port.mac });
+                let doc = doc_of(back, Vec::new());
+                if start {
+                    let safety = match j {
+                        Some(j) => Safety::Transaction(j),
+                        None => Safety::Unprotected,
+                    };
+                    let (_, started) = self.apply(&doc, false, timeout, safety, &mut |_, _| {}).await?;
+                    if let Some(e) = started.into_iter().find_map(|(_, r)| r.err()) {
+                        return Err(e);
+                    }
+                } else {
+                    self.define(&doc, false, j).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The model `share --nat` would define: a VM bridge with NetworkManager's shared method.
+    pub fn nat_model(bridge: &str, subnet: Option<Ipv4Net>) -> Result<Document, AgentError> {
+        let name = if_name(bridge)?;
+        let ipv4 = Ipv4 { dhcp: None, addresses: subnet.into_iter().collect(), gateway: None, nat: true };
+        let kind = Kind::Bridge(Bridge { stp: false, forward_delay: 0, mac: None, replaces: None, ports: Vec::new() });
+        let iface =
+            Interface { name, uuid: None, start: StartMode::Onboot, mtu: None, ipv4: Some(ipv4), ipv6: None, kind };
+        Ok(doc_of(iface, Vec::new()))
+    }
+}
+
+/// The NIC's standalone profile: the active one, else nmiface's own for it, else its only
+/// ethernet profile.
+fn standalone_profile<'s>(stored: &'s [StoredProfile], nic: &str, active: Option<&str>) -> Option<&'s StoredProfile> {
+    active
+        .and_then(|p| stored.iter().find(|s| s.path.as_str() == p))
+        .or_else(|| {
+            stored.iter().find(|s| {
+                s.profile.is_managed()
+                    && s.profile.user_data(user_key::INTERFACE) == Some(nic)
+                    && s.profile.master().is_none()
+            })
+        })
+        .or_else(|| {
+            let mut c = stored.iter().filter(|s| {
+                s.profile.interface_name() == Some(nic) && s.profile.conn_type() == Some(conn_type::ETHERNET)
+            });
+            match (c.next(), c.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+}
+
+/// `--subnet 10.42.7.0/24` as the bridge's own address: the first host, with the prefix.
+pub fn subnet_address(text: &str) -> Result<Ipv4Net, String> {
+    let (addr, prefix) =
+        text.split_once('/').ok_or_else(|| format!("invalid subnet '{text}' (expected e.g. 10.42.7.0/24)"))?;
+    let addr: std::net::Ipv4Addr = addr.parse().map_err(|_| format!("invalid subnet address '{addr}'"))?;
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| (8..=30).contains(p))
+        .ok_or_else(|| format!("prefix '/{prefix}': use /8 to /30"))?;
+    let mask = u32::MAX << (32 - prefix);
+    let net = u32::from(addr) & mask;
+    Ok(Ipv4Net { address: (net + 1).into(), prefix })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets() {
+        let n = subnet_address("10.42.7.0/24").unwrap();
+        assert_eq!((n.address.to_string(), n.prefix), ("10.42.7.1".to_string(), 24));
+        assert!(subnet_address("10.42.7.0").is_err());
+        assert!(subnet_address("10.42.7.0/31").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! define, undefine, start, stop, apply.
+
+use super::{gate, names, safety, Context, GapLine, VerbError};
+use crate::agent::{Defined, Started};
+use crate::finding::Finding;
+use crate::nm_client::Progress;
+use crate::xml::Document;
+use std::time::Duration;
+
+/// How `define` may go.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DefineOptions {
+    /// Take over conflicting profiles nmiface did not create.
+    pub adopt: bool,
+    /// Go on despite capability gaps.
+    pub force: bool,
+}
+
+/// What `define` did.
+#[derive(Debug)]
+pub struct DefineOutcome {
+    /// Per interface: profiles added, updated, deleted.
+    pub defined: Vec<Defined>,
+    /// What reading and translating approximated or dropped.
+    pub findings: Vec<Finding>,
+    /// Gaps a forced change went on despite.
+    pub forced: Vec<GapLine>,
+}
+
+/// How `apply` may go.
+#[derive(Debug, Clone, Copy)]
+pub struct ApplyOptions {
+    /// Take over conflicting profiles nmiface did not create.
+    pub adopt: bool,
+    /// Go on despite capability gaps.
+    pub force: bool,
+    /// How long to wait for each activation.
+    pub timeout: Duration,
+    /// Seconds NetworkManager waits for a keep-alive before rolling back by itself.
+    pub rollback_timeout: u32,
+    /// Take a checkpoint (when no transaction is open).
+    pub checkpoint: bool,
+}
+
+/// How a change protected the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protection {
+    /// Its own checkpoint: a failure rolled everything back.
+    Checkpoint,
+    /// The user's open transaction: the changes are journalled for commit or rollback.
+    Transaction,
+    /// None (asked for).
+    None,
+}
+
+/// What `apply` did.
+#[derive(Debug)]
+pub struct ApplyOutcome {
+    /// Per interface: profiles added, updated, deleted.
+    pub defined: Vec<Defined>,
+    /// Per interface, in start order: how long its start took, or why it failed (only without
+    /// a checkpoint: with one, a failure rolls back and is the verb's error).
+    pub started: Vec<Started>,
+    /// What reading and translating approximated or dropped.
+    pub findings: Vec<Finding>,
+    /// Gaps a forced change went on despite.
+    pub forced: Vec<GapLine>,
+    /// How the host was protected.
+    pub protection: Protection,
+}
+
+/// What `start` did.
+#[derive(Debug)]
+pub struct StartOutcome {
+    /// Gaps a forced start went on despite.
+    pub forced: Vec<GapLine>,
+}
+
+impl Context {
+    /// Creates or updates the profiles of every interface in `doc` (`virsh iface-define`).
+    pub async fn define(&self, doc: &Document, o: DefineOptions) -> Result<DefineOutcome, VerbError> {
+        let findings = self.findings(doc);
+        let forced = gate(&self.agent.check(&doc.host, &findings, false).await?, false, o.force, "define")?;
+        let (defined, _) =
+            self.changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, o.adopt, j).await).await?;
+        Ok(DefineOutcome { defined, findings, forced })
+    }
+
+    /// Defines and starts everything in `doc`, as one step for the host.
+    pub async fn apply(
+        &self,
+        doc: &Document,
+        o: ApplyOptions,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<ApplyOutcome, VerbError> {
+        let findings = self.findings(doc);
+        let forced = gate(&self.agent.check(&doc.host, &findings, true).await?, true, o.force, "apply")?;
+        let mut protection = Protection::None;
+        let (defined, started) = self
+            .changing(format!("apply {}", names(doc)), async |j| {
+                let (s, p) = safety(j, o.checkpoint, o.rollback_timeout);
+                protection = p;
+                self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
+            })
+            .await?;
+        Ok(ApplyOutcome { defined, started, findings, forced, protection })
+    }
+
+    /// Deletes an interface's profiles, only nmiface's (`virsh iface-undefine`). Returns how many.
+    pub async fn undefine(&self, name: &str) -> Result<usize, VerbError> {
+        self.changing(format!("undefine {name}"), async |j| {
+            let found = self.agent.find(name).await?;
+            self.agent.undefine(&found, j).await
+        })
+        .await
+    }
+
+    /// Activates an interface and waits for the outcome (`virsh iface-start`).
+    pub async fn start(
+        &self,
+        name: &str,
+        timeout: Duration,
+        force: bool,
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<StartOutcome, VerbError> {
+        let found = self.agent.find(name).await?;
+        let host = found.model().map_err(crate::agent::AgentError::from)?;
+        let forced = gate(&self.agent.check(&host, &[], true).await?, true, force, "start")?;
+        let _lock = self.lock(format!("start {name}")).await?;
+        self.agent.start(&found, timeout, progress).await?;
+        Ok(StartOutcome { forced })
+    }
+
+    /// Deactivates an interface (`virsh iface-destroy`).
+    pub async fn stop(&self, name: &str, timeout: Duration) -> Result<(), VerbError> {
+        let _lock = self.lock(format!("stop {name}")).await?;
+        let found = self.agent.find(name).await?;
+        Ok(self.agent.stop(&found, timeout).await?)
+    }
+}

@@ -1,0 +1,208 @@
+//! The library surface every front end calls: one async entry per verb (define, undefine,
+//! start, stop, apply, begin/commit/rollback, bridge/unbridge, share, check, list, dumpxml,
+//! name, mac), each taking a typed request and returning a typed outcome.
+//!
+//! This layer owns the policy around NetworkManager work ([`crate::agent`]): connecting, the
+//! capability gate (refuse a change that gaps would make wrong, unless forced), the lock that
+//! keeps two nmiface processes from interleaving, the transaction journal on disk, and which
+//! protection a change gets (its own checkpoint, the user's transaction, or none). The CLI
+//! (`src/cli/`) and the session service only parse, call and print.
+//!
+//! - `change.rs`: define, undefine, start, stop, apply;
+//! - `transaction.rs`: begin, commit, rollback;
+//! - `share.rs`: bridge, unbridge, share;
+//! - `query.rs`: check, list, dumpxml, name, mac.
+
+mod change;
+mod query;
+mod share;
+mod transaction;
+
+pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Protection, StartOutcome};
+pub use query::check_offline;
+pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
+
+use crate::agent::{Agent, AgentError, RestoreProblem, Safety};
+use crate::finding::Finding;
+use crate::gaps::CheckReport;
+use crate::nm;
+use crate::nm_client::{system_bus_address, NmClient, NmError};
+use crate::transaction::{Journal, Lock, Store, TxError};
+use crate::xml::Document;
+use std::time::Duration;
+
+/// Why a verb failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerbError {
+    /// NetworkManager could not be reached.
+    #[error("cannot reach NetworkManager (system bus {address}): {source}")]
+    Connect {
+        /// The bus address tried.
+        address: String,
+        /// Why.
+        #[source]
+        source: NmError,
+    },
+    /// NetworkManager work failed (or was refused).
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The runtime state (journal, lock) could not be used.
+    #[error(transparent)]
+    Tx(#[from] TxError),
+    /// Capability gaps would make the result wrong; nothing was changed.
+    #[error("refusing to {verb}: {} capability gap(s) would make the result wrong; nothing was changed\n{}\n  (`nmiface check` shows every feature; --force goes on anyway)", gaps.len(), lines(gaps))]
+    Gaps {
+        /// The verb refused.
+        verb: &'static str,
+        /// The gaps.
+        gaps: Vec<GapLine>,
+    },
+    /// A rollback ran but could not restore everything.
+    #[error("rolled back, but not everything was restored: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    RollbackIncomplete {
+        /// What could not be restored.
+        problems: Vec<RestoreProblem>,
+    },
+}
+
+impl From<NmError> for VerbError {
+    fn from(e: NmError) -> Self {
+        VerbError::Agent(AgentError::Nm(e))
+    }
+}
+
+/// One capability gap that blocks (or, forced, did not block) a change.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GapLine {
+    /// The interface, if the gap is about one.
+    pub interface: Option<String>,
+    /// The feature.
+    pub feature: String,
+    /// Why it is a gap.
+    pub detail: String,
+    /// What to do about it.
+    pub remedy: Option<String>,
+}
+
+impl std::fmt::Display for GapLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "  {}: {}: {}", self.interface.as_deref().unwrap_or("-"), self.feature, self.detail)?;
+        if let Some(r) = &self.remedy {
+            write!(f, "\n    remedy: {r}")?;
+        }
+        Ok(())
+    }
+}
+
+fn lines(gaps: &[GapLine]) -> String {
+    gaps.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// How long to wait for another nmiface's lock before giving up, naming it.
+pub const LOCK_WAIT: Duration = Duration::from_secs(120);
+
+/// A connection to NetworkManager with the runtime state of its bus: what every verb runs on.
+pub struct Context {
+    agent: Agent,
+    store: Store,
+    on_wait: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl Context {
+    /// Connects to NetworkManager on the system bus.
+    pub async fn connect() -> Result<Self, VerbError> {
+        let connect = |source| VerbError::Connect { address: system_bus_address(), source };
+        let nm = NmClient::connect_system().await.map_err(connect)?;
+        Self::with_client(nm).await
+    }
+
+    /// A context over a client the caller connected (tests, the session service).
+    pub async fn with_client(nm: NmClient) -> Result<Self, VerbError> {
+        // The store is keyed by the bus's identity, not its address text: `…/socket` and
+        // `…//socket` are one bus and must share one lock.
+        let (agent, id) = tokio::join!(Agent::new(nm.clone()), nm.bus_id());
+        let store = Store::for_bus(&id?)?;
+        Ok(Self { agent: agent?, store, on_wait: Box::new(|_| {}) })
+    }
+
+    /// Calls `f` with the holder's description when a change has to wait for another nmiface.
+    pub fn on_lock_wait(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_wait = Box::new(f);
+        self
+    }
+
+    /// The NetworkManager work underneath.
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// The daemon's version.
+    pub fn version(&self) -> nm::NmVersion {
+        self.agent.version()
+    }
+
+    /// Findings of reading `doc` and translating it for this daemon.
+    pub fn findings(&self, doc: &Document) -> Vec<Finding> {
+        let mut f = doc.findings.clone();
+        f.extend(nm::translate(&doc.host, &doc.sources, &self.agent.target()).findings);
+        f
+    }
+
+    /// The lock that serialises changes to this NetworkManager, waited for without blocking
+    /// the runtime's thread, at most [`LOCK_WAIT`].
+    async fn lock(&self, what: String) -> Result<Lock, VerbError> {
+        Ok(self.store.lock(&what, LOCK_WAIT, &*self.on_wait).await?)
+    }
+
+    /// Runs a change under the lock, with the open transaction's journal if there is one, and
+    /// saves that journal afterwards (also when the change failed: it records what was touched).
+    async fn changing<T>(
+        &self,
+        what: String,
+        change: impl AsyncFnOnce(Option<&mut Journal>) -> Result<T, AgentError>,
+    ) -> Result<T, VerbError> {
+        let _lock = self.lock(what).await?;
+        let mut journal = self.store.load()?;
+        let r = change(journal.as_mut()).await;
+        if let Some(j) = &journal {
+            self.store.save(j)?;
+        }
+        Ok(r?)
+    }
+}
+
+/// Refuses a change when gaps would make its result wrong, unless forced; returns the gaps a
+/// forced change goes on despite.
+fn gate(report: &CheckReport, starting: bool, force: bool, verb: &'static str) -> Result<Vec<GapLine>, VerbError> {
+    let blocking = report.blocking(starting);
+    let gaps: Vec<GapLine> = report
+        .items()
+        .filter(|(_, i)| blocking.iter().any(|b| std::ptr::eq(*b, *i)))
+        .map(|(iface, i)| GapLine {
+            interface: iface.map(str::to_string),
+            feature: i.feature.clone(),
+            detail: i.detail.clone(),
+            remedy: i.remedy.clone(),
+        })
+        .collect();
+    if gaps.is_empty() || force {
+        return Ok(gaps);
+    }
+    Err(VerbError::Gaps { verb, gaps })
+}
+
+/// The protection a change gets: the open transaction, else its own checkpoint unless asked
+/// for none.
+fn safety(journal: Option<&mut Journal>, checkpoint: bool, rollback_timeout: u32) -> (Safety<'_>, Protection) {
+    match journal {
+        Some(j) => (Safety::Transaction(j), Protection::Transaction),
+        None if checkpoint => (Safety::Checkpoint { rollback_timeout }, Protection::Checkpoint),
+        None => (Safety::Unprotected, Protection::None),
+    }
+}
+
+/// The names of a document's interfaces, for the lock's holder description.
+fn names(doc: &Document) -> String {
+    doc.host.interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")
+}

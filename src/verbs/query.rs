@@ -1,0 +1,54 @@
+//! What is defined, how it runs, and what this host can do: check, list, dumpxml, name, mac.
+
+use super::{Context, VerbError};
+use crate::agent::Listed;
+use crate::gaps::{self, CheckReport};
+use crate::model::{IfName, Mac};
+use crate::nm::{self, NmVersion, Target};
+use crate::xml::Document;
+
+impl Context {
+    /// What this NetworkManager (asked directly where a version number cannot tell) and this
+    /// kernel can do for `doc`, before anything changes.
+    pub async fn check(&self, doc: &Document) -> Result<CheckReport, VerbError> {
+        Ok(self.agent.check(&doc.host, &self.findings(doc), true).await?)
+    }
+
+    /// Interfaces defined by nmiface, with state and MAC (`virsh iface-list`), sorted by name.
+    pub async fn list(&self) -> Result<Vec<Listed>, VerbError> {
+        Ok(self.agent.list().await?)
+    }
+
+    /// An interface as libvirt XML (`virsh iface-dumpxml`): live state when active, unless
+    /// `inactive`.
+    pub async fn dumpxml(&self, name: &str, inactive: bool) -> Result<String, VerbError> {
+        let found = self.agent.find(name).await?;
+        Ok(self.agent.dumpxml(&found, inactive).await?)
+    }
+
+    /// The interface with this MAC (`virsh iface-name`).
+    pub async fn name_of(&self, mac: &Mac) -> Result<String, VerbError> {
+        Ok(self.agent.name_of(mac).await?)
+    }
+
+    /// The MAC of an interface (`virsh iface-mac`).
+    pub async fn mac_of(&self, name: &IfName) -> Result<String, VerbError> {
+        Ok(self.agent.mac_of(name).await?)
+    }
+}
+
+/// `check` without a daemon: against the table for `nm` (`None`: the oldest version nmiface
+/// supports), reading the kernel and runtime programs unless `offline`.
+pub fn check_offline(doc: &Document, nm: Option<NmVersion>, offline: bool) -> CheckReport {
+    let version = nm.unwrap_or(nm::BASELINE);
+    let mut findings = doc.findings.clone();
+    findings.extend(nm::translate(&doc.host, &doc.sources, &Target { nm: version }).findings);
+    let facts = gaps::Facts {
+        nm: version,
+        nm_source: if nm.is_some() { "--nm-version" } else { "baseline" },
+        kernel: (!offline).then(crate::host_probe::kernel),
+        probed: Vec::new(),
+        runtime: (!offline).then(crate::host_probe::runtime),
+    };
+    gaps::assess(&doc.host, &findings, &facts)
+}

@@ -1,0 +1,135 @@
+//! Sharing the host's network with VMs: `bridge`, `unbridge` (libvirt's iface-bridge and
+//! iface-unbridge) and `share --nat`.
+
+use super::{gate, safety, Context, GapLine, Protection, VerbError};
+use crate::agent::{Agent, BridgeOptions, Safety};
+use crate::finding::Finding;
+use crate::model::Ipv4Net;
+use crate::nm_client::Progress;
+use crate::xml::Document;
+use std::time::Duration;
+
+/// `bridge NIC BRIDGE`.
+#[derive(Debug, Clone)]
+pub struct BridgeRequest {
+    /// The NIC to share.
+    pub nic: String,
+    /// The bridge to create.
+    pub bridge: String,
+    /// STP and forward delay.
+    pub options: BridgeOptions,
+    /// Activate after defining.
+    pub start: bool,
+    /// How long to wait for activation.
+    pub timeout: Duration,
+    /// Seconds NetworkManager waits for a keep-alive before rolling back by itself.
+    pub rollback_timeout: u32,
+    /// Go on despite capability gaps.
+    pub force: bool,
+}
+
+/// `share --nat`.
+#[derive(Debug, Clone)]
+pub struct ShareRequest {
+    /// The VMs' bridge.
+    pub bridge: String,
+    /// The bridge's address and prefix; `None`: NetworkManager picks a 10.42.x.0/24.
+    pub subnet: Option<Ipv4Net>,
+    /// Activate after defining.
+    pub start: bool,
+    /// How long to wait for activation.
+    pub timeout: Duration,
+    /// Seconds NetworkManager waits for a keep-alive before rolling back by itself.
+    pub rollback_timeout: u32,
+    /// Go on despite capability gaps.
+    pub force: bool,
+}
+
+/// What `bridge` or `share` did.
+#[derive(Debug)]
+pub struct ShareOutcome {
+    /// What making the model approximated (a rounded delay).
+    pub findings: Vec<Finding>,
+    /// Gaps a forced change went on despite.
+    pub forced: Vec<GapLine>,
+    /// How the host was protected.
+    pub protection: Protection,
+}
+
+impl Context {
+    /// Shares a NIC with VMs: a new bridge takes over its configuration and MAC, the NIC
+    /// becomes its port, in one step; the NIC's own profile is kept for `unbridge`.
+    pub async fn bridge(
+        &self,
+        r: &BridgeRequest,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<ShareOutcome, VerbError> {
+        let _lock = self.lock(format!("bridge {} {}", r.nic, r.bridge)).await?;
+        let doc = self.agent.bridge_model(&r.nic, &r.bridge, &r.options).await?;
+        self.define_or_apply(&doc, "bridge", r.start, r.timeout, r.rollback_timeout, r.force, progress).await
+    }
+
+    /// Undoes `bridge`: the bridge goes, the NIC gets its configuration back. Returns the NIC.
+    pub async fn unbridge(
+        &self,
+        bridge: &str,
+        start: bool,
+        timeout: Duration,
+        rollback_timeout: u32,
+    ) -> Result<String, VerbError> {
+        self.changing(format!("unbridge {bridge}"), async |j| {
+            let found = self.agent.find(bridge).await?;
+            let (s, _) = safety(j, true, rollback_timeout);
+            self.agent.unbridge(&found, start, timeout, s).await
+        })
+        .await
+    }
+
+    /// A VM bridge behind NAT to whatever uplink is active (NetworkManager's shared method).
+    pub async fn share(
+        &self,
+        r: &ShareRequest,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<ShareOutcome, VerbError> {
+        let doc = Agent::nat_model(&r.bridge, r.subnet)?;
+        let _lock = self.lock(format!("share --nat {}", r.bridge)).await?;
+        self.define_or_apply(&doc, "share", r.start, r.timeout, r.rollback_timeout, r.force, progress).await
+    }
+
+    /// The model of `bridge`/`share`, gated, then defined, or applied as one step. The caller
+    /// holds the lock.
+    #[allow(clippy::too_many_arguments)]
+    async fn define_or_apply(
+        &self,
+        doc: &Document,
+        verb: &'static str,
+        start: bool,
+        timeout: Duration,
+        rollback_timeout: u32,
+        force: bool,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<ShareOutcome, VerbError> {
+        let forced = gate(&self.agent.check(&doc.host, &doc.findings, start).await?, start, force, verb)?;
+        let mut journal = self.store.load()?;
+        let (s, protection) = safety(journal.as_mut(), true, rollback_timeout);
+        let r = if start {
+            self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(_, started)| {
+                match started.into_iter().find_map(|(_, r)| r.err()) {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            })
+        } else {
+            let j = match s {
+                Safety::Transaction(j) => Some(j),
+                _ => None,
+            };
+            self.agent.define(doc, false, j).await.map(|_| ())
+        };
+        if let Some(j) = &journal {
+            self.store.save(j)?;
+        }
+        r.map_err(VerbError::from)?;
+        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection })
+    }
+}
