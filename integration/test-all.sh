@@ -3,7 +3,7 @@
 #
 # 1. Installs what the tests need (Debian packages; needs root). Without root, checks that need
 #    NetworkManager or libvirt skip with a banner; under CI=true a skip is a failure.
-# 2. Lints: rustfmt and clippy with warnings as errors.
+# 2. Lints: rustfmt, clippy and rustdoc with warnings as errors.
 # 3. cargo test: unit tests, the sample suite (golden files, round trips, invalid samples, the
 #    libvirt oracle, the compat corpus in ../shared), the CLI tests, hostile input, and the tests
 #    against a real NetworkManager in a namespace sandbox.
@@ -25,6 +25,8 @@ echo "== rustfmt"
 cargo fmt --all -- --check
 echo "== clippy"
 cargo clippy --locked --all-targets --quiet -- -D warnings
+echo "== docs (broken links and missing docs are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
 echo "== tests"
 cargo test --locked 2>&1
 echo "== real-kernel tier (qemu guest, Debian's kernel)"

@@ -1,8 +1,10 @@
 //! NetworkManager profiles: settings as data, the translation from the model, keyfiles, and
 //! the way back. Pure: nothing here talks to a daemon.
 
+mod bond;
 pub mod device;
 pub mod features;
+mod ip;
 mod keyfile;
 mod profile;
 pub mod reasons;
@@ -11,11 +13,12 @@ mod translate;
 mod value;
 mod version;
 
+pub use bond::{bond_options, BOND_CORE_KEYS};
 pub use device::{vlan_flag, ActiveState, DeviceState, DeviceType};
 pub use features::{needs, supports, NmFeature, Since};
 pub use keyfile::to_keyfile;
 pub use profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 pub use reverse::{host_from_profiles, Recovered, ReverseError};
-pub use translate::{bond_options, port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE};
+pub use translate::{port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE};
 pub use value::Value;
 pub use version::{NmVersion, Target, BASELINE};

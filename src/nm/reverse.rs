@@ -216,7 +216,7 @@ impl<'p> Reader<'p> {
             }
         }
         let mapped = |k: &str| {
-            super::translate::BOND_CORE_KEYS.contains(&k) || crate::model::bond::OPTION_SPECS.iter().any(|s| s.key == k)
+            super::bond::BOND_CORE_KEYS.contains(&k) || crate::model::bond::OPTION_SPECS.iter().any(|s| s.key == k)
         };
         for (k, v) in opts.iter().filter(|(k, _)| !mapped(k)) {
             self.note(p, Severity::Unsupported, format!("bond option {k}={v} has no libvirt equivalent; left out"));

@@ -20,16 +20,14 @@
 //!   and the interface's profile keeps the XML the user wrote (`nmiface.xml`) when it fits in
 //!   NetworkManager's 8192-byte limit.
 
+use super::bond::bond_options;
 use super::device::vlan_flag;
 use super::features::{self, needs, supports, NmFeature};
 use super::profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 use super::value::Value;
 use super::version::Target;
 use crate::finding::{Finding, Severity};
-use crate::model::{
-    Bond, Carrier, EthernetPort, Host, IfName, Interface, Ipv4, Ipv6, Kind, Member, Monitor, StartMode, Vlan,
-    MAX_VLAN_TAG_NM,
-};
+use crate::model::{Bond, EthernetPort, Host, IfName, Interface, Kind, Member, StartMode, Vlan, MAX_VLAN_TAG_NM};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -133,7 +131,8 @@ impl Translator<'_> {
         false
     }
 
-    fn bond_options(&mut self, b: &Bond, path: &str) -> BTreeMap<String, String> {
+    /// The bond's options, less those the target NetworkManager lacks.
+    fn gated_bond_options(&mut self, b: &Bond, path: &str) -> BTreeMap<String, String> {
         let mut o = bond_options(b);
         let gated: Vec<(String, NmFeature)> =
             o.iter().filter_map(|(k, v)| Some((k.clone(), features::bond_option(k, v)?))).collect();
@@ -226,7 +225,7 @@ impl Translator<'_> {
         if let Some(mtu) = iface.mtu {
             put(&mut s, "802-3-ethernet", "mtu", mtu);
         }
-        self.ip(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref());
+        super::ip::settings(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref(), self.target);
         let inherit = Inherit { top: name, base_uuid: iface.uuid, start: iface.start, mtu: iface.mtu };
         let mut profiles = Vec::new();
         let mut ports = Vec::new();
@@ -264,7 +263,7 @@ impl Translator<'_> {
             }
             Kind::Bond(b) => {
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
-                let o = self.bond_options(b, &path);
+                let o = self.gated_bond_options(b, &path);
                 put(&mut s, "bond", "options", Value::StrDict(o));
                 for p in &b.ports {
                     ports.push(self.bond_port(p, name, uuid, &inherit, &path));
@@ -319,7 +318,7 @@ impl Translator<'_> {
                 let mut s = port_settings(name.as_str(), uuid, ctrl, ctrl_uuid, "bridge", conn_type::BOND, inh);
                 put(&mut s, "connection", "autoconnect-slaves", 1i32);
                 let bpath = format!("{path}/bridge/interface[@name='{name}']");
-                let o = self.bond_options(bond, &bpath);
+                let o = self.gated_bond_options(bond, &bpath);
                 put(&mut s, "bond", "options", Value::StrDict(o));
                 out.push(Profile { id: port_id(ctrl, name.as_str()), uuid, settings: s });
                 for p in &bond.ports {
@@ -329,73 +328,6 @@ impl Translator<'_> {
             }
         }
     }
-
-    fn ip(&self, s: &mut Settings, v4: Option<&Ipv4>, v6: Option<&Ipv6>) {
-        let ipv4 = setting(s, "ipv4");
-        match v4 {
-            None => {
-                ipv4.insert("method".into(), "disabled".into());
-            }
-            Some(v4) => {
-                let method = if v4.nat {
-                    "shared"
-                } else if v4.dhcp.is_some() {
-                    "auto"
-                } else {
-                    "manual"
-                };
-                ipv4.insert("method".into(), method.into());
-                if let Some(d) = v4.dhcp {
-                    if !d.peerdns {
-                        ipv4.insert("ignore-auto-dns".into(), true.into());
-                    }
-                }
-                if !v4.addresses.is_empty() {
-                    let list = v4.addresses.iter().map(|a| address(&a.address.to_string(), a.prefix)).collect();
-                    ipv4.insert("address-data".into(), Value::DictList(list));
-                }
-                if let Some(gw) = v4.gateway {
-                    ipv4.insert("gateway".into(), gw.to_string().into());
-                }
-            }
-        }
-        // Before 1.20 'ignore' is the closest: the report lists it as approximated.
-        let disabled = if supports(self.target.nm, NmFeature::Ipv6Disabled) { "disabled" } else { "ignore" };
-        let ipv6 = setting(s, "ipv6");
-        match v6 {
-            None => {
-                ipv6.insert("method".into(), disabled.into());
-            }
-            Some(v6) => {
-                let method = if v6.autoconf {
-                    "auto"
-                } else if v6.dhcp.is_some() {
-                    "dhcp"
-                } else if !v6.addresses.is_empty() {
-                    "manual"
-                } else {
-                    "link-local"
-                };
-                ipv6.insert("method".into(), method.into());
-                if let Some(d) = v6.dhcp {
-                    if !d.peerdns {
-                        ipv6.insert("ignore-auto-dns".into(), true.into());
-                    }
-                }
-                if !v6.addresses.is_empty() {
-                    let list = v6.addresses.iter().map(|a| address(&a.address.to_string(), a.prefix)).collect();
-                    ipv6.insert("address-data".into(), Value::DictList(list));
-                }
-                if let Some(gw) = v6.gateway {
-                    ipv6.insert("gateway".into(), gw.to_string().into());
-                }
-            }
-        }
-    }
-}
-
-fn address(addr: &str, prefix: u8) -> BTreeMap<String, Value> {
-    BTreeMap::from([("address".to_string(), Value::from(addr)), ("prefix".to_string(), Value::U32(prefix.into()))])
 }
 
 fn nm_type(kind: &Kind) -> &'static str {
@@ -449,56 +381,4 @@ fn ethernet_port(p: &EthernetPort, ctrl: &str, ctrl_uuid: Uuid, slave_type: &str
         eth.insert("mac-address".into(), Value::Bytes(mac.bytes().to_vec()));
     }
     Profile { id: port_id(ctrl, p.name.as_str()), uuid, settings: s }
-}
-
-/// The `bond.options` keys [`bond_options`] writes from libvirt's own elements (mode, monitor,
-/// primary). The extension's keys are [`crate::model::bond::OPTION_SPECS`]; together they are every
-/// key nmiface reads back. (`arp_all_targets` has no libvirt form; it is read as NM's default.)
-pub const BOND_CORE_KEYS: [&str; 10] = [
-    "mode",
-    "miimon",
-    "downdelay",
-    "updelay",
-    "use_carrier",
-    "arp_interval",
-    "arp_ip_target",
-    "arp_validate",
-    "primary",
-    "arp_all_targets",
-];
-
-/// The kernel bonding options for a bond, as NetworkManager's `bond.options` strings.
-pub fn bond_options(b: &Bond) -> BTreeMap<String, String> {
-    let mut o = BTreeMap::new();
-    o.insert("mode".to_string(), b.mode.as_str().to_string());
-    match &b.monitor {
-        Some(Monitor::Mii { freq, downdelay, updelay, carrier }) => {
-            o.insert("miimon".into(), freq.to_string());
-            if *downdelay > 0 {
-                o.insert("downdelay".into(), downdelay.to_string());
-            }
-            if *updelay > 0 {
-                o.insert("updelay".into(), updelay.to_string());
-            }
-            if let Some(c) = carrier {
-                o.insert("use_carrier".into(), if *c == Carrier::Ioctl { "0" } else { "1" }.into());
-            }
-        }
-        Some(Monitor::Arp { interval, target, more_targets, validate }) => {
-            o.insert("arp_interval".into(), interval.to_string());
-            let all: Vec<String> = std::iter::once(target).chain(more_targets.iter()).map(|t| t.to_string()).collect();
-            o.insert("arp_ip_target".into(), all.join(","));
-            if let Some(v) = validate {
-                o.insert("arp_validate".into(), v.as_str().into());
-            }
-        }
-        None => {}
-    }
-    if let Some(p) = &b.primary {
-        o.insert("primary".into(), p.to_string());
-    }
-    for (k, v) in b.options.pairs() {
-        o.insert(k.to_string(), v);
-    }
-    o
 }

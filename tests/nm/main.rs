@@ -38,42 +38,7 @@ fn main() {
         let name = format!("sample::{}", s.file_stem().unwrap().to_string_lossy());
         trials.push((name, Box::new(move || sample_lifecycle(&s))));
     }
-    trials.push(("dhcp_lease_from_the_wire".into(), Box::new(dhcp_lease)));
-    trials.push(("bond_and_vlan_report_the_kernel_gap".into(), Box::new(kernel_gap)));
-    trials.push(("foreign_profiles_are_never_touched".into(), Box::new(ownership)));
-    trials.push((
-        "gaps::bond_and_vlan_report_the_kernel_gap".into(),
-        Box::new(gaps::bond_and_vlan_report_the_kernel_gap),
-    ));
-    trials.push((
-        "gaps::apply_with_a_kernel_gap_changes_nothing".into(),
-        Box::new(gaps::apply_with_a_kernel_gap_changes_nothing),
-    ));
-    trials.push((
-        "gaps::the_daemon_is_asked_what_a_version_cannot_settle".into(),
-        Box::new(gaps::the_daemon_is_asked_what_a_version_cannot_settle),
-    ));
-    trials.push(("share::l2_bridge_for_vms_and_unbridge".into(), Box::new(share::l2_bridge_for_vms_and_unbridge)));
-    trials.push(("share::nat_share_for_vms".into(), Box::new(share::nat_share_for_vms)));
-    trials.push(("share::failed_sharing_changes_nothing".into(), Box::new(share::failed_sharing_changes_nothing)));
-    trials.push(("tx::failing_apply_changes_nothing".into(), Box::new(transactions::failing_apply_changes_nothing)));
-    trials.push((
-        "tx::sigkill_mid_apply_is_rolled_back_by_nm".into(),
-        Box::new(transactions::sigkill_mid_apply_is_rolled_back_by_nm),
-    ));
-    trials.push((
-        "tx::nm_restart_during_apply_does_not_hang".into(),
-        Box::new(transactions::nm_restart_during_apply_does_not_hang),
-    ));
-    trials.push(("tx::begin_rollback_and_commit".into(), Box::new(transactions::begin_rollback_and_commit)));
-    trials.push((
-        "tx::leftover_checkpoint_is_reported_and_rolled_back".into(),
-        Box::new(transactions::leftover_checkpoint_is_reported_and_rolled_back),
-    ));
-    trials.push((
-        "tx::concurrent_applies_do_not_interleave".into(),
-        Box::new(transactions::concurrent_applies_do_not_interleave),
-    ));
+    trials.extend(TRIALS.iter().map(|&(name, f)| (name.to_string(), Box::new(f) as Box<dyn FnOnce() -> R + Send>)));
     let trials = trials
         .into_iter()
         .map(|(name, f)| match (&unavailable, ci) {
@@ -87,6 +52,31 @@ fn main() {
         .collect();
     libtest_mimic::run(&args, trials).exit();
 }
+
+/// A trial: its name and its function.
+type Named = (&'static str, fn() -> R);
+
+/// Every trial besides one per sample.
+const TRIALS: &[Named] = &[
+    ("dhcp_lease_from_the_wire", dhcp_lease),
+    ("bond_and_vlan_report_the_kernel_gap", kernel_gap),
+    ("foreign_profiles_are_never_touched", ownership),
+    ("gaps::bond_and_vlan_report_the_kernel_gap", gaps::bond_and_vlan_report_the_kernel_gap),
+    ("gaps::apply_with_a_kernel_gap_changes_nothing", gaps::apply_with_a_kernel_gap_changes_nothing),
+    ("gaps::the_daemon_is_asked_what_a_version_cannot_settle", gaps::the_daemon_is_asked_what_a_version_cannot_settle),
+    ("share::l2_bridge_for_vms_and_unbridge", share::l2_bridge_for_vms_and_unbridge),
+    ("share::nat_share_for_vms", share::nat_share_for_vms),
+    ("share::failed_sharing_changes_nothing", share::failed_sharing_changes_nothing),
+    ("tx::failing_apply_changes_nothing", transactions::failing_apply_changes_nothing),
+    ("tx::sigkill_mid_apply_is_rolled_back_by_nm", transactions::sigkill_mid_apply_is_rolled_back_by_nm),
+    ("tx::nm_restart_during_apply_does_not_hang", transactions::nm_restart_during_apply_does_not_hang),
+    ("tx::begin_rollback_and_commit", transactions::begin_rollback_and_commit),
+    (
+        "tx::leftover_checkpoint_is_reported_and_rolled_back",
+        transactions::leftover_checkpoint_is_reported_and_rolled_back,
+    ),
+    ("tx::concurrent_applies_do_not_interleave", transactions::concurrent_applies_do_not_interleave),
+];
 
 fn samples() -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("xml-samples");

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
-fn script() -> PathBuf {
+/// The sandbox launcher.
+pub fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("integration/nm-sandbox.sh")
 }
 
@@ -92,6 +93,13 @@ impl Sandbox {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn nmiface")
+    }
+
+    /// Writes `xml` into the sandbox's directory as `name`; returns its path.
+    pub fn write(&self, name: &str, xml: &str) -> String {
+        let f = PathBuf::from(&self.env["NMIFACE_SANDBOX_DIR"]).join(name);
+        std::fs::write(&f, xml).unwrap();
+        f.to_string_lossy().into_owned()
     }
 
     /// Where nmiface keeps this sandbox's transaction file and lock.

@@ -2,13 +2,9 @@
 //! end to end in the sandbox with a "VM" network namespace.
 
 use super::{ensure, rt, text, R};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{script, Sandbox};
 use crate::transactions::snapshot;
 use std::process::Command;
-
-fn script() -> String {
-    format!("{}/integration/nm-sandbox.sh", env!("CARGO_MANIFEST_DIR"))
-}
 
 /// Runs CMD in the VM namespace.
 fn vm(sb: &Sandbox, cmd: &[&str]) -> std::process::Output {
@@ -41,17 +37,11 @@ fn v4_of(sb: &Sandbox, dev: &str) -> Vec<String> {
     a[0]["addr_info"].as_array().into_iter().flatten().filter_map(|i| i["local"].as_str().map(str::to_string)).collect()
 }
 
-fn write(sb: &Sandbox, name: &str, xml: &str) -> String {
-    let f = std::path::PathBuf::from(&sb.env["NMIFACE_SANDBOX_DIR"]).join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
-}
-
 const ETH0_DHCP: &str = "<interface type='ethernet' name='eth0'><protocol family='ipv4'><dhcp/></protocol></interface>";
 
 pub fn l2_bridge_for_vms_and_unbridge() -> R {
     let sb = Sandbox::up(true);
-    let f = write(&sb, "eth0.xml", ETH0_DHCP);
+    let f = sb.write("eth0.xml", ETH0_DHCP);
     let out = sb.nmiface(&["apply", &f]);
     ensure(out.status.success(), || format!("apply eth0: {}", text(&out.stderr)))?;
     let lease = v4_of(&sb, "eth0");
@@ -90,7 +80,7 @@ pub fn l2_bridge_for_vms_and_unbridge() -> R {
 
 pub fn nat_share_for_vms() -> R {
     let sb = Sandbox::up(true);
-    let f = write(&sb, "eth0.xml", ETH0_DHCP);
+    let f = sb.write("eth0.xml", ETH0_DHCP);
     let out = sb.nmiface(&["apply", &f]);
     ensure(out.status.success(), || format!("apply eth0 (the uplink): {}", text(&out.stderr)))?;
     let out = sb.nmiface(&["share", "--nat", "--bridge", "virbr1", "--subnet", "10.42.7.0/24"]);
@@ -115,10 +105,10 @@ pub fn nat_share_for_vms() -> R {
 pub fn failed_sharing_changes_nothing() -> R {
     let sb = Sandbox::up(false);
     // eth1 has DHCP but no server on its wire: it can be defined, not activated.
-    let f = write(&sb, "eth1.xml", "<interface type='ethernet' name='eth1'><start mode='none'/><protocol family='ipv4'><dhcp/></protocol></interface>");
+    let f = sb.write("eth1.xml", "<interface type='ethernet' name='eth1'><start mode='none'/><protocol family='ipv4'><dhcp/></protocol></interface>");
     let out = sb.nmiface(&["define", &f]);
     ensure(out.status.success(), || format!("define eth1: {}", text(&out.stderr)))?;
-    let f = write(&sb, "br5.xml", "<interface type='bridge' name='br5'><bridge stp='off'><interface type='ethernet' name='eth2'/></bridge></interface>");
+    let f = sb.write("br5.xml", "<interface type='bridge' name='br5'><bridge stp='off'><interface type='ethernet' name='eth2'/></bridge></interface>");
     let out = sb.nmiface(&["apply", &f]);
     ensure(out.status.success(), || format!("apply br5: {}", text(&out.stderr)))?;
     let before = snapshot(&sb);

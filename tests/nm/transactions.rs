@@ -41,21 +41,15 @@ fn diff(before: &str, after: &str) -> String {
     similar_asserts::SimpleDiff::from_str(before, after, "before", "after").to_string()
 }
 
-fn write(sb: &Sandbox, name: &str, xml: &str) -> String {
-    let f = sb.runtime_dir().parent().unwrap().join(name);
-    std::fs::write(&f, xml).unwrap();
-    f.to_string_lossy().into_owned()
-}
-
 const BR1: &str = "<interface type='bridge' name='br1'><protocol family='ipv4'><ip address='198.51.100.1' prefix='24'/></protocol><bridge stp='off'><interface type='ethernet' name='eth2'/></bridge></interface>";
 
 /// A prior state worth restoring: an active static ethernet, a defined but inactive bridge, and
 /// a hand-made profile.
 fn prior_state(sb: &Sandbox) -> R {
-    let eth0 = write(sb, "eth0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.0.2.1' prefix='24'/></protocol></interface>");
+    let eth0 = sb.write("eth0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.0.2.1' prefix='24'/></protocol></interface>");
     let out = sb.nmiface(&["apply", &eth0]);
     ensure(out.status.success(), || format!("apply eth0: {}", text(&out.stderr)))?;
-    let br1 = write(sb, "br1.xml", BR1);
+    let br1 = sb.write("br1.xml", BR1);
     let out = sb.nmiface(&["define", &br1]);
     ensure(out.status.success(), || format!("define br1: {}", text(&out.stderr)))?;
     let out =
@@ -73,7 +67,7 @@ pub fn failing_apply_changes_nothing() -> R {
     let host = format!(
         "<interfaces>{changed}<interface type='bond' name='bond0'><bond mode='active-backup'><interface type='ethernet' name='eth1'/></bond></interface></interfaces>"
     );
-    let f = write(&sb, "bad.xml", &host);
+    let f = sb.write("bad.xml", &host);
     // --force past the capability check, so NetworkManager itself fails the bond and the
     // checkpoint has to undo the changes made before that.
     let out = sb.nmiface(&["apply", "--force", &f]);
@@ -89,8 +83,7 @@ pub fn sigkill_mid_apply_is_rolled_back_by_nm() -> R {
     prior_state(&sb)?;
     let before = snapshot(&sb);
     // DHCP on eth1 has no server: the activation waits, and nmiface is killed meanwhile.
-    let f = write(
-        &sb,
+    let f = sb.write(
         "dhcp1.xml",
         "<interface type='ethernet' name='eth1'><protocol family='ipv4'><dhcp/></protocol></interface>",
     );
@@ -117,8 +110,7 @@ pub fn sigkill_mid_apply_is_rolled_back_by_nm() -> R {
 
 pub fn nm_restart_during_apply_does_not_hang() -> R {
     let sb = Sandbox::up(false);
-    let f = write(
-        &sb,
+    let f = sb.write(
         "dhcp1.xml",
         "<interface type='ethernet' name='eth1'><protocol family='ipv4'><dhcp/></protocol></interface>",
     );
@@ -150,12 +142,12 @@ pub fn begin_rollback_and_commit() -> R {
         format!("second begin: {}", text(&out.stderr))
     })?;
     // Several changes: a new started bridge, a changed inactive one, an undefined one.
-    let br0 = write(&sb, "br0.xml", "<interface type='bridge' name='br0'><protocol family='ipv4'><ip address='203.0.113.1' prefix='24'/></protocol><bridge stp='off'><interface type='ethernet' name='eth1'/></bridge></interface>");
+    let br0 = sb.write("br0.xml", "<interface type='bridge' name='br0'><protocol family='ipv4'><ip address='203.0.113.1' prefix='24'/></protocol><bridge stp='off'><interface type='ethernet' name='eth1'/></bridge></interface>");
     for args in [vec!["apply", br0.as_str()], vec!["undefine", "eth0"]] {
         let out = sb.nmiface(&args);
         ensure(out.status.success(), || format!("{args:?}: {}", text(&out.stderr)))?;
     }
-    let f = write(&sb, "br1b.xml", &BR1.replace("198.51.100.1", "198.51.100.7"));
+    let f = sb.write("br1b.xml", &BR1.replace("198.51.100.1", "198.51.100.7"));
     let out = sb.nmiface(&["define", &f]);
     ensure(out.status.success(), || format!("define br1: {}", text(&out.stderr)))?;
     ensure(snapshot(&sb) != before, || "nothing changed inside the transaction".into())?;
@@ -198,12 +190,11 @@ pub fn leftover_checkpoint_is_reported_and_rolled_back() -> R {
 
 pub fn concurrent_applies_do_not_interleave() -> R {
     let sb = Sandbox::up(false);
-    let slow = write(
-        &sb,
+    let slow = sb.write(
         "slow.xml",
         "<interface type='ethernet' name='eth1'><protocol family='ipv4'><dhcp/></protocol></interface>",
     );
-    let fast = write(&sb, "fast.xml", "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.2' prefix='24'/></protocol></interface>");
+    let fast = sb.write("fast.xml", "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.2' prefix='24'/></protocol></interface>");
     let first = sb.spawn_nmiface(&["apply", "--timeout", "3", &slow]);
     std::thread::sleep(Duration::from_millis(500));
     let second = sb.nmiface(&["apply", &fast]);
