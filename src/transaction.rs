@@ -65,9 +65,26 @@ pub enum TxError {
     },
 }
 
-/// What a transaction has to undo.
+/// Whose journal it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalKind {
+    /// The user's transaction (`begin` … `commit`/`rollback`).
+    Transaction,
+    /// One atomic change (an `apply`, `bridge`, …) by process `pid`: on disk only while that
+    /// change runs; found afterwards, it was interrupted, and the next run finishes it.
+    Change {
+        /// The process that made the change.
+        pid: u32,
+    },
+}
+
+/// What a transaction or an atomic change has to undo: the checkpoint, the profiles as they
+/// were before nmiface changed or deleted them, and the profiles nmiface added (the only ones
+/// a rollback deletes). Written ahead of every change when it has a store.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Journal {
+    /// Whose it is.
+    pub kind: JournalKind,
     /// The checkpoint's object path.
     pub checkpoint: String,
     /// When it began (seconds since the epoch).
@@ -79,19 +96,42 @@ pub struct Journal {
     pub known: Option<BTreeSet<Uuid>>,
     /// Profiles as they were before nmiface first changed or deleted them.
     pub saved: Vec<Profile>,
+    /// Profiles nmiface added (recorded before they are sent).
+    pub added: BTreeSet<Uuid>,
+    /// Where the journal is written ahead of each change.
+    store: Option<Store>,
 }
 
 impl Journal {
-    /// A journal for a new checkpoint.
+    /// A transaction's journal for a new checkpoint.
     pub fn new(checkpoint: String, rollback_timeout: u32, known: Option<BTreeSet<Uuid>>) -> Self {
         let begun = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        Self { checkpoint, begun, rollback_timeout, known, saved: Vec::new() }
+        Self {
+            kind: JournalKind::Transaction,
+            checkpoint,
+            begun,
+            rollback_timeout,
+            known,
+            saved: Vec::new(),
+            added: BTreeSet::new(),
+            store: None,
+        }
+    }
+
+    /// One atomic change's journal, written to `store` right away and ahead of each change.
+    pub fn for_change(checkpoint: String, rollback_timeout: u32, store: Option<Store>) -> Result<Self, TxError> {
+        let mut j = Self::new(checkpoint, rollback_timeout, None);
+        j.kind = JournalKind::Change { pid: std::process::id() };
+        j.store = store;
+        j.sync()?;
+        Ok(j)
     }
 
     /// Records `before`, the state of a profile about to be changed or deleted, unless it was
-    /// created inside the transaction (the checkpoint deletes those) or is recorded already.
+    /// created inside the transaction (the rollback deletes those) or is recorded already.
     pub fn remember(&mut self, before: &Profile) {
-        let predates = self.known.as_ref().is_none_or(|k| k.contains(&before.uuid));
+        let predates =
+            self.known.as_ref().is_none_or(|k| k.contains(&before.uuid)) && !self.added.contains(&before.uuid);
         if predates && !self.saved.iter().any(|p| p.uuid == before.uuid) {
             let mut p = before.clone();
             // The last-activation time is NetworkManager's runtime data, kept outside the
@@ -103,14 +143,42 @@ impl Journal {
         }
     }
 
+    /// Records a profile about to be added.
+    pub fn remember_added(&mut self, uuid: Uuid) {
+        self.added.insert(uuid);
+    }
+
+    /// Writes the journal to its store, if it has one: call it after recording and before
+    /// changing anything, so a crash leaves a journal that knows the change.
+    pub fn sync(&self) -> Result<(), TxError> {
+        match &self.store {
+            Some(store) => store.save(self),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the journal from its store (the change or transaction is over).
+    pub fn discard(&self) -> Result<(), TxError> {
+        match &self.store {
+            Some(store) => store.clear(),
+            None => Ok(()),
+        }
+    }
+
     fn to_json(&self) -> serde_json::Value {
+        let (kind, pid) = match self.kind {
+            JournalKind::Transaction => ("transaction", std::process::id()),
+            JournalKind::Change { pid } => ("change", pid),
+        };
         serde_json::json!({
+            "kind": kind,
             "checkpoint": self.checkpoint,
             "begun": self.begun,
             "rollback_timeout": self.rollback_timeout,
-            "pid": std::process::id(),
+            "pid": pid,
             "known": self.known,
             "saved": self.saved,
+            "added": self.added,
         })
     }
 
@@ -135,7 +203,21 @@ impl Journal {
             }
             saved.push(Profile { id: p["id"].as_str().unwrap_or_default().to_string(), uuid, settings });
         }
+        let kind = match v["kind"].as_str() {
+            Some("change") => {
+                let pid = v["pid"].as_u64().and_then(|p| u32::try_from(p).ok()).ok_or("change without pid")?;
+                JournalKind::Change { pid }
+            }
+            _ => JournalKind::Transaction,
+        };
+        let added = match &v["added"] {
+            serde_json::Value::Null => BTreeSet::new(),
+            a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
+        };
         Ok(Self {
+            kind,
+            added,
+            store: None,
             checkpoint,
             begun: v["begun"].as_u64().unwrap_or(0),
             rollback_timeout: v["rollback_timeout"].as_u64().unwrap_or(0) as u32,
@@ -146,7 +228,7 @@ impl Journal {
 }
 
 /// Where one system bus's transaction file and lock live.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Store {
     dir: PathBuf,
     key: String,
@@ -164,7 +246,10 @@ fn open_private(path: &Path, write: bool, create: bool) -> Result<File, TxError>
     if create {
         o.create(true).mode(0o600);
     }
-    let f = o.open(path).map_err(|e| io(path, e))?;
+    let f = o.open(path).map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => TxError::Untrusted { path: path.display().to_string(), why: "it is a symlink".into() },
+        _ => io(path, e),
+    })?;
     let meta = f.metadata().map_err(|e| io(path, e))?;
     if Some(meta.uid()) != current_uid() || meta.mode() & 0o022 != 0 || !meta.is_file() {
         return Err(TxError::Untrusted {
@@ -179,18 +264,27 @@ fn open_private(path: &Path, write: bool, create: bool) -> Result<File, TxError>
 /// `$XDG_RUNTIME_DIR/nmiface` when that directory is this user's own (mode 0700). Nothing else:
 /// a world-writable place such as /tmp would let another user plant the journal or the lock.
 fn runtime_dir() -> Result<PathBuf, TxError> {
-    if let Some(d) = std::env::var_os("NMIFACE_RUNTIME_DIR") {
+    runtime_dir_for(current_uid(), std::env::var_os("NMIFACE_RUNTIME_DIR"), std::env::var_os("XDG_RUNTIME_DIR"))
+}
+
+/// [`runtime_dir`] for a uid and the two variables, testable without switching users.
+fn runtime_dir_for(
+    uid: Option<u32>,
+    explicit: Option<std::ffi::OsString>,
+    xdg: Option<std::ffi::OsString>,
+) -> Result<PathBuf, TxError> {
+    if let Some(d) = explicit {
         return Ok(PathBuf::from(d));
     }
-    if current_uid() == Some(0) {
+    if uid == Some(0) {
         return Ok(PathBuf::from("/run/nmiface"));
     }
-    let Some(xdg) = std::env::var_os("XDG_RUNTIME_DIR").filter(|x| !x.is_empty()) else {
+    let Some(xdg) = xdg.filter(|x| !x.is_empty()) else {
         return Err(TxError::NoRuntimeDir { why: "XDG_RUNTIME_DIR is not set".into() });
     };
     let xdg = PathBuf::from(xdg);
     let meta = std::fs::symlink_metadata(&xdg).map_err(|e| io(&xdg, e))?;
-    if !meta.is_dir() || Some(meta.uid()) != current_uid() || meta.mode() & 0o077 != 0 {
+    if !meta.is_dir() || Some(meta.uid()) != uid || meta.mode() & 0o077 != 0 {
         return Err(TxError::NoRuntimeDir {
             why: format!("XDG_RUNTIME_DIR {} is not a directory of this user's with mode 0700", xdg.display()),
         });
@@ -245,7 +339,9 @@ impl Store {
         open_private(&path, false, false)?.read_to_string(&mut text).map_err(|e| io(&path, e))?;
         let corrupt = |why: String| TxError::Corrupt { path: path.display().to_string(), why };
         let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
-        Journal::from_json(&v).map(Some).map_err(corrupt)
+        let mut j = Journal::from_json(&v).map_err(corrupt)?;
+        j.store = Some(self.clone());
+        Ok(Some(j))
     }
 
     /// Writes the transaction durably: a new temporary file (never through a symlink), synced,
@@ -360,6 +456,7 @@ mod tests {
         j.remember(&p);
         assert_eq!(j.saved.len(), 1);
         store.save(&j).unwrap();
+        j.store = Some(store.clone());
         assert_eq!(store.load().unwrap(), Some(j));
         store.clear().unwrap();
         assert_eq!(store.load().unwrap(), None);
@@ -370,6 +467,46 @@ mod tests {
         assert!(matches!(e, TxError::Busy { ref holder, .. } if holder.contains("test")), "{e}");
         drop(l);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    // Issue 11, item 6: runtime state only in a place that is the user's own.
+    #[test]
+    fn runtime_state_only_in_a_private_directory() {
+        let base = std::env::temp_dir().join(format!("nmiface-rt-{}", std::process::id()));
+        let open = base.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let me = current_uid();
+        // A desktop user: root makes the directory theirs, anyone else tests as themselves.
+        let user = if me == Some(0) {
+            std::os::unix::fs::chown(&open, Some(4242), None).unwrap();
+            Some(4242)
+        } else {
+            me
+        };
+        // No XDG_RUNTIME_DIR for a user: refused, never /tmp.
+        assert!(matches!(runtime_dir_for(Some(1000), None, None), Err(TxError::NoRuntimeDir { .. })));
+        // A directory others can read, or another user's: refused.
+        assert!(matches!(runtime_dir_for(user, None, Some(open.clone().into())), Err(TxError::NoRuntimeDir { .. })));
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        assert!(runtime_dir_for(user.map(|u| u + 1), None, Some(open.clone().into())).is_err());
+        assert_eq!(runtime_dir_for(user, None, Some(open.clone().into())).unwrap(), open.join("nmiface"));
+        assert_eq!(runtime_dir_for(Some(0), None, None).unwrap(), PathBuf::from("/run/nmiface"));
+        // A journal planted as a symlink (to a file another user controls) is refused.
+        let store = Store { dir: base.join("store"), key: "k".into() };
+        private_dir(&store.dir).unwrap();
+        let victim = base.join("planted.json");
+        std::fs::write(&victim, "{}").unwrap();
+        std::os::unix::fs::symlink(&victim, store.journal_path()).unwrap();
+        assert!(matches!(store.load(), Err(TxError::Untrusted { .. })), "{:?}", store.load());
+        // A journal owned by someone else is refused too.
+        std::fs::remove_file(store.journal_path()).unwrap();
+        std::fs::write(store.journal_path(), "{}").unwrap();
+        if me == Some(0) {
+            std::os::unix::fs::chown(store.journal_path(), Some(65534), None).unwrap();
+            assert!(matches!(store.load(), Err(TxError::Untrusted { .. })), "{:?}", store.load());
+        }
+        let _ = std::fs::remove_dir_all(base);
     }
 
     #[test]

@@ -46,9 +46,15 @@ impl Agent {
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         let plan = plan::define(&desired, &existing, adopt)?;
         if let Some(j) = journal {
-            for i in plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()) {
-                j.remember(&existing[i]);
+            let touched: Vec<usize> = plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()).collect();
+            for p in bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await {
+                j.remember(&p?);
             }
+            for p in &plan.add {
+                j.remember_added(p.uuid);
+            }
+            // Written ahead: a crash from here on leaves a journal that knows every change.
+            j.sync()?;
         }
         let mut report: Vec<Defined> =
             t.interfaces.iter().map(|i| Defined { interface: i.interface.to_string(), ..Defined::default() }).collect();
@@ -227,9 +233,10 @@ impl Agent {
     #[instrument(skip_all, fields(interface = %s.name))]
     pub async fn undefine(&self, s: &StoredInterface, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
         if let Some(j) = journal {
-            for p in s.profiles() {
-                j.remember(&p.profile);
+            for p in bounded(s.profiles(), |p| self.nm.with_secrets(p)).await {
+                j.remember(&p?);
             }
+            j.sync()?;
         }
         let paths: Vec<_> = s.profiles().map(|p| p.path.clone()).collect();
         bounded(&paths, |p| self.nm.delete(p)).await.into_iter().collect::<Result<Vec<()>, _>>()?;

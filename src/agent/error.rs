@@ -38,6 +38,9 @@ pub enum AgentError {
         /// What it likely means.
         hint: Option<String>,
     },
+    /// The journal could not be written ahead of a change (nothing was changed).
+    #[error(transparent)]
+    Journal(#[from] crate::transaction::TxError),
     /// A stored profile could not be read back.
     #[error(transparent)]
     Reverse(#[from] nm::ReverseError),
@@ -157,6 +160,9 @@ pub enum RestoreProblem {
     /// The checkpoint rollback itself failed.
     #[error("checkpoint rollback: {0}")]
     Checkpoint(NmError),
+    /// The journal could not be removed after the rollback.
+    #[error("journal: {0}")]
+    Journal(crate::transaction::TxError),
     /// A journalled profile could not be written back.
     #[error("profile '{id}': {error}")]
     Profile {
@@ -183,6 +189,9 @@ fn restored_text(problems: &[RestoreProblem]) -> String {
             .to_string()
     } else {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        format!("rolled back, but not everything was restored: {}", list.join("; "))
+        format!(
+            "rolled back, but not everything was restored: {}; the journal is kept: `nmiface rollback` (or the next change) finishes it",
+            list.join("; ")
+        )
     }
 }

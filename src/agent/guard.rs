@@ -8,7 +8,7 @@
 
 use super::{Agent, AgentError, RestoreProblem};
 use crate::nm_client::{bounded, NmClient, NmError, BLOCK_AUTOCONNECT, TO_DISK};
-use crate::transaction::Journal;
+use crate::transaction::{Journal, Store};
 use std::time::Duration;
 
 /// How a change protects the host.
@@ -18,6 +18,9 @@ pub enum Safety<'j> {
     Checkpoint {
         /// Seconds NetworkManager waits for a keep-alive before rolling back.
         rollback_timeout: u32,
+        /// Where the change's journal is written ahead, so an interrupted change can be
+        /// finished by the next run (`None`: kept in memory only).
+        store: Option<&'j Store>,
     },
     /// Inside the user's transaction: changes are journalled; the user commits or rolls back.
     Transaction(&'j mut Journal),
@@ -57,8 +60,8 @@ impl Agent {
         match safety {
             Safety::Unprotected => steps(None).await.map_err(Guarded::Failed),
             Safety::Transaction(j) => steps(Some(j)).await.map_err(Guarded::Failed),
-            Safety::Checkpoint { rollback_timeout } => {
-                let mut guard = self.guard(rollback_timeout).await.map_err(Guarded::Failed)?;
+            Safety::Checkpoint { rollback_timeout, store } => {
+                let mut guard = self.guard(rollback_timeout, store).await.map_err(Guarded::Failed)?;
                 match steps(Some(&mut guard.journal)).await {
                     Ok(t) if !failed(&t) => {
                         guard.keepalive.abort();
@@ -66,11 +69,17 @@ impl Agent {
                             .checkpoint_destroy(&guard.journal.checkpoint)
                             .await
                             .map_err(|e| Guarded::Failed(e.into()))?;
+                        guard.journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
                         Ok(t)
                     }
                     result => {
                         guard.keepalive.abort();
-                        let problems = self.undo(&guard.journal).await;
+                        let mut problems = self.undo(&guard.journal).await;
+                        if problems.is_empty() {
+                            if let Err(e) = guard.journal.discard() {
+                                problems.push(RestoreProblem::Journal(e));
+                            }
+                        }
                         Err(Guarded::RolledBack { result, problems })
                     }
                 }
@@ -78,32 +87,57 @@ impl Agent {
         }
     }
 
-    /// Creates a checkpoint for one atomic change and keeps it alive while the change runs.
-    async fn guard(&self, rollback_timeout: u32) -> Result<Guard, AgentError> {
+    /// Creates a checkpoint for one atomic change, with its journal written ahead to `store`,
+    /// and keeps it alive while the change runs.
+    async fn guard(&self, rollback_timeout: u32, store: Option<&Store>) -> Result<Guard, AgentError> {
         let existing = self.nm.checkpoints().await?;
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
         let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
-        let keepalive = keep_alive(self.nm.clone(), checkpoint.clone(), rollback_timeout);
-        Ok(Guard { journal: Journal::new(checkpoint, rollback_timeout, None), keepalive })
+        let journal = match Journal::for_change(checkpoint.clone(), rollback_timeout, store.cloned()) {
+            Ok(j) => j,
+            Err(e) => {
+                let _ = self.nm.checkpoint_destroy(&checkpoint).await;
+                return Err(e.into());
+            }
+        };
+        let keepalive = keep_alive(self.nm.clone(), checkpoint, rollback_timeout);
+        Ok(Guard { journal, keepalive })
     }
 
-    /// Rolls back to the journal's checkpoint, then restores the profiles it saved. Returns
-    /// what could not be restored.
+    /// Rolls back to the journal's checkpoint (devices), deletes the profiles nmiface added (and
+    /// only those: the checkpoint is taken without NetworkManager's delete-new-profiles flag, so
+    /// a profile another user or tool added meanwhile stays), then restores the profiles it
+    /// saved. Returns what could not be restored.
     pub async fn undo(&self, j: &Journal) -> Vec<RestoreProblem> {
         let mut problems = Vec::new();
         match self.nm.checkpoint_rollback(&j.checkpoint).await {
             Ok(failed) => problems.extend(failed.into_iter().map(RestoreProblem::Device)),
-            // Gone: NetworkManager already rolled back when the timeout passed.
+            // Gone: NetworkManager already rolled back when the timeout passed (or restarted).
             Err(NmError::NoSuchCheckpoint(_)) => {}
+            // Hung: every further call would wait as long; the journal stays for the next run.
+            Err(NmError::Timeout) => return vec![RestoreProblem::Checkpoint(NmError::Timeout)],
             Err(e) => problems.push(RestoreProblem::Checkpoint(e)),
         }
+        let added: Vec<String> = j.added.iter().map(ToString::to_string).collect();
+        let removed = bounded(&added, |uuid| async move {
+            match self.nm.profile_by_uuid(uuid).await {
+                // Still nmiface's own: it was added by this change.
+                Ok(Some(s)) if s.profile.is_managed() => self.nm.delete(&s.path).await,
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            }
+            .map_err(|error| RestoreProblem::Profile { id: uuid.clone(), error })
+        })
+        .await;
+        problems.extend(removed.into_iter().filter_map(Result::err));
         let restored = bounded(&j.saved, |p| async move {
             let error = |error| RestoreProblem::Profile { id: p.id.clone(), error };
+            let exact = p.without_legacy_duplicates();
             let r = match self.nm.profile_by_uuid(&p.uuid.to_string()).await.map_err(error)? {
-                Some(s) => self.nm.update(&s.path, p, TO_DISK | BLOCK_AUTOCONNECT).await,
-                None => self.nm.add(p, TO_DISK | BLOCK_AUTOCONNECT).await.map(|_| ()),
+                Some(s) => self.nm.update(&s.path, &exact, TO_DISK | BLOCK_AUTOCONNECT).await,
+                None => self.nm.add(&exact, TO_DISK | BLOCK_AUTOCONNECT).await.map(|_| ()),
             };
             r.map_err(error)
         })

@@ -137,8 +137,14 @@ impl Agent {
                 return Err(AgentError::NotOneNic { bridge: found.name.clone(), ports });
             }
         };
+        // `replaces` is only a mark in user.data: honour it for an ethernet profile of this
+        // very NIC, never for an arbitrary profile someone wrote there.
         let old = match b.replaces {
-            Some(u) => self.nm.profile_by_uuid(&u.to_string()).await?,
+            Some(u) => self.nm.profile_by_uuid(&u.to_string()).await?.filter(|s| {
+                s.profile.conn_type() == Some(conn_type::ETHERNET)
+                    && s.profile.interface_name() == Some(port.name.as_str())
+                    && s.profile.master().is_none()
+            }),
             None => None,
         };
         let nic = port.name.to_string();

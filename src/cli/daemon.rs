@@ -1,7 +1,9 @@
-//! Reaching NetworkManager from the CLI: one runtime, one [`Context`].
+//! Reaching NetworkManager from the CLI: one runtime, one [`Context`], and what happens when the
+//! user interrupts a change.
 
 use nmiface::verbs::Context;
 use std::future::Future;
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Runs the command's async part. One thread: a CLI waits on one daemon; a pool would only add
 /// start-up time.
@@ -9,9 +11,40 @@ pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
 
-/// Connects to NetworkManager; another nmiface holding the lock is reported while we wait.
+/// Connects to NetworkManager; what the user should know while a verb runs goes to stderr.
 pub async fn connect() -> anyhow::Result<Context> {
-    Ok(Context::connect().await?.on_lock_wait(|holder| {
-        eprintln!("nmiface: waiting for another nmiface ({holder}) to finish");
-    }))
+    Ok(Context::connect().await?.on_notice(|what| eprintln!("nmiface: {what}")))
+}
+
+/// A change stopped by a signal, after what it left was rolled back.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {signal}: {outcome}")]
+pub struct Interrupted {
+    /// `SIGINT` or `SIGTERM`.
+    pub signal: &'static str,
+    /// The shell's exit status for it (128 + the signal's number).
+    pub status: u8,
+    /// What became of the change.
+    pub outcome: String,
+}
+
+/// Runs a change; on SIGINT or SIGTERM the change is abandoned, what it left is rolled back
+/// (its journal was written ahead), and the command fails with [`Interrupted`]. Inside an open
+/// transaction the changes stay journalled: `nmiface rollback` undoes them.
+pub async fn interruptible<T>(ctx: &Context, f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut f = Box::pin(f);
+    let (name, status) = tokio::select! {
+        r = &mut f => return r,
+        _ = term.recv() => ("SIGTERM", 143),
+        _ = int.recv() => ("SIGINT", 130),
+    };
+    // Dropping the change ends its D-Bus calls and releases its lock; then roll back.
+    drop(f);
+    let outcome = match ctx.recover().await {
+        Ok(()) => "the change was rolled back (inside a transaction, `nmiface rollback` undoes it)".to_string(),
+        Err(e) => format!("rolling back failed: {e}"),
+    };
+    Err(Interrupted { signal: name, status, outcome }.into())
 }

@@ -3,8 +3,8 @@
 //! [`nmiface::verbs`], and prints.
 
 use super::{
-    block_on, clear_progress, connect, print_findings, print_forced, progress_printer, read_input, say, say_json,
-    Outcome,
+    block_on, clear_progress, connect, interruptible, print_findings, print_forced, progress_printer, read_input, say,
+    say_json, Outcome,
 };
 use nmiface::agent::Listed;
 use nmiface::finding::{any_loses_meaning, Finding};
@@ -156,7 +156,10 @@ pub fn define(args: DefineArgs) -> anyhow::Result<Outcome> {
     let (source, doc) = parse(&args.file)?;
     block_on(async {
         let ctx = connect().await?;
-        let out = ctx.define(&doc, DefineOptions { adopt: args.adopt, force: args.force }).await?;
+        let out = interruptible(&ctx, async {
+            Ok(ctx.define(&doc, DefineOptions { adopt: args.adopt, force: args.force }).await?)
+        })
+        .await?;
         print_forced(&out.forced);
         print_findings(&source, &out.findings);
         if args.json {
@@ -191,7 +194,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
             rollback_timeout: args.rollback_timeout,
             checkpoint: !args.no_checkpoint,
         };
-        let out = ctx.apply(&doc, o, &mut progress).await;
+        let out = interruptible(&ctx, async { Ok(ctx.apply(&doc, o, &mut progress).await?) }).await;
         clear_progress();
         let out = out?;
         print_forced(&out.forced);
@@ -227,7 +230,8 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
     block_on(async {
-        let n = connect().await?.undefine(&args.name).await?;
+        let ctx = connect().await?;
+        let n = interruptible(&ctx, async { Ok(ctx.undefine(&args.name).await?) }).await?;
         if args.json {
             say_json(&serde_json::json!({"undefined": args.name, "profiles": n}));
         } else {

@@ -7,7 +7,7 @@ mod output;
 mod share;
 mod translate;
 
-use daemon::{block_on, connect};
+use daemon::{block_on, connect, interruptible};
 use output::{clear_progress, print_forced, progress_printer, say, say_json};
 
 use clap::{Parser, Subcommand};
@@ -109,6 +109,11 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<daemon::Interrupted>().is_some() => {
+            let status = e.downcast_ref::<daemon::Interrupted>().map_or(2, |i| i.status);
+            let _ = writeln!(std::io::stderr(), "nmiface: {e:#}");
+            ExitCode::from(status)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "nmiface: error: {e:#}");
             ExitCode::from(2)

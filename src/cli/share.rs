@@ -1,6 +1,6 @@
 //! `bridge`, `unbridge` and `share --nat`: sharing the host's network with virtual machines.
 
-use super::{block_on, clear_progress, connect, print_forced, progress_printer, say, Outcome};
+use super::{block_on, clear_progress, connect, interruptible, print_forced, progress_printer, say, Outcome};
 use nmiface::agent::{subnet_address, BridgeOptions};
 use nmiface::finding::any_loses_meaning;
 use nmiface::nm_client::Progress;
@@ -104,7 +104,8 @@ pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
         force: a.force,
     };
     block_on(async {
-        let out = connect().await?.bridge(&r, &mut printer()).await;
+        let ctx = connect().await?;
+        let out = interruptible(&ctx, async { Ok(ctx.bridge(&r, &mut printer()).await?) }).await;
         clear_progress();
         let out = out?;
         print_forced(&out.forced);
@@ -118,7 +119,11 @@ pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
 pub fn unbridge(a: UnbridgeArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let timeout = Duration::from_secs(a.steps.timeout);
-        let nic = connect().await?.unbridge(&a.bridge, !a.no_start, timeout, a.steps.rollback_timeout).await?;
+        let ctx = connect().await?;
+        let nic = interruptible(&ctx, async {
+            Ok(ctx.unbridge(&a.bridge, !a.no_start, timeout, a.steps.rollback_timeout).await?)
+        })
+        .await?;
         say(&format!("Bridge {} removed; {nic} has its configuration back", a.bridge));
         Ok(Outcome::Clean)
     })
@@ -134,7 +139,8 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
         force: a.force,
     };
     block_on(async {
-        let out = connect().await?.share(&r, &mut printer()).await;
+        let ctx = connect().await?;
+        let out = interruptible(&ctx, async { Ok(ctx.share(&r, &mut printer()).await?) }).await;
         clear_progress();
         print_forced(&out?.forced);
         say(&format!("NAT sharing on bridge {}: attach VMs to it; NetworkManager serves DHCP and DNS there", a.bridge));

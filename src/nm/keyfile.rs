@@ -52,9 +52,10 @@ fn scalar(v: &Value) -> String {
         Value::Str(s) => escape(s),
         Value::Bytes(b) => mac_text(b),
         Value::StrList(l) => l.iter().map(|s| format!("{};", escape(&s.replace(';', "\\;")))).collect(),
-        // Dictionaries are expanded by the caller; a stray one is written empty rather than
-        // as something NetworkManager would misread.
-        Value::StrDict(_) | Value::DictList(_) => String::new(),
+        // Dictionaries are expanded by the caller; a stray one, or an opaque value read from
+        // NetworkManager (translations never make those), is written empty rather than as
+        // something NetworkManager would misread.
+        Value::StrDict(_) | Value::DictList(_) | Value::Encoded(_) => String::new(),
     }
 }
 

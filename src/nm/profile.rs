@@ -85,9 +85,46 @@ impl Profile {
         self.get("user", "data")?.as_str_dict()?.get(key).map(String::as_str)
     }
 
-    /// True when nmiface created this profile.
+    /// The users `connection.permissions` restricts the profile to (empty: everyone, a
+    /// system-wide profile). NetworkManager writes entries as `user:NAME:`.
+    pub fn permitted_users(&self) -> Vec<&str> {
+        let Some(list) = self.get("connection", "permissions").and_then(Value::as_str_list) else {
+            return Vec::new();
+        };
+        list.iter().map(|e| e.strip_prefix("user:").map_or(e.as_str(), |u| u.split(':').next().unwrap_or(u))).collect()
+    }
+
+    /// True when this profile is nmiface's own, system-wide: it carries nmiface's marks **and**
+    /// is not private to a user. A mark alone proves nothing (anyone who can write a profile can
+    /// copy it), and a private profile is its user's, never root's CLI's to change.
     pub fn is_managed(&self) -> bool {
-        self.user_data(user_key::MANAGED) == Some("1")
+        self.user_data(user_key::MANAGED) == Some("1") && self.permitted_users().is_empty()
+    }
+
+    /// The profile to send back to NetworkManager after reading it: without the legacy forms
+    /// GetSettings returns beside their successors (`addresses` beside `address-data`, …). The
+    /// daemon prefers a legacy property whenever one is present (libnm's
+    /// `_nm_setting_use_legacy_property`), and the legacy forms cannot hold everything (route
+    /// attributes, address labels), so sending both would lose exactly that.
+    pub fn without_legacy_duplicates(&self) -> Profile {
+        /// (setting, legacy property, its successor).
+        const LEGACY: [(&str, &str, &str); 6] = [
+            ("ipv4", "addresses", "address-data"),
+            ("ipv4", "routes", "route-data"),
+            ("ipv4", "dns", "dns-data"),
+            ("ipv6", "addresses", "address-data"),
+            ("ipv6", "routes", "route-data"),
+            ("ipv6", "dns", "dns-data"),
+        ];
+        let mut p = self.clone();
+        for (setting, legacy, new) in LEGACY {
+            if let Some(s) = p.settings.get_mut(setting) {
+                if s.contains_key(new) {
+                    s.remove(legacy);
+                }
+            }
+        }
+        p
     }
 
     /// The keyfile name NetworkManager would use: the id, with the characters a file name

@@ -31,6 +31,11 @@ pub enum Value {
     StrDict(BTreeMap<String, String>),
     /// `aa{sv}` (address-data, route-data)
     DictList(Vec<BTreeMap<String, Value>>),
+    /// Any other type, kept exactly as NetworkManager sent it: the value's D-Bus wire encoding
+    /// as a variant (its signature, then its data; little-endian, offset 0). nmiface never
+    /// reads these (`ipv4.dns` as `au`, `ipv6.dns` as `aay`, legacy `addresses`, …); it keeps
+    /// them so a journalled profile is restored exactly. The D-Bus layer encodes and decodes.
+    Encoded(Vec<u8>),
 }
 
 impl Value {
@@ -47,6 +52,7 @@ impl Value {
             Value::StrList(_) => "as",
             Value::StrDict(_) => "a{ss}",
             Value::DictList(_) => "aa{sv}",
+            Value::Encoded(_) => "v",
         }
     }
 
@@ -174,6 +180,7 @@ impl Value {
                     .map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
                     .collect::<Option<_>>()?,
             ),
+            "v" => Value::Encoded(hex_decode(inner.as_str()?)?),
             "aa{sv}" => Value::DictList(
                 inner
                     .as_array()?
@@ -206,9 +213,21 @@ impl Serialize for Value {
             Value::StrList(v) => m.serialize_entry(k, v)?,
             Value::StrDict(v) => m.serialize_entry(k, v)?,
             Value::DictList(v) => m.serialize_entry(k, v)?,
+            Value::Encoded(v) => m.serialize_entry(k, &hex_encode(v))?,
         }
         m.end()
     }
+}
+
+fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok()).collect()
 }
 
 #[cfg(test)]
@@ -228,6 +247,7 @@ mod tests {
             Value::StrList(vec!["a".into()]),
             Value::StrDict(BTreeMap::from([("k".into(), "v".into())])),
             Value::DictList(vec![BTreeMap::from([("prefix".into(), Value::U32(24))])]),
+            Value::Encoded(vec![2, 0x61, 0x75, 0, 0, 0, 0, 0]),
         ];
         for v in vals {
             let j = serde_json::to_value(&v).unwrap();

@@ -26,7 +26,9 @@ impl NmClient {
     /// daemon refuses (NM rejects unknown bits with "Invalid flags"; a version number cannot
     /// tell, because of backports).
     pub async fn checkpoint_create(&self, rollback_timeout: u32) -> Result<String, NmError> {
-        let base = DELETE_NEW_CONNECTIONS | DISCONNECT_NEW_DEVICES;
+        // Not DELETE_NEW_CONNECTIONS: a rollback may delete only what nmiface added (its
+        // journal knows), never a profile another user or tool added meanwhile.
+        let base = DISCONNECT_NEW_DEVICES;
         let mut last = None;
         for flags in [base | TRACK_INTERNAL_GLOBAL_DNS, base] {
             debug!(call = "CheckpointCreate", rollback_timeout, flags);

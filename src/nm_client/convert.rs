@@ -24,7 +24,26 @@ pub fn to_zvariant(v: &Value) -> zvariant::Value<'_> {
             })
             .collect::<Vec<_>>()
             .into(),
+        // Decoding what `encode` made cannot fail for bytes nmiface wrote itself; a journal
+        // edited by hand that no longer decodes becomes an empty string, which NM refuses.
+        Value::Encoded(bytes) => decode(bytes).unwrap_or_else(|| zvariant::Value::from("")),
     }
+}
+
+fn wire() -> zvariant::serialized::Context {
+    zvariant::serialized::Context::new_dbus(zvariant::LE, 0)
+}
+
+/// A received value of any type, as its wire encoding (see [`Value::Encoded`]).
+fn encode(v: &OwnedValue) -> Option<Vec<u8>> {
+    let value: &zvariant::Value<'_> = v;
+    zvariant::to_bytes(wire(), value).ok().map(|d| d.to_vec())
+}
+
+fn decode(bytes: &[u8]) -> Option<zvariant::Value<'static>> {
+    let data = zvariant::serialized::Data::new(bytes.to_vec(), wire());
+    let (v, _): (zvariant::Value<'_>, usize) = data.deserialize().ok()?;
+    v.try_into_owned().ok().map(zvariant::Value::from)
 }
 
 /// Settings as an `a{sa{sv}}` argument.
@@ -34,9 +53,13 @@ pub fn to_dbus(s: &Settings) -> DbusSettings<'_> {
         .collect()
 }
 
-/// A received value, when its type is one nmiface reads. Legacy forms (`aau` addresses, `au`
-/// DNS) and types nmiface never reads (`a(ayuay)`, `aa{sv}` routes are read) come back `None`.
+/// A received value: typed when it is a type nmiface reads, else kept exactly as
+/// [`Value::Encoded`] (legacy forms such as `aau` addresses, `au` DNS, `aay` IPv6 DNS).
 pub fn from_owned(v: &OwnedValue) -> Option<Value> {
+    typed(v).or_else(|| encode(v).map(Value::Encoded))
+}
+
+fn typed(v: &OwnedValue) -> Option<Value> {
     let sig = v.value_signature().to_string();
     let cloned = || v.try_clone().ok();
     Some(match sig.as_str() {

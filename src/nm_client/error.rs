@@ -84,6 +84,9 @@ pub enum NmError {
         /// NM's message.
         message: String,
     },
+    /// NetworkManager did not answer a call in time (it hangs, or the bus does).
+    #[error("NetworkManager did not answer within {} s (is it hung? `systemctl status NetworkManager`)", super::method_timeout().as_secs())]
+    Timeout,
     /// A transport or (de)serialisation failure.
     #[error("D-Bus: {0}")]
     Dbus(#[source] Box<zbus::Error>),
@@ -93,6 +96,7 @@ impl From<zbus::Error> for NmError {
     fn from(e: zbus::Error) -> Self {
         match e {
             zbus::Error::MethodError(name, msg, _) => classify(name.as_str(), msg.unwrap_or_default()),
+            zbus::Error::InputOutput(e) if e.kind() == std::io::ErrorKind::TimedOut => NmError::Timeout,
             zbus::Error::FDO(fdo) => match *fdo {
                 zbus::fdo::Error::ServiceUnknown(_) | zbus::fdo::Error::NameHasNoOwner(_) => NmError::NotRunning,
                 zbus::fdo::Error::UnknownObject(_) | zbus::fdo::Error::UnknownMethod(_) => NmError::ObjectGone,

@@ -93,11 +93,26 @@ pub fn system_bus_address() -> String {
     std::env::var("DBUS_SYSTEM_BUS_ADDRESS").unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into())
 }
 
+/// How long any one call to NetworkManager may take before nmiface gives up on it:
+/// `NMIFACE_DBUS_TIMEOUT` seconds, else 10 (NetworkManager answers in milliseconds; activation is
+/// waited for on signals, under its own timeout, not in a call).
+pub fn method_timeout() -> std::time::Duration {
+    let secs = std::env::var("NMIFACE_DBUS_TIMEOUT").ok().and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0);
+    std::time::Duration::from_secs(secs.unwrap_or(10))
+}
+
 impl NmClient {
-    /// Connects to the system bus ([`system_bus_address`]). Only front ends call this (through
-    /// [`crate::verbs`]); everything else takes a client.
+    /// Connects to the system bus ([`system_bus_address`]), every call bounded by
+    /// [`method_timeout`]. Only front ends call this (through [`crate::verbs`]); everything else
+    /// takes a client.
     pub async fn connect_system() -> Result<Self, NmError> {
-        let conn = zbus::Connection::system().await.map_err(|e| NmError::Bus(Box::new(e)))?;
+        let bus = |e| NmError::Bus(Box::new(e));
+        let conn = zbus::connection::Builder::system()
+            .map_err(bus)?
+            .method_timeout(method_timeout())
+            .build()
+            .await
+            .map_err(bus)?;
         Self::new(conn).await
     }
 
@@ -203,6 +218,43 @@ impl NmClient {
                 other => Err(other),
             },
         }
+    }
+
+    /// `stored` with its secrets filled in, for every setting that can hold secrets: what a
+    /// journal must keep to restore the profile exactly (GetSettings never returns secrets).
+    pub async fn with_secrets(&self, stored: &StoredProfile) -> Result<Profile, NmError> {
+        /// Settings that carry secrets (NM's `secret-flags` properties).
+        const SECRET_SETTINGS: [&str; 10] = [
+            "802-1x",
+            "802-11-wireless-security",
+            "vpn",
+            "pppoe",
+            "gsm",
+            "cdma",
+            "wireguard",
+            "macsec",
+            "adsl",
+            "wifi-p2p",
+        ];
+        let mut p = stored.profile.clone();
+        let names: Vec<&str> = SECRET_SETTINGS.into_iter().filter(|n| p.settings.contains_key(*n)).collect();
+        if names.is_empty() {
+            return Ok(p);
+        }
+        let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, stored.path.clone()).await?;
+        for name in names {
+            debug!(call = "GetSecrets", path = %stored.path, setting = name);
+            let secrets = proxy.get_secrets(name).await?;
+            for (setting, props) in secrets {
+                let target = p.settings.entry(crate::nm::Key::Owned(setting)).or_default();
+                for (k, v) in props {
+                    if let Some(v) = from_owned(&v) {
+                        target.insert(crate::nm::Key::Owned(k), v);
+                    }
+                }
+            }
+        }
+        Ok(p)
     }
 
     /// Adds a profile; returns its object path.

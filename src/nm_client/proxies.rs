@@ -101,6 +101,8 @@ pub trait SettingsConnection {
     ) -> zbus::Result<HashMap<String, OwnedValue>>;
     /// Deletes the profile.
     fn delete(&self) -> zbus::Result<()>;
+    /// The secrets of one setting (GetSettings leaves them out).
+    fn get_secrets(&self, setting_name: &str) -> zbus::Result<OwnedSettings>;
     /// The keyfile backing the profile.
     #[zbus(property)]
     fn filename(&self) -> zbus::Result<String>;

@@ -99,7 +99,7 @@ impl Context {
         let mut protection = Protection::None;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
-                let (s, p) = safety(j, o.checkpoint, o.rollback_timeout);
+                let (s, p) = safety(j, &self.store, o.checkpoint, o.rollback_timeout);
                 protection = p;
                 self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
             })

@@ -27,7 +27,7 @@ use crate::finding::Finding;
 use crate::gaps::CheckReport;
 use crate::nm;
 use crate::nm_client::{system_bus_address, NmClient, NmError};
-use crate::transaction::{Journal, Lock, Store, TxError};
+use crate::transaction::{Journal, JournalKind, Lock, Store, TxError};
 use crate::xml::Document;
 use std::time::Duration;
 
@@ -57,6 +57,12 @@ pub enum VerbError {
         verb: &'static str,
         /// The gaps.
         gaps: Vec<GapLine>,
+    },
+    /// The open transaction's checkpoint is gone: nothing may run as if it protected the host.
+    #[error("the open transaction's checkpoint {checkpoint} is gone (NetworkManager rolled it back when its timeout passed, or restarted); nothing was changed: `nmiface rollback` restores the profiles the transaction changed, `nmiface commit` keeps them")]
+    TransactionExpired {
+        /// The checkpoint that is gone.
+        checkpoint: String,
     },
     /// A rollback ran but could not restore everything.
     #[error("rolled back, but not everything was restored: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
@@ -106,7 +112,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(120);
 pub struct Context {
     agent: Agent,
     store: Store,
-    on_wait: Box<dyn Fn(&str) + Send + Sync>,
+    notice: Box<dyn Fn(&str) + Send + Sync>,
 }
 
 impl Context {
@@ -123,12 +129,13 @@ impl Context {
         // `…//socket` are one bus and must share one lock.
         let (agent, id) = tokio::join!(Agent::new(nm.clone()), nm.bus_id());
         let store = Store::for_bus(&id?)?;
-        Ok(Self { agent: agent?, store, on_wait: Box::new(|_| {}) })
+        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}) })
     }
 
-    /// Calls `f` with the holder's description when a change has to wait for another nmiface.
-    pub fn on_lock_wait(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
-        self.on_wait = Box::new(f);
+    /// Calls `f` with a sentence for the user when something happens they should know about
+    /// while a verb runs: waiting for another nmiface, finishing an interrupted change.
+    pub fn on_notice(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.notice = Box::new(f);
         self
     }
 
@@ -152,7 +159,51 @@ impl Context {
     /// The lock that serialises changes to this NetworkManager, waited for without blocking
     /// the runtime's thread, at most [`LOCK_WAIT`].
     async fn lock(&self, what: String) -> Result<Lock, VerbError> {
-        Ok(self.store.lock(&what, LOCK_WAIT, &*self.on_wait).await?)
+        let wait = |holder: &str| (self.notice)(&format!("waiting for another nmiface ({holder}) to finish"));
+        Ok(self.store.lock(&what, LOCK_WAIT, &wait).await?)
+    }
+
+    /// The journal on disk, once the lock is held: an interrupted change (its process is gone,
+    /// since we hold the lock) is rolled back first; an open transaction whose checkpoint is
+    /// gone is refused rather than trusted.
+    async fn open_journal(&self) -> Result<Option<Journal>, VerbError> {
+        let Some(j) = self.store.load()? else { return Ok(None) };
+        match j.kind {
+            JournalKind::Change { pid } => {
+                self.finish_interrupted(&j, pid).await?;
+                Ok(None)
+            }
+            JournalKind::Transaction => {
+                if !self.agent.checkpoints().await?.contains(&j.checkpoint) {
+                    return Err(VerbError::TransactionExpired { checkpoint: j.checkpoint });
+                }
+                Ok(Some(j))
+            }
+        }
+    }
+
+    /// Rolls back a change whose process died before it finished (its journal was written ahead).
+    async fn finish_interrupted(&self, j: &Journal, pid: u32) -> Result<(), VerbError> {
+        (self.notice)(&format!("a change by process {pid} was interrupted; rolling it back first"));
+        let problems = self.agent.undo(j).await;
+        if !problems.is_empty() {
+            return Err(VerbError::RollbackIncomplete { problems });
+        }
+        j.discard()?;
+        Ok(())
+    }
+
+    /// After an interrupted verb (SIGINT, SIGTERM): rolls back the change it left, if any.
+    /// An open transaction stays open: its journal was written ahead of every change, so
+    /// `rollback` still restores everything.
+    pub async fn recover(&self) -> Result<(), VerbError> {
+        let _lock = self.lock("recover".into()).await?;
+        if let Some(j) = self.store.load()? {
+            if let JournalKind::Change { pid } = j.kind {
+                self.finish_interrupted(&j, pid).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Runs a change under the lock, with the open transaction's journal if there is one, and
@@ -163,10 +214,10 @@ impl Context {
         change: impl AsyncFnOnce(Option<&mut Journal>) -> Result<T, AgentError>,
     ) -> Result<T, VerbError> {
         let _lock = self.lock(what).await?;
-        let mut journal = self.store.load()?;
+        let mut journal = self.open_journal().await?;
         let r = change(journal.as_mut()).await;
         if let Some(j) = &journal {
-            self.store.save(j)?;
+            j.sync()?;
         }
         Ok(r?)
     }
@@ -194,10 +245,15 @@ fn gate(report: &CheckReport, starting: bool, force: bool, verb: &'static str) -
 
 /// The protection a change gets: the open transaction, else its own checkpoint unless asked
 /// for none.
-fn safety(journal: Option<&mut Journal>, checkpoint: bool, rollback_timeout: u32) -> (Safety<'_>, Protection) {
+fn safety<'a>(
+    journal: Option<&'a mut Journal>,
+    store: &'a Store,
+    checkpoint: bool,
+    rollback_timeout: u32,
+) -> (Safety<'a>, Protection) {
     match journal {
         Some(j) => (Safety::Transaction(j), Protection::Transaction),
-        None if checkpoint => (Safety::Checkpoint { rollback_timeout }, Protection::Checkpoint),
+        None if checkpoint => (Safety::Checkpoint { rollback_timeout, store: Some(store) }, Protection::Checkpoint),
         None => (Safety::Unprotected, Protection::None),
     }
 }

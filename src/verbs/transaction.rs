@@ -3,24 +3,18 @@
 
 use super::{Context, VerbError};
 use crate::agent::AgentError;
-use crate::transaction::Journal;
+use crate::transaction::{Journal, JournalKind};
 
 impl Context {
     /// Opens a transaction: a checkpoint over all devices that NetworkManager rolls back by
     /// itself after `rollback_timeout` seconds (0: never) unless committed.
     pub async fn begin(&self, rollback_timeout: u32) -> Result<Journal, VerbError> {
         let _lock = self.lock("begin".into()).await?;
-        if let Some(j) = self.store.load()? {
-            let existing = self.agent.checkpoints().await?;
-            if existing.contains(&j.checkpoint) {
-                let now = Journal::new(String::new(), 0, None).begun;
-                return Err(AgentError::TransactionRunning {
-                    checkpoint: j.checkpoint,
-                    age: now.saturating_sub(j.begun),
-                }
-                .into());
-            }
-            self.store.clear()?; // stale: its checkpoint was rolled back or destroyed
+        if let Some(j) = self.open_journal().await? {
+            let now = Journal::new(String::new(), 0, None).begun;
+            return Err(
+                AgentError::TransactionRunning { checkpoint: j.checkpoint, age: now.saturating_sub(j.begun) }.into()
+            );
         }
         let j = self.agent.open_transaction(rollback_timeout).await?;
         self.store.save(&j)?;
@@ -35,16 +29,27 @@ impl Context {
             self.agent.drop_checkpoint(cp).await?;
             return Ok(cp.to_string());
         }
-        let Some(j) = self.store.load()? else {
-            let leftovers = self.agent.checkpoints().await?;
-            return Err(AgentError::NoTransaction { what: "commit", leftovers }.into());
+        let j = match self.store.load()? {
+            Some(j) if j.kind == JournalKind::Transaction => j,
+            other => {
+                if let Some(j) = other {
+                    // An interrupted change, not a transaction: finish it, then say so.
+                    if let JournalKind::Change { pid } = j.kind {
+                        self.finish_interrupted(&j, pid).await?;
+                    }
+                }
+                let leftovers = self.agent.checkpoints().await?;
+                return Err(AgentError::NoTransaction { what: "commit", leftovers }.into());
+            }
         };
-        self.store.clear()?;
+        // The changes stay either way; an expired checkpoint is reported after forgetting it.
+        j.discard()?;
         self.agent.drop_checkpoint(&j.checkpoint).await?;
         Ok(j.checkpoint)
     }
 
-    /// Puts the host back as it was at `begin`; `checkpoint` names a leftover one instead.
+    /// Puts the host back as it was at `begin`; `checkpoint` names a leftover one instead. An
+    /// interrupted change's journal is rolled back the same way.
     pub async fn rollback(&self, checkpoint: Option<&str>) -> Result<(), VerbError> {
         let _lock = self.lock("rollback".into()).await?;
         let j = match checkpoint {
@@ -57,14 +62,15 @@ impl Context {
                 }
             },
         };
+        if let JournalKind::Change { pid } = j.kind {
+            (self.notice)(&format!("a change by process {pid} was interrupted; rolling it back"));
+        }
         let problems = self.agent.undo(&j).await;
-        if checkpoint.is_none() {
-            self.store.clear()?;
+        if !problems.is_empty() {
+            // The journal stays, so a second rollback can finish what this one could not.
+            return Err(VerbError::RollbackIncomplete { problems });
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(VerbError::RollbackIncomplete { problems })
-        }
+        j.discard()?;
+        Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! fail instead.
 
 mod gaps;
+mod hardening;
 mod sandbox;
 mod share;
 mod transactions;
@@ -76,6 +77,14 @@ const TRIALS: &[Named] = &[
         transactions::leftover_checkpoint_is_reported_and_rolled_back,
     ),
     ("tx::concurrent_applies_do_not_interleave", transactions::concurrent_applies_do_not_interleave),
+    ("hardening::one_lock_per_bus_whatever_the_address", hardening::one_lock_per_bus_whatever_the_address),
+    ("hardening::an_expired_transaction_is_noticed", hardening::an_expired_transaction_is_noticed),
+    ("hardening::an_interrupted_adopt_is_undone_exactly", hardening::an_interrupted_adopt_is_undone_exactly),
+    ("hardening::an_interrupted_apply_rolls_back", hardening::an_interrupted_apply_rolls_back),
+    ("hardening::rollback_keeps_what_others_added", hardening::rollback_keeps_what_others_added),
+    ("hardening::a_hung_networkmanager_is_bounded", hardening::a_hung_networkmanager_is_bounded),
+    ("hardening::forged_marks_are_not_ownership", hardening::forged_marks_are_not_ownership),
+    ("hardening::an_unwritable_stdout_is_not_a_crash", hardening::an_unwritable_stdout_is_not_a_crash),
 ];
 
 fn samples() -> Vec<PathBuf> {

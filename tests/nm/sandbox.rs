@@ -71,7 +71,7 @@ impl Sandbox {
     }
 
     /// The nmiface binary set up for this sandbox: its bus, its runtime directory.
-    fn nmiface_command(&self, args: &[&str]) -> Command {
+    pub fn nmiface_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_nmiface"));
         cmd.args(args)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -105,6 +105,11 @@ impl Sandbox {
     /// Where nmiface keeps this sandbox's transaction file and lock.
     pub fn runtime_dir(&self) -> PathBuf {
         PathBuf::from(&self.env["NMIFACE_SANDBOX_DIR"]).join("nmiface-run")
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, …) to NetworkManager.
+    pub fn signal_nm(&self, signal: &str) {
+        let _ = Command::new("kill").args([&format!("-{signal}"), &self.nm_pid().to_string()]).status();
     }
 
     /// NetworkManager's pid.
