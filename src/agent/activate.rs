@@ -1,8 +1,9 @@
 //! `start` and `stop` of a defined interface.
 
 use super::{Agent, AgentError, StoredInterface};
+use crate::model::{Interface, Kind};
 use crate::nm::conn_type;
-use crate::nm_client::{ActivationFailure, NmError, Progress};
+use crate::nm_client::{ActivationFailure, Awaited, NmError, Progress};
 use std::time::Duration;
 use tracing::instrument;
 
@@ -23,12 +24,53 @@ impl Agent {
             .filter(|p| p.profile.conn_type() == Some(conn_type::ETHERNET))
             .filter_map(|p| p.profile.interface_name().map(str::to_string))
             .collect();
-        self.nm.activate_and_wait(&s.main.path, &s.name, &port_names, &ethernet, timeout, progress).await.map_err(
-            |failure| {
-                let hint = hint_for(&failure, s.main.profile.conn_type());
-                AgentError::Activation { interface: s.name.clone(), failure: Box::new(failure), hint }
-            },
-        )
+        let iface = s.model()?.interfaces.into_iter().next();
+        let early = iface.as_ref().is_some_and(waits_for_ports);
+        let awaited = Awaited { main: &s.name, ports: &port_names, ethernet: &ethernet, ready_at_ip_config: early };
+        self.nm.activate_and_wait(&s.main.path, awaited, timeout, progress).await.map_err(|failure| {
+            let hint = hint_for(&failure, s.main.profile.conn_type());
+            AgentError::Activation { interface: s.name.clone(), failure: Box::new(failure), hint }
+        })?;
+        match (early, &iface) {
+            // Counted as up at IP configuration: up means its addresses are there.
+            (true, Some(iface)) => self.verify(iface, EARLY_PATIENCE).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that a started interface has every static address it was given, looking again
+    /// for up to `patience` (addresses land moments after a controller reaches IP config).
+    pub(super) async fn verify(&self, iface: &Interface, patience: Duration) -> Result<(), AgentError> {
+        let mut want: Vec<(String, u32)> = Vec::new();
+        if let Some(v4) = &iface.ipv4 {
+            want.extend(v4.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
+        }
+        if let Some(v6) = &iface.ipv6 {
+            want.extend(v6.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
+        }
+        if want.is_empty() {
+            return Ok(());
+        }
+        let until = std::time::Instant::now() + patience;
+        loop {
+            let dev = self.nm.device(iface.name.as_str()).await?;
+            let mut have = Vec::new();
+            if let Some(c) = &dev.ip4_config {
+                have.extend(self.nm.addresses(c, false).await?);
+            }
+            if let Some(c) = &dev.ip6_config {
+                have.extend(self.nm.addresses(c, true).await?);
+            }
+            let missing: Vec<String> =
+                want.iter().filter(|w| !have.contains(w)).map(|(a, p)| format!("{a}/{p}")).collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= until {
+                return Err(AgentError::AddressMissing { interface: iface.name.to_string(), missing });
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// Deactivates an interface (and so its ports).
@@ -42,6 +84,25 @@ impl Agent {
         self.nm.deactivate_and_wait(ac, timeout).await?;
         Ok(())
     }
+}
+
+/// How long a controller counted as up at IP configuration may take to show its addresses: the
+/// time NetworkManager itself would have held it in IP configuration.
+const EARLY_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Whether NetworkManager would hold the interface in IP configuration only because a
+/// controller with no ports has no carrier: a bridge or bond without ports whose addresses are
+/// all static (DHCP or autoconfiguration would need the carrier, so those wait for ACTIVATED).
+/// nmcli reports such a controller as activated at the same point ("waiting for ports").
+fn waits_for_ports(iface: &Interface) -> bool {
+    let no_ports = match &iface.kind {
+        Kind::Bridge(b) => b.ports.is_empty(),
+        Kind::Bond(b) => b.ports.is_empty(),
+        _ => false,
+    };
+    let static_v4 = iface.ipv4.as_ref().is_some_and(|v| v.dhcp.is_none() && !v.nat && !v.addresses.is_empty());
+    let v6_needs_nothing = iface.ipv6.as_ref().is_none_or(|v| !v.autoconf && v.dhcp.is_none());
+    no_ports && static_v4 && v6_needs_nothing
 }
 
 /// A one-line explanation of an activation failure, where the cause is known.

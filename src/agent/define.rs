@@ -2,12 +2,13 @@
 //! started and verified, as one step for the host.
 
 use super::{Agent, AgentError, Safety, StoredInterface};
-use crate::model::{Interface, Kind, Member};
+use crate::model::{Kind, Member};
 use crate::nm::{self, user_key, DeviceType, Profile};
 use crate::nm_client::{bounded, NmError, Progress, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
 use crate::plan;
 use crate::transaction::Journal;
 use crate::xml::Document;
+use futures_util::StreamExt;
 use std::time::Duration;
 use tracing::instrument;
 
@@ -23,6 +24,10 @@ pub struct Defined {
     /// Profiles deleted (ports no longer wanted).
     pub deleted: usize,
 }
+
+/// How many activations `apply` keeps in flight. Each watches three signal streams (one match
+/// rule each on the bus), so the bound also keeps far below the bus's per-connection limits.
+pub const ACTIVATIONS: usize = 16;
 
 /// One interface's start in `apply`: its name and how long it took, or why it failed.
 pub type Started = (String, Result<Duration, AgentError>);
@@ -182,48 +187,33 @@ impl Agent {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
         let (report, defined) = self.define(doc, adopt, journal).await?;
+        // Independent interfaces start at once (NetworkManager activates them concurrently), at
+        // most ACTIVATIONS in flight; a VLAN waits for the wave of its parent.
+        let progress = std::sync::Mutex::new(progress);
         let mut results = Vec::new();
-        for iface in doc.host.dependency_order() {
-            let name = iface.name.as_str();
-            let Some(stored) = defined.iter().find(|s| s.name == name) else {
-                continue; // not translated (an unsupported finding says why)
-            };
-            let t0 = std::time::Instant::now();
-            let mut r = self.start(stored, timeout, &mut |p| progress(name, p)).await;
-            if r.is_ok() {
-                r = self.verify(iface).await;
-            }
-            results.push((name.to_string(), r.map(|()| t0.elapsed())));
+        for wave in doc.host.start_waves() {
+            let starts = wave.into_iter().filter_map(|iface| {
+                // Not translated (an unsupported finding says why): nothing to start.
+                let stored = defined.iter().find(|s| s.name == iface.name.as_str())?;
+                let progress = &progress;
+                Some(async move {
+                    let name = iface.name.as_str();
+                    let t0 = std::time::Instant::now();
+                    let mut tell = |p: Progress| {
+                        if let Ok(mut f) = progress.lock() {
+                            f(name, p);
+                        }
+                    };
+                    let mut r = self.start(stored, timeout, &mut tell).await;
+                    if r.is_ok() {
+                        r = self.verify(iface, Duration::ZERO).await;
+                    }
+                    (name.to_string(), r.map(|()| t0.elapsed()))
+                })
+            });
+            results.extend(futures_util::stream::iter(starts).buffered(ACTIVATIONS).collect::<Vec<_>>().await);
         }
         Ok((report, results))
-    }
-
-    /// Checks that an ACTIVATED interface has every static address it was given.
-    async fn verify(&self, iface: &Interface) -> Result<(), AgentError> {
-        let mut want: Vec<(String, u32)> = Vec::new();
-        if let Some(v4) = &iface.ipv4 {
-            want.extend(v4.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
-        }
-        if let Some(v6) = &iface.ipv6 {
-            want.extend(v6.addresses.iter().map(|a| (a.address.to_string(), u32::from(a.prefix))));
-        }
-        if want.is_empty() {
-            return Ok(());
-        }
-        let dev = self.nm.device(iface.name.as_str()).await?;
-        let mut have = Vec::new();
-        if let Some(c) = &dev.ip4_config {
-            have.extend(self.nm.addresses(c, false).await?);
-        }
-        if let Some(c) = &dev.ip6_config {
-            have.extend(self.nm.addresses(c, true).await?);
-        }
-        let missing: Vec<String> = want.iter().filter(|w| !have.contains(w)).map(|(a, p)| format!("{a}/{p}")).collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(AgentError::AddressMissing { interface: iface.name.to_string(), missing })
-        }
     }
 }
 

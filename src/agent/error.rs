@@ -24,6 +24,22 @@ pub enum AgentError {
         /// A profile for that device that nmiface did not create, if there is one.
         foreign: Option<String>,
     },
+    /// Several profiles of others could be meant, none active.
+    #[error("'{name}' has several NetworkManager profiles, none active: {}; nmiface shows one only when it is active or alone", profiles.join(", "))]
+    AmbiguousProfile {
+        /// The name asked for.
+        name: String,
+        /// The profiles' names.
+        profiles: Vec<String>,
+    },
+    /// A profile libvirt's interface format cannot describe (Wi-Fi, VPN, …): listed only.
+    #[error("'{name}' is a {kind} profile: libvirt's interface format cannot describe it (`nmiface list` shows it)")]
+    NotExpressible {
+        /// The name asked for.
+        name: String,
+        /// Its type.
+        kind: String,
+    },
     /// The interface is not active.
     #[error("interface '{0}' is not active")]
     NotActive(String),

@@ -8,12 +8,14 @@ use crate::nm::{self, conn_type, user_key, DeviceState, Profile};
 use crate::xml::{self, LiveLink, LiveState};
 use tracing::instrument;
 
-/// One line of `list`.
+/// One line of `list`: an interface nmiface defined, or another NetworkManager profile of the
+/// host (like `virsh iface-list`, which shows every configured interface).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Listed {
-    /// Interface name.
+    /// Interface name (for another profile without one: the profile's name).
     pub name: String,
-    /// `ethernet`, `bridge`, `bond` or `vlan`.
+    /// `ethernet`, `bridge`, `bond`, `vlan`; for other profiles also `wifi`, `vpn`,
+    /// `loopback`, … (NetworkManager's type otherwise).
     #[serde(rename = "type")]
     pub kind: String,
     /// Whether its profile is active.
@@ -21,6 +23,19 @@ pub struct Listed {
     /// Current MAC of the device, else the configured one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+    /// Whether nmiface defined it (else it is read-only for nmiface, unless adopted).
+    pub nmiface: bool,
+    /// The NetworkManager profile's name (`connection.id`).
+    pub profile: String,
+}
+
+/// A NetworkManager connection type as `list` names it.
+fn kind_word(conn_type: &str) -> &str {
+    match conn_type {
+        conn_type::ETHERNET => "ethernet",
+        "802-11-wireless" => "wifi",
+        other => other,
+    }
 }
 
 impl Agent {
@@ -33,23 +48,25 @@ impl Agent {
         let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
         let mut out: Vec<Listed> = profiles
             .iter()
-            .filter(|s| s.profile.is_managed() && s.profile.master().is_none())
+            .filter(|s| s.profile.master().is_none())
             .filter_map(|s| {
-                let name = s.profile.user_data(user_key::INTERFACE)?.to_string();
-                let kind = match s.profile.conn_type()? {
-                    conn_type::ETHERNET => "ethernet",
-                    other => other,
-                }
-                .to_string();
+                let nmiface = s.profile.is_managed();
+                let name = match nmiface {
+                    true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
+                    false => s.profile.interface_name().unwrap_or(&s.profile.id).to_string(),
+                };
+                let kind = kind_word(s.profile.conn_type()?).to_string();
                 let mac = devices
                     .iter()
                     .find(|d| d.interface == name && d.real && !d.hw_address.is_empty())
                     .map(|d| d.hw_address.to_lowercase())
                     .or_else(|| configured_mac(&s.profile).map(|m| m.to_string()));
-                Some(Listed { name, kind, active: active.contains(s.path.as_str()), mac })
+                let profile = s.profile.id.clone();
+                Some(Listed { name, kind, active: active.contains(s.path.as_str()), mac, nmiface, profile })
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        // nmiface's first, then by name.
+        out.sort_by(|a, b| (!a.nmiface, &a.name, &a.profile).cmp(&(!b.nmiface, &b.name, &b.profile)));
         Ok(out)
     }
 
@@ -110,8 +127,11 @@ impl Agent {
     pub async fn name_of(&self, mac: &Mac) -> Result<String, AgentError> {
         let listed = self.list().await?;
         let text = mac.to_string();
-        let mut hits: Vec<String> =
-            listed.into_iter().filter(|l| l.mac.as_deref() == Some(text.as_str())).map(|l| l.name).collect();
+        let mut hits: Vec<String> = listed
+            .into_iter()
+            .filter(|l| l.nmiface && l.mac.as_deref() == Some(text.as_str()))
+            .map(|l| l.name)
+            .collect();
         match hits.len() {
             1 => Ok(hits.remove(0)),
             0 => Err(AgentError::NoSuchMac(*mac)),
@@ -124,9 +144,66 @@ impl Agent {
         let listed = self.list().await?;
         let l = listed
             .into_iter()
-            .find(|l| l.name == name.as_str())
+            .find(|l| l.nmiface && l.name == name.as_str())
             .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), foreign: None })?;
         l.mac.ok_or_else(|| AgentError::NoMacYet(name.to_string()))
+    }
+
+    /// Another NetworkManager profile for `name` as libvirt XML, read-only, with what the format
+    /// cannot say as findings: the active profile for that device, else its only one.
+    pub async fn dumpxml_foreign(&self, name: &str, inactive: bool) -> Result<(String, Vec<Finding>), AgentError> {
+        let (profiles, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
+        let (profiles, active) = (profiles?, active?);
+        let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
+        let candidates: Vec<&crate::nm_client::StoredProfile> = profiles
+            .iter()
+            .filter(|s| !s.profile.is_managed() && s.profile.master().is_none())
+            .filter(|s| {
+                s.profile.interface_name() == Some(name)
+                    || (s.profile.interface_name().is_none() && s.profile.id == name)
+            })
+            .collect();
+        let chosen = match candidates.iter().find(|s| active.contains(s.path.as_str())) {
+            Some(s) => *s,
+            None => match candidates.as_slice() {
+                [one] => *one,
+                [] => return Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+                many => {
+                    let names = many.iter().map(|s| s.profile.id.clone()).collect();
+                    return Err(AgentError::AmbiguousProfile { name: name.to_string(), profiles: names });
+                }
+            },
+        };
+        let kind = chosen.profile.conn_type().unwrap_or("");
+        if ![conn_type::ETHERNET, conn_type::BRIDGE, conn_type::BOND, conn_type::VLAN].contains(&kind) {
+            return Err(AgentError::NotExpressible { name: name.to_string(), kind: kind_word(kind).to_string() });
+        }
+        // Its ports: profiles naming it as controller, by UUID or by interface name.
+        let mut mine: Vec<Profile> = vec![chosen.profile.clone()];
+        let uuid = chosen.profile.uuid.to_string();
+        mine.extend(
+            profiles
+                .iter()
+                .filter(|s| s.profile.master().is_some_and(|m| m == uuid || Some(m) == chosen.profile.interface_name()))
+                .map(|s| s.profile.clone()),
+        );
+        if chosen.profile.interface_name().is_none() {
+            // Bound by MAC or to any device: name it after the device it is active on.
+            if let Some(c) = mine.first_mut() {
+                c.settings.entry("connection".into()).or_default().insert("interface-name".into(), name.into());
+            }
+        }
+        let recovered = nm::host_from_profiles(&mine)?;
+        let mut findings = recovered.findings;
+        let Some(iface) = recovered.host.interfaces.into_iter().next() else {
+            return Err(AgentError::NotDefined { name: name.to_string(), foreign: None });
+        };
+        let (xml, more) = match (inactive, self.live_state(&iface).await?) {
+            (false, Some(live)) => xml::write_interface_live(&iface, &live),
+            _ => xml::write_interface(&iface),
+        };
+        findings.extend(more);
+        Ok((xml, findings))
     }
 
     /// The capability report for `host` on this daemon: its version, answers to probes for

@@ -17,7 +17,7 @@ use super::{Agent, AgentError, Safety, StoredInterface};
 use crate::finding::{Finding, Severity};
 use crate::model::{self, Bridge, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode};
 use crate::nm::{self, conn_type, user_key, DeviceType};
-use crate::nm_client::StoredProfile;
+use crate::nm_client::{Awaited, StoredProfile};
 use crate::transaction::Journal;
 use crate::xml::{self, Document};
 use std::time::Duration;
@@ -177,9 +177,10 @@ impl Agent {
         match old {
             Some(old) if start => {
                 let eth = [nic.clone()];
-                self.nm.activate_and_wait(&old.path, &nic, &[], &eth, timeout, &mut |_| {}).await.map_err(
-                    |failure| AgentError::Activation { interface: nic.clone(), failure: Box::new(failure), hint: None },
-                )?;
+                let awaited = Awaited { main: &nic, ports: &[], ethernet: &eth, ready_at_ip_config: false };
+                self.nm.activate_and_wait(&old.path, awaited, timeout, &mut |_| {}).await.map_err(|failure| {
+                    AgentError::Activation { interface: nic.clone(), failure: Box::new(failure), hint: None }
+                })?;
             }
             Some(_) => {}
             None => {

@@ -105,7 +105,8 @@ pub struct StopArgs {
     wait: Wait,
 }
 
-/// `list`: interfaces defined by nmiface (`virsh iface-list`).
+/// `list`: the host's interfaces (`virsh iface-list`): nmiface's, and NetworkManager's other
+/// profiles, shown read-only.
 #[derive(Debug, clap::Args)]
 pub struct ListArgs {
     /// Also list inactive interfaces.
@@ -114,7 +115,8 @@ pub struct ListArgs {
     /// List only inactive interfaces.
     #[arg(long)]
     inactive: bool,
-    /// Print JSON: [{"name", "type", "active", "mac"}].
+    /// Print JSON: [{"name", "type", "active", "mac", "nmiface", "profile"}] ("nmiface": false for
+    /// profiles nmiface did not define).
     #[arg(long)]
     json: bool,
 }
@@ -294,11 +296,17 @@ pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Clean);
         }
         let w = shown.iter().map(|l| l.name.len()).max().unwrap_or(4).max(4);
-        writeln!(out, " {:<w$}   {:<8}   MAC Address", "Name", "State")?;
-        writeln!(out, "{}", "-".repeat(w + 34))?;
+        writeln!(out, " {:<w$}   {:<8}   {:<17}   Profile", "Name", "State", "MAC Address")?;
+        writeln!(out, "{}", "-".repeat(w + 48))?;
         for l in shown {
             let state = if l.active { "active" } else { "inactive" };
-            writeln!(out, " {:<w$}   {:<8}   {}", l.name, state, l.mac.as_deref().unwrap_or(""))?;
+            // Profiles nmiface did not define are shown read-only, by their NetworkManager name.
+            let profile = if l.nmiface {
+                "(nmiface)".to_string()
+            } else {
+                format!("'{}' ({}, not nmiface's)", l.profile, l.kind)
+            };
+            writeln!(out, " {:<w$}   {:<8}   {:<17}   {profile}", l.name, state, l.mac.as_deref().unwrap_or(""))?;
         }
         Ok(Outcome::Clean)
     })
@@ -306,7 +314,8 @@ pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
 
 pub fn dumpxml(args: DumpArgs) -> anyhow::Result<Outcome> {
     block_on(async {
-        let xml = connect().await?.dumpxml(&args.name, args.inactive).await?;
+        let (xml, findings) = connect().await?.dumpxml(&args.name, args.inactive).await?;
+        print_findings(&args.name, &findings);
         std::io::stdout().lock().write_all(xml.as_bytes())?;
         Ok(Outcome::Clean)
     })

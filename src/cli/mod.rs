@@ -53,9 +53,11 @@ and checks every interface, and on any failure rolls back to the checkpoint and 
 changed. If nmiface dies meanwhile, NetworkManager rolls back by itself after --rollback-timeout seconds \
 without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.")]
     Apply(lifecycle::ApplyArgs),
-    /// List interfaces defined by nmiface: name, state, MAC (virsh iface-list).
+    /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
+    /// did not define are listed read-only.
     List(lifecycle::ListArgs),
-    /// Print an interface as libvirt XML (virsh iface-dumpxml).
+    /// Print an interface as libvirt XML (virsh iface-dumpxml); another profile's too, with what
+    /// the format cannot say on stderr.
     Dumpxml(lifecycle::DumpArgs),
     /// The interface with a MAC address (virsh iface-name).
     Name(lifecycle::MacArg),

@@ -132,6 +132,29 @@ impl Host {
     }
 }
 
+impl Host {
+    /// The interfaces in waves that can each start at once: every interface comes in a later
+    /// wave than the VLAN parents it depends on (controllers start with their ports, which
+    /// live inside them). Within a wave, dependency order.
+    pub fn start_waves(&self) -> Vec<Vec<&Interface>> {
+        let mut level: BTreeMap<&IfName, usize> = BTreeMap::new();
+        let mut waves: Vec<Vec<&Interface>> = Vec::new();
+        for iface in self.dependency_order() {
+            // Parents come first in dependency order, so their level is known (cycles are
+            // refused before a host exists).
+            let l = vlan_parents(iface).iter().filter_map(|p| level.get(p)).map(|l| l + 1).max().unwrap_or(0);
+            level.insert(&iface.name, l);
+            if waves.len() <= l {
+                waves.resize_with(l + 1, Vec::new);
+            }
+            if let Some(w) = waves.get_mut(l) {
+                w.push(iface);
+            }
+        }
+        waves
+    }
+}
+
 /// Parents of every VLAN in this interface, itself or among its ports.
 fn vlan_parents(iface: &Interface) -> Vec<&IfName> {
     match &iface.kind {

@@ -84,19 +84,33 @@ fn owner_rule() -> Result<MatchRule<'static>, zbus::Error> {
         .build())
 }
 
+/// What an activation waits for.
+#[derive(Debug, Clone, Copy)]
+pub struct Awaited<'a> {
+    /// The interface's own device.
+    pub main: &'a str,
+    /// Its ports' interface names (activated through `autoconnect-slaves`).
+    pub ports: &'a [String],
+    /// The Ethernet devices among them (and the main one, if Ethernet): they must exist.
+    pub ethernet: &'a [String],
+    /// The main device counts as up once it reaches IP configuration: for a controller with no
+    /// ports, which has no carrier, NetworkManager holds static addresses there for 2 s although
+    /// they are already on the device (the caller checks them).
+    pub ready_at_ip_config: bool,
+}
+
 impl NmClient {
-    /// Activates `profile` (a top-level interface's profile) and waits until it is ACTIVATED and
-    /// every port in `ports` (interface names; activated through `autoconnect-slaves`) has an
-    /// ACTIVATED device, or until something fails or `timeout` passes.
+    /// Activates `profile` (a top-level interface's profile) and waits until it is ACTIVATED (or,
+    /// see [`Awaited::ready_at_ip_config`], in IP configuration) and every port has an ACTIVATED
+    /// device, or until something fails or `timeout` passes.
     pub async fn activate_and_wait(
         &self,
         profile: &ObjectPath<'_>,
-        main_ifname: &str,
-        ports: &[String],
-        ethernet_ports: &[String],
+        w: Awaited<'_>,
         timeout: Duration,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ActivationFailure> {
+        let (main_ifname, ports, ethernet_ports) = (w.main, w.ports, w.ethernet);
         let start = Instant::now();
         let conn = self.connection();
         let mut ac_stream = MessageStream::for_match_rule(
@@ -201,6 +215,10 @@ impl NmClient {
                     debug!(signal = "Device.StateChanged", device = %name, new = new.as_str(), reason);
                     if name.is_empty() { continue; }
                     progress(Progress { what: format!("{name}: {}", new.as_str()), elapsed: start.elapsed() });
+                    if name == main_ifname && w.ready_at_ip_config
+                        && matches!(new, DeviceState::IpConfig | DeviceState::IpCheck | DeviceState::Secondaries) {
+                        main_done = true;
+                    }
                     if name == main_ifname && new == DeviceState::Failed {
                         main_device_reason = Some(reason);
                     }

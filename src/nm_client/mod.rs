@@ -9,7 +9,7 @@ mod convert;
 mod error;
 pub mod proxies;
 
-pub use activation::{ActivationFailure, Progress};
+pub use activation::{ActivationFailure, Awaited, Progress};
 pub use checkpoint::{RollbackFailure, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEVICES, TRACK_INTERNAL_GLOBAL_DNS};
 pub use convert::{from_owned, profile_from_dbus, to_dbus};
 pub use error::NmError;

@@ -1,7 +1,8 @@
 //! What is defined, how it runs, and what this host can do: check, list, dumpxml, name, mac.
 
 use super::{Context, VerbError};
-use crate::agent::Listed;
+use crate::agent::{AgentError, Listed};
+use crate::finding::Finding;
 use crate::gaps::{self, CheckReport};
 use crate::model::{IfName, Mac};
 use crate::nm::{self, NmVersion, Target};
@@ -20,10 +21,13 @@ impl Context {
     }
 
     /// An interface as libvirt XML (`virsh iface-dumpxml`): live state when active, unless
-    /// `inactive`.
-    pub async fn dumpxml(&self, name: &str, inactive: bool) -> Result<String, VerbError> {
-        let found = self.agent.find(name).await?;
-        Ok(self.agent.dumpxml(&found, inactive).await?)
+    /// `inactive`. For a profile nmiface did not define, also what the format cannot say.
+    pub async fn dumpxml(&self, name: &str, inactive: bool) -> Result<(String, Vec<Finding>), VerbError> {
+        match self.agent.find(name).await {
+            Ok(found) => Ok((self.agent.dumpxml(&found, inactive).await?, Vec::new())),
+            Err(AgentError::NotDefined { .. }) => Ok(self.agent.dumpxml_foreign(name, inactive).await?),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The interface with this MAC (`virsh iface-name`).

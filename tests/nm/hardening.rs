@@ -271,8 +271,12 @@ pub fn forged_marks_are_not_ownership() -> R {
     ensure(out.status.code() == Some(2), || {
         format!("unbridge of a user's private profile: exit {:?}", out.status.code())
     })?;
-    let listed = text(&sb.nmiface(&["list", "--all"]).stdout);
-    ensure(!listed.contains("br7"), || format!("list shows another user's profile as nmiface's: {listed}"))?;
+    let listed: serde_json::Value =
+        serde_json::from_slice(&sb.nmiface(&["list", "--all", "--json"]).stdout).map_err(|e| e.to_string())?;
+    let br7 = listed.as_array().into_iter().flatten().find(|l| l["name"] == "br7");
+    ensure(br7.is_some_and(|l| l["nmiface"] == false), || {
+        format!("list must show br7 as another's profile, not nmiface's: {listed}")
+    })?;
 
     let out = sb.nmiface(&["unbridge", "br8"]);
     ensure(out.status.success(), || format!("unbridge br8: {}", text(&out.stderr)))?;
@@ -314,4 +318,53 @@ pub fn an_unwritable_stdout_is_not_a_crash() -> R {
     ensure(out.status.code() == Some(0), || {
         format!("commit | true: exit {:?}: {}", out.status.code(), text(&out.stderr))
     })
+}
+
+/// Issue 14: like `virsh iface-list`, every profile of the host is listed, others' marked as not
+/// nmiface's; a stock "Wired connection 1" dumps as valid libvirt XML, a Wi-Fi profile is listed
+/// but not translated.
+pub fn every_host_interface_is_listed() -> R {
+    let sb = Sandbox::up(false);
+    for args in [
+        vec!["con", "add", "type", "ethernet", "con-name", "Wired connection 1", "ifname", "eth0", "autoconnect", "no"],
+        vec!["con", "add", "type", "wifi", "con-name", "cafe", "ifname", "wlan0", "ssid", "cafe", "autoconnect", "no"],
+    ] {
+        let out = nmcli(&sb, &args);
+        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
+    }
+    let f = sb.write("eth1.xml", "<interface type='ethernet' name='eth1'><start mode='none'/></interface>");
+    run_ok(&sb, &["define", &f])?;
+    let listed: serde_json::Value =
+        serde_json::from_slice(&sb.nmiface(&["list", "--all", "--json"]).stdout).map_err(|e| e.to_string())?;
+    let find = |name: &str| listed.as_array().into_iter().flatten().find(|l| l["name"] == name).cloned();
+    let eth0 = find("eth0").ok_or_else(|| format!("stock profile not listed: {listed}"))?;
+    ensure(eth0["nmiface"] == false && eth0["profile"] == "Wired connection 1" && eth0["type"] == "ethernet", || {
+        format!("stock profile listed wrongly: {eth0}")
+    })?;
+    let wlan = find("wlan0").ok_or_else(|| format!("Wi-Fi profile not listed: {listed}"))?;
+    ensure(wlan["nmiface"] == false && wlan["type"] == "wifi", || format!("Wi-Fi profile listed wrongly: {wlan}"))?;
+    ensure(find("eth1").is_some_and(|l| l["nmiface"] == true), || format!("nmiface's own not marked: {listed}"))?;
+    let text_list = text(&sb.nmiface(&["list", "--all"]).stdout);
+    ensure(text_list.contains("not nmiface's"), || format!("the table does not mark others' profiles: {text_list}"))?;
+
+    let out = sb.nmiface(&["dumpxml", "eth0"]);
+    ensure(out.status.success(), || format!("dumpxml of the stock profile: {}", text(&out.stderr)))?;
+    let xml = sb.write("stock.xml", &text(&out.stdout));
+    if std::path::Path::new("/usr/bin/virt-xml-validate").exists() {
+        let v = std::process::Command::new("virt-xml-validate")
+            .args([&xml, "interface"])
+            .output()
+            .map_err(|e| e.to_string())?;
+        ensure(v.status.success(), || format!("not valid libvirt XML: {}{}", text(&v.stdout), text(&v.stderr)))?;
+    }
+    ensure(text(&out.stdout).contains("<interface type='ethernet' name='eth0'>"), || {
+        format!("dumpxml: {}", text(&out.stdout))
+    })?;
+    let out = sb.nmiface(&["dumpxml", "wlan0"]);
+    ensure(out.status.code() == Some(2) && text(&out.stderr).contains("cannot describe"), || {
+        format!("dumpxml of a Wi-Fi profile: exit {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    // Read-only: nmiface will not remove what it did not define.
+    let out = sb.nmiface(&["undefine", "eth0"]);
+    ensure(out.status.code() == Some(2), || format!("undefine of the stock profile: exit {:?}", out.status.code()))
 }

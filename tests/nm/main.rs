@@ -85,6 +85,7 @@ const TRIALS: &[Named] = &[
     ("hardening::a_hung_networkmanager_is_bounded", hardening::a_hung_networkmanager_is_bounded),
     ("hardening::forged_marks_are_not_ownership", hardening::forged_marks_are_not_ownership),
     ("hardening::an_unwritable_stdout_is_not_a_crash", hardening::an_unwritable_stdout_is_not_a_crash),
+    ("hosts::every_host_interface_is_listed", hardening::every_host_interface_is_listed),
 ];
 
 fn samples() -> Vec<PathBuf> {
