@@ -1,6 +1,7 @@
 //! `define` and `apply`: the profiles of a document added or updated in place, then (apply)
 //! started and verified, as one step for the host.
 
+use super::guard::Guarded;
 use super::{Agent, AgentError, Safety, StoredInterface};
 use crate::model::{Kind, Member};
 use crate::nm::{self, user_key, DeviceType, Profile};
@@ -164,18 +165,25 @@ impl Agent {
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
         let steps =
             async |journal: Option<&mut Journal>| self.apply_steps(doc, adopt, timeout, journal, progress).await;
-        self.guarded(safety, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err())).await.map_err(|e| match e {
-            // A failed start inside a checkpoint: the cause is that start's error.
-            super::guard::Guarded::RolledBack { result: Ok((_, started)), problems } => {
-                let cause =
-                    started.into_iter().find_map(|(_, r)| r.err()).unwrap_or(AgentError::Nm(NmError::ObjectGone));
-                AgentError::RolledBack { cause: Box::new(cause), problems }
-            }
-            super::guard::Guarded::RolledBack { result: Err(cause), problems } => {
-                AgentError::RolledBack { cause: Box::new(cause), problems }
-            }
-            super::guard::Guarded::Failed(e) => e,
-        })
+        self.guarded(safety, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err())).await.map_err(rolled_back)
+    }
+
+    /// [`Agent::apply`] whose checkpoint is held for the user to confirm within `confirm`
+    /// seconds ([`Agent::keep`] or [`Agent::revert`]); a failure rolls back at once.
+    pub async fn apply_held(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        timeout: Duration,
+        confirm: u32,
+        store: &crate::transaction::Store,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
+        let steps =
+            async |journal: Option<&mut Journal>| self.apply_steps(doc, adopt, timeout, journal, progress).await;
+        self.held(confirm, store, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err()))
+            .await
+            .map_err(rolled_back)
     }
 
     async fn apply_steps(
@@ -231,5 +239,20 @@ impl Agent {
         let paths: Vec<_> = s.profiles().map(|p| p.path.clone()).collect();
         bounded(&paths, |p| self.nm.delete(p)).await.into_iter().collect::<Result<Vec<()>, _>>()?;
         Ok(paths.len())
+    }
+}
+
+/// A guarded apply's failure as the error to report: after a rollback, its cause is the failed
+/// start (or the step's error), with what could not be restored.
+fn rolled_back(e: Guarded<(Vec<Defined>, Vec<Started>)>) -> AgentError {
+    match e {
+        Guarded::RolledBack { result: Ok((_, started)), problems } => {
+            let cause = started.into_iter().find_map(|(_, r)| r.err()).unwrap_or(AgentError::Nm(NmError::ObjectGone));
+            AgentError::RolledBack { cause: Box::new(cause), problems }
+        }
+        Guarded::RolledBack { result: Err(cause), problems } => {
+            AgentError::RolledBack { cause: Box::new(cause), problems }
+        }
+        Guarded::Failed(e) => e,
     }
 }

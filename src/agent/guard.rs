@@ -47,6 +47,21 @@ struct Guard {
     keepalive: tokio::task::JoinHandle<()>,
 }
 
+/// A change made under a checkpoint that is held until the user confirms it (`apply
+/// --confirm`): NetworkManager rolls the devices back by itself when the confirmation time
+/// passes without [`Agent::keep`], even if nmiface is gone (its journal, written ahead, lets the
+/// next run finish the rest).
+pub struct Held {
+    journal: Journal,
+}
+
+impl Held {
+    /// The checkpoint NetworkManager rolls back to.
+    pub fn checkpoint(&self) -> &str {
+        &self.journal.checkpoint
+    }
+}
+
 impl Agent {
     /// Runs `steps` under `safety`. With a checkpoint, a step error, or a result `failed` calls
     /// a failure, rolls the host back and restores the journalled profiles; without one, the
@@ -85,6 +100,56 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Runs `steps` under a checkpoint like [`Safety::Checkpoint`], but on success holds the
+    /// checkpoint, rolling back by itself `confirm` seconds from now, instead of dropping it.
+    pub(crate) async fn held<T>(
+        &self,
+        confirm: u32,
+        store: &Store,
+        steps: impl AsyncFnOnce(Option<&mut Journal>) -> Result<T, AgentError>,
+        failed: impl FnOnce(&T) -> bool,
+    ) -> Result<(T, Held), Guarded<T>> {
+        // Kept alive at a comfortable timeout while the change runs, then set to `confirm`.
+        let mut guard = self.guard(confirm.max(20), Some(store)).await.map_err(Guarded::Failed)?;
+        match steps(Some(&mut guard.journal)).await {
+            Ok(t) if !failed(&t) => {
+                guard.keepalive.abort();
+                match self.nm.checkpoint_extend(&guard.journal.checkpoint, confirm).await {
+                    Ok(()) => Ok((t, Held { journal: guard.journal })),
+                    Err(e) => {
+                        let problems = self.undo(&guard.journal).await;
+                        Err(Guarded::RolledBack { result: Err(e.into()), problems })
+                    }
+                }
+            }
+            result => {
+                guard.keepalive.abort();
+                let problems = self.undo(&guard.journal).await;
+                if problems.is_empty() {
+                    let _ = guard.journal.discard();
+                }
+                Err(Guarded::RolledBack { result, problems })
+            }
+        }
+    }
+
+    /// Keeps a held change: its checkpoint is dropped.
+    pub async fn keep(&self, h: Held) -> Result<(), AgentError> {
+        self.drop_checkpoint(&h.journal.checkpoint).await?;
+        Ok(h.journal.discard()?)
+    }
+
+    /// Reverts a held change (not confirmed); returns what could not be restored.
+    pub async fn revert(&self, h: Held) -> Vec<RestoreProblem> {
+        let mut problems = self.undo(&h.journal).await;
+        if problems.is_empty() {
+            if let Err(e) = h.journal.discard() {
+                problems.push(RestoreProblem::Journal(e));
+            }
+        }
+        problems
     }
 
     /// Creates a checkpoint for one atomic change, with its journal written ahead to `store`,

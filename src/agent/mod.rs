@@ -19,7 +19,7 @@ mod share;
 
 pub use define::{Defined, Started};
 pub use error::{AgentError, RestoreProblem};
-pub use guard::Safety;
+pub use guard::{Held, Safety};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};

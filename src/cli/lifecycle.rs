@@ -50,8 +50,13 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     rollback_timeout: u32,
     /// Do not take a checkpoint: a failure leaves what was done so far.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "confirm")]
     no_checkpoint: bool,
+    /// Try the change: keep it only if confirmed (type `commit`) within SECONDS, else roll it
+    /// back; if nmiface is gone by then (the SSH session died with the network),
+    /// NetworkManager rolls the devices back by itself.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..))]
+    confirm: Option<u32>,
 }
 
 /// `begin`: open a transaction (virsh iface-begin).
@@ -196,7 +201,15 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
             rollback_timeout: args.rollback_timeout,
             checkpoint: !args.no_checkpoint,
         };
-        let out = interruptible(&ctx, async { Ok(ctx.apply(&doc, o, &mut progress).await?) }).await;
+        let (out, pending) = match args.confirm {
+            None => (interruptible(&ctx, async { Ok(ctx.apply(&doc, o, &mut progress).await?) }).await, None),
+            Some(secs) => {
+                match interruptible(&ctx, async { Ok(ctx.apply_confirm(&doc, o, secs, &mut progress).await?) }).await {
+                    Ok((out, p)) => (Ok(out), Some((p, secs))),
+                    Err(e) => (Err(e), None),
+                }
+            }
+        };
         clear_progress();
         let out = out?;
         print_forced(&out.forced);
@@ -226,8 +239,49 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         if failed > 0 {
             anyhow::bail!("{failed} of {} interfaces did not start (their profiles stay defined)", out.started.len());
         }
+        if let Some((pending, secs)) = pending {
+            let keep = ask_to_keep(secs, pending.checkpoint(), args.define.json).await;
+            ctx.settle(pending, keep).await?;
+            if !keep {
+                anyhow::bail!("not confirmed within {secs} s: the change was rolled back; the host is as before");
+            }
+            say(if args.define.json { r#"{"confirmed": true}"# } else { "Changes kept" });
+        }
         Ok(exit_for(&out.findings))
     })
+}
+
+/// Asks on stdin whether to keep a tried change: `commit` (or `yes`, `y`) within `secs` keeps it;
+/// anything else, end of input, or silence rolls it back. With `json`, a machine answers the same
+/// way after reading the JSON result.
+async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> bool {
+    if json {
+        say(&serde_json::json!({"confirm": {"checkpoint": checkpoint, "seconds": secs, "answer": "commit"}})
+            .to_string());
+    } else {
+        eprint!("Keep these changes? Type 'commit' within {secs} s, or they are rolled back: ");
+    }
+    // A plain thread, not tokio's stdin: the runtime would wait for a blocked read at exit, and
+    // an unanswered question must not keep the process alive.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let n = std::io::stdin().read_line(&mut line).unwrap_or(0);
+        let _ = tx.send((n, line));
+    });
+    let read = tokio::time::timeout(Duration::from_secs(u64::from(secs)), rx);
+    // Ctrl-C at the question is a "no" (the signal handlers of the change are still installed).
+    let line = tokio::select! {
+        r = read => match r {
+            Ok(Ok((n, line))) if n > 0 => Some(line),
+            _ => None,
+        },
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if line.is_none() && !json {
+        eprintln!();
+    }
+    line.is_some_and(|l| matches!(l.trim(), "commit" | "yes" | "y"))
 }
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {

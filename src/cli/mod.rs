@@ -51,7 +51,10 @@ never changed: one with the same UUID or name is refused unless --adopt; other p
     #[command(after_help = "apply is one step for the host: it takes a NetworkManager checkpoint, defines, starts \
 and checks every interface, and on any failure rolls back to the checkpoint and restores the profiles it \
 changed. If nmiface dies meanwhile, NetworkManager rolls back by itself after --rollback-timeout seconds \
-without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.")]
+without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.\n\n\
+--confirm SECONDS tries the change (like netplan try): it asks to keep it, and rolls it back unless it \
+reads `commit` on stdin in time; with --json it prints the result, then a line {\"confirm\": {…}}, and \
+waits for the answer on stdin.")]
     Apply(lifecycle::ApplyArgs),
     /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
     /// did not define are listed read-only.

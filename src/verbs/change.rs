@@ -70,6 +70,19 @@ pub struct ApplyOutcome {
     pub protection: Protection,
 }
 
+/// A change made and waiting for the user's confirmation; it holds the lock until settled.
+pub struct Pending {
+    held: crate::agent::Held,
+    _lock: crate::transaction::Lock,
+}
+
+impl Pending {
+    /// The checkpoint NetworkManager rolls back to without a confirmation.
+    pub fn checkpoint(&self) -> &str {
+        self.held.checkpoint()
+    }
+}
+
 /// What `start` did.
 #[derive(Debug)]
 pub struct StartOutcome {
@@ -105,6 +118,41 @@ impl Context {
             })
             .await?;
         Ok(ApplyOutcome { defined, started, findings, forced, protection })
+    }
+
+    /// Applies `doc` like [`Context::apply`] but holds its checkpoint for `confirm` seconds: the
+    /// caller asks the user, then calls [`Context::settle`]. Without that in time (the session
+    /// that would answer died with the network), NetworkManager rolls back by itself.
+    pub async fn apply_confirm(
+        &self,
+        doc: &Document,
+        o: ApplyOptions,
+        confirm: u32,
+        progress: &mut (dyn FnMut(&str, Progress) + Send),
+    ) -> Result<(ApplyOutcome, Pending), VerbError> {
+        let findings = self.findings(doc);
+        let forced = gate(&self.agent.check(&doc.host, &findings, true).await?, true, o.force, "apply")?;
+        let lock = self.lock(format!("apply --confirm {}", names(doc))).await?;
+        if let Some(j) = self.open_journal().await? {
+            return Err(VerbError::InTransaction { checkpoint: j.checkpoint });
+        }
+        let ((defined, started), held) =
+            self.agent.apply_held(doc, o.adopt, o.timeout, confirm, &self.store, progress).await?;
+        let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
+        Ok((outcome, Pending { held, _lock: lock }))
+    }
+
+    /// Keeps (`keep`) or reverts a change [`Context::apply_confirm`] holds.
+    pub async fn settle(&self, pending: Pending, keep: bool) -> Result<(), VerbError> {
+        if keep {
+            return Ok(self.agent.keep(pending.held).await?);
+        }
+        let problems = self.agent.revert(pending.held).await;
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(VerbError::RollbackIncomplete { problems })
+        }
     }
 
     /// Deletes an interface's profiles, only nmiface's (`virsh iface-undefine`). Returns how many.

@@ -18,7 +18,7 @@ mod query;
 mod share;
 mod transaction;
 
-pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Protection, StartOutcome};
+pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Pending, Protection, StartOutcome};
 pub use query::check_offline;
 pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
 
@@ -62,6 +62,12 @@ pub enum VerbError {
     #[error("the open transaction's checkpoint {checkpoint} is gone (NetworkManager rolled it back when its timeout passed, or restarted); nothing was changed: `nmiface rollback` restores the profiles the transaction changed, `nmiface commit` keeps them")]
     TransactionExpired {
         /// The checkpoint that is gone.
+        checkpoint: String,
+    },
+    /// `apply --confirm` inside a transaction: the transaction already waits for a decision.
+    #[error("apply --confirm cannot run inside a transaction (checkpoint {checkpoint}): commit or rollback it, or apply without --confirm")]
+    InTransaction {
+        /// The transaction's checkpoint.
         checkpoint: String,
     },
     /// A rollback ran but could not restore everything.

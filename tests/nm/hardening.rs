@@ -2,7 +2,7 @@
 //! before (runtime state, transactions and rollback, waits, ownership) against the sandboxed
 //! NetworkManager.
 
-use super::{ensure, nmcli, text, R};
+use super::{ensure, nmcli, rt, text, R};
 use crate::sandbox::Sandbox;
 use crate::transactions::{diff, snapshot};
 use std::process::Stdio;
@@ -367,4 +367,62 @@ pub fn every_host_interface_is_listed() -> R {
     // Read-only: nmiface will not remove what it did not define.
     let out = sb.nmiface(&["undefine", "eth0"]);
     ensure(out.status.code() == Some(2), || format!("undefine of the stock profile: exit {:?}", out.status.code()))
+}
+
+/// Issue 14: `apply --confirm` keeps a change only when `commit` is read in time; silence rolls
+/// it back (nmiface itself, or NetworkManager when nmiface is gone).
+pub fn apply_confirm_keeps_only_what_is_confirmed() -> R {
+    use std::io::Write;
+    let sb = Sandbox::up(false);
+    let before = snapshot(&sb);
+    let f = sb.write("eth2.xml", "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.2' prefix='24'/></protocol></interface>");
+    let answer = |input: Option<&str>, secs: &str| -> Result<std::process::Output, String> {
+        let mut child = sb
+            .nmiface_command(&["apply", "--json", "--confirm", secs, &f])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let mut stdin = child.stdin.take();
+        if let (Some(text), Some(w)) = (input, stdin.as_mut()) {
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = w.write_all(text.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|e| e.to_string());
+        drop(stdin);
+        out
+    };
+    // Silence: rolled back when the time is up, exit 2, the host as before.
+    let t0 = Instant::now();
+    let out = answer(None, "2")?;
+    ensure(out.status.code() == Some(2) && text(&out.stderr).contains("not confirmed"), || {
+        format!("unanswered --confirm: exit {:?}: {}", out.status.code(), text(&out.stderr))
+    })?;
+    ensure(t0.elapsed() < Duration::from_secs(8), || format!("took {:?}", t0.elapsed()))?;
+    let now = snapshot(&sb);
+    ensure(now == before, || format!("not rolled back:\n{}", diff(&before, &now)))?;
+    // `commit`: kept, no checkpoint left.
+    let out = answer(Some("commit\n"), "10")?;
+    ensure(out.status.success(), || format!("confirmed apply: exit {:?}: {}", out.status.code(), text(&out.stderr)))?;
+    ensure(text(&out.stdout).contains("\"confirmed\": true"), || format!("no confirmation: {}", text(&out.stdout)))?;
+    let cps = rt().block_on(async { sb.client().await.checkpoints().await }).map_err(|e| e.to_string())?;
+    ensure(cps.is_empty(), || format!("checkpoint left after commit: {cps:?}"))?;
+    let addrs = text(&sb.exec(&["ip", "-4", "-br", "addr", "show", "eth2"]).stdout);
+    ensure(addrs.contains("192.0.2.2/24"), || format!("confirmed change not kept: {addrs}"))?;
+    // nmiface killed while it waits for the answer: NetworkManager rolls the devices back.
+    run_ok(&sb, &["undefine", "eth2"])?;
+    let mut child = sb
+        .nmiface_command(&["apply", "--confirm", "2", &f])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_secs(3));
+    let addrs = text(&sb.exec(&["ip", "-4", "-br", "addr", "show", "eth2"]).stdout);
+    ensure(!addrs.contains("192.0.2.2"), || format!("NetworkManager did not roll back by itself: {addrs}"))
 }

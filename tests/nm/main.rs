@@ -86,6 +86,7 @@ const TRIALS: &[Named] = &[
     ("hardening::forged_marks_are_not_ownership", hardening::forged_marks_are_not_ownership),
     ("hardening::an_unwritable_stdout_is_not_a_crash", hardening::an_unwritable_stdout_is_not_a_crash),
     ("hosts::every_host_interface_is_listed", hardening::every_host_interface_is_listed),
+    ("confirm::apply_confirm_keeps_only_what_is_confirmed", hardening::apply_confirm_keeps_only_what_is_confirmed),
 ];
 
 fn samples() -> Vec<PathBuf> {
