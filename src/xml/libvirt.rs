@@ -470,14 +470,14 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
         return Err(cx.err(el.start, path, "a bond needs at least one port <interface type='ethernet' name='…'/>"));
     }
     // libvirt's convention (netcf, the schema's comment): the first port is the primary.
-    let primary = mode.has_primary().then(|| ports[0].name.clone());
+    let primary = ports.first().filter(|_| mode.has_primary()).map(|p| p.name.clone());
     let mut monitor = monitor;
     let targets: Vec<&Element> = el.children.iter().filter(|c| c.ext && c.local == "arp-target").collect();
-    if !targets.is_empty() {
+    if let Some(first) = targets.first() {
         let Some(Monitor::Arp { more_targets, .. }) = monitor.as_mut() else {
             return Err(cx.err(
-                targets[0].start,
-                path.child(targets[0].name),
+                first.start,
+                path.child(first.name),
                 "<nmi:arp-target> adds ARP targets to an <arpmon>; this bond has none",
             ));
         };

@@ -94,6 +94,7 @@ pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlErro
         let path = format!("/{}", root.name);
         items.push(Item { iface: convert(&mut cx, &root, &path)?, start: root.start, end: root.end, path });
     }
+    unique_names(&cx, &items)?;
     resolve_ports(&mut cx, &mut items)?;
     if let Err(e) = Host::validate_interfaces(items.iter().map(|i| &i.iface)) {
         return Err(locate(&cx, &items, e));
@@ -147,10 +148,41 @@ fn for_each_port<'a>(iface: &'a Interface, f: &mut impl FnMut(&'a IfName)) {
     }
 }
 
+/// Refuses a name defined twice at top level and a controller that lists itself as a port,
+/// before ports are resolved: merging by name assumes each name is one definition, and
+/// following "merged into" links would otherwise chase its own tail.
+fn unique_names(cx: &Cx<'_>, items: &[Item]) -> Res<()> {
+    use std::collections::HashSet;
+    let mut seen: HashSet<&IfName> = HashSet::with_capacity(items.len());
+    for it in items {
+        if !seen.insert(&it.iface.name) {
+            let e = HostError::Duplicate { name: it.iface.name.clone() };
+            return Err(cx.err(it.start, &it.path, e.to_string()));
+        }
+        let mut itself = false;
+        for_each_port(&it.iface, &mut |n| itself |= *n == it.iface.name);
+        if itself {
+            let name = &it.iface.name;
+            // Point at the port element inside this item, when it was seen.
+            let at = cx
+                .ports_seen
+                .iter()
+                .find(|(p, off)| p == name && (it.start..it.end).contains(off))
+                .map_or(it.start, |(_, off)| *off);
+            return Err(cx.err(at, &it.path, format!("'{name}' lists itself as one of its ports")));
+        }
+    }
+    Ok(())
+}
+
 /// Merges each top-level interface that exactly one controller uses as a port into that port.
 /// The draft names ports by device only, so their MACs, and bonds or VLANs used as bridge
 /// ports, are defined separately in the same file. One pass: who claims what is computed once;
 /// when a bond merges into a bridge, later merges into the bond follow it there.
+///
+/// Names are unique here ([`unique_names`]), so the "merged into" links form a forest: each
+/// link points at an item not merged yet. The walk along them is still bounded, so that no
+/// input can make it loop.
 fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
     use std::collections::HashMap;
     // port name -> (its controller's name, how many controllers claim it)
@@ -165,18 +197,24 @@ fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
     let mut slots: Vec<Option<Item>> = std::mem::take(items).into_iter().map(Some).collect();
     let mut moved: HashMap<IfName, IfName> = HashMap::new();
     for j in 0..slots.len() {
-        let name = slots[j].as_ref().map(|it| it.iface.name.clone()).expect("not yet merged");
+        let Some(name) = slots[j].as_ref().map(|it| it.iface.name.clone()) else { continue };
         let Some((owner, 1)) = owners.get(&name).cloned() else { continue };
         let mut owner = owner;
+        let mut steps = 0;
         while let Some(next) = moved.get(&owner) {
             owner = next.clone();
+            steps += 1;
+            if steps > slots.len() {
+                let it = slots[j].as_ref().map_or((0, String::new()), |it| (it.start, it.path.clone()));
+                return Err(cx.err(it.0, &it.1, format!("'{name}' is a port in a circle of controllers")));
+            }
         }
         let Some(&i) = index.get(&owner) else { continue };
         if i == j {
             continue; // claims itself: a cycle, reported by validation
         }
-        let port = slots[j].take().expect("present");
-        match slots[i].as_mut() {
+        let Some(port) = slots[j].take() else { continue };
+        match slots.get_mut(i).and_then(Option::as_mut) {
             Some(ctrl) => merge(cx, ctrl, port)?,
             None => slots[j] = Some(port),
         }
@@ -223,6 +261,13 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
         );
     }
     let err_type = |what: &str| cx.err(port.start, &port.path, what.to_string());
+    let unclaimed = || {
+        cx.err(
+            port.start,
+            &port.path,
+            format!("'{pname}' is used as a port of '{cname}' but '{cname}' has no such port"),
+        )
+    };
     let merge_mac = |slot: &mut Option<crate::model::Mac>, mac: Option<crate::model::Mac>| -> Res<()> {
         match (*slot, mac) {
             (Some(a), Some(b)) if a != b => Err(cx.err(
@@ -244,20 +289,20 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 kind.type_name()
             )));
         };
-        let slot = bond.ports.iter_mut().find(|p| p.name == pname).expect("claimed port");
+        let Some(slot) = bond.ports.iter_mut().find(|p| p.name == pname) else {
+            return Err(unclaimed());
+        };
         merge_mac(&mut slot.mac, e.mac)
     };
     match &mut ctrl.iface.kind {
         Kind::Bond(bond) => bond_port(bond, port.iface.kind),
         Kind::Bridge(br) => {
-            let slot = br
-                .ports
-                .iter_mut()
-                .find(|m| match m {
-                    Member::Bond { name, bond } => *name == pname || bond.ports.iter().any(|p| p.name == pname),
-                    other => *other.name() == pname,
-                })
-                .expect("claimed port");
+            let Some(slot) = br.ports.iter_mut().find(|m| match m {
+                Member::Bond { name, bond } => *name == pname || bond.ports.iter().any(|p| p.name == pname),
+                other => *other.name() == pname,
+            }) else {
+                return Err(unclaimed());
+            };
             match (slot, port.iface.kind) {
                 (Member::Bond { name, bond }, kind) if *name != pname => bond_port(bond, kind),
                 (Member::Ethernet(e), Kind::Ethernet(pe)) => merge_mac(&mut e.mac, pe.mac),
@@ -275,15 +320,17 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 _ => Err(err_type(&format!("interface '{pname}' is defined twice"))),
             }
         }
-        _ => unreachable!("only bonds and bridges claim ports"),
+        // Only bonds and bridges claim ports; anything else here means the claim was lost on
+        // the way (e.g. by a name defined twice), which is the input's fault, not a bug to panic on.
+        _ => Err(unclaimed()),
     }
 }
 
 /// Points a host-wide error at the element it is about.
 fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
     let subject = e.subject();
-    let nth_item = |n: usize| items.iter().filter(|i| &i.iface.name == subject).nth(n);
-    let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| p == subject).nth(n);
+    let nth_item = |n: usize| items.iter().filter(|i| Some(&i.iface.name) == subject).nth(n);
+    let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| Some(p) == subject).nth(n);
     let (offset, path) = match &e {
         HostError::DuplicateUuid { .. } => match nth_item(0) {
             Some(item) => (item.start, item.path.clone()),
@@ -295,13 +342,14 @@ fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
             (None, None, Some((_, off))) => (*off, String::new()),
             _ => (0, String::new()),
         },
-        HostError::PortOfTwo { .. } => match nth_port(1) {
-            Some((_, off)) => (*off, String::new()),
-            None => (items[0].start, items[0].path.clone()),
+        HostError::PortOfTwo { .. } => match (nth_port(1), items.first()) {
+            (Some((_, off)), _) => (*off, String::new()),
+            (None, Some(first)) => (first.start, first.path.clone()),
+            (None, None) => (0, String::new()),
         },
-        _ => match e_cycle_item(items, &e) {
+        _ => match e_cycle_item(items, &e).or(items.first()) {
             Some(item) => (item.start, item.path.clone()),
-            None => (items[0].start, items[0].path.clone()),
+            None => (0, String::new()),
         },
     };
     let path = if path.is_empty() { "/interfaces".to_string() } else { path };
