@@ -69,6 +69,9 @@ struct Item {
 
 /// Reads a document of either dialect. `source_name` is used in error messages only.
 pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlError> {
+    // Windows editors start UTF-8 files with a byte-order mark. It is not part of the
+    // document; dropping it here keeps line 1's columns what the editor shows.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let src = tree::Source::new(source_name, text);
     let root = tree::parse(text).map_err(|e| XmlError {
         source_name: source_name.to_string(),
@@ -361,4 +364,24 @@ fn e_cycle_item<'a>(items: &'a [Item], e: &HostError) -> Option<&'a Item> {
         return None;
     };
     items.iter().find(|i| cycle.contains(&i.iface.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See: issue 11. A UTF-8 byte-order mark was read as an element ("unknown element <>").
+    #[test]
+    fn byte_order_mark_is_accepted_and_positions_stay_right() {
+        let plain = "<interface type='bridge' name='br0'>\n  <bridge stp='yes'/>\n</interface>\n";
+        let with_bom = format!("\u{FEFF}{plain}");
+        let (a, b) = (parse_document("t", plain).unwrap_err(), parse_document("t", &with_bom).unwrap_err());
+        assert_eq!(a, b);
+        assert_eq!(b.to_string(), "t:2:11: /interface/bridge/@stp: invalid value 'yes' for 'stp' (allowed: on, off)");
+        let one_line = "\u{FEFF}<interface type='ethernet' name='eth0' bogus='1'/>";
+        let e = parse_document("t", one_line).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (1, 40), "{e}");
+        let doc = parse_document("t", "\u{FEFF}<interface type='ethernet' name='eth0'/>").unwrap();
+        assert_eq!(doc.sources, ["<interface type='ethernet' name='eth0'/>"]);
+    }
 }
