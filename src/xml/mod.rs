@@ -384,4 +384,41 @@ mod tests {
         let doc = parse_document("t", "\u{FEFF}<interface type='ethernet' name='eth0'/>").unwrap();
         assert_eq!(doc.sources, ["<interface type='ethernet' name='eth0'/>"]);
     }
+
+    /// See: issue 11. `<nmi:nat/>` with the prefix bound to another URI was taken for the
+    /// extension by its prefix text... and dropped, giving `ipv4.method=disabled` silently.
+    #[test]
+    fn extension_in_a_wrong_namespace_is_refused_with_its_location() {
+        let nat = "<interface type='ethernet' name='eth0' xmlns:nmi='urn:nmiface:interface:2'>\n  <protocol family='ipv4'>\n    <nmi:nat/>\n  </protocol>\n</interface>\n";
+        let e = parse_document("t", nat).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (3, 5), "{e}");
+        assert!(e.message.starts_with("unknown element <nmi:nat>: namespace 'urn:nmiface:interface:2'"), "{e}");
+        let options = "<interface type='bond' name='bond0' xmlns:x='urn:other'>\n<bond mode='802.3ad'>\n<x:options lacp-rate='fast'/>\n<interface type='ethernet' name='eth0'/>\n</bond>\n</interface>\n";
+        let e = parse_document("t", options).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (3, 1), "{e}");
+        assert!(e.message.starts_with("unknown element <x:options>"), "{e}");
+    }
+
+    /// The namespace decides, whatever the prefix: `x:` bound to nmiface's URI is the extension.
+    #[test]
+    fn extension_is_matched_by_namespace_uri_not_prefix() {
+        let nat = "<interface type='ethernet' name='eth0' xmlns:x='urn:nmiface:interface:1'><protocol family='ipv4'><x:nat/></protocol></interface>";
+        let doc = parse_document("t", nat).unwrap();
+        assert!(doc.host.interfaces[0].ipv4.as_ref().is_some_and(|v| v.nat));
+    }
+
+    /// A default namespace would move libvirt's own elements (or let an extension pass under a
+    /// plain name); only `xmlns=''` is accepted.
+    #[test]
+    fn default_namespace_is_refused() {
+        for text in [
+            "<interface xmlns='urn:x' type='ethernet' name='eth0'/>",
+            "<interface type='ethernet' name='eth0'><protocol family='ipv4'><nat xmlns='urn:nmiface:interface:1'/></protocol></interface>",
+        ] {
+            let e = parse_document("t", text).unwrap_err();
+            assert!(e.message.contains("declares the default namespace"), "{e}");
+            assert_eq!(e.location.line, 1);
+        }
+        assert!(parse_document("t", "<interface xmlns='' type='ethernet' name='eth0'/>").is_ok());
+    }
 }

@@ -213,7 +213,20 @@ fn element<'a>(
         let value = quick_xml::escape::unescape(raw)
             .map_err(|err| syntax(start + at, format!("XML syntax error in attribute '{key}': {err}")))?;
         // Namespace declarations are not attributes of the interface: they resolve prefixes.
+        // libvirt's elements are in no namespace, so a default namespace would move every
+        // unprefixed element out of the format; only `xmlns=''` (none) is accepted. This keeps
+        // one invariant the converters rely on: an element is an extension exactly when its
+        // name has a prefix, so matching a child by its plain name never finds an extension.
         if key == "xmlns" {
+            if !value.is_empty() {
+                return Err(syntax(
+                    start + at,
+                    format!(
+                        "<{name}> declares the default namespace '{value}'; libvirt's elements are in no namespace \
+                         (declare nmiface's extensions with a prefix: xmlns:nmi='{NMIFACE_NS}')"
+                    ),
+                ));
+            }
             continue;
         }
         if let Some(prefix) = key.strip_prefix("xmlns:") {
@@ -222,8 +235,9 @@ fn element<'a>(
         }
         attrs.push(Attr { name: key, value, offset: start + at });
     }
-    // Prefixed elements must resolve; only nmiface's namespace is understood, others stay
-    // unknown names for the converters to refuse.
+    // Prefixed elements must resolve, by URI: the prefix text means nothing. Only nmiface's
+    // namespace is understood; an element in any other is refused here, once for all
+    // converters, as libvirt's schema refuses it.
     let (local, ext) = match name.split_once(':') {
         Some((prefix, local)) => {
             let uri = decls
@@ -233,7 +247,15 @@ fn element<'a>(
                 .find(|(p, _)| *p == prefix)
                 .map(|(_, u)| u.as_ref())
                 .ok_or_else(|| syntax(start, format!("namespace prefix '{prefix}' of <{name}> is not declared")))?;
-            (local, uri == NMIFACE_NS)
+            if uri != NMIFACE_NS {
+                return Err(syntax(
+                    start,
+                    format!(
+                        "unknown element <{name}>: namespace '{uri}' is not nmiface's ('{NMIFACE_NS}'), and libvirt's format has no other"
+                    ),
+                ));
+            }
+            (local, true)
         }
         None => (name, false),
     };
