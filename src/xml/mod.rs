@@ -11,12 +11,15 @@
 
 mod context;
 mod draft;
+mod input;
 mod libvirt;
 mod path;
 mod tree;
 mod values;
 mod writer;
 
+pub use input::{read_bounded, read_input, InputError, STDIN_NAME};
+pub use tree::MAX_DOCUMENT_BYTES;
 pub use writer::{write_host, write_interface, write_interface_live, LiveLink, LiveState};
 
 use crate::finding::{Finding, Location, Severity};

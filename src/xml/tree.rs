@@ -17,8 +17,8 @@ pub const NMIFACE_NS: &str = "urn:nmiface:interface:1";
 
 /// Deepest nesting accepted; real documents use at most 5 levels, hostile ones use millions.
 const MAX_DEPTH: usize = 32;
-/// Largest document accepted, in bytes.
-pub(crate) const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+/// Largest document accepted, in bytes (4 MiB: the largest real host file is a few KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 /// An attribute with its value unescaped and the offset of its name.
 #[derive(Debug)]
