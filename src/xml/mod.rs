@@ -107,7 +107,8 @@ pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlErro
     }
     let sources = items.iter().map(|i| text[i.start..i.end].to_string()).collect();
     let host = Host { interfaces: items.into_iter().map(|i| i.iface).collect() };
-    Ok(Document { host, findings: cx.findings, sources })
+    let root_path = if root.name == "interfaces" { "/interfaces".to_string() } else { format!("/{}", root.name) };
+    Ok(Document { host, findings: cx.finish_findings(&root_path), sources })
 }
 
 /// Dispatches one element to its dialect.
@@ -423,5 +424,21 @@ mod tests {
             assert_eq!(e.location.line, 1);
         }
         assert!(parse_document("t", "<interface xmlns='' type='ethernet' name='eth0'/>").is_ok());
+    }
+
+    /// See: issue 11. 190k findings on one line: every one was kept (and positioned by counting
+    /// from the line start). Now the first 100 are kept and one more counts the rest, as
+    /// severe as the worst dropped.
+    #[test]
+    fn findings_are_capped_with_a_count_of_the_rest() {
+        let ips = "<ip address='10.0.0.1'/>".repeat(250);
+        let text =
+            format!("<interface type='ethernet' name='eth0'><protocol family='ipv4'>{ips}</protocol></interface>");
+        let doc = parse_document("t", &text).unwrap();
+        assert_eq!(doc.findings.len(), context::MAX_FINDINGS + 1);
+        let last = doc.findings.last().unwrap();
+        assert_eq!(last.message, "150 more findings not listed: only the first 100 of a document are kept");
+        assert_eq!(last.severity, Severity::Approximated);
+        assert_eq!(last.path, "/interface");
     }
 }

@@ -58,26 +58,67 @@ impl<'a> Element<'a> {
 }
 
 /// The text of a document with a line index, for turning offsets into line and column.
+///
+/// Columns count characters. Counting them from the line's start for every position was
+/// quadratic on one long line (a 4 MiB single-line document with a finding per element spent
+/// most of its time there), so character counts are kept per block of [`BLOCK`] bytes, built
+/// on first use: a position then costs a binary search and at most two blocks' worth of bytes.
 pub(crate) struct Source<'a> {
     pub name: &'a str,
     pub text: &'a str,
     line_starts: Vec<usize>,
+    /// `chars_before[k]`: characters that start in `text[..k * BLOCK]`.
+    chars_before: std::cell::OnceCell<Vec<u32>>,
+}
+
+/// Bytes per entry of the character-count index: small enough that counting inside one block
+/// is cheap, large enough that the index stays under 1% of the text.
+const BLOCK: usize = 512;
+
+/// Characters starting in `bytes`: every byte that is not a UTF-8 continuation byte. For a
+/// range that does not start or end inside a character this is `chars().count()`.
+fn char_starts(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
 impl<'a> Source<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { name, text, line_starts }
+        Self { name, text, line_starts, chars_before: std::cell::OnceCell::new() }
+    }
+
+    /// Characters that start before byte `offset` (`offset <= text.len()`).
+    fn chars_to(&self, offset: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let index = self.chars_before.get_or_init(|| {
+            let mut total = 0u32;
+            let mut out = Vec::with_capacity(bytes.len() / BLOCK + 1);
+            out.push(0);
+            for block in bytes.chunks(BLOCK) {
+                // At most MAX_DOCUMENT_BYTES characters, so u32 holds the count.
+                total += char_starts(block) as u32;
+                out.push(total);
+            }
+            out
+        });
+        let k = offset / BLOCK;
+        let before = index.get(k).map_or(0, |&n| n as usize);
+        before + bytes.get(k * BLOCK..offset).map_or(0, char_starts)
     }
 
     /// 1-based line and character column of a byte offset.
     pub fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
-        let start = self.line_starts[line - 1];
-        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        Location { line: line as u32, column: column as u32 }
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        // Short distances are counted directly, so small documents never build the index.
+        let column = if offset - start <= 2 * BLOCK {
+            self.text.as_bytes().get(start..offset).map_or(0, char_starts)
+        } else {
+            self.chars_to(offset) - self.chars_to(start)
+        } + 1;
+        Location { line: u32::try_from(line).unwrap_or(u32::MAX), column: u32::try_from(column).unwrap_or(u32::MAX) }
     }
 }
 
@@ -318,6 +359,34 @@ mod tests {
         assert_eq!(src.location(b.attrs[0].offset), Location { line: 2, column: 7 });
         assert_eq!(root.children[1].text, "hi");
         assert_eq!(&text[root.start..root.end], text.trim_end());
+    }
+
+    /// Columns from the block index agree with counting characters from the line start, on
+    /// long lines of mixed-width characters, at every character boundary.
+    #[test]
+    fn columns_count_characters_on_long_lines() {
+        let line: String = (0..3000).map(|i| ['a', 'é', '€', '😀'][i % 4]).collect();
+        let text = format!("<a>\n{line}\n{line}</a>");
+        let src = Source::new("t", &text);
+        for (offset, _) in text.char_indices().chain([(text.len(), ' ')]) {
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let expected = text[start..offset].chars().count() as u32 + 1;
+            let line = text[..offset].matches('\n').count() as u32 + 1;
+            assert_eq!(src.location(offset), Location { line, column: expected }, "offset {offset}");
+        }
+    }
+
+    /// See: issue 11. Each position used to count characters from its line's start: quadratic
+    /// on one long line. Counting the bytes the index looks at bounds the work per position.
+    #[test]
+    fn a_position_costs_at_most_a_few_blocks() {
+        let text = "x".repeat(MAX_DOCUMENT_BYTES);
+        let src = Source::new("t", &text);
+        for offset in (0..text.len()).step_by(4099) {
+            assert_eq!(src.location(offset).column as usize, offset + 1);
+        }
+        // The index is one entry per block, built once.
+        assert_eq!(src.chars_before.get().map(Vec::len), Some(MAX_DOCUMENT_BYTES / BLOCK + 1));
     }
 
     #[test]
