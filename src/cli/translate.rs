@@ -2,7 +2,7 @@
 //! without touching NetworkManager.
 
 use super::{print_findings, read_input, Outcome};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use nmiface::finding::any_loses_meaning;
 use nmiface::nm::{self, NmVersion, Target};
 use nmiface::report::DocumentReport;
@@ -108,19 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
 }
 
 fn write_keyfiles(dir: &std::path::Path, t: &nm::Translation) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for p in t.profiles() {
-        let path = dir.join(p.keyfile_name());
-        // NetworkManager ignores keyfiles that others can read or write.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        f.write_all(nm::to_keyfile(p).as_bytes())?;
+    // The library writes through temporary files and renames (no symlink followed, mode 0600)
+    // and refuses colliding names before writing anything.
+    for path in nm::write_keyfiles(dir, t.profiles())? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())

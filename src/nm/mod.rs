@@ -2,6 +2,7 @@
 //! the way back. Pure: nothing here talks to a daemon.
 
 mod keyfile;
+mod keyfile_dir;
 mod profile;
 pub mod reasons;
 mod reverse;
@@ -10,6 +11,7 @@ mod value;
 mod version;
 
 pub use keyfile::to_keyfile;
+pub use keyfile_dir::{write_keyfiles, KeyfileWriteError, KEYFILE_MODE};
 pub use profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
 pub use reverse::{host_from_profiles, Recovered, ReverseError};
 pub use translate::{bond_options, port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE};
