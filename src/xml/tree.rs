@@ -17,6 +17,10 @@ pub const NMIFACE_NS: &str = "urn:nmiface:interface:1";
 
 /// Deepest nesting accepted; real documents use at most 5 levels, hostile ones use millions.
 const MAX_DEPTH: usize = 32;
+/// Most elements accepted in one document. Each costs about 150 bytes in the tree, so 4 MiB of
+/// `<x/>` (a million of them) took 150 MB before being refused; 2^18 keeps the tree under
+/// 40 MB and is far beyond any host (a real one has tens of elements per interface).
+const MAX_ELEMENTS: usize = 1 << 18;
 /// Largest document accepted, in bytes (4 MiB: the largest real host file is a few KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
@@ -144,6 +148,7 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
     // Namespace declarations in scope, one list per open element: (prefix, URI).
     let mut scopes: Vec<Decls<'_>> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| {
@@ -155,7 +160,11 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
             Event::Start(_) | Event::Empty(_) if root.is_some() && stack.is_empty() => {
                 return Err(syntax(before, "more than one root element"));
             }
+            Event::Start(_) | Event::Empty(_) if elements >= MAX_ELEMENTS => {
+                return Err(syntax(before, format!("more than {MAX_ELEMENTS} elements in one document")));
+            }
             Event::Start(e) => {
+                elements += 1;
                 if stack.len() >= MAX_DEPTH {
                     return Err(syntax(before, format!("elements nested deeper than {MAX_DEPTH} levels")));
                 }
@@ -164,6 +173,7 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
                 scopes.push(decls);
             }
             Event::Empty(e) => {
+                elements += 1;
                 let (el, _) = element(text, &e, before, after, &scopes)?;
                 attach(&mut stack, &mut root, el);
             }
@@ -406,5 +416,17 @@ mod tests {
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(parse(&deep).is_err());
+    }
+
+    /// See: issue 11. 4 MiB of `<x/>` built a million-element tree (150 MB) before the
+    /// converters refused it.
+    #[test]
+    fn element_count_is_bounded() {
+        let at_limit = format!("<a>{}</a>", "<x/>".repeat(MAX_ELEMENTS - 1));
+        assert!(parse(&at_limit).is_ok());
+        let over = format!("<a>{}</a>", "<x/>".repeat(MAX_ELEMENTS));
+        let e = parse(&over).unwrap_err();
+        assert_eq!(e.offset, 3 + 4 * (MAX_ELEMENTS - 1));
+        assert_eq!(e.message, format!("more than {MAX_ELEMENTS} elements in one document"));
     }
 }
