@@ -81,8 +81,13 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let t = nm::translate(&doc.host, &doc.sources, &target);
             findings.extend(t.findings.iter().cloned());
             match (&args.format, &args.output_dir) {
+                // Kept as translations and serialised once at the end, straight to stdout: a
+                // serde_json::Value copy of a big document took more memory than the document.
                 (Format::Json, _) => {
-                    docs.push(serde_json::to_value(DocumentReport::new(&source, &target, &t, &findings))?)
+                    print_findings(&source, &findings);
+                    lossy |= any_loses_meaning(&findings);
+                    docs.push((source, t, findings));
+                    continue;
                 }
                 (Format::Keyfile, Some(dir)) => write_keyfiles(dir, &t)?,
                 (Format::Keyfile, None) => {
@@ -98,8 +103,16 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         lossy |= any_loses_meaning(&findings);
     }
     if !docs.is_empty() {
-        serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "documents": docs }))?;
-        writeln!(stdout)?;
+        #[derive(serde::Serialize)]
+        struct Documents<'a> {
+            documents: Vec<DocumentReport<'a>>,
+        }
+        let documents = docs.iter().map(|(s, t, f)| DocumentReport::new(s, &target, t, f)).collect();
+        // Stdout is line-buffered; pretty JSON is many short lines.
+        let mut out = std::io::BufWriter::new(&mut stdout);
+        serde_json::to_writer_pretty(&mut out, &Documents { documents })?;
+        writeln!(out)?;
+        out.flush()?;
     }
     if failed > 0 {
         bail!("{failed} of {} documents could not be translated", args.files.len());
