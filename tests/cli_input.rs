@@ -106,3 +106,18 @@ fn colliding_keyfile_names_exit_2_and_write_nothing() {
     assert!(!out_dir.exists() || std::fs::read_dir(&out_dir).unwrap().next().is_none());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+/// The same file twice in one run: both documents' `eth0` profiles would be one keyfile.
+#[test]
+fn colliding_keyfile_names_across_documents_exit_2() {
+    let d = scratch("across");
+    let out_dir = d.join("out");
+    let doc = d.join("eth0.xml");
+    std::fs::write(&doc, "<interface type='ethernet' name='eth0'/>").unwrap();
+    let (o, f) = (out_dir.to_str().unwrap(), doc.to_str().unwrap());
+    let out = nmiface(&["translate", "--format", "keyfile", "--output-dir", o, f, f], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("would both be written to eth0.nmconnection"), "{}", text(&out.stderr));
+    assert!(!out_dir.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}

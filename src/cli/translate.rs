@@ -58,6 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let target = Target { nm: args.nm_version };
     let mut docs = Vec::new();
+    // Keyfiles for --output-dir are written after all documents are read, so that names
+    // colliding across documents are refused too, before anything is written.
+    let mut keyfiles = Vec::new();
     let mut lossy = false;
     let mut failed = 0usize;
     let mut stdout = std::io::stdout().lock();
@@ -89,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     docs.push((source, t, findings));
                     continue;
                 }
-                (Format::Keyfile, Some(dir)) => write_keyfiles(dir, &t)?,
+                (Format::Keyfile, Some(_)) => keyfiles.push(t),
                 (Format::Keyfile, None) => {
                     for p in t.profiles() {
                         writeln!(stdout, "# {}", p.keyfile_name())?;
@@ -101,6 +104,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         }
         print_findings(&source, &findings);
         lossy |= any_loses_meaning(&findings);
+    }
+    if let (Some(dir), false) = (&args.output_dir, keyfiles.is_empty()) {
+        write_keyfiles(dir, &keyfiles)?;
     }
     if !docs.is_empty() {
         #[derive(serde::Serialize)]
@@ -120,10 +126,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     Ok(if lossy { Outcome::Findings } else { Outcome::Clean })
 }
 
-fn write_keyfiles(dir: &std::path::Path, t: &nm::Translation) -> anyhow::Result<()> {
+fn write_keyfiles(dir: &std::path::Path, translations: &[nm::Translation]) -> anyhow::Result<()> {
     // The library writes through temporary files and renames (no symlink followed, mode 0600)
     // and refuses colliding names before writing anything.
-    for path in nm::write_keyfiles(dir, t.profiles())? {
+    for path in nm::write_keyfiles(dir, translations.iter().flat_map(|t| t.profiles()))? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
