@@ -147,16 +147,7 @@ fn init_logging(verbose: u8) {
 /// Reads a document from a path, or standard input for `-`. Returns the name to show in
 /// messages and the text.
 pub fn read_input(path: &str) -> anyhow::Result<(String, String)> {
-    use anyhow::Context;
-    if path == "-" {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("reading standard input")?;
-        return Ok(("<stdin>".to_string(), text));
-    }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {path}"))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| anyhow::anyhow!("{path}: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))?;
-    Ok((path.to_string(), text))
+    Ok(nmiface::xml::read_input(path)?)
 }
 
 /// Prints findings to stderr, one per line, prefixed with the document name.

@@ -2,7 +2,7 @@
 //! without touching NetworkManager.
 
 use super::{print_findings, read_input, Outcome};
-use anyhow::{bail, Context};
+use anyhow::bail;
 use nmiface::finding::any_loses_meaning;
 use nmiface::nm::{self, NmVersion, Target};
 use nmiface::report::DocumentReport;
@@ -58,6 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     }
     let target = Target { nm: args.nm_version };
     let mut docs = Vec::new();
+    // Keyfiles for --output-dir are written after all documents are read, so that names
+    // colliding across documents are refused too, before anything is written.
+    let mut keyfiles = Vec::new();
     let mut lossy = false;
     let mut failed = 0usize;
     let mut stdout = std::io::stdout().lock();
@@ -81,10 +84,15 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             let t = nm::translate(&doc.host, &doc.sources, &target);
             findings.extend(t.findings.iter().cloned());
             match (&args.format, &args.output_dir) {
+                // Kept as translations and serialised once at the end, straight to stdout: a
+                // serde_json::Value copy of a big document took more memory than the document.
                 (Format::Json, _) => {
-                    docs.push(serde_json::to_value(DocumentReport::new(&source, &target, &t, &findings))?)
+                    print_findings(&source, &findings);
+                    lossy |= any_loses_meaning(&findings);
+                    docs.push((source, t, findings));
+                    continue;
                 }
-                (Format::Keyfile, Some(dir)) => write_keyfiles(dir, &t)?,
+                (Format::Keyfile, Some(_)) => keyfiles.push(t),
                 (Format::Keyfile, None) => {
                     for p in t.profiles() {
                         writeln!(stdout, "# {}", p.keyfile_name())?;
@@ -97,9 +105,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         print_findings(&source, &findings);
         lossy |= any_loses_meaning(&findings);
     }
+    if let (Some(dir), false) = (&args.output_dir, keyfiles.is_empty()) {
+        write_keyfiles(dir, &keyfiles)?;
+    }
     if !docs.is_empty() {
-        serde_json::to_writer_pretty(&mut stdout, &serde_json::json!({ "documents": docs }))?;
-        writeln!(stdout)?;
+        #[derive(serde::Serialize)]
+        struct Documents<'a> {
+            documents: Vec<DocumentReport<'a>>,
+        }
+        let documents = docs.iter().map(|(s, t, f)| DocumentReport::new(s, &target, t, f)).collect();
+        // Stdout is line-buffered; pretty JSON is many short lines.
+        let mut out = std::io::BufWriter::new(&mut stdout);
+        serde_json::to_writer_pretty(&mut out, &Documents { documents })?;
+        writeln!(out)?;
+        out.flush()?;
     }
     if failed > 0 {
         bail!("{failed} of {} documents could not be translated", args.files.len());
@@ -107,20 +126,10 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     Ok(if lossy { Outcome::Findings } else { Outcome::Clean })
 }
 
-fn write_keyfiles(dir: &std::path::Path, t: &nm::Translation) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    for p in t.profiles() {
-        let path = dir.join(p.keyfile_name());
-        // NetworkManager ignores keyfiles that others can read or write.
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        f.write_all(nm::to_keyfile(p).as_bytes())?;
+fn write_keyfiles(dir: &std::path::Path, translations: &[nm::Translation]) -> anyhow::Result<()> {
+    // The library writes through temporary files and renames (no symlink followed, mode 0600)
+    // and refuses colliding names before writing anything.
+    for path in nm::write_keyfiles(dir, translations.iter().flat_map(|t| t.profiles()))? {
         eprintln!("wrote {}", path.display());
     }
     Ok(())

@@ -42,12 +42,13 @@ pub enum HostError {
 }
 
 impl HostError {
-    /// The interface whose definition the error should point at.
-    pub fn subject(&self) -> &IfName {
+    /// The interface whose definition the error should point at (`None` only for an empty
+    /// cycle, which validation never builds).
+    pub fn subject(&self) -> Option<&IfName> {
         match self {
-            HostError::Duplicate { name } | HostError::DuplicateUuid { name, .. } => name,
-            HostError::PortOfTwo { port, .. } => port,
-            HostError::Cycle { cycle } => &cycle[0],
+            HostError::Duplicate { name } | HostError::DuplicateUuid { name, .. } => Some(name),
+            HostError::PortOfTwo { port, .. } => Some(port),
+            HostError::Cycle { cycle } => cycle.first(),
         }
     }
 }

@@ -85,17 +85,65 @@ pub enum Kind {
 }
 
 impl Kind {
-    /// Every kind's libvirt `type` name ([`Kind::type_name`]), in declaration order.
-    pub const TYPE_NAMES: [&'static str; 4] = ["ethernet", "bridge", "bond", "vlan"];
+    /// Every libvirt `type` name, in [`KindType::ALL`] order: what `<interface type=…>` takes.
+    pub const TYPE_NAMES: [&'static str; KindType::ALL.len()] = {
+        let mut names = [""; KindType::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = KindType::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
+    /// Which kind this is, without its settings.
+    pub fn kind_type(&self) -> KindType {
+        match self {
+            Kind::Ethernet(_) => KindType::Ethernet,
+            Kind::Bridge(_) => KindType::Bridge,
+            Kind::Bond(_) => KindType::Bond,
+            Kind::Vlan(_) => KindType::Vlan,
+        }
+    }
 
     /// The libvirt `type` attribute for this kind.
     pub fn type_name(&self) -> &'static str {
+        self.kind_type().as_str()
+    }
+}
+
+/// The kinds of [`Kind`] without their settings: what a reader dispatches on. Readers match
+/// on it exhaustively, so a new kind of interface cannot be read as another one by a
+/// catch-all arm; [`Kind::kind_type`] ties it to [`Kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KindType {
+    /// [`Kind::Ethernet`].
+    Ethernet,
+    /// [`Kind::Bridge`].
+    Bridge,
+    /// [`Kind::Bond`].
+    Bond,
+    /// [`Kind::Vlan`].
+    Vlan,
+}
+
+impl KindType {
+    /// Every kind, in [`Kind`]'s declaration order.
+    pub const ALL: [KindType; 4] = [KindType::Ethernet, KindType::Bridge, KindType::Bond, KindType::Vlan];
+
+    /// The libvirt `type` attribute value.
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Kind::Ethernet(_) => "ethernet",
-            Kind::Bridge(_) => "bridge",
-            Kind::Bond(_) => "bond",
-            Kind::Vlan(_) => "vlan",
+            KindType::Ethernet => "ethernet",
+            KindType::Bridge => "bridge",
+            KindType::Bond => "bond",
+            KindType::Vlan => "vlan",
         }
+    }
+
+    /// The kind a libvirt `type` value names, if any.
+    pub fn parse(name: &str) -> Option<KindType> {
+        KindType::ALL.into_iter().find(|k| k.as_str() == name)
     }
 }
 
@@ -292,3 +340,42 @@ impl VlanExt {
 pub const MAX_VLAN_TAG_XML: u16 = 4095;
 /// Highest VLAN id NetworkManager accepts.
 pub const MAX_VLAN_TAG_NM: u16 = 4094;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One value of every [`Kind`]; the match makes a new kind a compile error here.
+    fn one_of_each() -> Vec<Kind> {
+        let name = IfName::new("eth0").unwrap();
+        let all = vec![
+            Kind::Ethernet(Ethernet::default()),
+            Kind::Bridge(Bridge::shared(name.clone(), None)),
+            Kind::Bond(Bond {
+                mode: BondMode::BalanceRr,
+                monitor: None,
+                primary: None,
+                ports: Vec::new(),
+                options: Default::default(),
+            }),
+            Kind::Vlan(Vlan { tag: 1, parent: name, reorder_hdr: true, ext: VlanExt::default() }),
+        ];
+        for k in &all {
+            match k {
+                Kind::Ethernet(_) | Kind::Bridge(_) | Kind::Bond(_) | Kind::Vlan(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn type_names_are_the_kinds_type_names() {
+        let kinds = one_of_each();
+        let names: Vec<&str> = kinds.iter().map(Kind::type_name).collect();
+        assert_eq!(names, Kind::TYPE_NAMES);
+        for k in &kinds {
+            assert_eq!(KindType::parse(k.type_name()), Some(k.kind_type()));
+        }
+        assert_eq!(KindType::parse("bogus"), None);
+    }
+}

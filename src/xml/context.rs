@@ -7,10 +7,17 @@ use super::XmlError;
 use crate::finding::{Finding, Severity};
 use std::fmt::Display;
 
+/// Findings kept per document; the rest are counted (see [`Cx::finish_findings`]). A document
+/// with a finding per element can have hundreds of thousands, and nobody reads past the first
+/// screenful of the same complaint.
+pub(crate) const MAX_FINDINGS: usize = 100;
+
 /// Shared state while converting one document.
 pub(crate) struct Cx<'s> {
     pub src: &'s Source<'s>,
     pub findings: Vec<Finding>,
+    /// Findings past [`MAX_FINDINGS`]: how many, and the most severe of them.
+    dropped: Option<(usize, Severity)>,
     /// Every port element seen, in document order, for pointing errors at the right one.
     pub ports_seen: Vec<(crate::model::IfName, usize)>,
 }
@@ -19,7 +26,7 @@ pub(crate) type Res<T> = Result<T, XmlError>;
 
 impl<'s> Cx<'s> {
     pub fn new(src: &'s Source<'s>) -> Self {
-        Self { src, findings: Vec::new(), ports_seen: Vec::new() }
+        Self { src, findings: Vec::new(), dropped: None, ports_seen: Vec::new() }
     }
 
     /// An error at `offset` about `path`.
@@ -32,10 +39,31 @@ impl<'s> Cx<'s> {
         }
     }
 
-    /// Records a finding at `offset` about `path`.
+    /// Records a finding at `offset` about `path`; past [`MAX_FINDINGS`], only counts it.
     pub fn note(&mut self, severity: Severity, offset: usize, path: impl Display, message: impl Into<String>) {
+        if self.findings.len() >= MAX_FINDINGS {
+            let (n, worst) = self.dropped.get_or_insert((0, severity));
+            *n += 1;
+            *worst = (*worst).max(severity);
+            return;
+        }
         let location = Some(self.src.location(offset));
         self.findings.push(Finding::at(severity, path.to_string(), location, message));
+    }
+
+    /// The findings, with one more saying how many were left out, as severe as the worst of
+    /// them (so that the exit status still tells whether meaning was lost).
+    pub fn finish_findings(mut self, path: &str) -> Vec<Finding> {
+        if let Some((n, worst)) = self.dropped {
+            let s = if n == 1 { "" } else { "s" };
+            self.findings.push(Finding::at(
+                worst,
+                path,
+                None,
+                format!("{n} more finding{s} not listed: only the first {MAX_FINDINGS} of a document are kept"),
+            ));
+        }
+        self.findings
     }
 
     /// Refuses attributes other than `allowed`.

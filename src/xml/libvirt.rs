@@ -12,24 +12,24 @@ use super::values;
 use crate::finding::Severity;
 use crate::model::{
     self, classful_prefix, ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, IfName,
-    Interface, Ipv4, Ipv4Net, Ipv6, Ipv6Net, Kind, Member, Monitor, StartMode, Vlan,
+    Interface, Ipv4, Ipv4Net, Ipv6, Ipv6Net, Kind, KindType, Member, Monitor, StartMode, Vlan,
 };
-
-const TYPES: [&str; 4] = ["ethernet", "bridge", "bond", "vlan"];
 
 /// Converts a top-level `<interface type=…>`.
 pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Interface> {
     let ty = cx
-        .choice(el, path, "type", &TYPES)?
+        .choice(el, path, "type", &Kind::TYPE_NAMES)?
+        .and_then(KindType::parse)
         .ok_or_else(|| cx.err(el.start, path, "missing required attribute 'type'"))?;
+    // One arm per kind, no catch-all: a new kind must say what its element holds.
     let allowed: &[&str] = match ty {
-        "ethernet" => &["start", "mtu", "mac", "link", "protocol"],
-        "bridge" => &["start", "mtu", "protocol", "bridge"],
-        "bond" => &["start", "mtu", "link", "protocol", "bond"],
-        _ => &["start", "mtu", "link", "protocol", "vlan"],
+        KindType::Ethernet => &["start", "mtu", "mac", "link", "protocol"],
+        KindType::Bridge => &["start", "mtu", "protocol", "bridge"],
+        KindType::Bond => &["start", "mtu", "link", "protocol", "bond"],
+        KindType::Vlan => &["start", "mtu", "link", "protocol", "vlan"],
     };
     cx.allow_attrs(el, path, &["type", "name"])?;
-    children_for_type(cx, el, path, ty, allowed)?;
+    children_for_type(cx, el, path, ty.as_str(), allowed)?;
 
     let start = match cx.one(el, path, "start")? {
         Some(s) => start_mode(cx, s, &path.child("start"))?,
@@ -48,21 +48,21 @@ pub(crate) fn interface(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<I
     let (ipv4, ipv6) = protocols(cx, el, path)?;
 
     let (name, kind) = match ty {
-        "ethernet" => {
+        KindType::Ethernet => {
             let name = values::required_name(cx, el, path, "name")?;
             (name, Kind::Ethernet(Ethernet { mac: mac_child(cx, el, path)? }))
         }
-        "bridge" => {
+        KindType::Bridge => {
             let name = values::required_name(cx, el, path, "name")?;
             let b = required_child(cx, el, path, "bridge")?;
             (name, Kind::Bridge(bridge(cx, b, &path.child("bridge"))?))
         }
-        "bond" => {
+        KindType::Bond => {
             let name = values::required_name(cx, el, path, "name")?;
             let b = required_child(cx, el, path, "bond")?;
             (name, Kind::Bond(bond(cx, b, &path.child("bond"))?))
         }
-        _ => {
+        KindType::Vlan => {
             let v = required_child(cx, el, path, "vlan")?;
             let vlan = vlan(cx, v, &path.child("vlan"))?;
             (vlan_name(cx, el, path, &vlan)?, Kind::Vlan(vlan))
@@ -470,14 +470,14 @@ fn bond(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bond> {
         return Err(cx.err(el.start, path, "a bond needs at least one port <interface type='ethernet' name='…'/>"));
     }
     // libvirt's convention (netcf, the schema's comment): the first port is the primary.
-    let primary = mode.has_primary().then(|| ports[0].name.clone());
+    let primary = ports.first().filter(|_| mode.has_primary()).map(|p| p.name.clone());
     let mut monitor = monitor;
     let targets: Vec<&Element> = el.children.iter().filter(|c| c.ext && c.local == "arp-target").collect();
-    if !targets.is_empty() {
+    if let Some(first) = targets.first() {
         let Some(Monitor::Arp { more_targets, .. }) = monitor.as_mut() else {
             return Err(cx.err(
-                targets[0].start,
-                path.child(targets[0].name),
+                first.start,
+                path.child(first.name),
                 "<nmi:arp-target> adds ARP targets to an <arpmon>; this bond has none",
             ));
         };

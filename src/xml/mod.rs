@@ -11,12 +11,15 @@
 
 mod context;
 mod draft;
+mod input;
 mod libvirt;
 mod path;
 mod tree;
 mod values;
 mod writer;
 
+pub use input::{read_bounded, read_input, InputError, STDIN_NAME};
+pub use tree::MAX_DOCUMENT_BYTES;
 pub use writer::{write_host, write_interface, write_interface_live, LiveLink, LiveState};
 
 use crate::finding::{Finding, Location, Severity};
@@ -69,6 +72,9 @@ struct Item {
 
 /// Reads a document of either dialect. `source_name` is used in error messages only.
 pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlError> {
+    // Windows editors start UTF-8 files with a byte-order mark. It is not part of the
+    // document; dropping it here keeps line 1's columns what the editor shows.
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
     let src = tree::Source::new(source_name, text);
     let root = tree::parse(text).map_err(|e| XmlError {
         source_name: source_name.to_string(),
@@ -94,13 +100,15 @@ pub fn parse_document(source_name: &str, text: &str) -> Result<Document, XmlErro
         let path = format!("/{}", root.name);
         items.push(Item { iface: convert(&mut cx, &root, &path)?, start: root.start, end: root.end, path });
     }
+    unique_names(&cx, &items)?;
     resolve_ports(&mut cx, &mut items)?;
     if let Err(e) = Host::validate_interfaces(items.iter().map(|i| &i.iface)) {
         return Err(locate(&cx, &items, e));
     }
     let sources = items.iter().map(|i| text[i.start..i.end].to_string()).collect();
     let host = Host { interfaces: items.into_iter().map(|i| i.iface).collect() };
-    Ok(Document { host, findings: cx.findings, sources })
+    let root_path = if root.name == "interfaces" { "/interfaces".to_string() } else { format!("/{}", root.name) };
+    Ok(Document { host, findings: cx.finish_findings(&root_path), sources })
 }
 
 /// Dispatches one element to its dialect.
@@ -147,10 +155,41 @@ fn for_each_port<'a>(iface: &'a Interface, f: &mut impl FnMut(&'a IfName)) {
     }
 }
 
+/// Refuses a name defined twice at top level and a controller that lists itself as a port,
+/// before ports are resolved: merging by name assumes each name is one definition, and
+/// following "merged into" links would otherwise chase its own tail.
+fn unique_names(cx: &Cx<'_>, items: &[Item]) -> Res<()> {
+    use std::collections::HashSet;
+    let mut seen: HashSet<&IfName> = HashSet::with_capacity(items.len());
+    for it in items {
+        if !seen.insert(&it.iface.name) {
+            let e = HostError::Duplicate { name: it.iface.name.clone() };
+            return Err(cx.err(it.start, &it.path, e.to_string()));
+        }
+        let mut itself = false;
+        for_each_port(&it.iface, &mut |n| itself |= *n == it.iface.name);
+        if itself {
+            let name = &it.iface.name;
+            // Point at the port element inside this item, when it was seen.
+            let at = cx
+                .ports_seen
+                .iter()
+                .find(|(p, off)| p == name && (it.start..it.end).contains(off))
+                .map_or(it.start, |(_, off)| *off);
+            return Err(cx.err(at, &it.path, format!("'{name}' lists itself as one of its ports")));
+        }
+    }
+    Ok(())
+}
+
 /// Merges each top-level interface that exactly one controller uses as a port into that port.
 /// The draft names ports by device only, so their MACs, and bonds or VLANs used as bridge
 /// ports, are defined separately in the same file. One pass: who claims what is computed once;
 /// when a bond merges into a bridge, later merges into the bond follow it there.
+///
+/// Names are unique here ([`unique_names`]), so the "merged into" links form a forest: each
+/// link points at an item not merged yet. The walk along them is still bounded, so that no
+/// input can make it loop.
 fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
     use std::collections::HashMap;
     // port name -> (its controller's name, how many controllers claim it)
@@ -165,18 +204,24 @@ fn resolve_ports(cx: &mut Cx<'_>, items: &mut Vec<Item>) -> Res<()> {
     let mut slots: Vec<Option<Item>> = std::mem::take(items).into_iter().map(Some).collect();
     let mut moved: HashMap<IfName, IfName> = HashMap::new();
     for j in 0..slots.len() {
-        let name = slots[j].as_ref().map(|it| it.iface.name.clone()).expect("not yet merged");
+        let Some(name) = slots[j].as_ref().map(|it| it.iface.name.clone()) else { continue };
         let Some((owner, 1)) = owners.get(&name).cloned() else { continue };
         let mut owner = owner;
+        let mut steps = 0;
         while let Some(next) = moved.get(&owner) {
             owner = next.clone();
+            steps += 1;
+            if steps > slots.len() {
+                let it = slots[j].as_ref().map_or((0, String::new()), |it| (it.start, it.path.clone()));
+                return Err(cx.err(it.0, &it.1, format!("'{name}' is a port in a circle of controllers")));
+            }
         }
         let Some(&i) = index.get(&owner) else { continue };
         if i == j {
             continue; // claims itself: a cycle, reported by validation
         }
-        let port = slots[j].take().expect("present");
-        match slots[i].as_mut() {
+        let Some(port) = slots[j].take() else { continue };
+        match slots.get_mut(i).and_then(Option::as_mut) {
             Some(ctrl) => merge(cx, ctrl, port)?,
             None => slots[j] = Some(port),
         }
@@ -223,6 +268,13 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
         );
     }
     let err_type = |what: &str| cx.err(port.start, &port.path, what.to_string());
+    let unclaimed = || {
+        cx.err(
+            port.start,
+            &port.path,
+            format!("'{pname}' is used as a port of '{cname}' but '{cname}' has no such port"),
+        )
+    };
     let merge_mac = |slot: &mut Option<crate::model::Mac>, mac: Option<crate::model::Mac>| -> Res<()> {
         match (*slot, mac) {
             (Some(a), Some(b)) if a != b => Err(cx.err(
@@ -244,20 +296,20 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 kind.type_name()
             )));
         };
-        let slot = bond.ports.iter_mut().find(|p| p.name == pname).expect("claimed port");
+        let Some(slot) = bond.ports.iter_mut().find(|p| p.name == pname) else {
+            return Err(unclaimed());
+        };
         merge_mac(&mut slot.mac, e.mac)
     };
     match &mut ctrl.iface.kind {
         Kind::Bond(bond) => bond_port(bond, port.iface.kind),
         Kind::Bridge(br) => {
-            let slot = br
-                .ports
-                .iter_mut()
-                .find(|m| match m {
-                    Member::Bond { name, bond } => *name == pname || bond.ports.iter().any(|p| p.name == pname),
-                    other => *other.name() == pname,
-                })
-                .expect("claimed port");
+            let Some(slot) = br.ports.iter_mut().find(|m| match m {
+                Member::Bond { name, bond } => *name == pname || bond.ports.iter().any(|p| p.name == pname),
+                other => *other.name() == pname,
+            }) else {
+                return Err(unclaimed());
+            };
             match (slot, port.iface.kind) {
                 (Member::Bond { name, bond }, kind) if *name != pname => bond_port(bond, kind),
                 (Member::Ethernet(e), Kind::Ethernet(pe)) => merge_mac(&mut e.mac, pe.mac),
@@ -275,15 +327,17 @@ fn merge(cx: &mut Cx<'_>, ctrl: &mut Item, port: Item) -> Res<()> {
                 _ => Err(err_type(&format!("interface '{pname}' is defined twice"))),
             }
         }
-        _ => unreachable!("only bonds and bridges claim ports"),
+        // Only bonds and bridges claim ports; anything else here means the claim was lost on
+        // the way (e.g. by a name defined twice), which is the input's fault, not a bug to panic on.
+        _ => Err(unclaimed()),
     }
 }
 
 /// Points a host-wide error at the element it is about.
 fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
     let subject = e.subject();
-    let nth_item = |n: usize| items.iter().filter(|i| &i.iface.name == subject).nth(n);
-    let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| p == subject).nth(n);
+    let nth_item = |n: usize| items.iter().filter(|i| Some(&i.iface.name) == subject).nth(n);
+    let nth_port = |n: usize| cx.ports_seen.iter().filter(|(p, _)| Some(p) == subject).nth(n);
     let (offset, path) = match &e {
         HostError::DuplicateUuid { .. } => match nth_item(0) {
             Some(item) => (item.start, item.path.clone()),
@@ -295,13 +349,14 @@ fn locate(cx: &Cx<'_>, items: &[Item], e: HostError) -> XmlError {
             (None, None, Some((_, off))) => (*off, String::new()),
             _ => (0, String::new()),
         },
-        HostError::PortOfTwo { .. } => match nth_port(1) {
-            Some((_, off)) => (*off, String::new()),
-            None => (items[0].start, items[0].path.clone()),
+        HostError::PortOfTwo { .. } => match (nth_port(1), items.first()) {
+            (Some((_, off)), _) => (*off, String::new()),
+            (None, Some(first)) => (first.start, first.path.clone()),
+            (None, None) => (0, String::new()),
         },
-        _ => match e_cycle_item(items, &e) {
+        _ => match e_cycle_item(items, &e).or(items.first()) {
             Some(item) => (item.start, item.path.clone()),
-            None => (items[0].start, items[0].path.clone()),
+            None => (0, String::new()),
         },
     };
     let path = if path.is_empty() { "/interfaces".to_string() } else { path };
@@ -313,4 +368,77 @@ fn e_cycle_item<'a>(items: &'a [Item], e: &HostError) -> Option<&'a Item> {
         return None;
     };
     items.iter().find(|i| cycle.contains(&i.iface.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// See: issue 11. A UTF-8 byte-order mark was read as an element ("unknown element <>").
+    #[test]
+    fn byte_order_mark_is_accepted_and_positions_stay_right() {
+        let plain = "<interface type='bridge' name='br0'>\n  <bridge stp='yes'/>\n</interface>\n";
+        let with_bom = format!("\u{FEFF}{plain}");
+        let (a, b) = (parse_document("t", plain).unwrap_err(), parse_document("t", &with_bom).unwrap_err());
+        assert_eq!(a, b);
+        assert_eq!(b.to_string(), "t:2:11: /interface/bridge/@stp: invalid value 'yes' for 'stp' (allowed: on, off)");
+        let one_line = "\u{FEFF}<interface type='ethernet' name='eth0' bogus='1'/>";
+        let e = parse_document("t", one_line).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (1, 40), "{e}");
+        let doc = parse_document("t", "\u{FEFF}<interface type='ethernet' name='eth0'/>").unwrap();
+        assert_eq!(doc.sources, ["<interface type='ethernet' name='eth0'/>"]);
+    }
+
+    /// See: issue 11. `<nmi:nat/>` with the prefix bound to another URI was taken for the
+    /// extension by its prefix text... and dropped, giving `ipv4.method=disabled` silently.
+    #[test]
+    fn extension_in_a_wrong_namespace_is_refused_with_its_location() {
+        let nat = "<interface type='ethernet' name='eth0' xmlns:nmi='urn:nmiface:interface:2'>\n  <protocol family='ipv4'>\n    <nmi:nat/>\n  </protocol>\n</interface>\n";
+        let e = parse_document("t", nat).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (3, 5), "{e}");
+        assert!(e.message.starts_with("unknown element <nmi:nat>: namespace 'urn:nmiface:interface:2'"), "{e}");
+        let options = "<interface type='bond' name='bond0' xmlns:x='urn:other'>\n<bond mode='802.3ad'>\n<x:options lacp-rate='fast'/>\n<interface type='ethernet' name='eth0'/>\n</bond>\n</interface>\n";
+        let e = parse_document("t", options).unwrap_err();
+        assert_eq!((e.location.line, e.location.column), (3, 1), "{e}");
+        assert!(e.message.starts_with("unknown element <x:options>"), "{e}");
+    }
+
+    /// The namespace decides, whatever the prefix: `x:` bound to nmiface's URI is the extension.
+    #[test]
+    fn extension_is_matched_by_namespace_uri_not_prefix() {
+        let nat = "<interface type='ethernet' name='eth0' xmlns:x='urn:nmiface:interface:1'><protocol family='ipv4'><x:nat/></protocol></interface>";
+        let doc = parse_document("t", nat).unwrap();
+        assert!(doc.host.interfaces[0].ipv4.as_ref().is_some_and(|v| v.nat));
+    }
+
+    /// A default namespace would move libvirt's own elements (or let an extension pass under a
+    /// plain name); only `xmlns=''` is accepted.
+    #[test]
+    fn default_namespace_is_refused() {
+        for text in [
+            "<interface xmlns='urn:x' type='ethernet' name='eth0'/>",
+            "<interface type='ethernet' name='eth0'><protocol family='ipv4'><nat xmlns='urn:nmiface:interface:1'/></protocol></interface>",
+        ] {
+            let e = parse_document("t", text).unwrap_err();
+            assert!(e.message.contains("declares the default namespace"), "{e}");
+            assert_eq!(e.location.line, 1);
+        }
+        assert!(parse_document("t", "<interface xmlns='' type='ethernet' name='eth0'/>").is_ok());
+    }
+
+    /// See: issue 11. 190k findings on one line: every one was kept (and positioned by counting
+    /// from the line start). Now the first 100 are kept and one more counts the rest, as
+    /// severe as the worst dropped.
+    #[test]
+    fn findings_are_capped_with_a_count_of_the_rest() {
+        let ips = "<ip address='10.0.0.1'/>".repeat(250);
+        let text =
+            format!("<interface type='ethernet' name='eth0'><protocol family='ipv4'>{ips}</protocol></interface>");
+        let doc = parse_document("t", &text).unwrap();
+        assert_eq!(doc.findings.len(), context::MAX_FINDINGS + 1);
+        let last = doc.findings.last().unwrap();
+        assert_eq!(last.message, "150 more findings not listed: only the first 100 of a document are kept");
+        assert_eq!(last.severity, Severity::Approximated);
+        assert_eq!(last.path, "/interface");
+    }
 }

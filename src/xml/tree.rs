@@ -17,8 +17,12 @@ pub const NMIFACE_NS: &str = "urn:nmiface:interface:1";
 
 /// Deepest nesting accepted; real documents use at most 5 levels, hostile ones use millions.
 const MAX_DEPTH: usize = 32;
-/// Largest document accepted, in bytes.
-pub(crate) const MAX_DOCUMENT_BYTES: usize = 4 << 20;
+/// Most elements accepted in one document. Each costs about 150 bytes in the tree, so 4 MiB of
+/// `<x/>` (a million of them) took 150 MB before being refused; 2^18 keeps the tree under
+/// 40 MB and is far beyond any host (a real one has tens of elements per interface).
+const MAX_ELEMENTS: usize = 1 << 18;
+/// Largest document accepted, in bytes (4 MiB: the largest real host file is a few KiB).
+pub const MAX_DOCUMENT_BYTES: usize = 4 << 20;
 
 /// An attribute with its value unescaped and the offset of its name.
 #[derive(Debug)]
@@ -58,26 +62,67 @@ impl<'a> Element<'a> {
 }
 
 /// The text of a document with a line index, for turning offsets into line and column.
+///
+/// Columns count characters. Counting them from the line's start for every position was
+/// quadratic on one long line (a 4 MiB single-line document with a finding per element spent
+/// most of its time there), so character counts are kept per block of [`BLOCK`] bytes, built
+/// on first use: a position then costs a binary search and at most two blocks' worth of bytes.
 pub(crate) struct Source<'a> {
     pub name: &'a str,
     pub text: &'a str,
     line_starts: Vec<usize>,
+    /// `chars_before[k]`: characters that start in `text[..k * BLOCK]`.
+    chars_before: std::cell::OnceCell<Vec<u32>>,
+}
+
+/// Bytes per entry of the character-count index: small enough that counting inside one block
+/// is cheap, large enough that the index stays under 1% of the text.
+const BLOCK: usize = 512;
+
+/// Characters starting in `bytes`: every byte that is not a UTF-8 continuation byte. For a
+/// range that does not start or end inside a character this is `chars().count()`.
+fn char_starts(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| (b as i8) >= -0x40).count()
 }
 
 impl<'a> Source<'a> {
     pub fn new(name: &'a str, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Self { name, text, line_starts }
+        Self { name, text, line_starts, chars_before: std::cell::OnceCell::new() }
+    }
+
+    /// Characters that start before byte `offset` (`offset <= text.len()`).
+    fn chars_to(&self, offset: usize) -> usize {
+        let bytes = self.text.as_bytes();
+        let index = self.chars_before.get_or_init(|| {
+            let mut total = 0u32;
+            let mut out = Vec::with_capacity(bytes.len() / BLOCK + 1);
+            out.push(0);
+            for block in bytes.chunks(BLOCK) {
+                // At most MAX_DOCUMENT_BYTES characters, so u32 holds the count.
+                total += char_starts(block) as u32;
+                out.push(total);
+            }
+            out
+        });
+        let k = offset / BLOCK;
+        let before = index.get(k).map_or(0, |&n| n as usize);
+        before + bytes.get(k * BLOCK..offset).map_or(0, char_starts)
     }
 
     /// 1-based line and character column of a byte offset.
     pub fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset).max(1);
-        let start = self.line_starts[line - 1];
-        let column = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count()) + 1;
-        Location { line: line as u32, column: column as u32 }
+        let start = self.line_starts.get(line - 1).copied().unwrap_or(0);
+        // Short distances are counted directly, so small documents never build the index.
+        let column = if offset - start <= 2 * BLOCK {
+            self.text.as_bytes().get(start..offset).map_or(0, char_starts)
+        } else {
+            self.chars_to(offset) - self.chars_to(start)
+        } + 1;
+        Location { line: u32::try_from(line).unwrap_or(u32::MAX), column: u32::try_from(column).unwrap_or(u32::MAX) }
     }
 }
 
@@ -103,6 +148,7 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
     // Namespace declarations in scope, one list per open element: (prefix, URI).
     let mut scopes: Vec<Decls<'_>> = Vec::new();
     let mut root: Option<Element> = None;
+    let mut elements = 0usize;
     loop {
         let before = reader.buffer_position() as usize;
         let event = reader.read_event().map_err(|e| {
@@ -114,7 +160,11 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
             Event::Start(_) | Event::Empty(_) if root.is_some() && stack.is_empty() => {
                 return Err(syntax(before, "more than one root element"));
             }
+            Event::Start(_) | Event::Empty(_) if elements >= MAX_ELEMENTS => {
+                return Err(syntax(before, format!("more than {MAX_ELEMENTS} elements in one document")));
+            }
             Event::Start(e) => {
+                elements += 1;
                 if stack.len() >= MAX_DEPTH {
                     return Err(syntax(before, format!("elements nested deeper than {MAX_DEPTH} levels")));
                 }
@@ -123,6 +173,7 @@ pub(crate) fn parse(text: &str) -> Result<Element<'_>, SyntaxError> {
                 scopes.push(decls);
             }
             Event::Empty(e) => {
+                elements += 1;
                 let (el, _) = element(text, &e, before, after, &scopes)?;
                 attach(&mut stack, &mut root, el);
             }
@@ -213,7 +264,20 @@ fn element<'a>(
         let value = quick_xml::escape::unescape(raw)
             .map_err(|err| syntax(start + at, format!("XML syntax error in attribute '{key}': {err}")))?;
         // Namespace declarations are not attributes of the interface: they resolve prefixes.
+        // libvirt's elements are in no namespace, so a default namespace would move every
+        // unprefixed element out of the format; only `xmlns=''` (none) is accepted. This keeps
+        // one invariant the converters rely on: an element is an extension exactly when its
+        // name has a prefix, so matching a child by its plain name never finds an extension.
         if key == "xmlns" {
+            if !value.is_empty() {
+                return Err(syntax(
+                    start + at,
+                    format!(
+                        "<{name}> declares the default namespace '{value}'; libvirt's elements are in no namespace \
+                         (declare nmiface's extensions with a prefix: xmlns:nmi='{NMIFACE_NS}')"
+                    ),
+                ));
+            }
             continue;
         }
         if let Some(prefix) = key.strip_prefix("xmlns:") {
@@ -222,8 +286,9 @@ fn element<'a>(
         }
         attrs.push(Attr { name: key, value, offset: start + at });
     }
-    // Prefixed elements must resolve; only nmiface's namespace is understood, others stay
-    // unknown names for the converters to refuse.
+    // Prefixed elements must resolve, by URI: the prefix text means nothing. Only nmiface's
+    // namespace is understood; an element in any other is refused here, once for all
+    // converters, as libvirt's schema refuses it.
     let (local, ext) = match name.split_once(':') {
         Some((prefix, local)) => {
             let uri = decls
@@ -233,7 +298,15 @@ fn element<'a>(
                 .find(|(p, _)| *p == prefix)
                 .map(|(_, u)| u.as_ref())
                 .ok_or_else(|| syntax(start, format!("namespace prefix '{prefix}' of <{name}> is not declared")))?;
-            (local, uri == NMIFACE_NS)
+            if uri != NMIFACE_NS {
+                return Err(syntax(
+                    start,
+                    format!(
+                        "unknown element <{name}>: namespace '{uri}' is not nmiface's ('{NMIFACE_NS}'), and libvirt's format has no other"
+                    ),
+                ));
+            }
+            (local, true)
         }
         None => (name, false),
     };
@@ -298,6 +371,34 @@ mod tests {
         assert_eq!(&text[root.start..root.end], text.trim_end());
     }
 
+    /// Columns from the block index agree with counting characters from the line start, on
+    /// long lines of mixed-width characters, at every character boundary.
+    #[test]
+    fn columns_count_characters_on_long_lines() {
+        let line: String = (0..3000).map(|i| ['a', 'é', '€', '😀'][i % 4]).collect();
+        let text = format!("<a>\n{line}\n{line}</a>");
+        let src = Source::new("t", &text);
+        for (offset, _) in text.char_indices().chain([(text.len(), ' ')]) {
+            let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+            let expected = text[start..offset].chars().count() as u32 + 1;
+            let line = text[..offset].matches('\n').count() as u32 + 1;
+            assert_eq!(src.location(offset), Location { line, column: expected }, "offset {offset}");
+        }
+    }
+
+    /// See: issue 11. Each position used to count characters from its line's start: quadratic
+    /// on one long line. Counting the bytes the index looks at bounds the work per position.
+    #[test]
+    fn a_position_costs_at_most_a_few_blocks() {
+        let text = "x".repeat(MAX_DOCUMENT_BYTES);
+        let src = Source::new("t", &text);
+        for offset in (0..text.len()).step_by(4099) {
+            assert_eq!(src.location(offset).column as usize, offset + 1);
+        }
+        // The index is one entry per block, built once.
+        assert_eq!(src.chars_before.get().map(Vec::len), Some(MAX_DOCUMENT_BYTES / BLOCK + 1));
+    }
+
     #[test]
     fn attributes_are_scanned_with_quotes_respected() {
         let tag = "<interface xmlns:x=\"a name='eth1' \" type = 'ethernet' name=\"eth0\"/>";
@@ -315,5 +416,17 @@ mod tests {
         }
         let deep = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(parse(&deep).is_err());
+    }
+
+    /// See: issue 11. 4 MiB of `<x/>` built a million-element tree (150 MB) before the
+    /// converters refused it.
+    #[test]
+    fn element_count_is_bounded() {
+        let at_limit = format!("<a>{}</a>", "<x/>".repeat(MAX_ELEMENTS - 1));
+        assert!(parse(&at_limit).is_ok());
+        let over = format!("<a>{}</a>", "<x/>".repeat(MAX_ELEMENTS));
+        let e = parse(&over).unwrap_err();
+        assert_eq!(e.offset, 3 + 4 * (MAX_ELEMENTS - 1));
+        assert_eq!(e.message, format!("more than {MAX_ELEMENTS} elements in one document"));
     }
 }
