@@ -4,6 +4,7 @@ mod check;
 mod daemon;
 mod lifecycle;
 mod output;
+mod query;
 mod share;
 mod translate;
 
@@ -58,12 +59,12 @@ waits for the answer on stdin.")]
     Apply(lifecycle::ApplyArgs),
     /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
     /// did not define are listed read-only.
-    List(lifecycle::ListArgs),
+    List(query::ListArgs),
     /// Print an interface as libvirt XML (virsh iface-dumpxml); another profile's too, with what
     /// the format cannot say on stderr.
-    Dumpxml(lifecycle::DumpArgs),
+    Dumpxml(query::DumpArgs),
     /// The interface with a MAC address (virsh iface-name).
-    Name(lifecycle::MacArg),
+    Name(query::MacArg),
     /// The MAC address of an interface (virsh iface-mac).
     Mac(lifecycle::NameArgs),
     Bridge(share::BridgeArgs),
@@ -99,10 +100,10 @@ pub fn main() -> ExitCode {
         Command::Start(a) => lifecycle::start(a),
         Command::Stop(a) => lifecycle::stop(a),
         Command::Apply(a) => lifecycle::apply(a),
-        Command::List(a) => lifecycle::list(a),
-        Command::Dumpxml(a) => lifecycle::dumpxml(a),
-        Command::Name(a) => lifecycle::name(a),
-        Command::Mac(a) => lifecycle::mac(a),
+        Command::List(a) => query::list(a),
+        Command::Dumpxml(a) => query::dumpxml(a),
+        Command::Name(a) => query::name(a),
+        Command::Mac(a) => query::mac(a),
         Command::Bridge(a) => share::bridge(a),
         Command::Unbridge(a) => share::unbridge(a),
         Command::Share(a) => share::share(a),
