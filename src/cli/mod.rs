@@ -3,6 +3,7 @@
 mod check;
 mod lifecycle;
 mod share;
+mod shell;
 mod translate;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,16 @@ without a keep-alive. Inside a transaction (nmiface begin) the transaction prote
     Commit(lifecycle::EndArgs),
     /// Put the host back as it was at begin (virsh iface-rollback).
     Rollback(lifecycle::EndArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on standard output.
+    ///
+    /// The Debian package installs the bash, zsh and fish ones; by hand, e.g. for bash:
+    /// `nmiface completions bash > ~/.local/share/bash-completion/completions/nmiface`.
+    Completions(shell::CompletionsArgs),
+    /// Write the manual pages into a directory: nmiface.1, and nmiface-COMMAND.1 for each command.
+    ///
+    /// The pages are roff source, uncompressed, generated from the same definitions as --help;
+    /// `man -l DIR/nmiface.1` reads one in place.
+    Man(shell::ManArgs),
 }
 
 /// What a command achieved, when it did not fail.
@@ -99,6 +110,8 @@ pub fn main() -> ExitCode {
         Command::Begin(a) => lifecycle::begin(a),
         Command::Commit(a) => lifecycle::commit(a),
         Command::Rollback(a) => lifecycle::rollback(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
