@@ -14,8 +14,9 @@
 #    gone when the namespace ends. There, the installed nmiface --version, man -l on its pages,
 #    man finding a page by name, and the bash completion loading.
 #
-# Needs root (the mount namespace). Without it this check skips with a banner; under CI=true
-# that is a failure. Prints the .deb's path last.
+# Needs root (the mount namespace); without it this check skips with a banner, and under
+# CI=true that is a failure. The tmpfs is mounted only inside the namespace, so on the host its
+# directory stays empty and is removed on exit. Prints the .deb's path last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,6 +107,7 @@ echo "deb.sh: dpkg -i into a throwaway root" >&2
 before=$(dpkg-query -W -f='${Status} ${Version}' nmiface 2>/dev/null || true)
 # The inner script runs with the overlays in place; its output is the check's result.
 scratch=$(mktemp -d)
+trap 'rmdir "$scratch" 2>/dev/null || true' EXIT
 unshare --mount --propagation private bash -euo pipefail -s "$DEB" "$VERSION" "$scratch" <<'INNER'
 deb=$1 version=$2 scratch=$3
 mount -t tmpfs nmiface-deb "$scratch"
@@ -124,11 +126,10 @@ for page in nmiface nmiface-define nmiface-completions; do
     grep -q SYNOPSIS <<<"$out" || { echo "$out" >&2; echo "deb.sh: man -l $page: no SYNOPSIS" >&2; exit 1; }
 done
 echo "man -l: $(MANWIDTH=80 man -l /usr/share/man/man1/nmiface-define.1.gz 2>/dev/null | sed -n '4p' | xargs)"
-echo "man -w nmiface-apply: $(man -w nmiface-apply)"
+found=$(man -w nmiface-apply)
+echo "man -w nmiface-apply: $found"
 bash -c 'source /usr/share/bash-completion/completions/nmiface && complete -p nmiface'
 INNER
-# The tmpfs was mounted only inside the namespace: here the directory is empty.
-rmdir "$scratch"
 after=$(dpkg-query -W -f='${Status} ${Version}' nmiface 2>/dev/null || true)
 [[ $before == "$after" ]] || die "the host's package database changed ('$before' -> '$after'): the install was not thrown away"
 echo "$DEB"
