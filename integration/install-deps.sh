@@ -6,8 +6,10 @@
 # and prints apt's output only if that fails. Must run as root.
 set -euo pipefail
 
+# man-db (man -l, with groff-base) and dpkg-dev (dpkg-shlibdeps for cargo-deb's $auto
+# dependencies) are for the Debian package check, integration/deb.sh.
 PACKAGES=(network-manager dnsmasq-base nftables busybox iproute2
-          libvirt-clients libxml2-utils dbus hyperfine)
+          libvirt-clients libxml2-utils dbus hyperfine man-db dpkg-dev)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

@@ -7,7 +7,9 @@
 # 3. cargo test: unit tests, the sample suite (golden files, round trips, invalid samples, the
 #    libvirt oracle, the compat corpus in ../shared), the CLI tests, hostile input, and the tests
 #    against a real NetworkManager in a namespace sandbox.
-# 4. The real-kernel tier: a qemu guest with Debian's kernel runs bonds and VLANs for real
+# 4. The Debian package: built with cargo-deb, installed with dpkg -i into a throwaway root
+#    (a mount namespace), its nmiface --version and man pages checked (integration/deb.sh).
+# 5. The real-kernel tier: a qemu guest with Debian's kernel runs bonds and VLANs for real
 #    (integration/vm/run.sh; NMIFACE_SKIP_VM=1 skips it locally, never under CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +31,7 @@ echo "== docs (broken links and missing docs are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
 echo "== tests"
 cargo test --locked 2>&1
+echo "== Debian package (cargo-deb, dpkg -i in a throwaway root)"
+bash integration/deb.sh
 echo "== real-kernel tier (qemu guest, Debian's kernel)"
 bash integration/vm/run.sh --binary target/debug/nmiface

@@ -6,6 +6,7 @@ mod lifecycle;
 mod output;
 mod query;
 mod share;
+mod shell;
 mod translate;
 
 use daemon::{block_on, connect, interruptible};
@@ -77,6 +78,16 @@ waits for the answer on stdin.")]
     Commit(lifecycle::EndArgs),
     /// Put the host back as it was at begin (virsh iface-rollback).
     Rollback(lifecycle::EndArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on standard output.
+    ///
+    /// The Debian package installs the bash, zsh and fish ones; by hand, e.g. for bash:
+    /// `nmiface completions bash > ~/.local/share/bash-completion/completions/nmiface`.
+    Completions(shell::CompletionsArgs),
+    /// Write the manual pages into a directory: nmiface.1, and nmiface-COMMAND.1 for each command.
+    ///
+    /// The pages are roff source, uncompressed, generated from the same definitions as --help;
+    /// `man -l DIR/nmiface.1` reads one in place.
+    Man(shell::ManArgs),
 }
 
 /// What a command achieved, when it did not fail.
@@ -110,6 +121,8 @@ pub fn main() -> ExitCode {
         Command::Begin(a) => lifecycle::begin(a),
         Command::Commit(a) => lifecycle::commit(a),
         Command::Rollback(a) => lifecycle::rollback(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -1,0 +1,116 @@
+//! `completions` and `man`: shell completions and manual pages generated from the clap
+//! definitions, so they can never drift from `--help`. The Debian package ships their output
+//! (see `integration/deb.sh`).
+
+use super::{Cli, Outcome};
+use anyhow::Context;
+use clap::CommandFactory;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `nmiface completions` (its help text is on `Command::Completions`).
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Other places: zsh, a file named _nmiface in a directory of $fpath; \
+fish, ~/.config/fish/completions/nmiface.fish.")]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// Arguments of `nmiface man` (its help text is on `Command::Man`).
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// The directory to write the pages into (created if missing; existing pages are replaced).
+    #[arg(long, value_name = "DIR")]
+    dir: PathBuf,
+}
+
+/// Runs `nmiface completions`.
+pub fn completions(args: CompletionsArgs) -> anyhow::Result<Outcome> {
+    let mut cmd = Cli::command();
+    // clap_complete panics when its writer fails; rendering into memory first turns a closed
+    // stdout (`| head`) into an io::Error, which the caller reports as success.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "nmiface", &mut script);
+    std::io::stdout().lock().write_all(&script).context("writing the completion script")?;
+    Ok(Outcome::Clean)
+}
+
+/// Runs `nmiface man`.
+pub fn man(args: ManArgs) -> anyhow::Result<Outcome> {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("cannot create {}", args.dir.display()))?;
+    for page in write_pages(&args.dir)? {
+        println!("{}", page.display());
+    }
+    Ok(Outcome::Clean)
+}
+
+/// Writes one page per command and returns their paths.
+fn write_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    // Building the command gives subcommands their display names (nmiface-define), which
+    // clap_mangen uses for each page's title and file name; the help subcommand is left out,
+    // as `nmiface help X` says nothing that the page of X does not.
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let version = cmd.get_version().unwrap_or_default().to_string();
+    let date = page_date()?;
+    let mut pages = Vec::new();
+    for page_cmd in std::iter::once(cmd.clone()).chain(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned()) {
+        // Without these, clap_mangen names a subcommand's source after the subcommand alone
+        // ("define 0.1.0"); every page belongs to the same program and version.
+        let man = clap_mangen::Man::new(page_cmd)
+            .source(format!("nmiface {version}"))
+            .manual("nmiface manual")
+            .date(date.clone());
+        let path = dir.join(man.get_filename());
+        let mut roff = Vec::new();
+        man.render(&mut roff)?;
+        std::fs::write(&path, roff).with_context(|| format!("cannot write {}", path.display()))?;
+        pages.push(path);
+    }
+    Ok(pages)
+}
+
+/// The date in the pages' header: the day of `SOURCE_DATE_EPOCH` when set (the reproducible-builds
+/// convention; `integration/deb.sh` sets it to the last commit's time), else today (UTC).
+fn page_date() -> anyhow::Result<String> {
+    // clap_mangen leaves an empty date unquoted in `.TH`, which shifts the source and manual
+    // names one field left in the rendered header: a date is needed for a correct page.
+    let secs = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+    };
+    let (y, m, d) = civil_date(secs / 86_400);
+    Ok(format!("{y:04}-{m:02}-{d:02}"))
+}
+
+/// Year, month and day of a day count since 1970-01-01 (proleptic Gregorian calendar): days are
+/// counted in 400-year eras starting on March 1st, so that the leap day ends each year.
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468; // days since 0000-03-01
+    let era = z / 146_097;
+    let doe = z % 146_097; // day of the era, 0..=146096
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // year of the era
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // day of the year starting March 1st
+    let mp = (5 * doy + 2) / 153; // month starting March = 0
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = era * 400 + yoe + u64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::civil_date;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_date(0), (1970, 1, 1));
+        assert_eq!(civil_date(59), (1970, 3, 1));
+        assert_eq!(civil_date(11_016), (2000, 2, 29)); // a leap day of a year divisible by 400
+        assert_eq!(civil_date(11_017), (2000, 3, 1));
+        assert_eq!(civil_date(19_782), (2024, 2, 29));
+        assert_eq!(civil_date(20_818), (2026, 12, 31));
+    }
+}
