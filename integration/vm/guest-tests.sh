@@ -3,7 +3,7 @@
 #
 # Runs inside the qemu guest of integration/vm/run.sh, as root (the guest's /init starts it), with
 #   NMIFACE  the nmiface binary (default: nmiface on PATH)
-#   SAMPLES  the project's xml-samples/ (not needed by these tests; there for other scripts)
+#   SAMPLES  the project's xml-samples/ (documents that exist there are read from there)
 #   WORK     a writable directory (default: a new one under /tmp)
 # The guest has at least 3 virtio NICs, found with `ip -j -d link` (NIC1, NIC2: bond ports;
 # NIC3: VLAN parent and the spare). Each test is a function t_*; a failed check prints the command,
@@ -65,6 +65,20 @@ show() {
 }
 
 known_issue() { echo "  KNOWN ISSUE (not counted): $*"; }
+
+# sample FILE [NAME=GUESTNAME...]: xml-samples/FILE copied to the work directory as FILE, with the
+# sample's NIC names (eth0-eth3, quoted attribute values) replaced by the guest's, all at once.
+sample() {
+    local f=$SAMPLES/$1 sub i=0 to=() expr=()
+    shift
+    [[ -f $f ]] || { fail "no sample $f"; return 1; }
+    for sub; do
+        expr+=(-e "s/\(['\"]\)${sub%%=*}\(['\"]\)/\1@@$i@@\2/g")
+        to+=(-e "s/@@$i@@/${sub#*=}/g")
+        i=$((i + 1))
+    done
+    sed "${expr[@]}" "${to[@]}" "$f" >"${f##*/}"
+}
 
 # profiles FILE: "UUID ID" of every profile nmiface makes of FILE.
 profiles() { "$NMIFACE" translate "$1" 2>/dev/null | jq -r '.documents[].interfaces[].profiles[] | "\(.uuid) \(.id)"'; }
@@ -242,14 +256,7 @@ echo "NetworkManager $(NetworkManager --version), kernel $(uname -r), $("$NMIFAC
 # default profile as it was; undefine deletes only nmiface's. Afterwards the remaining default
 # profiles of the NICs are deleted, as an administrator would.
 t_stock_default_profile() {
-    cat >eth.xml <<EOF
-<interface type='ethernet' name='$NIC3'>
-  <start mode='onboot'/>
-  <protocol family='ipv4'>
-    <dhcp/>
-  </protocol>
-</interface>
-EOF
+    sample libvirt-ethernet-dhcp-onboot.xml eth0="$NIC3" || return 1
     local uuid before after active
     uuid=$(nmcli -t -f DEVICE,UUID con show | awk -F: -v d="$NIC3" '$1 == d { print $2 }')
     if [[ -z $uuid ]]; then
@@ -258,7 +265,7 @@ EOF
         return 1
     fi
     before=$(profile_config "$uuid")
-    nmi apply eth.xml || return 1
+    nmi apply libvirt-ethernet-dhcp-onboot.xml || return 1
     active=$(nmcli -t -f NAME,DEVICE con show --active | awk -F: -v d="$NIC3" '$2 == d { print $1 }')
     if [[ $active != "$NIC3" ]]; then
         show "nmcli -t con show --active" nmcli -t con show --active
@@ -406,18 +413,14 @@ t_undefine_all() {
 }
 bonding_masters() { cat /sys/class/net/bonding_masters 2>/dev/null; }
 
-# Bond in the 2009 draft's format; primary="yes" on the second slave, so the primary is NIC2.
+# Bond in the 2009 draft's format, the sample's primary="yes" slave on NIC2: the primary is not
+# the first NIC.
 t_bond_draft() {
-    cat >draft-bond.xml <<EOF
-<bond name="bond0" mode="active-backup" onboot="yes">
-  <slave device="$NIC1"/>
-  <slave device="$NIC2" primary="yes"/>
-</bond>
-EOF
-    nmi apply draft-bond.xml || return 1
-    expect_profiles_active draft-bond.xml || return 1
+    sample draft-bond-active-backup.xml eth0="$NIC2" eth1="$NIC1" || return 1
+    nmi apply draft-bond-active-backup.xml || return 1
+    expect_profiles_active draft-bond-active-backup.xml || return 1
     expect_bond bond0 active-backup "" "$NIC2" || return 1
-    expect_same_xml bond0 draft-bond.xml || return 1
+    expect_same_xml bond0 draft-bond-active-backup.xml || return 1
     # The canonical XML says what NetworkManager will do: a bond without miimon or arpmon gets
     # NetworkManager's default MII monitoring, and the XML says so with the kernel's interval.
     local mii
@@ -430,7 +433,7 @@ EOF
     echo "  ok: <miimon freq='$mii'/> in the canonical XML matches the kernel"
     expect_failover bond0 "$NIC2" "$NIC1" || return 1
     expect_listed bond0 || return 1
-    undefine bond0 draft-bond.xml
+    undefine bond0 draft-bond-active-backup.xml
 }
 
 # 802.3ad and balance-rr bonds are accepted by the kernel.
