@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real-kernel tier: run a test script as root in a qemu guest booted from Debian's own kernel,
 # against the guest's real NetworkManager, with bonding, 802.1q and bridge in the kernel (the
-# machines' own kernel has no bonding and no 802.1q).
+# machines' own kernel has no bonding and no 802.1q), and simulated Wi-Fi radios (mac80211_hwsim).
 #
 #   integration/vm/run.sh [--binary PATH] [--keep] [TEST_SCRIPT]
 #
@@ -38,8 +38,13 @@ KEEP=${NMIFACE_VM_KEEP:-0}
 SUITE=bookworm
 NICS=4
 # The guest's packages (on top of --variant=essential) and kernel modules (with their dependencies).
-PACKAGES=network-manager,dbus,udev,iproute2,kmod,busybox,jq
-MODULES="bonding 8021q bridge veth macvlan virtio_net virtio_pci 9p 9pnet_virtio"
+# Wi-Fi (mac80211_hwsim radios, WPA2's ciphers, hostapd and wpa_supplicant) and NAT sharing (NM's
+# dnsmasq, nft and the nf_tables NAT modules) are for the laptop tests. crc32c_generic is
+# libcrc32c's soft dependency (nf_tables needs it), which modules.dep does not list.
+PACKAGES=network-manager,dbus,udev,iproute2,kmod,busybox,jq,wpasupplicant,hostapd,iw,dnsmasq-base,nftables
+MODULES="bonding 8021q bridge veth macvlan virtio_net virtio_pci 9p 9pnet_virtio
+ mac80211_hwsim ccm ctr gcm ghash_generic gf128mul cmac ecb
+ nf_tables nft_chain_nat nft_masq nft_ct nft_reject_ipv4 nft_reject_inet nf_conntrack nf_nat crc32c_generic"
 
 die() { echo "$PROG: $*" >&2; exit 125; }
 now() { date +%s.%N; }
