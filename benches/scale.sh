@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Scale: cost that grows with the work, not with waiting. One sandboxed NetworkManager, one run.
+#
+#   64      apply of 64 port-less bridges (static addresses, STP off), applied and verified
+#   host12  apply of a 12-interface host file (two bridges with two NIC ports each, ten
+#           port-less bridges) against apply of its slowest single interface alone
+#   5000    list --all + dumpxml with 5,000 profiles defined
+#
+# Needs root and integration/install-deps.sh (NetworkManager, hyperfine). RUNS=N (default 5).
+# Targets (issue 14): 64 bridges <= 4 s; host12 <= 1.5x its slowest interface; 5,000 < 1 s.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin nmiface
+B=$PWD/target/release/nmiface
+RUNS=${RUNS:-5}
+NAME=s$((RANDOM % 10000))
+set -a
+eval "$(NMIFACE_NM_LOG=WARN integration/nm-sandbox.sh up "$NAME")"
+set +a
+export NMIFACE_RUNTIME_DIR=$NMIFACE_SANDBOX_DIR/nmiface-run
+TMP=$(mktemp -d)
+trap 'integration/nm-sandbox.sh down "$NAME"; rm -rf "$TMP"' EXIT
+
+bridge() { # NAME OCTET [PORT...]
+    local name=$1 octet=$2 p
+    shift 2
+    printf "<interface type='bridge' name='%s'><protocol family='ipv4'><ip address='10.77.%s.1' prefix='24'/></protocol><bridge stp='off'>" "$name" "$octet"
+    for p in "$@"; do printf "<interface type='ethernet' name='%s'/>" "$p"; done
+    printf "</bridge></interface>\n"
+}
+{ echo "<interfaces>"; for i in $(seq 0 63); do bridge "pb$i" "$i"; done; echo "</interfaces>"; } >"$TMP/64.xml"
+{
+    echo "<interfaces>"
+    bridge ba 100 eth0 eth1
+    bridge bb 101 eth2 eth3
+    for i in $(seq 0 9); do bridge "pc$i" $((110 + i)); done
+    echo "</interfaces>"
+} >"$TMP/host12.xml"
+{ echo "<interfaces>"; bridge ba 100 eth0 eth1; echo "</interfaces>"; } >"$TMP/slowest.xml"
+
+undefine_all() { # the names in FILE
+    grep -o "name='[a-z0-9]*'" "$1" | grep -v "name='eth" | cut -d"'" -f2 | while read -r n; do
+        "$B" undefine "$n" >/dev/null 2>&1 || true
+    done
+    sleep 0.5
+}
+hyperfine --runs "$RUNS" --export-json "$TMP/64.json" --prepare "bash -c '$(declare -f undefine_all); B=$B undefine_all $TMP/64.xml'" \
+    -n 64-bridges "$B apply $TMP/64.xml" >/dev/null 2>&1
+undefine_all "$TMP/64.xml"
+hyperfine --runs "$RUNS" --export-json "$TMP/host12.json" \
+    --prepare "bash -c '$(declare -f undefine_all); B=$B undefine_all $TMP/host12.xml'" \
+    -n host12 "$B apply $TMP/host12.xml" -n slowest "$B apply $TMP/slowest.xml" >/dev/null 2>&1
+undefine_all "$TMP/host12.xml"
+
+python3 - "$TMP/5000.xml" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("<interfaces>\n")
+    for i in range(5000):
+        f.write(f"<interface type='ethernet' name='d{i}'><start mode='none'/><protocol family='ipv4'>"
+                f"<ip address='10.{i // 250}.{i % 250}.1' prefix='24'/></protocol></interface>\n")
+    f.write("</interfaces>\n")
+PY
+define_s=$( { /usr/bin/time -f %e "$B" define "$TMP/5000.xml" >/dev/null; } 2>&1 | tail -1)
+hyperfine --runs "$RUNS" --warmup 1 --export-json "$TMP/5000.json" \
+    -n list "$B list --all" -n dumpxml "$B dumpxml d2500" -n both "$B list --all >/dev/null && $B dumpxml d2500" >/dev/null 2>&1
+
+python3 - "$TMP" "$define_s" <<'PY'
+import json, sys
+d = sys.argv[1]
+def load(name):
+    return {r["command"]: r for r in json.load(open(f"{d}/{name}.json"))["results"]}
+ms = lambda r: r["median"] * 1000
+a, h, l = load("64"), load("host12"), load("5000")
+print("same sandbox NetworkManager, same run; medians")
+print(f"  64 port-less bridges applied and verified: {ms(a['64-bridges']):.0f} ms (target <= 4000 ms)")
+print(f"  12-interface host file: {ms(h['host12']):.0f} ms; its slowest interface alone: {ms(h['slowest']):.0f} ms; "
+      f"ratio {ms(h['host12']) / ms(h['slowest']):.2f} (target <= 1.5)")
+print(f"  with 5,000 profiles: list --all {ms(l['list']):.0f} ms, dumpxml {ms(l['dumpxml']):.0f} ms, "
+      f"both {ms(l['both']):.0f} ms (target < 1000 ms); define of the 5,000: {float(sys.argv[2]):.1f} s")
+PY
