@@ -1,24 +1,8 @@
 //! The command line as a user runs it: exit codes, stdin, output formats.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod common;
 
-fn nmiface(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nmiface"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{nmiface, text};
 
 #[test]
 fn clean_translation_exits_0_with_json() {

@@ -13,32 +13,14 @@
 //! The seed is printed; `NMIFACE_GEN_SEED=N` repeats a run, `NMIFACE_GEN_COUNT=N` changes its
 //! length.
 
+mod common;
+
+use common::Rng;
 use nmiface::nm::{self, Target};
 use nmiface::xml;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-/// A tiny xorshift64* generator, seeded per run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a>(&mut self, items: &[&'a str]) -> &'a str {
-        items[self.below(items.len())]
-    }
-}
 
 /// Few names, so that definitions, ports and parents collide often.
 const NAMES: [&str; 7] = ["eth0", "eth1", "eth2", "br0", "bond0", "eth0.10", "vlan10"];
