@@ -34,10 +34,13 @@ pub struct Plan {
     /// Indexes into `existing` of profiles of the defined interfaces that are no longer wanted
     /// (a port removed from a bridge).
     pub delete: Vec<usize>,
+    /// Indexes into `existing` of profiles that already hold every setting nmiface would send:
+    /// left alone (no write, no re-activation).
+    pub unchanged: Vec<usize>,
 }
 
 impl Plan {
-    /// True when nothing changes.
+    /// True when nothing changes (unchanged profiles aside).
     pub fn is_empty(&self) -> bool {
         self.add.is_empty() && self.update.is_empty() && self.delete.is_empty()
     }
@@ -122,6 +125,7 @@ pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool) -> Result<
     let mut plan = Plan { delete, ..Plan::default() };
     for (p, t) in desired.into_iter().zip(targets) {
         match t {
+            Some(i) if crate::nm::compare::changes(&p, &existing[i]).is_empty() => plan.unchanged.push(i),
             Some(i) => plan.update.push((i, p)),
             None => plan.add.push(p),
         }
@@ -160,6 +164,9 @@ mod tests {
         let p = define(&want, &[], false).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
         let p = define(&want, &want, false).unwrap();
+        assert_eq!((p.add.len(), p.update.len(), p.delete.len(), p.unchanged.len()), (0, 0, 0, 3));
+        let other = profiles(&BRIDGE.replace("name='br0'>", "name='br0'><mtu size='9000'/>"));
+        let p = define(&other, &want, false).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (0, 3, 0));
     }
 

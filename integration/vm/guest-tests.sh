@@ -215,12 +215,13 @@ expect_vlan() {
     echo "  ok: $name: vlan protocol $proto id $got_id on $link, flags <${flags:-}>"
 }
 
-# expect_listed NAME...: nmiface list --all --json has each NAME, active.
+# expect_listed NAME...: nmiface list --all --json has each NAME as nmiface's own, active (the
+# list also shows NetworkManager's other profiles, such as a stock profile of the same NIC).
 expect_listed() {
     nmi list --all --json || return 1
     local name json=$OUT
     for name in "$@"; do
-        if [[ $(jq -r --arg n "$name" '.[] | select(.name == $n) | .active' <<<"$json") != true ]]; then
+        if [[ $(jq -r --arg n "$name" '.[] | select(.name == $n and .nmiface) | .active' <<<"$json") != true ]]; then
             indent "$json"
             run 0 "$NMIFACE" list --all
             indent "$OUT"
@@ -881,7 +882,7 @@ t_wifi_uplink_change() {
 cleanup_after_failure() {
     local names n nic
     stop_ping
-    names=$("$NMIFACE" list --all --json 2>/dev/null | jq -r '.[].name' | awk '{ print (index($0, ".") ? 0 : 1), $0 }' | sort | cut -d' ' -f2)
+    names=$("$NMIFACE" list --all --json 2>/dev/null | jq -r '.[] | select(.nmiface) | .name' | awk '{ print (index($0, ".") ? 0 : 1), $0 }' | sort | cut -d' ' -f2)
     for n in $names; do
         "$NMIFACE" undefine "$n" >/dev/null 2>&1 && echo "(cleanup: undefined $n)"
     done

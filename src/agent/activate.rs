@@ -73,6 +73,11 @@ impl Agent {
         }
     }
 
+    /// Whether the interface's own profile is active now.
+    pub async fn is_running(&self, s: &StoredInterface) -> Result<bool, AgentError> {
+        Ok(self.nm.active_profiles().await?.iter().any(|(_, p)| p == s.main.path.as_str()))
+    }
+
     /// Deactivates an interface (and so its ports).
     #[instrument(skip_all, fields(interface = %s.name))]
     pub async fn stop(&self, s: &StoredInterface, timeout: Duration) -> Result<(), AgentError> {

@@ -24,14 +24,46 @@ pub struct Defined {
     pub updated: usize,
     /// Profiles deleted (ports no longer wanted).
     pub deleted: usize,
+    /// Profiles that already held every setting: not written.
+    pub unchanged: usize,
+    /// Only the interface's own profile changed, and only in what NetworkManager applies to a
+    /// running device in place (addresses, routes, DNS): `apply` reapplies instead of
+    /// re-activating.
+    #[serde(skip)]
+    pub in_place: bool,
+}
+
+impl Defined {
+    /// Whether any profile of the interface was written or deleted.
+    pub fn changed(&self) -> bool {
+        self.added + self.updated + self.deleted > 0
+    }
+}
+
+/// What `apply` did to one interface that started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum How {
+    /// Already running with every setting: nothing was done.
+    Unchanged,
+    /// Running, and its changed settings were applied in place (the link stayed up).
+    Reapplied,
+    /// Running, and re-activated for settings only an activation applies.
+    Reactivated,
+    /// Started (it was not running).
+    Started,
 }
 
 /// How many activations `apply` keeps in flight. Each watches three signal streams (one match
 /// rule each on the bus), so the bound also keeps far below the bus's per-connection limits.
 pub const ACTIVATIONS: usize = 16;
 
-/// One interface's start in `apply`: its name and how long it took, or why it failed.
-pub type Started = (String, Result<Duration, AgentError>);
+/// One interface's start in `apply`: its name and what was done and how long it took, or why it
+/// failed.
+pub type Started = (String, Result<(How, Duration), AgentError>);
+
+/// What `apply` did: per interface what was defined, and how each started.
+pub type Applied = (Vec<Defined>, Vec<Started>);
 
 impl Agent {
     /// Creates or updates (in place, never duplicating) the profiles of every interface in `doc`;
@@ -45,10 +77,21 @@ impl Agent {
         adopt: bool,
         journal: Option<&mut Journal>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
+        let stored = self.nm.profiles().await?;
+        self.define_over(doc, adopt, journal, stored).await
+    }
+
+    /// [`Agent::define`] over profiles the caller fetched already.
+    async fn define_over(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        journal: Option<&mut Journal>,
+        stored: Vec<StoredProfile>,
+    ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         self.refuse_wifi_ports(doc).await?;
         let t = nm::translate(&doc.host, &doc.sources, &self.target());
         let desired: Vec<Profile> = t.profiles().cloned().collect();
-        let stored = self.nm.profiles().await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         let plan = plan::define(&desired, &existing, adopt)?;
         if let Some(j) = journal {
@@ -75,6 +118,18 @@ impl Agent {
         }
         for (_, p) in &plan.update {
             count(&mut report, p, |d| d.updated += 1);
+        }
+        for &i in &plan.unchanged {
+            count(&mut report, &existing[i], |d| d.unchanged += 1);
+        }
+        for d in &mut report {
+            // In place: one update, of the interface's own profile, in reapplicable settings.
+            let mine = |p: &Profile| p.user_data(user_key::INTERFACE) == Some(d.interface.as_str());
+            let updates: Vec<&(usize, Profile)> = plan.update.iter().filter(|(_, p)| mine(p)).collect();
+            d.in_place = d.added == 0
+                && d.deleted == 0
+                && matches!(updates.as_slice(), [(i, p)] if p.master().is_none()
+                    && nm::compare::reapplicable(&nm::compare::changes(p, &existing[*i])));
         }
         for &i in &plan.delete {
             count(&mut report, &existing[i], |d| d.deleted += 1);
@@ -113,6 +168,7 @@ impl Agent {
             .zip(added.into_iter().flatten())
             .map(|(profile, path)| StoredProfile { path, profile })
             .chain(plan.update.into_iter().map(|(i, profile)| StoredProfile { path: stored[i].path.clone(), profile }))
+            .chain(plan.unchanged.iter().map(|&i| stored[i].clone()))
             .collect();
         let mut defined = Vec::new();
         for d in &report {
@@ -163,9 +219,53 @@ impl Agent {
         safety: Safety<'_>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
-        let steps =
-            async |journal: Option<&mut Journal>| self.apply_steps(doc, adopt, timeout, journal, progress).await;
+        let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
+        let (stored, active) = (stored?, active?);
+        let running: std::collections::HashSet<String> = active.into_iter().map(|(_, p)| p).collect();
+        // Nothing differs and everything runs: no checkpoint, no write, no re-activation.
+        if let Some(done) = self.nothing_to_do(doc, adopt, &stored, &running)? {
+            return Ok(done);
+        }
+        let steps = async |journal: Option<&mut Journal>| {
+            self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
+        };
         self.guarded(safety, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err())).await.map_err(rolled_back)
+    }
+
+    /// When every profile of `doc` is stored as it would be written and every interface runs:
+    /// what `apply` reports then, without changing anything.
+    fn nothing_to_do(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        stored: &[StoredProfile],
+        running: &std::collections::HashSet<String>,
+    ) -> Result<Option<Applied>, AgentError> {
+        let t = nm::translate(&doc.host, &doc.sources, &self.target());
+        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        let plan = plan::define(&desired, &existing, adopt)?;
+        let mains_run = plan
+            .unchanged
+            .iter()
+            .filter(|&&i| existing[i].master().is_none())
+            .all(|&i| running.contains(stored[i].path.as_str()));
+        if !plan.is_empty() || !mains_run {
+            return Ok(None);
+        }
+        let report = t
+            .interfaces
+            .iter()
+            .map(|i| Defined { interface: i.interface.to_string(), unchanged: i.profiles.len(), ..Defined::default() })
+            .collect();
+        let started = doc
+            .host
+            .dependency_order()
+            .iter()
+            .filter(|i| t.interfaces.iter().any(|p| p.interface == i.name))
+            .map(|i| (i.name.to_string(), Ok((How::Unchanged, Duration::ZERO))))
+            .collect();
+        Ok(Some((report, started)))
     }
 
     /// [`Agent::apply`] whose checkpoint is held for the user to confirm within `confirm`
@@ -179,22 +279,29 @@ impl Agent {
         store: &crate::transaction::Store,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
-        let steps =
-            async |journal: Option<&mut Journal>| self.apply_steps(doc, adopt, timeout, journal, progress).await;
+        let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
+        let (stored, active) = (stored?, active?);
+        let running: std::collections::HashSet<String> = active.into_iter().map(|(_, p)| p).collect();
+        let steps = async |journal: Option<&mut Journal>| {
+            self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
+        };
         self.held(confirm, store, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err()))
             .await
             .map_err(rolled_back)
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn apply_steps(
         &self,
         doc: &Document,
         adopt: bool,
         timeout: Duration,
         journal: Option<&mut Journal>,
+        stored: Vec<StoredProfile>,
+        running: &std::collections::HashSet<String>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
-        let (report, defined) = self.define(doc, adopt, journal).await?;
+        let (report, defined) = self.define_over(doc, adopt, journal, stored).await?;
         // Independent interfaces start at once (NetworkManager activates them concurrently), at
         // most ACTIVATIONS in flight; a VLAN waits for the wave of its parent.
         let progress = std::sync::Mutex::new(progress);
@@ -203,6 +310,8 @@ impl Agent {
             let starts = wave.into_iter().filter_map(|iface| {
                 // Not translated (an unsupported finding says why): nothing to start.
                 let stored = defined.iter().find(|s| s.name == iface.name.as_str())?;
+                let what = report.iter().find(|d| d.interface == iface.name.as_str())?;
+                let was_running = running.contains(stored.main.path.as_str());
                 let progress = &progress;
                 Some(async move {
                     let name = iface.name.as_str();
@@ -212,11 +321,23 @@ impl Agent {
                             f(name, p);
                         }
                     };
-                    let mut r = self.start(stored, timeout, &mut tell).await;
-                    if r.is_ok() {
-                        r = self.verify(iface, Duration::ZERO).await;
-                    }
-                    (name.to_string(), r.map(|()| t0.elapsed()))
+                    let r = match (was_running, what.changed(), what.in_place) {
+                        (true, false, _) => Ok(How::Unchanged),
+                        (true, true, true) => match self.nm.reapply(name).await {
+                            Ok(()) => Ok(How::Reapplied),
+                            // NetworkManager would not apply it in place after all.
+                            Err(_) => self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated),
+                        },
+                        (true, true, false) => self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated),
+                        (false, _, _) => self.start(stored, timeout, &mut tell).await.map(|()| How::Started),
+                    };
+                    let patience =
+                        if matches!(r, Ok(How::Reapplied)) { Duration::from_secs(3) } else { Duration::ZERO };
+                    let r = match r {
+                        Ok(how) => self.verify(iface, patience).await.map(|()| how),
+                        Err(e) => Err(e),
+                    };
+                    (name.to_string(), r.map(|how| (how, t0.elapsed())))
                 })
             });
             results.extend(futures_util::stream::iter(starts).buffered(ACTIVATIONS).collect::<Vec<_>>().await);
@@ -254,5 +375,54 @@ fn rolled_back(e: Guarded<(Vec<Defined>, Vec<Started>)>) -> AgentError {
             AgentError::RolledBack { cause: Box::new(cause), problems }
         }
         Guarded::Failed(e) => e,
+    }
+}
+
+/// What `apply --check` shows for one profile.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProfileDiff {
+    /// The profile's name (`connection.id`).
+    pub profile: String,
+    /// The interface it belongs to.
+    pub interface: String,
+    /// `add`, `update`, `delete` or `unchanged`.
+    pub action: &'static str,
+    /// The properties that would change (for `add`, all it would get).
+    pub changes: Vec<nm::compare::Change>,
+}
+
+impl Agent {
+    /// What `define`/`apply` of `doc` would write, profile by profile, changing nothing.
+    pub async fn diff(&self, doc: &Document, adopt: bool) -> Result<Vec<ProfileDiff>, AgentError> {
+        let t = nm::translate(&doc.host, &doc.sources, &self.target());
+        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let stored = self.nm.profiles().await?;
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        let plan = plan::define(&desired, &existing, adopt)?;
+        let iface = |p: &Profile| p.user_data(user_key::INTERFACE).unwrap_or_default().to_string();
+        let empty = Profile { id: String::new(), uuid: uuid::Uuid::nil(), settings: Default::default() };
+        let mut out = Vec::new();
+        for p in &plan.add {
+            let changes = nm::compare::changes(p, &empty);
+            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "add", changes });
+        }
+        for (i, p) in &plan.update {
+            let changes = nm::compare::changes(p, &existing[*i]);
+            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "update", changes });
+        }
+        for &i in &plan.delete {
+            let p = &existing[i];
+            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "delete", changes: Vec::new() });
+        }
+        for &i in &plan.unchanged {
+            let p = &existing[i];
+            out.push(ProfileDiff {
+                profile: p.id.clone(),
+                interface: iface(p),
+                action: "unchanged",
+                changes: Vec::new(),
+            });
+        }
+        Ok(out)
     }
 }

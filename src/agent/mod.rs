@@ -17,7 +17,7 @@ mod lookup;
 mod query;
 mod share;
 
-pub use define::{Defined, Started};
+pub use define::{Defined, How, ProfileDiff, Started};
 pub use error::{AgentError, RestoreProblem};
 pub use guard::{Held, Safety};
 pub use lookup::StoredInterface;

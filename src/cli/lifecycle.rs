@@ -6,6 +6,7 @@ use super::{
     block_on, clear_progress, connect, interruptible, print_findings, print_forced, progress_printer, read_input, say,
     say_json, Outcome,
 };
+use nmiface::agent::{How, ProfileDiff};
 use nmiface::finding::{any_loses_meaning, Finding};
 use nmiface::nm_client::Progress;
 use nmiface::verbs::{ApplyOptions, DefineOptions};
@@ -49,6 +50,10 @@ pub struct ApplyArgs {
     /// Do not take a checkpoint: a failure leaves what was done so far.
     #[arg(long, conflicts_with = "confirm")]
     no_checkpoint: bool,
+    /// Print what apply would change, profile by profile (a diff of NetworkManager settings),
+    /// and change nothing.
+    #[arg(long, conflicts_with_all = ["confirm", "no_checkpoint"])]
+    check: bool,
     /// Try the change: keep it only if confirmed (type `commit`) within SECONDS, else roll it
     /// back; if nmiface is gone by then (the SSH session died with the network),
     /// NetworkManager rolls the devices back by itself.
@@ -149,6 +154,9 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     let (source, doc) = parse(&args.define.file)?;
     block_on(async {
         let ctx = connect().await?;
+        if args.check {
+            return print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
+        }
         let t0 = Instant::now();
         let mut printers: std::collections::HashMap<String, Box<dyn FnMut(Progress) + Send>> = Default::default();
         let mut progress = |name: &str, p: Progress| {
@@ -177,23 +185,38 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         print_forced(&out.forced);
         print_findings(&source, &out.findings);
         let failed = out.started.iter().filter(|(_, r)| r.is_err()).count();
+        let changed = out.defined.iter().any(|d| d.changed())
+            || out.started.iter().any(|(_, r)| !matches!(r, Ok((How::Unchanged, _))));
         if args.define.json {
             let started: Vec<_> = out
                 .started
                 .iter()
                 .map(|(name, r)| match r {
-                    Ok(d) => serde_json::json!({"interface": name, "started": true, "ms": d.as_millis()}),
+                    Ok((how, d)) => {
+                        serde_json::json!({"interface": name, "started": true, "outcome": how, "ms": d.as_millis()})
+                    }
                     Err(e) => serde_json::json!({"interface": name, "started": false, "error": e.to_string()}),
                 })
                 .collect();
             say_json(&serde_json::json!({
-                "defined": out.defined, "started": started, "findings": out.findings,
+                "changed": changed, "defined": out.defined, "started": started, "findings": out.findings,
                 "protection": out.protection, "ms": t0.elapsed().as_millis(),
             }));
+        } else if !changed && failed == 0 {
+            say(&format!("Nothing to do: the host already matches {source}"));
         } else {
             for (name, r) in &out.started {
                 match r {
-                    Ok(d) => say(&format!("Interface {name} defined and started ({} ms)", d.as_millis())),
+                    Ok((How::Unchanged, _)) => say(&format!("Interface {name} unchanged")),
+                    Ok((How::Reapplied, d)) => {
+                        say(&format!("Interface {name} updated in place, link kept up ({} ms)", d.as_millis()))
+                    }
+                    Ok((How::Reactivated, d)) => {
+                        say(&format!("Interface {name} updated and re-activated ({} ms)", d.as_millis()))
+                    }
+                    Ok((How::Started, d)) => {
+                        say(&format!("Interface {name} defined and started ({} ms)", d.as_millis()))
+                    }
                     Err(e) => eprintln!("nmiface: error: {e}"),
                 }
             }
@@ -211,6 +234,31 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         }
         Ok(exit_for(&out.findings))
     })
+}
+
+/// `apply --check`: each profile's planned action and the settings that would change.
+fn print_diff(diffs: &[ProfileDiff], json: bool) -> anyhow::Result<Outcome> {
+    let changed = diffs.iter().any(|d| d.action != "unchanged");
+    if json {
+        say_json(&serde_json::json!({"changed": changed, "profiles": diffs}));
+        return Ok(Outcome::Clean);
+    }
+    if !changed {
+        say("Nothing to do: every profile already holds these settings");
+    }
+    for d in diffs.iter().filter(|d| d.action != "unchanged") {
+        say(&format!("{} profile '{}' (interface {})", d.action, d.profile, d.interface));
+        for c in &d.changes {
+            let show = |v: &nmiface::nm::Value| serde_json::to_string(v).unwrap_or_default();
+            match &c.before {
+                Some(b) => say(&format!("  - {}: {}", c.property, show(b))),
+                None if d.action == "update" => say(&format!("  - {}: (not set)", c.property)),
+                None => {}
+            }
+            say(&format!("  + {}: {}", c.property, show(&c.after)));
+        }
+    }
+    Ok(Outcome::Clean)
 }
 
 /// Asks on stdin whether to keep a tried change: `commit` (or `yes`, `y`) within `secs` keeps it;
@@ -267,10 +315,13 @@ pub fn start(args: StartArgs) -> anyhow::Result<Outcome> {
         let timeout = Duration::from_secs(args.wait.timeout);
         let out = ctx.start(&args.name.name, timeout, args.force, &mut progress).await;
         clear_progress();
-        print_forced(&out?.forced);
+        let out = out?;
+        print_forced(&out.forced);
         let ms = t0.elapsed().as_millis();
         if args.name.json {
-            say_json(&serde_json::json!({"started": args.name.name, "ms": ms}));
+            say_json(&serde_json::json!({"started": args.name.name, "changed": !out.already, "ms": ms}));
+        } else if out.already {
+            say(&format!("Interface {} is running already: nothing to do", args.name.name));
         } else {
             say(&format!("Interface {} started ({ms} ms)", args.name.name));
         }

@@ -257,6 +257,17 @@ impl NmClient {
         Ok(p)
     }
 
+    /// Applies the stored profile's changes to the running device `name` in place
+    /// (`Device.Reapply`); NetworkManager refuses when a change needs a re-activation.
+    pub async fn reapply(&self, name: &str) -> Result<(), NmError> {
+        debug!(call = "GetDeviceByIpIface", name);
+        let path = self.nm.get_device_by_ip_iface(name).await?;
+        let device: proxies::DeviceProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
+        debug!(call = "Reapply", %path);
+        device.reapply(HashMap::new(), 0, 0).await?;
+        Ok(())
+    }
+
     /// Adds a profile; returns its object path.
     pub async fn add(&self, p: &Profile, flags: u32) -> Result<OwnedObjectPath, NmError> {
         debug!(call = "AddConnection2", id = %p.id, uuid = %p.uuid, flags);

@@ -108,6 +108,19 @@ pub trait SettingsConnection {
     fn filename(&self) -> zbus::Result<String>;
 }
 
+/// `org.freedesktop.NetworkManager.Device`.
+#[proxy(interface = "org.freedesktop.NetworkManager.Device", default_service = "org.freedesktop.NetworkManager")]
+pub trait Device {
+    /// Applies the (empty: the stored) profile's changed settings to the running device, in
+    /// place, where NetworkManager can (NM 1.2).
+    fn reapply(
+        &self,
+        connection: HashMap<&str, HashMap<&str, Value<'_>>>,
+        version_id: u64,
+        flags: u32,
+    ) -> zbus::Result<()>;
+}
+
 /// `org.freedesktop.NetworkManager.Connection.Active`.
 #[proxy(
     interface = "org.freedesktop.NetworkManager.Connection.Active",

@@ -88,6 +88,8 @@ impl Pending {
 pub struct StartOutcome {
     /// Gaps a forced start went on despite.
     pub forced: Vec<GapLine>,
+    /// It was running already: nothing was done (no re-activation).
+    pub already: bool,
 }
 
 impl Context {
@@ -176,8 +178,11 @@ impl Context {
         let host = found.model().map_err(crate::agent::AgentError::from)?;
         let forced = gate(&self.agent.check(&host, &[], true).await?, true, force, "start")?;
         let _lock = self.lock(format!("start {name}")).await?;
+        if self.agent.is_running(&found).await? {
+            return Ok(StartOutcome { forced, already: true });
+        }
         self.agent.start(&found, timeout, progress).await?;
-        Ok(StartOutcome { forced })
+        Ok(StartOutcome { forced, already: false })
     }
 
     /// Deactivates an interface (`virsh iface-destroy`).

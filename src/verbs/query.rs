@@ -15,6 +15,12 @@ impl Context {
         Ok(self.agent.check(&doc.host, &self.findings(doc), true).await?)
     }
 
+    /// What `apply`/`define` of `doc` would write, profile by profile (`apply --check`); changes
+    /// nothing.
+    pub async fn diff(&self, doc: &Document, adopt: bool) -> Result<Vec<crate::agent::ProfileDiff>, VerbError> {
+        Ok(self.agent.diff(doc, adopt).await?)
+    }
+
     /// Interfaces defined by nmiface, with state and MAC (`virsh iface-list`), sorted by name.
     pub async fn list(&self) -> Result<Vec<Listed>, VerbError> {
         Ok(self.agent.list().await?)

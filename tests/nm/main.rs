@@ -13,6 +13,7 @@
 
 mod gaps;
 mod hardening;
+mod idempotent;
 mod sandbox;
 mod share;
 mod transactions;
@@ -86,6 +87,10 @@ const TRIALS: &[Named] = &[
     ("hardening::forged_marks_are_not_ownership", hardening::forged_marks_are_not_ownership),
     ("hardening::an_unwritable_stdout_is_not_a_crash", hardening::an_unwritable_stdout_is_not_a_crash),
     ("hosts::every_host_interface_is_listed", hardening::every_host_interface_is_listed),
+    (
+        "idempotent::apply_twice_changes_nothing_then_only_what_differs",
+        idempotent::apply_twice_changes_nothing_then_only_what_differs,
+    ),
     ("confirm::apply_confirm_keeps_only_what_is_confirmed", hardening::apply_confirm_keeps_only_what_is_confirmed),
 ];
 
@@ -117,29 +122,13 @@ fn ensure(cond: bool, msg: impl FnOnce() -> String) -> R {
     }
 }
 
-/// NetworkManager's default for a property nmiface sends: GetSettings leaves out properties
-/// that hold their default (libnm's property specs).
-fn nm_default(setting: &str, prop: &str) -> Option<nm::Value> {
-    use nm::Value::*;
-    Some(match (setting, prop) {
-        ("connection", "autoconnect") => Bool(true),
-        ("bridge", "stp") => Bool(true),
-        ("bridge", "forward-delay") => U32(15),
-        ("vlan", "flags") => U32(1),
-        ("vlan", "id") => U32(0),
-        ("802-3-ethernet", "mtu") => U32(0),
-        ("ipv4" | "ipv6", "ignore-auto-dns") => Bool(false),
-        _ => return None,
-    })
-}
-
 /// Every property we send must come back unchanged from NetworkManager (which adds defaults
 /// and leaves out what equals its default).
 fn compare_sent(ours: &Profile, theirs: &Profile) -> R {
     let mut bad = Vec::new();
     for (setting, props) in &ours.settings {
         for (k, v) in props {
-            let got = theirs.get(setting, k).cloned().or_else(|| nm_default(setting, k));
+            let got = theirs.get(setting, k).cloned().or_else(|| nm::compare::nm_default(setting, k));
             if got.as_ref() != Some(v) {
                 bad.push(format!("{setting}.{k}: sent {v:?}, NetworkManager has {got:?}"));
             }
