@@ -35,9 +35,23 @@ missing_packages() {
     done
 }
 
+# ansible-core from PyPI, for the Ansible module's test (tests/nm/ansible.rs): pinned, and only
+# when this Python lacks it.
+ANSIBLE_CORE=2.17.14
+ensure_ansible() {
+    local have
+    have=$(python3 -c 'import ansible; print(ansible.__version__)' 2>/dev/null || true)
+    [[ $have == "$ANSIBLE_CORE" ]] && return 0
+    python3 -m pip install --quiet --disable-pip-version-check "ansible-core==$ANSIBLE_CORE" >&2 ||
+        die "pip install ansible-core==$ANSIBLE_CORE failed"
+    # pyenv's shims learn new commands on a rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
+}
+
 main() {
     [[ $(id -u) -eq 0 ]] || die "must run as root"
     ensure_policy_rc_d
+    ensure_ansible
 
     local missing
     missing=$(missing_packages)

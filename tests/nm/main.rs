@@ -11,6 +11,7 @@
 //! Without root or NetworkManager these trials are skipped with a banner; under CI=true they
 //! fail instead.
 
+mod ansible;
 mod gaps;
 mod hardening;
 mod idempotent;
@@ -91,6 +92,7 @@ const TRIALS: &[Named] = &[
         "idempotent::apply_twice_changes_nothing_then_only_what_differs",
         idempotent::apply_twice_changes_nothing_then_only_what_differs,
     ),
+    ("ansible::playbook_on_the_apply_contract", ansible::playbook_on_the_apply_contract),
     ("confirm::apply_confirm_keeps_only_what_is_confirmed", hardening::apply_confirm_keeps_only_what_is_confirmed),
 ];
 
