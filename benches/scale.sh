@@ -2,8 +2,9 @@
 # Scale: cost that grows with the work, not with waiting. One sandboxed NetworkManager, one run.
 #
 #   64      apply of 64 port-less bridges (static addresses, STP off), applied and verified
-#   host12  apply of a 12-interface host file (two bridges with two NIC ports each, ten
-#           port-less bridges) against apply of its slowest single interface alone
+#   host12  apply of a 12-interface host file (two bridges with STP and two NIC ports each, whose
+#           forward delay holds them 2 s, and ten port-less bridges) against apply of its slowest
+#           single interface alone
 #   again   apply of the 12-interface file once more, when nothing differs (it only reads)
 #   5000    list --all + dumpxml with 5,000 profiles defined
 #
@@ -22,34 +23,43 @@ export NMIFACE_RUNTIME_DIR=$NMIFACE_SANDBOX_DIR/nmiface-run
 TMP=$(mktemp -d)
 trap 'integration/nm-sandbox.sh down "$NAME"; rm -rf "$TMP"' EXIT
 
-bridge() { # NAME OCTET [PORT...]
-    local name=$1 octet=$2 p
-    shift 2
-    printf "<interface type='bridge' name='%s'><protocol family='ipv4'><ip address='10.77.%s.1' prefix='24'/></protocol><bridge stp='off'>" "$name" "$octet"
+bridge() { # NAME OCTET STP [PORT...]
+    local name=$1 octet=$2 stp=$3 p
+    shift 3
+    printf "<interface type='bridge' name='%s'><protocol family='ipv4'><ip address='10.77.%s.1' prefix='24'/></protocol><bridge stp='%s' delay='2'>" "$name" "$octet" "$stp"
     for p in "$@"; do printf "<interface type='ethernet' name='%s'/>" "$p"; done
     printf "</bridge></interface>\n"
 }
-{ echo "<interfaces>"; for i in $(seq 0 63); do bridge "pb$i" "$i"; done; echo "</interfaces>"; } >"$TMP/64.xml"
+{ echo "<interfaces>"; for i in $(seq 0 63); do bridge "pb$i" "$i" off; done; echo "</interfaces>"; } >"$TMP/64.xml"
 {
     echo "<interfaces>"
-    bridge ba 100 eth0 eth1
-    bridge bb 101 eth2 eth3
-    for i in $(seq 0 9); do bridge "pc$i" $((110 + i)); done
+    bridge ba 100 on eth0 eth1
+    bridge bb 101 on eth2 eth3
+    for i in $(seq 0 9); do bridge "pc$i" $((110 + i)) off; done
     echo "</interfaces>"
 } >"$TMP/host12.xml"
-{ echo "<interfaces>"; bridge ba 100 eth0 eth1; echo "</interfaces>"; } >"$TMP/slowest.xml"
+{ echo "<interfaces>"; bridge ba 100 on eth0 eth1; echo "</interfaces>"; } >"$TMP/slowest.xml"
 
-undefine_all() { # the names in FILE
-    grep -o "name='[a-z0-9]*'" "$1" | grep -v "name='eth" | cut -d"'" -f2 | while read -r n; do
-        "$B" undefine "$n" >/dev/null 2>&1 || true
-    done
-    sleep 0.5
+# Back to a clean host: undefine every interface of FILE but the NICs.
+cat >"$TMP/clean.sh" <<CLEAN
+grep -o "name='[a-z0-9]*'" "\$1" | grep -v "name='eth" | cut -d"'" -f2 | while read -r n; do
+    "$B" undefine "\$n" >/dev/null 2>&1 || true
+done
+sleep 0.5
+CLEAN
+undefine_all() { bash "$TMP/clean.sh" "$1"; }
+# Once by hand: each measured apply starts every interface (a clean host before each run).
+check_started() { # FILE COUNT
+    undefine_all "$1"
+    "$B" apply --json "$1" | python3 -c "import json,sys; r=json.load(sys.stdin); n=sum(1 for s in r['started'] if s.get('outcome')=='started'); sys.exit(0 if r['changed'] and n==$2 else 'apply started %d of $2' % n)"
 }
-hyperfine --runs "$RUNS" --export-json "$TMP/64.json" --prepare "bash -c '$(declare -f undefine_all); B=$B undefine_all $TMP/64.xml'" \
+check_started "$TMP/64.xml" 64
+check_started "$TMP/host12.xml" 12
+hyperfine --runs "$RUNS" --export-json "$TMP/64.json" --prepare "bash $TMP/clean.sh $TMP/64.xml" \
     -n 64-bridges "$B apply $TMP/64.xml" >/dev/null 2>&1
 undefine_all "$TMP/64.xml"
 hyperfine --runs "$RUNS" --export-json "$TMP/host12.json" \
-    --prepare "bash -c '$(declare -f undefine_all); B=$B undefine_all $TMP/host12.xml'" \
+    --prepare "bash $TMP/clean.sh $TMP/host12.xml" \
     -n host12 "$B apply $TMP/host12.xml" -n slowest "$B apply $TMP/slowest.xml" >/dev/null 2>&1
 # Applying what is already applied only reads (issue 16: <= 25 ms for 12 interfaces).
 "$B" apply "$TMP/host12.xml" >/dev/null

@@ -59,6 +59,12 @@ pub fn from_owned(v: &OwnedValue) -> Option<Value> {
     typed(v).or_else(|| encode(v).map(Value::Encoded))
 }
 
+/// A received value when it is a type nmiface reads (`None` for the others): for reading
+/// profiles, where encoding what nmiface never reads would only cost time.
+pub fn from_owned_typed(v: &OwnedValue) -> Option<Value> {
+    typed(v)
+}
+
 fn typed(v: &OwnedValue) -> Option<Value> {
     let sig = v.value_signature().to_string();
     let cloned = || v.try_clone().ok();
@@ -87,12 +93,24 @@ fn typed(v: &OwnedValue) -> Option<Value> {
     })
 }
 
-/// A `GetSettings` reply as a profile. Errors when `connection.uuid` is missing or malformed.
+/// A `GetSettings` reply as a profile, with the values nmiface reads (see
+/// [`profile_from_dbus_exact`] for all of them). Errors when `connection.uuid` is missing or
+/// malformed.
 pub fn profile_from_dbus(s: &OwnedSettings) -> Result<Profile, String> {
+    profile_with(s, from_owned_typed)
+}
+
+/// A `GetSettings` reply as a profile with every value exactly as received: what a journal
+/// keeps to restore the profile.
+pub fn profile_from_dbus_exact(s: &OwnedSettings) -> Result<Profile, String> {
+    profile_with(s, from_owned)
+}
+
+fn profile_with(s: &OwnedSettings, convert: fn(&OwnedValue) -> Option<Value>) -> Result<Profile, String> {
     let mut settings = Settings::new();
     for (name, props) in s {
         let setting: Setting =
-            props.iter().filter_map(|(k, v)| Some((Key::Owned(k.clone()), from_owned(v)?))).collect();
+            props.iter().filter_map(|(k, v)| Some((Key::Owned(k.clone()), convert(v)?))).collect();
         settings.insert(Key::Owned(name.clone()), setting);
     }
     let get = |k: &str| settings.get("connection").and_then(|c| c.get(k)).and_then(Value::as_str);

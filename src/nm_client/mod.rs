@@ -11,7 +11,7 @@ pub mod proxies;
 
 pub use activation::{ActivationFailure, Awaited, Progress};
 pub use checkpoint::{RollbackFailure, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEVICES, TRACK_INTERNAL_GLOBAL_DNS};
-pub use convert::{from_owned, profile_from_dbus, to_dbus};
+pub use convert::{from_owned, profile_from_dbus, profile_from_dbus_exact, to_dbus};
 pub use error::NmError;
 
 use crate::nm::{DeviceState, DeviceType, NmVersion, Profile};
@@ -220,8 +220,10 @@ impl NmClient {
         }
     }
 
-    /// `stored` with its secrets filled in, for every setting that can hold secrets: what a
-    /// journal must keep to restore the profile exactly (GetSettings never returns secrets).
+    /// `stored` read again exactly (every value as NetworkManager holds it, the types nmiface
+    /// never reads included) with its secrets filled in, for every setting that can hold
+    /// secrets: what a journal must keep to restore the profile (GetSettings never returns
+    /// secrets).
     pub async fn with_secrets(&self, stored: &StoredProfile) -> Result<Profile, NmError> {
         /// Settings that carry secrets (NM's `secret-flags` properties).
         const SECRET_SETTINGS: [&str; 10] = [
@@ -236,12 +238,11 @@ impl NmClient {
             "adsl",
             "wifi-p2p",
         ];
-        let mut p = stored.profile.clone();
-        let names: Vec<&str> = SECRET_SETTINGS.into_iter().filter(|n| p.settings.contains_key(*n)).collect();
-        if names.is_empty() {
-            return Ok(p);
-        }
         let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, stored.path.clone()).await?;
+        debug!(call = "GetSettings", path = %stored.path);
+        let raw = proxy.get_settings().await?;
+        let mut p = profile_from_dbus_exact(&raw).unwrap_or_else(|_| stored.profile.clone());
+        let names: Vec<&str> = SECRET_SETTINGS.into_iter().filter(|n| p.settings.contains_key(*n)).collect();
         for name in names {
             debug!(call = "GetSecrets", path = %stored.path, setting = name);
             let secrets = proxy.get_secrets(name).await?;

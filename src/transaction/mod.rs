@@ -117,12 +117,13 @@ impl Journal {
         }
     }
 
-    /// One atomic change's journal, written to `store` right away and ahead of each change.
+    /// One atomic change's journal, written to `store` ahead of each change ([`Journal::sync`]).
+    /// Not before: until the first change, the checkpoint alone (which NetworkManager rolls
+    /// back by itself) covers the host, and a write here would cost every apply an fsync.
     pub fn for_change(checkpoint: String, rollback_timeout: u32, store: Option<Store>) -> Result<Self, TxError> {
         let mut j = Self::new(checkpoint, rollback_timeout, None);
         j.kind = JournalKind::Change { pid: std::process::id() };
         j.store = store;
-        j.sync()?;
         Ok(j)
     }
 
