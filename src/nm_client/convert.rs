@@ -109,8 +109,7 @@ pub fn profile_from_dbus_exact(s: &OwnedSettings) -> Result<Profile, String> {
 fn profile_with(s: &OwnedSettings, convert: fn(&OwnedValue) -> Option<Value>) -> Result<Profile, String> {
     let mut settings = Settings::new();
     for (name, props) in s {
-        let setting: Setting =
-            props.iter().filter_map(|(k, v)| Some((Key::Owned(k.clone()), convert(v)?))).collect();
+        let setting: Setting = props.iter().filter_map(|(k, v)| Some((Key::Owned(k.clone()), convert(v)?))).collect();
         settings.insert(Key::Owned(name.clone()), setting);
     }
     let get = |k: &str| settings.get("connection").and_then(|c| c.get(k)).and_then(Value::as_str);
