@@ -2,7 +2,8 @@
 //! module that mixes the pure core with D-Bus. Policy (the capability gate, the lock, the
 //! journal on disk, which protection a change gets) is the caller's: [`crate::verbs`].
 //!
-//! - [`define`](Agent::define) and [`apply`](Agent::apply): `define.rs`;
+//! - [`define`](Agent::define), undefine, the settings diff: `define.rs`;
+//! - [`apply`](Agent::apply), in waves, idempotent: `apply.rs`;
 //! - checkpoints, the guard around one atomic change, undo: `guard.rs`;
 //! - finding an interface's profiles: `lookup.rs`;
 //! - start and stop: `activate.rs`;
@@ -10,6 +11,7 @@
 //! - sharing with VMs (bridge, unbridge, NAT): `share.rs`.
 
 mod activate;
+mod apply;
 mod define;
 mod error;
 mod guard;
@@ -17,7 +19,8 @@ mod lookup;
 mod query;
 mod share;
 
-pub use define::{Defined, How, ProfileDiff, Started};
+pub use apply::{Applied, How, Started, ACTIVATIONS};
+pub use define::{Defined, ProfileDiff};
 pub use error::{AgentError, RestoreProblem};
 pub use guard::{Held, Safety};
 pub use lookup::StoredInterface;
