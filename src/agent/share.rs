@@ -109,6 +109,32 @@ impl Agent {
         Ok(doc_of(iface, findings))
     }
 
+    /// The bridge `bridge NIC BRIDGE` would make, when nmiface made it already: its own bridge
+    /// profile with the NIC as its only port and the STP and forward delay asked for. `None` when
+    /// there is no such bridge (a different one under that name is refused by
+    /// [`Agent::bridge_model`]).
+    pub async fn bridged_already(
+        &self,
+        nic: &str,
+        bridge: &str,
+        o: &BridgeOptions,
+    ) -> Result<Option<StoredInterface>, AgentError> {
+        let found = match self.find(bridge).await {
+            Ok(f) => f,
+            Err(AgentError::NotDefined { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(iface) = found.model()?.interfaces.into_iter().next() else { return Ok(None) };
+        let Kind::Bridge(b) = &iface.kind else { return Ok(None) };
+        let asked = o.delay.unwrap_or(if o.stp { model::MIN_STP_FORWARD_DELAY } else { 0 });
+        let (delay, _) = model::forward_delay(f64::from(asked), o.stp);
+        let same = matches!(b.ports.as_slice(), [Member::Ethernet(p)] if p.name.as_str() == nic)
+            && b.stp == o.stp
+            && b.forward_delay == delay
+            && b.replaces.is_some();
+        Ok(same.then_some(found))
+    }
+
     /// `virsh iface-unbridge`: the bridge and its port go; the NIC's standalone profile (the one
     /// `bridge` kept) is activated again, or, for a bridge made from XML, the NIC gets the
     /// bridge's configuration. One step for the host under `safety`. Returns the NIC's name.

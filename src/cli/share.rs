@@ -110,6 +110,10 @@ pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
         let out = out?;
         print_forced(&out.forced);
         super::print_findings("bridge", &out.findings);
+        if !out.changed {
+            say(&format!("Bridge {} already shares {}: nothing to do", a.bridge, a.nic));
+            return Ok(Outcome::Clean);
+        }
         let how = if r.start { "created and started" } else { "defined" };
         say(&format!("Bridge {} {how} with {} attached (its profile is kept for unbridge)", a.bridge, a.nic));
         Ok(if any_loses_meaning(&out.findings) { Outcome::Findings } else { Outcome::Clean })

@@ -54,6 +54,8 @@ pub struct ShareOutcome {
     pub forced: Vec<GapLine>,
     /// How the host was protected.
     pub protection: Protection,
+    /// Whether anything changed (`false`: it was in place and running already).
+    pub changed: bool,
 }
 
 impl Context {
@@ -65,6 +67,20 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
         let _lock = self.lock(format!("bridge {} {}", r.nic, r.bridge)).await?;
+        // The same bridge again: nothing to do (started, if it was asked and is not running).
+        if let Some(found) = self.agent.bridged_already(&r.nic, &r.bridge, &r.options).await? {
+            let running = self.agent.is_running(&found).await?;
+            if r.start && !running {
+                self.agent.start(&found, r.timeout, &mut |p| progress(&r.bridge, p)).await?;
+            }
+            let changed = r.start && !running;
+            return Ok(ShareOutcome {
+                findings: Vec::new(),
+                forced: Vec::new(),
+                protection: Protection::None,
+                changed,
+            });
+        }
         let doc = self.agent.bridge_model(&r.nic, &r.bridge, &r.options).await?;
         self.define_or_apply(&doc, "bridge", r.start, r.timeout, r.rollback_timeout, r.force, progress).await
     }
@@ -130,6 +146,6 @@ impl Context {
             j.sync()?;
         }
         r.map_err(VerbError::from)?;
-        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection })
+        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection, changed: true })
     }
 }

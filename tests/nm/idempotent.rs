@@ -90,3 +90,41 @@ pub fn apply_twice_changes_nothing_then_only_what_differs() -> R {
     let (ac4, _, _) = state(&sb)?;
     ensure(ac4 != ac, || "STP changed without a re-activation".into())
 }
+
+/// `bridge` twice: the second changes nothing (the same active connection, no keyfile written).
+pub fn bridge_twice_changes_nothing() -> R {
+    let sb = Sandbox::up(false);
+    let f = sb.write("eth1.xml", "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='198.51.100.20' prefix='24'/></protocol></interface>");
+    let out = sb.nmiface(&["apply", &f]);
+    ensure(out.status.success(), || format!("apply eth1: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["bridge", "--no-stp", "eth1", "br9"]);
+    ensure(out.status.success(), || format!("first bridge: {}", text(&out.stderr)))?;
+    let ac_of = |sb: &Sandbox| -> Result<(String, std::time::SystemTime), String> {
+        let rt = rt();
+        let nm = rt.block_on(sb.client());
+        let br = rt
+            .block_on(nm.profiles())
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|s| s.profile.id == "br9")
+            .ok_or("no br9")?;
+        let active = rt.block_on(nm.active_profiles()).map_err(|e| e.to_string())?;
+        let ac = active.into_iter().find(|(_, p)| *p == br.path.as_str()).map(|(a, _)| a).ok_or("br9 not active")?;
+        let mtime = std::fs::metadata(sb.keyfile_dir().join("br9.nmconnection"))
+            .and_then(|m| m.modified())
+            .map_err(|e| e.to_string())?;
+        Ok((ac, mtime))
+    };
+    let before = ac_of(&sb)?;
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = sb.nmiface(&["bridge", "--no-stp", "eth1", "br9"]);
+    ensure(out.status.success() && text(&out.stdout).contains("nothing to do"), || {
+        format!("second bridge: exit {:?}: {}{}", out.status.code(), text(&out.stdout), text(&out.stderr))
+    })?;
+    ensure(ac_of(&sb)? == before, || "the second bridge re-activated or rewrote br9".into())?;
+    // A different request under the same name is still refused.
+    let out = sb.nmiface(&["bridge", "eth1", "br9"]);
+    ensure(out.status.code() == Some(2), || {
+        format!("bridge with STP over the STP-less br9: exit {:?}", out.status.code())
+    })
+}

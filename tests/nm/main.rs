@@ -92,6 +92,7 @@ const TRIALS: &[Named] = &[
         "idempotent::apply_twice_changes_nothing_then_only_what_differs",
         idempotent::apply_twice_changes_nothing_then_only_what_differs,
     ),
+    ("idempotent::bridge_twice_changes_nothing", idempotent::bridge_twice_changes_nothing),
     ("ansible::playbook_on_the_apply_contract", ansible::playbook_on_the_apply_contract),
     ("confirm::apply_confirm_keeps_only_what_is_confirmed", hardening::apply_confirm_keeps_only_what_is_confirmed),
 ];
