@@ -51,9 +51,7 @@ impl Agent {
         safety: Safety<'_>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
-        let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
-        let (stored, active) = (stored?, active?);
-        let running: std::collections::HashSet<String> = active.into_iter().map(|(_, p)| p).collect();
+        let (stored, running) = self.current().await?;
         // Nothing differs and everything runs: no checkpoint, no write, no re-activation.
         if let Some(done) = self.nothing_to_do(doc, adopt, &stored, &running)? {
             return Ok(done);
@@ -62,6 +60,12 @@ impl Agent {
             self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
         };
         self.guarded(safety, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err())).await.map_err(rolled_back)
+    }
+
+    /// What an apply starts from: every stored profile, and the paths of the active ones.
+    async fn current(&self) -> Result<(Vec<StoredProfile>, std::collections::HashSet<String>), AgentError> {
+        let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
+        Ok((stored?, active?.into_iter().map(|(_, p)| p).collect()))
     }
 
     /// When every profile of `doc` is stored as it would be written and every interface runs:
@@ -111,9 +115,7 @@ impl Agent {
         store: &crate::transaction::Store,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
-        let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
-        let (stored, active) = (stored?, active?);
-        let running: std::collections::HashSet<String> = active.into_iter().map(|(_, p)| p).collect();
+        let (stored, running) = self.current().await?;
         let steps = async |journal: Option<&mut Journal>| {
             self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
         };

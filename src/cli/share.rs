@@ -93,13 +93,19 @@ fn printer() -> impl FnMut(&str, Progress) + Send {
     move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), elapsed: pr.elapsed })
 }
 
+impl Steps {
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+}
+
 pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
     let r = BridgeRequest {
         nic: a.nic.clone(),
         bridge: a.bridge.clone(),
         options: BridgeOptions { stp: !a.no_stp, delay: a.delay },
         start: !a.no_start,
-        timeout: Duration::from_secs(a.steps.timeout),
+        timeout: a.steps.timeout(),
         rollback_timeout: a.steps.rollback_timeout,
         force: a.force,
     };
@@ -122,7 +128,7 @@ pub fn bridge(a: BridgeArgs) -> anyhow::Result<Outcome> {
 
 pub fn unbridge(a: UnbridgeArgs) -> anyhow::Result<Outcome> {
     block_on(async {
-        let timeout = Duration::from_secs(a.steps.timeout);
+        let timeout = a.steps.timeout();
         let ctx = connect().await?;
         let nic = interruptible(&ctx, async {
             Ok(ctx.unbridge(&a.bridge, !a.no_start, timeout, a.steps.rollback_timeout).await?)
@@ -138,7 +144,7 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
         bridge: a.bridge.clone(),
         subnet: a.subnet,
         start: !a.no_start,
-        timeout: Duration::from_secs(a.steps.timeout),
+        timeout: a.steps.timeout(),
         rollback_timeout: a.steps.rollback_timeout,
         force: a.force,
     };

@@ -95,8 +95,7 @@ pub struct StartOutcome {
 impl Context {
     /// Creates or updates the profiles of every interface in `doc` (`virsh iface-define`).
     pub async fn define(&self, doc: &Document, o: DefineOptions) -> Result<DefineOutcome, VerbError> {
-        let findings = self.findings(doc);
-        let forced = gate(&self.agent.check(&doc.host, &findings, false).await?, false, o.force, "define")?;
+        let (findings, forced) = self.checked(doc, false, o.force, "define").await?;
         let (defined, _) =
             self.changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, o.adopt, j).await).await?;
         Ok(DefineOutcome { defined, findings, forced })
@@ -109,8 +108,7 @@ impl Context {
         o: ApplyOptions,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ApplyOutcome, VerbError> {
-        let findings = self.findings(doc);
-        let forced = gate(&self.agent.check(&doc.host, &findings, true).await?, true, o.force, "apply")?;
+        let (findings, forced) = self.checked(doc, true, o.force, "apply").await?;
         let mut protection = Protection::None;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
@@ -132,8 +130,7 @@ impl Context {
         confirm: u32,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(ApplyOutcome, Pending), VerbError> {
-        let findings = self.findings(doc);
-        let forced = gate(&self.agent.check(&doc.host, &findings, true).await?, true, o.force, "apply")?;
+        let (findings, forced) = self.checked(doc, true, o.force, "apply").await?;
         let lock = self.lock(format!("apply --confirm {}", names(doc))).await?;
         if let Some(j) = self.open_journal().await? {
             return Err(VerbError::InTransaction { checkpoint: j.checkpoint });

@@ -162,6 +162,20 @@ impl Context {
         f
     }
 
+    /// Findings of `doc` for this daemon, and the capability gate for `verb` (`starting`: the
+    /// kernel and runtime programs count too): the gaps a forced change goes on despite.
+    async fn checked(
+        &self,
+        doc: &Document,
+        starting: bool,
+        force: bool,
+        verb: &'static str,
+    ) -> Result<(Vec<Finding>, Vec<GapLine>), VerbError> {
+        let findings = self.findings(doc);
+        let forced = gate(&self.agent.check(&doc.host, &findings, starting).await?, starting, force, verb)?;
+        Ok((findings, forced))
+    }
+
     /// The lock that serialises changes to this NetworkManager, waited for without blocking
     /// the runtime's thread, at most [`LOCK_WAIT`].
     async fn lock(&self, what: String) -> Result<Lock, VerbError> {

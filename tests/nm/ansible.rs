@@ -7,13 +7,18 @@ use crate::transactions::{diff, snapshot};
 use std::path::PathBuf;
 use std::process::Command;
 
-const PLAYBOOK: &str = r#"
+/// The play around the tasks (localhost, the interpreter running ansible).
+const HEADER: &str = r#"
 - hosts: localhost
   connection: local
   gather_facts: false
   vars:
     ansible_python_interpreter: "{{ ansible_playbook_python }}"
   tasks:
+"#;
+
+/// The tasks whose results are checked together.
+const PLAYBOOK: &str = r#"
     - name: first
       nmiface_apply: { src: "{{ doc }}", nmiface: "{{ nmiface }}" }
       register: first
@@ -37,12 +42,6 @@ const PLAYBOOK: &str = r#"
 
 /// Run on its own, so the host can be compared before and after.
 const GAP: &str = r#"
-- hosts: localhost
-  connection: local
-  gather_facts: false
-  vars:
-    ansible_python_interpreter: "{{ ansible_playbook_python }}"
-  tasks:
     - name: gap
       nmiface_apply: { src: "{{ bond }}", nmiface: "{{ nmiface }}" }
       ignore_errors: true
@@ -62,7 +61,7 @@ pub fn playbook_on_the_apply_contract() -> R {
     ensure(found.status.success(), || "ansible-playbook --version failed".into())?;
     let sb = Sandbox::up(false);
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let play = sb.write("play.yml", PLAYBOOK);
+    let play = sb.write("play.yml", &format!("{HEADER}{PLAYBOOK}"));
     let doc = sb.write("br0.xml", BR);
     let bad = sb.write("bad.xml", "<interface type='ethernet' name='eth0'>\n  <bogus/>\n</interface>\n");
     let bond = root.join("xml-samples/libvirt-bond-active-backup-miimon-ioctl.xml");
@@ -70,7 +69,7 @@ pub fn playbook_on_the_apply_contract() -> R {
         "doc": doc, "bad": bad, "bond": bond, "nmiface": env!("CARGO_BIN_EXE_nmiface"),
         "changed_doc": BR.replace("192.0.2.1", "192.0.2.9"),
     });
-    let play_gap = sb.write("gap.yml", GAP);
+    let play_gap = sb.write("gap.yml", &format!("{HEADER}{GAP}"));
     let results = sb.write("results.json", "");
     let ansible = |playbook: &str| -> Result<serde_json::Value, String> {
         let mut vars = vars.clone();
