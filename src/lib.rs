@@ -18,6 +18,7 @@
 //!
 //! - [`nm_client`]: the only zbus code, a thin NetworkManager client.
 //! - [`host_probe`]: kernel modules and programs, read from files.
+//! - [`identity`]: who runs nmiface (uid, user name) and the scope of profiles that follows.
 //! - [`transaction`]: the journal and the lock, in a private runtime directory.
 //! - [`agent`]: NetworkManager work per verb: fetch, plan, execute.
 //! - [`verbs`]: the surface every front end calls, one entry per verb: it owns connecting, the
@@ -41,6 +42,7 @@ pub mod agent;
 pub mod finding;
 pub mod gaps;
 pub mod host_probe;
+pub mod identity;
 pub mod model;
 pub mod nm;
 pub mod nm_client;

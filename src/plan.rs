@@ -8,7 +8,7 @@
 //! its UUID (ports that name it as controller are rewritten to match). Other profiles for the
 //! same device are left alone: NetworkManager activates one profile per device at a time.
 
-use crate::nm::{user_key, Key, Profile, Value};
+use crate::nm::{user_key, Key, Profile, Scope, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
 
@@ -51,8 +51,8 @@ impl Plan {
 /// connection N" profile on every NIC. A profile nmiface owns stands in the way when it is the
 /// same interface's profile for the same device (a re-define under another UUID); any other
 /// profile when it has the same UUID or the same name (`connection.id`).
-fn conflicts(want: &Profile, have: &Profile) -> bool {
-    if have.is_managed() {
+fn conflicts(want: &Profile, have: &Profile, scope: &Scope) -> bool {
+    if scope.owns(have) {
         let same_device = have.interface_name() == want.interface_name() && have.conn_type() == want.conn_type();
         (have.uuid == want.uuid || have.id == want.id || same_device)
             && have.user_data(user_key::INTERFACE) == want.user_data(user_key::INTERFACE)
@@ -62,22 +62,22 @@ fn conflicts(want: &Profile, have: &Profile) -> bool {
 }
 
 /// Plans `define` of `desired` (all profiles of the interfaces being defined) against `existing`.
-pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool) -> Result<Plan, NotOwned> {
+pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool, scope: &Scope) -> Result<Plan, NotOwned> {
     let mut desired: Vec<Profile> = desired.to_vec();
     let mut remap: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     let mut targets: Vec<Option<usize>> = Vec::with_capacity(desired.len());
     let mut claimed = BTreeSet::new();
     for want in &desired {
-        let mine = existing.iter().position(|h| h.uuid == want.uuid && h.is_managed());
+        let mine = existing.iter().position(|h| h.uuid == want.uuid && scope.owns(h));
         let target = match mine {
             Some(i) => Some(i),
-            None => match existing.iter().position(|h| !claimed.contains(&(h.uuid)) && conflicts(want, h)) {
-                Some(i) if existing[i].is_managed() && existing[i].uuid != want.uuid => {
+            None => match existing.iter().position(|h| !claimed.contains(&(h.uuid)) && conflicts(want, h, scope)) {
+                Some(i) if scope.owns(&existing[i]) && existing[i].uuid != want.uuid => {
                     // Ours, under another UUID (e.g. the user's <uuid> changed): replace it.
                     remap.insert(want.uuid, existing[i].uuid);
                     Some(i)
                 }
-                Some(i) if existing[i].is_managed() || adopt => {
+                Some(i) if scope.owns(&existing[i]) || adopt => {
                     if existing[i].uuid != want.uuid {
                         remap.insert(want.uuid, existing[i].uuid);
                     }
@@ -115,7 +115,7 @@ pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool) -> Result<
         .iter()
         .enumerate()
         .filter(|(i, h)| {
-            h.is_managed()
+            scope.owns(h)
                 && !claimed.contains(&h.uuid)
                 && h.user_data(user_key::INTERFACE).is_some_and(|n| interfaces.contains(n))
                 && !targets.contains(&Some(*i))
@@ -138,9 +138,9 @@ fn set_str(p: &mut Profile, prop: &'static str, v: String) {
 }
 
 /// The profiles nmiface owns for interface `name`: its own profile first, then its ports.
-pub fn owned_by_interface<'a>(existing: &'a [Profile], name: &str) -> Vec<&'a Profile> {
+pub fn owned_by_interface<'a>(existing: &'a [Profile], name: &str, scope: &Scope) -> Vec<&'a Profile> {
     let mut v: Vec<&Profile> =
-        existing.iter().filter(|p| p.is_managed() && p.user_data(user_key::INTERFACE) == Some(name)).collect();
+        existing.iter().filter(|p| scope.owns(p) && p.user_data(user_key::INTERFACE) == Some(name)).collect();
     v.sort_by_key(|p| p.master().is_some());
     v
 }
@@ -161,12 +161,12 @@ mod tests {
     #[test]
     fn adds_then_updates_in_place() {
         let want = profiles(BRIDGE);
-        let p = define(&want, &[], false).unwrap();
+        let p = define(&want, &[], false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
-        let p = define(&want, &want, false).unwrap();
+        let p = define(&want, &want, false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len(), p.unchanged.len()), (0, 0, 0, 3));
         let other = profiles(&BRIDGE.replace("name='br0'>", "name='br0'><mtu size='9000'/>"));
-        let p = define(&other, &want, false).unwrap();
+        let p = define(&other, &want, false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (0, 3, 0));
     }
 
@@ -176,7 +176,7 @@ mod tests {
         let after = profiles(
             "<interface type='bridge' name='br0'><bridge><interface type='ethernet' name='eth0'/></bridge></interface>",
         );
-        let p = define(&after, &before, false).unwrap();
+        let p = define(&after, &before, false, &Scope::System).unwrap();
         assert_eq!(p.delete.len(), 1);
         assert_eq!(before[p.delete[0]].interface_name(), Some("eth1"));
     }
@@ -187,9 +187,9 @@ mod tests {
         let mut foreign = want[0].clone();
         foreign.uuid = Uuid::from_u128(7);
         foreign.settings.get_mut("user").unwrap().clear();
-        let err = define(&want, std::slice::from_ref(&foreign), false).unwrap_err();
+        let err = define(&want, std::slice::from_ref(&foreign), false, &Scope::System).unwrap_err();
         assert_eq!(err.existing_uuid, Uuid::from_u128(7));
-        let p = define(&want, &[foreign], true).unwrap();
+        let p = define(&want, &[foreign], true, &Scope::System).unwrap();
         assert_eq!(p.update.len(), 1);
         assert_eq!(p.update[0].1.uuid, Uuid::from_u128(7));
         // The ports now name the adopted UUID as their controller.
@@ -201,7 +201,7 @@ mod tests {
         // Regression: defining bond0 over eth1 took over br0's eth1 port profile.
         let br = profiles(BRIDGE);
         let bond = profiles("<interface type='bond' name='bond0'><bond mode='active-backup'><interface type='ethernet' name='eth1'/></bond></interface>");
-        let p = define(&bond, &br, false).unwrap();
+        let p = define(&bond, &br, false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (2, 0, 0));
     }
 
@@ -213,7 +213,7 @@ mod tests {
         stock.uuid = Uuid::from_u128(9);
         stock.id = "Wired connection 1".into();
         stock.settings.get_mut("user").unwrap().clear();
-        let p = define(&want, &[stock], false).unwrap();
+        let p = define(&want, &[stock], false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
     }
 
@@ -223,7 +223,7 @@ mod tests {
         let other = profiles("<interface type='ethernet' name='eth3'/>");
         let mut foreign = other[0].clone();
         foreign.settings.get_mut("user").unwrap().clear();
-        let p = define(&want, &[foreign], false).unwrap();
+        let p = define(&want, &[foreign], false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (3, 0, 0));
     }
 }

@@ -4,7 +4,7 @@
 use super::define::Defined;
 use super::guard::Guarded;
 use super::{Agent, AgentError, Safety};
-use crate::nm::{self, Profile};
+use crate::nm::{user_key, Profile};
 use crate::nm_client::{NmError, Progress, StoredProfile};
 use crate::plan;
 use crate::transaction::Journal;
@@ -77,10 +77,9 @@ impl Agent {
         stored: &[StoredProfile],
         running: &std::collections::HashSet<String>,
     ) -> Result<Option<Applied>, AgentError> {
-        let t = nm::translate(&doc.host, &doc.sources, &self.target());
-        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let desired = self.desired(doc)?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt)?;
+        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
         let mains_run = plan
             .unchanged
             .iter()
@@ -89,16 +88,18 @@ impl Agent {
         if !plan.is_empty() || !mains_run {
             return Ok(None);
         }
-        let report = t
+        let of = |name: &str| desired.iter().filter(|p| p.user_data(user_key::INTERFACE) == Some(name)).count();
+        let report = doc
+            .host
             .interfaces
             .iter()
-            .map(|i| Defined { interface: i.interface.to_string(), unchanged: i.profiles.len(), ..Defined::default() })
+            .map(|i| Defined { interface: i.name.to_string(), unchanged: of(i.name.as_str()), ..Defined::default() })
             .collect();
         let started = doc
             .host
             .dependency_order()
             .iter()
-            .filter(|i| t.interfaces.iter().any(|p| p.interface == i.name))
+            .filter(|i| doc.host.interfaces.iter().any(|p| p.name == i.name))
             .map(|i| (i.name.to_string(), Ok((How::Unchanged, Duration::ZERO))))
             .collect();
         Ok(Some((report, started)))

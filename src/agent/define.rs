@@ -62,10 +62,9 @@ impl Agent {
         stored: Vec<StoredProfile>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         self.refuse_wifi_ports(doc).await?;
-        let t = nm::translate(&doc.host, &doc.sources, &self.target());
-        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let desired = self.desired(doc)?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt)?;
+        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
         if let Some(j) = journal {
             let touched: Vec<usize> = plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()).collect();
             for p in bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await {
@@ -77,8 +76,12 @@ impl Agent {
             // Written ahead: a crash from here on leaves a journal that knows every change.
             j.sync()?;
         }
-        let mut report: Vec<Defined> =
-            t.interfaces.iter().map(|i| Defined { interface: i.interface.to_string(), ..Defined::default() }).collect();
+        let mut report: Vec<Defined> = doc
+            .host
+            .interfaces
+            .iter()
+            .map(|i| Defined { interface: i.name.to_string(), ..Defined::default() })
+            .collect();
         let count = |report: &mut Vec<Defined>, p: &Profile, f: fn(&mut Defined)| {
             if let Some(d) = report.iter_mut().find(|d| Some(d.interface.as_str()) == p.user_data(user_key::INTERFACE))
             {
@@ -213,11 +216,10 @@ pub struct ProfileDiff {
 impl Agent {
     /// What `define`/`apply` of `doc` would write, profile by profile, changing nothing.
     pub async fn diff(&self, doc: &Document, adopt: bool) -> Result<Vec<ProfileDiff>, AgentError> {
-        let t = nm::translate(&doc.host, &doc.sources, &self.target());
-        let desired: Vec<Profile> = t.profiles().cloned().collect();
+        let desired = self.desired(doc)?;
         let stored = self.nm.profiles().await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt)?;
+        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
         let iface = |p: &Profile| p.user_data(user_key::INTERFACE).unwrap_or_default().to_string();
         let empty = Profile { id: String::new(), uuid: uuid::Uuid::nil(), settings: Default::default() };
         let mut out = Vec::new();

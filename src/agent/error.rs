@@ -66,6 +66,12 @@ pub enum AgentError {
     /// No network device has that name.
     #[error("no network device named {0}")]
     NoSuchDevice(String),
+    /// A change only system-wide profiles may make, asked for per-user profiles.
+    #[error("{what} is for system-wide profiles only: it takes the NIC from every user of this computer; ask for system-wide profiles (--system, or the SYSTEM flag) and NetworkManager decides whether you may")]
+    SystemScopeOnly {
+        /// What was asked.
+        what: String,
+    },
     /// The NIC to bridge is a Wi-Fi station.
     #[error("{0} is a Wi-Fi station: bridging a station does not work (802.11 carries no frames for other MACs); share it with NAT instead: nmiface share --nat")]
     WifiStation(String),

@@ -24,6 +24,14 @@ pub enum Safety<'j> {
     },
     /// Inside the user's transaction: changes are journalled; the user commits or rolls back.
     Transaction(&'j mut Journal),
+    /// The journal alone, for a user NetworkManager does not let take checkpoints: a failure
+    /// restores the profiles this change touched (the user's own) and deletes those it added;
+    /// device state is not rolled back, and nothing rolls back by itself if nmiface dies (the
+    /// next run finishes the journal, written ahead to `store`).
+    Journal {
+        /// Where the change's journal is written ahead.
+        store: Option<&'j Store>,
+    },
     /// No protection (`--no-checkpoint`).
     Unprotected,
 }
@@ -75,6 +83,25 @@ impl Agent {
         match safety {
             Safety::Unprotected => steps(None).await.map_err(Guarded::Failed),
             Safety::Transaction(j) => steps(Some(j)).await.map_err(Guarded::Failed),
+            Safety::Journal { store } => {
+                let mut journal =
+                    Journal::for_change(String::new(), 0, store.cloned()).map_err(|e| Guarded::Failed(e.into()))?;
+                match steps(Some(&mut journal)).await {
+                    Ok(t) if !failed(&t) => {
+                        journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
+                        Ok(t)
+                    }
+                    result => {
+                        let mut problems = self.undo(&journal).await;
+                        if problems.is_empty() {
+                            if let Err(e) = journal.discard() {
+                                problems.push(RestoreProblem::Journal(e));
+                            }
+                        }
+                        Err(Guarded::RolledBack { result, problems })
+                    }
+                }
+            }
             Safety::Checkpoint { rollback_timeout, store } => {
                 let mut guard = self.guard(rollback_timeout, store).await.map_err(Guarded::Failed)?;
                 match steps(Some(&mut guard.journal)).await {
@@ -177,7 +204,11 @@ impl Agent {
     /// saved. Returns what could not be restored.
     pub async fn undo(&self, j: &Journal) -> Vec<RestoreProblem> {
         let mut problems = Vec::new();
-        match self.nm.checkpoint_rollback(&j.checkpoint).await {
+        let rollback = match j.checkpoint() {
+            Some(cp) => self.nm.checkpoint_rollback(cp).await,
+            None => Ok(Vec::new()),
+        };
+        match rollback {
             Ok(failed) => problems.extend(failed.into_iter().map(RestoreProblem::Device)),
             // Gone: NetworkManager already rolled back when the timeout passed (or restarted).
             Err(NmError::NoSuchCheckpoint(_)) => {}
@@ -189,7 +220,7 @@ impl Agent {
         let removed = bounded(&added, |uuid| async move {
             match self.nm.profile_by_uuid(uuid).await {
                 // Still nmiface's own: it was added by this change.
-                Ok(Some(s)) if s.profile.is_managed() => self.nm.delete(&s.path).await,
+                Ok(Some(s)) if self.scope.owns(&s.profile) => self.nm.delete(&s.path).await,
                 Ok(_) => Ok(()),
                 Err(e) => Err(e),
             }
@@ -214,7 +245,13 @@ impl Agent {
     /// Takes the checkpoint of a new transaction (`virsh iface-begin`), refusing when
     /// NetworkManager has one nmiface did not record; the journal knows every profile that
     /// exists now.
-    pub async fn open_transaction(&self, rollback_timeout: u32) -> Result<Journal, AgentError> {
+    /// Without `checkpoint` (a user NetworkManager does not let take checkpoints) the journal
+    /// alone protects: it restores the user's own profiles, not device state.
+    pub async fn open_transaction(&self, rollback_timeout: u32, checkpoint: bool) -> Result<Journal, AgentError> {
+        if !checkpoint {
+            let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
+            return Ok(Journal::new(String::new(), 0, Some(known)));
+        }
         let existing = self.nm.checkpoints().await?;
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));

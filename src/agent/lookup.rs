@@ -37,11 +37,13 @@ impl Agent {
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
     /// reading every profile (an interface defined with its own `<uuid>`).
     pub async fn find(&self, name: &str) -> Result<StoredInterface, AgentError> {
-        let uuids: Vec<String> =
-            crate::model::Kind::TYPE_NAMES.iter().map(|k| profile_uuid(None, k, name, None).to_string()).collect();
+        let uuids: Vec<String> = crate::model::Kind::TYPE_NAMES
+            .iter()
+            .map(|k| self.scope.uuid(profile_uuid(None, k, name, None)).to_string())
+            .collect();
         let found = try_join_all(uuids.iter().map(|u| self.nm.profile_by_uuid(u))).await?;
         let main = found.into_iter().flatten().find(|s| {
-            s.profile.is_managed()
+            self.scope.owns(&s.profile)
                 && s.profile.user_data(user_key::INTERFACE) == Some(name)
                 && s.profile.master().is_none()
         });
@@ -55,7 +57,7 @@ impl Agent {
             let ports: Vec<StoredProfile> = ports
                 .into_iter()
                 .flatten()
-                .filter(|s| s.profile.is_managed() && s.profile.user_data(user_key::INTERFACE) == Some(name))
+                .filter(|s| self.scope.owns(&s.profile) && s.profile.user_data(user_key::INTERFACE) == Some(name))
                 .collect();
             if ports.len() == port_uuids.len() {
                 return Ok(StoredInterface { name: name.to_string(), main, ports });
@@ -63,7 +65,7 @@ impl Agent {
         }
         let all = self.nm.profiles().await?;
         let profiles: Vec<Profile> = all.iter().map(|s| s.profile.clone()).collect();
-        let owned = plan::owned_by_interface(&profiles, name);
+        let owned = plan::owned_by_interface(&profiles, name, &self.scope);
         let pick = |p: &Profile| all.iter().find(|s| s.profile.uuid == p.uuid).cloned();
         if let Some((first, ports)) = owned.split_first() {
             if let (true, Some(main)) = (first.master().is_none(), pick(first)) {

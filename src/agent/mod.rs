@@ -27,20 +27,53 @@ pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
 
-use crate::nm::{NmVersion, Target};
+use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;
+use crate::xml::Document;
 
-/// The lifecycle over one NetworkManager client.
+/// The lifecycle over one NetworkManager client, for one [`Scope`] of profiles.
 pub struct Agent {
     nm: NmClient,
     version: NmVersion,
+    scope: Scope,
 }
 
 impl Agent {
     /// An agent over `nm`; reads the daemon's version once (which also proves it runs).
     pub async fn new(nm: NmClient) -> Result<Self, AgentError> {
         let version = nm.version().await?;
-        Ok(Self { nm, version })
+        Ok(Self { nm, version, scope: Scope::System })
+    }
+
+    /// The same agent working on `scope`'s profiles: those it creates, sees as its own and may
+    /// change (system-wide by default).
+    pub fn with_scope(mut self, scope: Scope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Whose profiles this agent works on.
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// The profiles `doc` asks for, in this agent's scope: the one place translation output
+    /// becomes what is written (per-user profiles get their permissions and UUIDs here).
+    /// Bridging a physical NIC is refused for a user: it takes the NIC from everyone.
+    pub fn desired(&self, doc: &Document) -> Result<Vec<Profile>, AgentError> {
+        let mut desired: Vec<Profile> =
+            nm::translate(&doc.host, &doc.sources, &self.target()).profiles().cloned().collect();
+        if matches!(self.scope, Scope::User(_)) {
+            let nic_port =
+                desired.iter().find(|p| p.conn_type() == Some(nm::conn_type::ETHERNET) && p.master().is_some());
+            if let Some(p) = nic_port {
+                return Err(AgentError::SystemScopeOnly {
+                    what: format!("making NIC {} a port", p.interface_name().unwrap_or(&p.id)),
+                });
+            }
+        }
+        self.scope.stamp(&mut desired);
+        Ok(desired)
     }
 
     /// The client.

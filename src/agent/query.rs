@@ -50,7 +50,7 @@ impl Agent {
             .iter()
             .filter(|s| s.profile.master().is_none())
             .filter_map(|s| {
-                let nmiface = s.profile.is_managed();
+                let nmiface = self.scope.owns(&s.profile);
                 let name = match nmiface {
                     true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
                     false => s.profile.interface_name().unwrap_or(&s.profile.id).to_string(),
@@ -157,7 +157,7 @@ impl Agent {
         let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
         let candidates: Vec<&crate::nm_client::StoredProfile> = profiles
             .iter()
-            .filter(|s| !s.profile.is_managed() && s.profile.master().is_none())
+            .filter(|s| !self.scope.owns(&s.profile) && s.profile.master().is_none())
             .filter(|s| {
                 s.profile.interface_name() == Some(name)
                     || (s.profile.interface_name().is_none() && s.profile.id == name)

@@ -16,7 +16,7 @@ use super::guard::Guarded;
 use super::{Agent, AgentError, Safety, StoredInterface};
 use crate::finding::{Finding, Severity};
 use crate::model::{self, Bridge, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode};
-use crate::nm::{self, conn_type, user_key, DeviceType};
+use crate::nm::{self, conn_type, user_key, DeviceType, Scope};
 use crate::nm_client::{Awaited, StoredProfile};
 use crate::transaction::Journal;
 use crate::xml::{self, Document};
@@ -44,6 +44,9 @@ impl Agent {
     /// The model `bridge NIC BRIDGE` would define: the bridge with the NIC's configuration and
     /// MAC, recording the NIC's standalone profile. Changes nothing (for `check` and `--force`).
     pub async fn bridge_model(&self, nic: &str, bridge: &str, o: &BridgeOptions) -> Result<Document, AgentError> {
+        if matches!(self.scope, Scope::User(_)) {
+            return Err(AgentError::SystemScopeOnly { what: format!("bridging NIC {nic}") });
+        }
         let nic_name = if_name(nic)?;
         let name = if_name(bridge)?;
         let devices = self.nm.devices().await?;
@@ -250,7 +253,7 @@ fn standalone_profile<'s>(stored: &'s [StoredProfile], nic: &str, active: Option
         .and_then(|p| stored.iter().find(|s| s.path.as_str() == p))
         .or_else(|| {
             stored.iter().find(|s| {
-                s.profile.is_managed()
+                Scope::System.owns(&s.profile)
                     && s.profile.user_data(user_key::INTERFACE) == Some(nic)
                     && s.profile.master().is_none()
             })

@@ -11,9 +11,20 @@ pub fn block_on<T>(f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
     tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(f)
 }
 
-/// Connects to NetworkManager; what the user should know while a verb runs goes to stderr.
+/// `--system` was given: work on system-wide profiles even when not root.
+static SYSTEM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Records the global `--system` flag before a command runs.
+pub fn set_system(system: bool) {
+    SYSTEM.store(system, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Connects to NetworkManager, in the caller's scope (root, or `--system`: system-wide
+/// profiles; a user: their own per-user profiles); what the user should know while a verb runs
+/// goes to stderr.
 pub async fn connect() -> anyhow::Result<Context> {
-    Ok(Context::connect().await?.on_notice(|what| eprintln!("nmiface: {what}")))
+    let scope = nmiface::identity::caller_scope(SYSTEM.load(std::sync::atomic::Ordering::Relaxed))?;
+    Ok(Context::connect().await?.with_scope(scope).await?.on_notice(|what| eprintln!("nmiface: {what}")))
 }
 
 /// A change stopped by a signal, after what it left was rolled back.

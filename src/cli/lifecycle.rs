@@ -345,10 +345,16 @@ pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let j = connect().await?.begin(args.timeout).await?;
         let auto = if args.timeout == 0 { "never".to_string() } else { format!("after {} s", args.timeout) };
-        say(&format!(
-            "Network config change transaction started (checkpoint {}; NetworkManager rolls back by itself {auto})",
-            j.checkpoint
-        ));
+        match j.checkpoint() {
+            Some(cp) => say(&format!(
+                "Network config change transaction started (checkpoint {cp}; NetworkManager rolls back by itself {auto})"
+            )),
+            None => say(
+                "Network config change transaction started, protected by nmiface's journal only: NetworkManager \
+                 does not let you take checkpoints (checkpoint-rollback), so rollback restores your own profiles \
+                 but not device state, and nothing rolls back by itself",
+            ),
+        }
         Ok(Outcome::Clean)
     })
 }
@@ -356,7 +362,10 @@ pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
 pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let cp = connect().await?.commit(args.checkpoint.as_deref()).await?;
-        say(&format!("Network config change transaction committed (checkpoint {cp} destroyed)"));
+        match cp.as_str() {
+            "" => say("Network config change transaction committed"),
+            cp => say(&format!("Network config change transaction committed (checkpoint {cp} destroyed)")),
+        }
         Ok(Outcome::Clean)
     })
 }

@@ -30,6 +30,12 @@ pub struct Cli {
     /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Work on system-wide profiles. Root always does; run as a desktop user, nmiface makes and
+    /// changes only that user's own profiles (connection.permissions=user:NAME: NetworkManager
+    /// lets only that user use them, and takes them down at logout) unless this is given, and
+    /// then NetworkManager's polkit rules decide (settings.modify.system).
+    #[arg(long, global = true)]
+    system: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,6 +109,7 @@ pub enum Outcome {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    daemon::set_system(cli.system);
     let result = match cli.command {
         Command::Translate(args) => translate::run(args),
         Command::Check(a) => check::run(a),

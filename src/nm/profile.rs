@@ -94,13 +94,6 @@ impl Profile {
         list.iter().map(|e| e.strip_prefix("user:").map_or(e.as_str(), |u| u.split(':').next().unwrap_or(u))).collect()
     }
 
-    /// True when this profile is nmiface's own, system-wide: it carries nmiface's marks **and**
-    /// is not private to a user. A mark alone proves nothing (anyone who can write a profile can
-    /// copy it), and a private profile is its user's, never root's CLI's to change.
-    pub fn is_managed(&self) -> bool {
-        self.user_data(user_key::MANAGED) == Some("1") && self.permitted_users().is_empty()
-    }
-
     /// The profile to send back to NetworkManager after reading it: without the legacy forms
     /// GetSettings returns beside their successors (`addresses` beside `address-data`, …). The
     /// daemon prefers a legacy property whenever one is present (libnm's

@@ -149,6 +149,18 @@ impl NmClient {
         NmVersion::parse(&v).map_err(|_| NmError::BadVersion(v))
     }
 
+    /// What NetworkManager lets this caller do: polkit action -> `yes`, `auth` or `no`
+    /// (`GetPermissions`).
+    pub async fn permissions(&self) -> Result<std::collections::BTreeMap<String, String>, NmError> {
+        debug!(call = "GetPermissions");
+        Ok(self.nm.get_permissions().await?.into_iter().collect())
+    }
+
+    /// The proxy for NetworkManager's main object (signals: `CheckPermissions`, …).
+    pub fn manager(&self) -> &NetworkManagerProxy<'static> {
+        &self.nm
+    }
+
     /// Applies the stored profile's changes to the running device `name` in place
     /// (`Device.Reapply`); NetworkManager refuses when a change needs a re-activation.
     pub async fn reapply(&self, name: &str) -> Result<(), NmError> {

@@ -23,8 +23,9 @@ impl NmClient {
                 debug!(call = "GetSettings", %path);
                 match proxy.get_settings().await.map_err(NmError::from) {
                     Ok(s) => Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile })),
-                    // Deleted between the list and the read: not an error.
-                    Err(NmError::ObjectGone) => Ok(None),
+                    // Deleted between the list and the read: not an error. A profile private to
+                    // another user is listed to everyone but readable only by them: not ours.
+                    Err(NmError::ObjectGone | NmError::PermissionDenied { .. }) => Ok(None),
                     Err(e) => Err(e),
                 }
             })
@@ -46,7 +47,8 @@ impl NmClient {
         debug!(call = "GetSettings", %path);
         let s = match proxy.get_settings().await.map_err(NmError::from) {
             Ok(s) => s,
-            Err(NmError::ObjectGone) => return Ok(None),
+            // Another user's private profile: invisible to this caller, so not theirs to find.
+            Err(NmError::ObjectGone | NmError::PermissionDenied { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))

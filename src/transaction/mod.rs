@@ -84,7 +84,8 @@ pub enum JournalKind {
 pub struct Journal {
     /// Whose it is.
     pub kind: JournalKind,
-    /// The checkpoint's object path.
+    /// The checkpoint's object path; empty when NetworkManager does not let this user take
+    /// checkpoints and the journal alone protects the user's own profiles.
     pub checkpoint: String,
     /// When it began (seconds since the epoch).
     pub begun: u64,
@@ -155,6 +156,12 @@ impl Journal {
             Some(store) => store.save(self),
             None => Ok(()),
         }
+    }
+
+    /// The checkpoint protecting the devices, if there is one (else the journal alone restores
+    /// profiles).
+    pub fn checkpoint(&self) -> Option<&str> {
+        Some(self.checkpoint.as_str()).filter(|c| !c.is_empty())
     }
 
     /// Removes the journal from its store (the change or transaction is over).

@@ -2,6 +2,7 @@
 //! have written, never followed through a symlink.
 
 use super::{Journal, TxError};
+use crate::identity::current_uid;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -204,19 +205,6 @@ impl Store {
 #[derive(Debug)]
 pub struct Lock {
     _file: File,
-}
-
-/// This process's effective uid, from `/proc/self/status` (no libc call needed, and
-/// `unsafe` is not allowed in this crate).
-fn current_uid() -> Option<u32> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
-        .lines()
-        .find(|l| l.starts_with("Uid:"))?
-        .split_whitespace()
-        .nth(2)?
-        .parse()
-        .ok()
 }
 
 #[cfg(test)]

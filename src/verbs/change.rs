@@ -50,6 +50,12 @@ pub enum Protection {
     Checkpoint,
     /// The user's open transaction: the changes are journalled for commit or rollback.
     Transaction,
+    /// The user's open transaction without a checkpoint (NetworkManager does not let this
+    /// user take one): rollback restores the user's own profiles, not device state.
+    TransactionJournal,
+    /// The journal alone (NetworkManager does not let this user take checkpoints): a failure
+    /// restored the profiles the change touched and deleted those it added.
+    Journal,
     /// None (asked for).
     None,
 }
@@ -112,7 +118,7 @@ impl Context {
         let mut protection = Protection::None;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
-                let (s, p) = safety(j, &self.store, o.checkpoint, o.rollback_timeout);
+                let (s, p) = safety(j, &self.store, o.checkpoint, self.checkpoints_allowed(), o.rollback_timeout);
                 protection = p;
                 self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
             })

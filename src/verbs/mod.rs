@@ -119,7 +119,13 @@ pub struct Context {
     agent: Agent,
     store: Store,
     notice: Box<dyn Fn(&str) + Send + Sync>,
+    /// NetworkManager lets this caller take checkpoints (root always; a desktop user only if
+    /// polkit says so for `checkpoint-rollback`); without, changes get journal-only protection.
+    checkpoints: std::sync::atomic::AtomicBool,
 }
+
+/// NetworkManager's polkit action for every checkpoint method.
+pub const CHECKPOINT_ACTION: &str = "org.freedesktop.NetworkManager.checkpoint-rollback";
 
 impl Context {
     /// Connects to NetworkManager on the system bus.
@@ -135,7 +141,31 @@ impl Context {
         // `…//socket` are one bus and must share one lock.
         let (agent, id) = tokio::join!(Agent::new(nm.clone()), nm.bus_id());
         let store = Store::for_bus(&id?)?;
-        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}) })
+        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}), checkpoints: true.into() })
+    }
+
+    /// The same context working on `scope`'s profiles. For a user, asks NetworkManager whether
+    /// checkpoints are allowed (`GetPermissions`): only a plain `yes` counts, since an `auth`
+    /// answer would need a password prompt in the middle of a change.
+    pub async fn with_scope(mut self, scope: crate::nm::Scope) -> Result<Self, VerbError> {
+        if let crate::nm::Scope::User(_) = scope {
+            let allowed = self.agent.client().permissions().await?;
+            self.set_checkpoints_allowed(allowed.get(CHECKPOINT_ACTION).map(String::as_str) == Some("yes"));
+        }
+        self.agent = self.agent.with_scope(scope);
+        Ok(self)
+    }
+
+    /// Records whether NetworkManager lets this caller take checkpoints (the session service
+    /// calls it again when NetworkManager says permissions changed).
+    pub fn set_checkpoints_allowed(&self, allowed: bool) {
+        self.checkpoints.store(allowed, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The protection a change would get now: the open transaction's, else a checkpoint if
+    /// NetworkManager allows one, else the journal alone.
+    pub fn checkpoints_allowed(&self) -> bool {
+        self.checkpoints.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Calls `f` with a sentence for the user when something happens they should know about
@@ -194,7 +224,7 @@ impl Context {
                 Ok(None)
             }
             JournalKind::Transaction => {
-                if !self.agent.checkpoints().await?.contains(&j.checkpoint) {
+                if j.checkpoint().is_some() && !self.agent.checkpoints().await?.contains(&j.checkpoint) {
                     return Err(VerbError::TransactionExpired { checkpoint: j.checkpoint });
                 }
                 Ok(Some(j))
@@ -269,11 +299,16 @@ fn safety<'a>(
     journal: Option<&'a mut Journal>,
     store: &'a Store,
     checkpoint: bool,
+    allowed: bool,
     rollback_timeout: u32,
 ) -> (Safety<'a>, Protection) {
     match journal {
+        Some(j) if j.checkpoint().is_none() => (Safety::Transaction(j), Protection::TransactionJournal),
         Some(j) => (Safety::Transaction(j), Protection::Transaction),
-        None if checkpoint => (Safety::Checkpoint { rollback_timeout, store: Some(store) }, Protection::Checkpoint),
+        None if checkpoint && allowed => {
+            (Safety::Checkpoint { rollback_timeout, store: Some(store) }, Protection::Checkpoint)
+        }
+        None if checkpoint => (Safety::Journal { store: Some(store) }, Protection::Journal),
         None => (Safety::Unprotected, Protection::None),
     }
 }

@@ -95,7 +95,7 @@ impl Context {
     ) -> Result<String, VerbError> {
         self.changing(format!("unbridge {bridge}"), async |j| {
             let found = self.agent.find(bridge).await?;
-            let (s, _) = safety(j, &self.store, true, rollback_timeout);
+            let (s, _) = safety(j, &self.store, true, self.checkpoints_allowed(), rollback_timeout);
             self.agent.unbridge(&found, start, timeout, s).await
         })
         .await
@@ -127,7 +127,7 @@ impl Context {
     ) -> Result<ShareOutcome, VerbError> {
         let forced = gate(&self.agent.check(&doc.host, &doc.findings, start).await?, start, force, verb)?;
         let mut journal = self.open_journal().await?;
-        let (s, protection) = safety(journal.as_mut(), &self.store, true, rollback_timeout);
+        let (s, protection) = safety(journal.as_mut(), &self.store, true, self.checkpoints_allowed(), rollback_timeout);
         let r = if start {
             self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(_, started)| {
                 match started.into_iter().find_map(|(_, r)| r.err()) {

@@ -16,7 +16,7 @@ impl Context {
                 AgentError::TransactionRunning { checkpoint: j.checkpoint, age: now.saturating_sub(j.begun) }.into()
             );
         }
-        let j = self.agent.open_transaction(rollback_timeout).await?;
+        let j = self.agent.open_transaction(rollback_timeout, self.checkpoints_allowed()).await?;
         self.store.save(&j)?;
         Ok(j)
     }
@@ -44,7 +44,9 @@ impl Context {
         };
         // The changes stay either way; an expired checkpoint is reported after forgetting it.
         j.discard()?;
-        self.agent.drop_checkpoint(&j.checkpoint).await?;
+        if let Some(cp) = j.checkpoint() {
+            self.agent.drop_checkpoint(cp).await?;
+        }
         Ok(j.checkpoint)
     }
 
