@@ -42,7 +42,7 @@ pub fn user_name(uid: u32) -> Option<String> {
 /// Why the caller's scope could not be found.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot tell who runs nmiface: {0}")]
-pub struct UnknownUser(String);
+pub struct UnknownUser(pub String);
 
 /// The scope a front end works in: system-wide for root or when `system` is asked, else the
 /// caller's own per-user profiles.

@@ -21,6 +21,8 @@
 //! - [`identity`]: who runs nmiface (uid, user name) and the scope of profiles that follows.
 //! - [`transaction`]: the journal and the lock, in a private runtime directory.
 //! - [`agent`]: NetworkManager work per verb: fetch, plan, execute.
+//! - [`session`]: the session service on the user's session bus (`nmiface session`), a thin
+//!   D-Bus layer over [`verbs`].
 //! - [`verbs`]: the surface every front end calls, one entry per verb: it owns connecting, the
 //!   capability gate, the lock, the journal and the choice of protection.
 //!
@@ -48,6 +50,7 @@ pub mod nm;
 pub mod nm_client;
 pub mod plan;
 pub mod report;
+pub mod session;
 pub mod transaction;
 pub mod verbs;
 pub mod xml;

@@ -142,39 +142,45 @@ impl Agent {
         let progress = std::sync::Mutex::new(progress);
         let mut results = Vec::new();
         for wave in doc.host.start_waves() {
-            let starts = wave.into_iter().filter_map(|iface| {
-                // Not translated (an unsupported finding says why): nothing to start.
-                let stored = defined.iter().find(|s| s.name == iface.name.as_str())?;
-                let what = report.iter().find(|d| d.interface == iface.name.as_str())?;
-                let was_running = running.contains(stored.main.path.as_str());
-                let progress = &progress;
-                Some(async move {
-                    let name = iface.name.as_str();
-                    let t0 = std::time::Instant::now();
-                    let mut tell = |p: Progress| {
-                        if let Ok(mut f) = progress.lock() {
-                            f(name, p);
-                        }
-                    };
-                    let r = match (was_running, what.changed(), what.in_place) {
-                        (true, false, _) => Ok(How::Unchanged),
-                        (true, true, true) => match self.nm.reapply(name).await {
-                            Ok(()) => Ok(How::Reapplied),
-                            // NetworkManager would not apply it in place after all.
-                            Err(_) => self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated),
-                        },
-                        (true, true, false) => self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated),
-                        (false, _, _) => self.start(stored, timeout, &mut tell).await.map(|()| How::Started),
-                    };
-                    let patience =
-                        if matches!(r, Ok(How::Reapplied)) { Duration::from_secs(3) } else { Duration::ZERO };
-                    let r = match r {
-                        Ok(how) => self.verify(iface, patience).await.map(|()| how),
-                        Err(e) => Err(e),
-                    };
-                    (name.to_string(), r.map(|how| (how, t0.elapsed())))
+            // Collected first: see `nm_client::bounded` on futures that must be `Send`.
+            let starts: Vec<_> = wave
+                .into_iter()
+                .filter_map(|iface| {
+                    // Not translated (an unsupported finding says why): nothing to start.
+                    let stored = defined.iter().find(|s| s.name == iface.name.as_str())?;
+                    let what = report.iter().find(|d| d.interface == iface.name.as_str())?;
+                    let was_running = running.contains(stored.main.path.as_str());
+                    let progress = &progress;
+                    Some(async move {
+                        let name = iface.name.as_str();
+                        let t0 = std::time::Instant::now();
+                        let mut tell = |p: Progress| {
+                            if let Ok(mut f) = progress.lock() {
+                                f(name, p);
+                            }
+                        };
+                        let r = match (was_running, what.changed(), what.in_place) {
+                            (true, false, _) => Ok(How::Unchanged),
+                            (true, true, true) => match self.nm.reapply(name).await {
+                                Ok(()) => Ok(How::Reapplied),
+                                // NetworkManager would not apply it in place after all.
+                                Err(_) => self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated),
+                            },
+                            (true, true, false) => {
+                                self.start(stored, timeout, &mut tell).await.map(|()| How::Reactivated)
+                            }
+                            (false, _, _) => self.start(stored, timeout, &mut tell).await.map(|()| How::Started),
+                        };
+                        let patience =
+                            if matches!(r, Ok(How::Reapplied)) { Duration::from_secs(3) } else { Duration::ZERO };
+                        let r = match r {
+                            Ok(how) => self.verify(iface, patience).await.map(|()| how),
+                            Err(e) => Err(e),
+                        };
+                        (name.to_string(), r.map(|how| (how, t0.elapsed())))
+                    })
                 })
-            });
+                .collect();
             results.extend(futures_util::stream::iter(starts).buffered(ACTIVATIONS).collect::<Vec<_>>().await);
         }
         Ok((report, results))

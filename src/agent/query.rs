@@ -27,6 +27,9 @@ pub struct Listed {
     pub nmiface: bool,
     /// The NetworkManager profile's name (`connection.id`).
     pub profile: String,
+    /// The profile's UUID (the session service's object paths are made from it).
+    #[serde(skip)]
+    pub uuid: uuid::Uuid,
 }
 
 /// A NetworkManager connection type as `list` names it.
@@ -62,7 +65,15 @@ impl Agent {
                     .map(|d| d.hw_address.to_lowercase())
                     .or_else(|| configured_mac(&s.profile).map(|m| m.to_string()));
                 let profile = s.profile.id.clone();
-                Some(Listed { name, kind, active: active.contains(s.path.as_str()), mac, nmiface, profile })
+                Some(Listed {
+                    name,
+                    kind,
+                    active: active.contains(s.path.as_str()),
+                    mac,
+                    nmiface,
+                    profile,
+                    uuid: s.profile.uuid,
+                })
             })
             .collect();
         // nmiface's first, then by name.

@@ -5,6 +5,7 @@ mod daemon;
 mod lifecycle;
 mod output;
 mod query;
+mod session;
 mod share;
 mod shell;
 mod translate;
@@ -94,6 +95,7 @@ waits for the answer on stdin.")]
     /// The pages are roff source, uncompressed, generated from the same definitions as --help;
     /// `man -l DIR/nmiface.1` reads one in place.
     Man(shell::ManArgs),
+    Session(session::Args),
 }
 
 /// What a command achieved, when it did not fail.
@@ -130,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Rollback(a) => lifecycle::rollback(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
+        Command::Session(a) => session::run(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

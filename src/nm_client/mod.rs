@@ -34,7 +34,11 @@ where
     F: FnMut(I::Item) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    stream::iter(items).map(f).buffered(CONCURRENCY).collect().await
+    // The futures are made first (they are lazy: nothing runs yet) so that the closure is not
+    // part of the state held across awaits: a closure over borrowed items there makes rustc
+    // fail to prove the future `Send` (rust-lang/rust#102211), which the session service needs.
+    let futures: Vec<Fut> = items.into_iter().map(f).collect();
+    stream::iter(futures).buffered(CONCURRENCY).collect().await
 }
 
 /// `AddConnection2`/`Update2` flag: write to disk.

@@ -6,6 +6,12 @@ use crate::agent::AgentError;
 use crate::transaction::{Journal, JournalKind};
 
 impl Context {
+    /// The open transaction's journal, if there is one (read without the lock: for showing
+    /// how the user is protected, not for changing anything).
+    pub fn open_transaction(&self) -> Result<Option<Journal>, VerbError> {
+        Ok(self.store.load()?.filter(|j| j.kind == JournalKind::Transaction))
+    }
+
     /// Opens a transaction: a checkpoint over all devices that NetworkManager rolls back by
     /// itself after `rollback_timeout` seconds (0: never) unless committed.
     pub async fn begin(&self, rollback_timeout: u32) -> Result<Journal, VerbError> {

@@ -415,7 +415,7 @@ fn ownership() -> R {
         rt.block_on(client.profiles())
             .unwrap()
             .into_iter()
-            .find(|s| s.profile.id == id && !s.profile.is_managed())
+            .find(|s| s.profile.id == id && !nmiface::nm::Scope::System.owns(&s.profile))
             .map(|s| s.profile)
     };
     // A hand-made profile with the name nmiface wants (a conflict), and a stock-style one that
@@ -464,5 +464,5 @@ fn ownership() -> R {
         .unwrap()
         .map(|s| s.profile)
         .ok_or("adopted profile missing")?;
-    ensure(adopted.is_managed(), || format!("not adopted in place: {adopted:?}"))
+    ensure(nmiface::nm::Scope::System.owns(&adopted), || format!("not adopted in place: {adopted:?}"))
 }

@@ -1,0 +1,351 @@
+//! `/org/nmiface/Interfaces1`, `org.nmiface.Interfaces1.Manager`: libvirt-dbus's
+//! `org.libvirt.Connect` interface methods (define, look up, list, transactions), plus `Apply` and
+//! `Check`, NetworkManager's version and this user's permissions, and lifecycle events.
+
+use super::object::{interactive, ACTIVATION_TIMEOUT};
+use super::state::{object_path, Service};
+use super::{flags, ErrorKind, ServiceError};
+use crate::finding::{Finding, Severity};
+use crate::gaps::Status;
+use crate::verbs::{ApplyOptions, Context, DefineOptions, VerbError};
+use crate::xml::Document;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
+
+/// A finding on the wire: severity, element path, line, column (0: none), message.
+pub type WireFinding = (String, String, u32, u32, String);
+
+/// The Manager object.
+pub(super) struct Manager {
+    svc: Arc<Service>,
+}
+
+fn wire(findings: &[Finding]) -> Vec<WireFinding> {
+    findings
+        .iter()
+        .map(|f| {
+            let severity = match f.severity {
+                Severity::Info => "info",
+                Severity::Approximated => "approximated",
+                Severity::Unsupported => "unsupported",
+            };
+            let (line, column) = f.location.map_or((0, 0), |l| (l.line, l.column));
+            (severity.to_string(), f.path.clone(), line, column, f.message.clone())
+        })
+        .collect()
+}
+
+fn parse(method: &str, xml: &str) -> Result<Document, ServiceError> {
+    Ok(crate::xml::parse_document(method, xml)?)
+}
+
+/// The options of `Apply` and `Check`: `adopt` (b), `force` (b), `system` (b), `timeout`
+/// (u, seconds), `checkpoint` (b). Unknown keys are refused, so a typo is not silently ignored.
+struct Opts {
+    flags: u32,
+    timeout: Duration,
+    checkpoint: bool,
+}
+
+fn options(o: &HashMap<String, OwnedValue>) -> Result<Opts, ServiceError> {
+    let mut out = Opts { flags: 0, timeout: ACTIVATION_TIMEOUT, checkpoint: true };
+    let bad = |k: &str, want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
+    for (k, v) in o {
+        let flag = |bit: u32, out: &mut Opts| -> Result<(), ServiceError> {
+            if bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))? {
+                out.flags |= bit;
+            }
+            Ok(())
+        };
+        match k.as_str() {
+            "adopt" => flag(flags::ADOPT, &mut out)?,
+            "force" => flag(flags::FORCE, &mut out)?,
+            "system" => flag(flags::SYSTEM, &mut out)?,
+            "timeout" => out.timeout = Duration::from_secs(u32::try_from(v).map_err(|_| bad(k, "seconds (u)"))?.into()),
+            "checkpoint" => out.checkpoint = bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))?,
+            _ => {
+                return Err(ServiceError::new(
+                    ErrorKind::InvalidArgs,
+                    format!("unknown option '{k}' (known: adopt, force, system, timeout, checkpoint)"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Manager {
+    pub(super) fn new(svc: Arc<Service>) -> Self {
+        Self { svc }
+    }
+
+    /// Runs a verb in the scope `flags` asks for; NetworkManager's refusals explained; objects
+    /// and events brought in line before the reply when `changes`.
+    async fn run<T>(
+        &self,
+        hdr: &Header<'_>,
+        flags: u32,
+        changes: bool,
+        f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
+    ) -> Result<T, ServiceError> {
+        let _busy = self.svc.admit(hdr).await?;
+        let ctx = self.svc.contexts()?;
+        let r = f(ctx.pick(flags)).await.map_err(ServiceError::from);
+        if changes {
+            let _ = self.svc.sync(true).await;
+        }
+        match r {
+            Ok(t) => Ok(t),
+            Err(e) => Err(self.svc.explain(e, flags & flags::SYSTEM != 0, interactive(hdr)).await),
+        }
+    }
+
+    /// The object of interface `name` in the scope of `flags`, exported if it is system-wide.
+    async fn object_of(&self, name: &str, flags: u32) -> Result<OwnedObjectPath, ServiceError> {
+        let ctx = self.svc.contexts()?;
+        let listed = ctx.pick(flags).list().await?;
+        let mine = listed.iter().find(|l| l.nmiface && l.name == name);
+        match mine {
+            Some(l) if flags & flags::SYSTEM != 0 => self.svc.export_system(l).await,
+            Some(l) => Ok(object_path(l.uuid)),
+            None => {
+                // Not this scope's: say whether something else has that name.
+                let other = listed.iter().find(|l| l.name == name).map(|l| l.profile.clone());
+                let system = if flags & flags::SYSTEM == 0 {
+                    ctx.system.list().await?.into_iter().find(|l| l.nmiface && l.name == name).map(|l| l.profile)
+                } else {
+                    None
+                };
+                Err(match (other.or(system.clone()), system.is_some()) {
+                    (Some(p), true) => ServiceError::new(
+                        ErrorKind::NotOwned,
+                        format!("'{name}' is a system-wide interface (profile '{p}'), not yours: use the SYSTEM flag (4) to work on it"),
+                    ),
+                    (Some(p), false) => ServiceError::new(
+                        ErrorKind::NotOwned,
+                        format!("'{name}' exists (profile '{p}') but is not an nmiface interface of yours"),
+                    ),
+                    (None, _) => ServiceError::new(ErrorKind::NotFound, format!("no interface '{name}'")),
+                })
+            }
+        }
+    }
+}
+
+#[zbus::interface(name = "org.nmiface.Interfaces1.Manager")]
+impl Manager {
+    /// Creates or updates the profiles of the interfaces in `xml` (`virsh iface-define`);
+    /// `flags`: 1 ADOPT, 2 FORCE, 4 SYSTEM. Returns the first interface's object.
+    #[zbus(name = "InterfaceDefineXML")]
+    async fn interface_define_xml(
+        &self,
+        xml: String,
+        flags: u32,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let doc = parse("InterfaceDefineXML", &xml)?;
+        let o = DefineOptions { adopt: flags & flags::ADOPT != 0, force: flags & flags::FORCE != 0 };
+        self.run(&hdr, flags, true, async |c| c.define(&doc, o).await).await?;
+        let first = doc.host.interfaces.first().map(|i| i.name.to_string()).unwrap_or_default();
+        self.object_of(&first, flags).await
+    }
+
+    /// The object of the user's interface `name` (`virsh iface-…` by name).
+    async fn interface_lookup_by_name(
+        &self,
+        name: String,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let _busy = self.svc.admit(&hdr).await?;
+        self.object_of(&name, 0).await
+    }
+
+    /// The object of the user's interface with this MAC.
+    #[zbus(name = "InterfaceLookupByMAC")]
+    async fn interface_lookup_by_mac(
+        &self,
+        mac: String,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let mac = crate::model::Mac::parse(&mac)
+            .map_err(|e| ServiceError::new(ErrorKind::InvalidArgs, format!("MAC '{mac}': {e}")))?;
+        let name = self.run(&hdr, 0, false, async |c| c.name_of(&mac).await).await?;
+        self.object_of(&name, 0).await
+    }
+
+    /// The user's interfaces (`virsh iface-list`); `flags`: 1 inactive, 2 active (neither:
+    /// both), 4 SYSTEM (also nmiface's system-wide ones).
+    async fn list_interfaces(
+        &self,
+        flags: u32,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Vec<OwnedObjectPath>, ServiceError> {
+        let _busy = self.svc.admit(&hdr).await?;
+        let want = |active: bool| match flags & (flags::LIST_ACTIVE | flags::LIST_INACTIVE) {
+            flags::LIST_ACTIVE => active,
+            flags::LIST_INACTIVE => !active,
+            _ => true,
+        };
+        if flags & flags::SYSTEM != 0 {
+            let ctx = self.svc.contexts()?;
+            for l in ctx.system.list().await?.iter().filter(|l| l.nmiface) {
+                self.svc.export_system(l).await?;
+            }
+        }
+        let exported = self.svc.exported().await;
+        Ok(exported
+            .into_iter()
+            .filter(|(_, scope, p)| want(p.active) && (flags & flags::SYSTEM != 0 || *scope == self.svc.me))
+            .map(|(path, _, _)| path)
+            .collect())
+    }
+
+    /// Opens a transaction (`virsh iface-begin`): a NetworkManager checkpoint if it lets this
+    /// user take one, else nmiface's journal of the user's own profiles (the `Transaction`
+    /// property says which). `flags`: 0.
+    async fn interface_change_begin(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        self.run(&hdr, 0, false, async |c| c.begin(0).await.map(|_| ())).await?;
+        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        Ok(())
+    }
+
+    /// Keeps the transaction's changes (`virsh iface-commit`).
+    async fn interface_change_commit(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        self.run(&hdr, 0, false, async |c| c.commit(None).await.map(|_| ())).await?;
+        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        Ok(())
+    }
+
+    /// Puts back what the transaction changed (`virsh iface-rollback`).
+    async fn interface_change_rollback(
+        &self,
+        _flags: u32,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(), ServiceError> {
+        self.run(&hdr, 0, true, async |c| c.rollback(None).await).await?;
+        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        Ok(())
+    }
+
+    /// Defines and starts everything in `xml` as one step (`nmiface apply`). Options: `adopt`,
+    /// `force`, `system` (b), `timeout` (u seconds), `checkpoint` (b). Returns the interfaces'
+    /// objects and the findings (severity, path, line, column, message).
+    async fn apply(
+        &self,
+        xml: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(signal_emitter)] emitter: SignalEmitter<'_>,
+    ) -> Result<(Vec<OwnedObjectPath>, Vec<WireFinding>), ServiceError> {
+        let o = self::options(&options)?;
+        let doc = parse("Apply", &xml)?;
+        let ao = ApplyOptions {
+            adopt: o.flags & flags::ADOPT != 0,
+            force: o.flags & flags::FORCE != 0,
+            timeout: o.timeout,
+            rollback_timeout: 20,
+            checkpoint: o.checkpoint,
+        };
+        // Progress goes out as signals from its own task: the callback cannot wait.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, u64)>();
+        let emitter = emitter.to_owned();
+        let signals = tokio::spawn(async move {
+            while let Some((name, what, ms)) = rx.recv().await {
+                let _ = Manager::activation_progress(&emitter, &name, &what, ms).await;
+            }
+        });
+        let mut progress = |name: &str, p: crate::nm_client::Progress| {
+            let _ = tx.send((name.to_string(), p.what, p.elapsed.as_millis() as u64));
+        };
+        let r = self.run(&hdr, o.flags, true, async |c| c.apply(&doc, ao, &mut progress).await).await;
+        drop(tx);
+        let _ = signals.await;
+        let out = r?;
+        let mut objects = Vec::new();
+        for i in &doc.host.interfaces {
+            objects.push(self.object_of(i.name.as_str(), o.flags).await?);
+        }
+        Ok((objects, wire(&out.findings)))
+    }
+
+    /// What `xml` would need from this NetworkManager and kernel, and what it approximates:
+    /// the findings, and the capability gaps as `unsupported` findings. Changes nothing.
+    async fn check(
+        &self,
+        xml: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Vec<WireFinding>, ServiceError> {
+        let o = self::options(&options)?;
+        let doc = parse("Check", &xml)?;
+        let (findings, report) =
+            self.run(&hdr, o.flags, false, async |c| Ok((c.findings(&doc), c.check(&doc).await?))).await?;
+        let mut out = wire(&findings);
+        for (iface, item) in report.items() {
+            let severity = match item.status {
+                Status::Supported => continue,
+                Status::Approximated => "approximated",
+                Status::Unsupported => "unsupported",
+            };
+            let what = format!("{}: {}", item.feature, item.detail);
+            out.push((severity.into(), iface.unwrap_or("-").to_string(), 0, 0, what));
+        }
+        Ok(out)
+    }
+
+    /// nmiface's version.
+    #[zbus(property)]
+    fn version(&self) -> String {
+        env!("CARGO_PKG_VERSION").to_string()
+    }
+
+    /// NetworkManager's version (empty while it is not running).
+    #[zbus(property)]
+    fn network_manager_version(&self) -> String {
+        self.svc.contexts().map(|c| c.nm_version.clone()).unwrap_or_default()
+    }
+
+    /// NetworkManager's `GetPermissions` answer for this user: polkit action -> `yes`, `auth`,
+    /// `no`; refreshed when NetworkManager signals `CheckPermissions`.
+    #[zbus(property)]
+    fn permissions(&self) -> HashMap<String, String> {
+        self.svc.permissions().into_iter().collect()
+    }
+
+    /// How the open transaction protects the user: `none` (no transaction), `checkpoint`
+    /// (NetworkManager's, devices and profiles) or `journal` (nmiface's journal of the user's
+    /// own profiles: NetworkManager does not let this user take checkpoints).
+    #[zbus(property)]
+    fn transaction(&self) -> String {
+        match self.svc.contexts().ok().and_then(|c| c.user.open_transaction().ok().flatten()) {
+            None => "none",
+            Some(j) if j.checkpoint().is_some() => "checkpoint",
+            Some(_) => "journal",
+        }
+        .to_string()
+    }
+
+    /// An interface of this user was defined (0), undefined (1), started (2) or stopped (3):
+    /// libvirt's lifecycle-event shape.
+    #[zbus(signal)]
+    pub(super) async fn interface_event(
+        emitter: &SignalEmitter<'_>,
+        interface: ObjectPath<'_>,
+        event: i32,
+        detail: i32,
+    ) -> zbus::Result<()>;
+
+    /// An `Apply` is waiting on an activation: the interface, what changed (`br0: ip-config`),
+    /// and the milliseconds since it began.
+    #[zbus(signal)]
+    async fn activation_progress(
+        emitter: &SignalEmitter<'_>,
+        interface: &str,
+        step: &str,
+        elapsed_ms: u64,
+    ) -> zbus::Result<()>;
+}

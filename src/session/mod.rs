@@ -1,0 +1,92 @@
+//! The session service: nmiface on the user's session bus as `org.nmiface.Interfaces1`, for the
+//! tools acting for the person at the desk (VM managers, settings panels, scripts).
+//!
+//! A thin D-Bus layer over [`crate::verbs`], shaped after libvirt-dbus (`org.libvirt.Connect`,
+//! `org.libvirt.Interface`). It has no privileges of its own: it talks to NetworkManager on the
+//! system bus as the user who runs it, so NetworkManager's polkit checks and
+//! `connection.permissions` are the only authority. Profiles it makes are the user's own unless a
+//! call asks for system-wide ones (the `SYSTEM` flag), and then NetworkManager decides.
+//!
+//! - `manager.rs`: `/org/nmiface/Interfaces1`, the Manager interface (define, lookup, list,
+//!   apply, check, transactions; events);
+//! - `object.rs`: one object per interface (`Create`, `Destroy`, `Undefine`, `GetXMLDesc`,
+//!   properties);
+//! - `state.rs`: what the service shares between calls: the contexts per scope, the callers it
+//!   admits, the objects it exports and the sync that turns NetworkManager's changes into
+//!   events;
+//! - `error.rs`: one D-Bus error name per cause.
+
+mod error;
+mod manager;
+mod object;
+mod state;
+
+pub use error::{ErrorKind, ServiceError, PREFIX};
+
+use std::time::Duration;
+
+/// The service's well-known name on the session bus.
+pub const BUS_NAME: &str = "org.nmiface.Interfaces1";
+/// The Manager object (also the ObjectManager root).
+pub const MANAGER_PATH: &str = "/org/nmiface/Interfaces1";
+/// Where interface objects live: `…/interface/UUID` (the UUID of the interface's own profile, so
+/// a path is stable for the life of the profile).
+pub const INTERFACE_PATH: &str = "/org/nmiface/Interfaces1/interface";
+
+/// Flags of the Manager's methods (libvirt's `u flags` argument).
+pub mod flags {
+    /// Take over conflicting profiles nmiface did not create.
+    pub const ADOPT: u32 = 1;
+    /// Go on despite capability gaps.
+    pub const FORCE: u32 = 2;
+    /// System-wide profiles instead of the user's own (NetworkManager decides).
+    pub const SYSTEM: u32 = 4;
+    /// `ListInterfaces`: inactive ones (with `ACTIVE`, or neither: all).
+    pub const LIST_INACTIVE: u32 = 1;
+    /// `ListInterfaces`: active ones.
+    pub const LIST_ACTIVE: u32 = 2;
+    /// `GetXMLDesc`: the definition, not the live state.
+    pub const XML_INACTIVE: u32 = 1;
+}
+
+/// libvirt's lifecycle events (`virInterfaceEventLifecycleType` has none; these are its
+/// network and storage events' numbers), the `event` argument of `InterfaceEvent`.
+pub mod event {
+    /// Defined (a new interface of this user).
+    pub const DEFINED: i32 = 0;
+    /// Undefined (its profiles are gone).
+    pub const UNDEFINED: i32 = 1;
+    /// Started (its profile became active).
+    pub const STARTED: i32 = 2;
+    /// Stopped (its profile is no longer active: stopped, or the user logged out).
+    pub const STOPPED: i32 = 3;
+}
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Exit after this long with no client connected and no call in flight.
+    pub idle_exit: Duration,
+}
+
+/// Why the service could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The session bus could not be reached, or the name could not be owned.
+    #[error("session bus: {0}")]
+    Bus(#[from] zbus::Error),
+    /// NetworkManager could not be reached at start.
+    #[error(transparent)]
+    Verb(#[from] crate::verbs::VerbError),
+    /// Who runs the service is unknown.
+    #[error(transparent)]
+    User(#[from] crate::identity::UnknownUser),
+    /// Another process owns the name already.
+    #[error("{BUS_NAME} is owned by another process on this session bus")]
+    NameTaken,
+}
+
+/// Runs the service until it has been idle for [`Options::idle_exit`].
+pub async fn serve(o: Options) -> Result<(), ServeError> {
+    state::run(o).await
+}

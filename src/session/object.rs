@@ -1,0 +1,165 @@
+//! One object per interface, `org.nmiface.Interfaces1.Interface`, shaped after libvirt-dbus's
+//! `org.libvirt.Interface`: `Create`, `Destroy`, `Undefine`, `GetXMLDesc`, and its state as
+//! properties that signal their changes.
+
+use super::state::Service;
+use super::{flags, ServiceError};
+use crate::agent::Listed;
+use crate::nm::Scope;
+use std::sync::Arc;
+use std::time::Duration;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+
+/// How long `Create` waits for an activation.
+pub(super) const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An interface's state as the object shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Props {
+    pub name: String,
+    pub mac: String,
+    pub active: bool,
+    pub kind: String,
+    pub uuid: uuid::Uuid,
+}
+
+impl From<&Listed> for Props {
+    fn from(l: &Listed) -> Self {
+        Props {
+            name: l.name.clone(),
+            mac: l.mac.clone().unwrap_or_default(),
+            active: l.active,
+            kind: l.kind.clone(),
+            uuid: l.uuid,
+        }
+    }
+}
+
+/// The object of one interface.
+pub(super) struct InterfaceObject {
+    svc: Arc<Service>,
+    scope: Scope,
+    pub props: Props,
+}
+
+/// True when the caller allowed interactive authorization on its message.
+pub(super) fn interactive(hdr: &Header<'_>) -> bool {
+    hdr.primary().flags().contains(zbus::message::Flags::AllowInteractiveAuth)
+}
+
+impl InterfaceObject {
+    pub(super) fn new(svc: Arc<Service>, scope: Scope, props: Props) -> Self {
+        Self { svc, scope, props }
+    }
+
+    fn system(&self) -> bool {
+        self.scope == Scope::System
+    }
+
+    /// Runs a verb in this object's scope; NetworkManager's refusals explained.
+    async fn run<T>(
+        &self,
+        hdr: &Header<'_>,
+        f: impl AsyncFnOnce(&crate::verbs::Context) -> Result<T, crate::verbs::VerbError>,
+    ) -> Result<T, ServiceError> {
+        let _busy = self.svc.admit(hdr).await?;
+        let ctx = self.svc.contexts()?;
+        let c = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
+        let r = f(c).await.map_err(ServiceError::from);
+        // Events and property changes are out before the reply.
+        let _ = self.svc.sync(true).await;
+        match r {
+            Ok(t) => Ok(t),
+            Err(e) => Err(self.svc.explain(e, self.system(), interactive(hdr)).await),
+        }
+    }
+
+    /// Emits `PropertiesChanged` for what differs from `was`.
+    pub(super) async fn changed(&self, was: &Props, e: &SignalEmitter<'_>) {
+        let p = &self.props;
+        let _ = async {
+            if p.active != was.active {
+                self.active_changed(e).await?;
+                self.state_changed(e).await?;
+            }
+            if p.mac != was.mac {
+                self.m_a_c_changed(e).await?;
+            }
+            if p.kind != was.kind {
+                self.type_changed(e).await?;
+            }
+            zbus::Result::Ok(())
+        }
+        .await;
+    }
+}
+
+#[zbus::interface(name = "org.nmiface.Interfaces1.Interface")]
+impl InterfaceObject {
+    /// Activates the interface and waits for it (`virsh iface-start`); `flags`: 2 FORCE.
+    async fn create(&self, flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        let name = self.props.name.clone();
+        let force = flags & flags::FORCE != 0;
+        self.run(&hdr, async |c| c.start(&name, ACTIVATION_TIMEOUT, force, &mut |_| {}).await.map(|_| ())).await
+    }
+
+    /// Deactivates the interface (`virsh iface-destroy`); `flags`: none yet (0).
+    async fn destroy(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        let name = self.props.name.clone();
+        self.run(&hdr, async |c| c.stop(&name, ACTIVATION_TIMEOUT).await).await
+    }
+
+    /// Deletes the interface's profiles (`virsh iface-undefine`); the object goes away.
+    async fn undefine(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        let name = self.props.name.clone();
+        self.run(&hdr, async |c| c.undefine(&name).await.map(|_| ())).await
+    }
+
+    /// The interface as libvirt XML; `flags`: 1 INACTIVE (the definition, not the live state).
+    #[zbus(name = "GetXMLDesc")]
+    async fn get_xml_desc(&self, flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<String, ServiceError> {
+        let name = self.props.name.clone();
+        let inactive = flags & flags::XML_INACTIVE != 0;
+        let _busy = self.svc.admit(&hdr).await?;
+        let ctx = self.svc.contexts()?;
+        let c = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
+        Ok(c.dumpxml(&name, inactive).await.map_err(ServiceError::from)?.0)
+    }
+
+    /// The interface's name.
+    #[zbus(property)]
+    fn name(&self) -> String {
+        self.props.name.clone()
+    }
+
+    /// Its MAC address (the device's, else the configured one; empty when unknown).
+    #[zbus(property, name = "MAC")]
+    fn mac(&self) -> String {
+        self.props.mac.clone()
+    }
+
+    /// Whether its profile is active.
+    #[zbus(property)]
+    fn active(&self) -> bool {
+        self.props.active
+    }
+
+    /// `ethernet`, `bridge`, `bond` or `vlan`.
+    #[zbus(property, name = "Type")]
+    fn kind(&self) -> String {
+        self.props.kind.clone()
+    }
+
+    /// `user` (the caller's own profiles) or `system` (system-wide).
+    #[zbus(property)]
+    fn scope(&self) -> String {
+        self.scope.label().to_string()
+    }
+
+    /// `active` or `inactive`.
+    #[zbus(property)]
+    fn state(&self) -> String {
+        if self.props.active { "active" } else { "inactive" }.to_string()
+    }
+}
