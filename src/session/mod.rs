@@ -14,9 +14,11 @@
 //! - `state.rs`: what the service shares between calls: the contexts per scope, the callers it
 //!   admits, the objects it exports and the sync that turns NetworkManager's changes into
 //!   events;
+//! - `life.rs`: start, following NetworkManager (signals, restarts), the idle exit;
 //! - `error.rs`: one D-Bus error name per cause.
 
 mod error;
+mod life;
 mod manager;
 mod object;
 mod state;
@@ -88,5 +90,5 @@ pub enum ServeError {
 
 /// Runs the service until it has been idle for [`Options::idle_exit`].
 pub async fn serve(o: Options) -> Result<(), ServeError> {
-    state::run(o).await
+    life::run(o).await
 }

@@ -1,18 +1,17 @@
-//! What the service shares between calls, and its life: the contexts per scope (rebuilt when
-//! NetworkManager restarts), the callers it admits, the objects it exports, the sync that turns
-//! NetworkManager's changes into events, and the idle exit.
+//! What the service shares between calls: the contexts per scope (rebuilt when NetworkManager
+//! restarts), the callers it admits, the objects it exports, and the sync that turns
+//! NetworkManager's changes into events.
 
 use super::manager::Manager;
 use super::object::{InterfaceObject, Props};
-use super::{event, ErrorKind, Options, ServeError, ServiceError, BUS_NAME, INTERFACE_PATH, MANAGER_PATH};
+use super::{event, ErrorKind, ServiceError, INTERFACE_PATH, MANAGER_PATH};
 use crate::nm::Scope;
-use crate::nm_client::{NmClient, NmError};
+use crate::nm_client::NmClient;
 use crate::verbs::{Context, VerbError, CHECKPOINT_ACTION};
-use futures_util::StreamExt;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use std::time::Instant;
+use tracing::{debug, warn};
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedObjectPath;
 
@@ -27,7 +26,7 @@ pub(super) struct Contexts {
 }
 
 impl Contexts {
-    async fn new(nm: NmClient, me: &Scope) -> Result<Self, VerbError> {
+    pub(super) async fn new(nm: NmClient, me: &Scope) -> Result<Self, VerbError> {
         let (user, system) = tokio::join!(Context::with_client(nm.clone()), Context::with_client(nm));
         let user = user?.with_scope(me.clone()).await?;
         let system = system?;
@@ -47,26 +46,26 @@ impl Contexts {
 
 /// An exported interface object, as last seen.
 #[derive(Debug, Clone, PartialEq)]
-struct Exported {
+pub(super) struct Exported {
     scope: Scope,
     props: Props,
 }
 
 /// The service's shared state.
 pub(super) struct Service {
-    contexts: Mutex<Option<Arc<Contexts>>>,
-    nm: NmClient,
+    pub(super) contexts: Mutex<Option<Arc<Contexts>>>,
+    pub(super) nm: NmClient,
     /// The user the service runs as, and works for.
     pub me: Scope,
-    uid: u32,
+    pub(super) uid: u32,
     /// The session bus connection.
     pub session: zbus::Connection,
-    exported: tokio::sync::Mutex<BTreeMap<String, Exported>>,
-    admitted: Mutex<HashMap<String, bool>>,
-    permissions: Mutex<BTreeMap<String, String>>,
-    in_flight: std::sync::atomic::AtomicUsize,
-    last_activity: Mutex<Instant>,
-    sync_wanted: tokio::sync::Notify,
+    pub(super) exported: tokio::sync::Mutex<BTreeMap<String, Exported>>,
+    pub(super) admitted: Mutex<HashMap<String, bool>>,
+    pub(super) permissions: Mutex<BTreeMap<String, String>>,
+    pub(super) in_flight: std::sync::atomic::AtomicUsize,
+    pub(super) last_activity: Mutex<Instant>,
+    pub(super) sync_wanted: tokio::sync::Notify,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -277,163 +276,6 @@ impl Service {
         let Ok(o) = zbus::zvariant::ObjectPath::try_from(path) else { return };
         if let Err(e) = Manager::interface_event(emitter, o, ev, 0).await {
             debug!("InterfaceEvent: {e}");
-        }
-    }
-}
-
-/// Runs the service: NetworkManager on the system bus as this user, the objects on the session
-/// bus, the name last (so D-Bus activation answers only once everything is in place).
-pub(super) async fn run(o: Options) -> Result<(), ServeError> {
-    let uid = crate::identity::current_uid()
-        .ok_or_else(|| crate::identity::UnknownUser("/proc/self/status has no Uid line".into()))?;
-    let me = crate::identity::caller_scope(false)?;
-    let nm = NmClient::connect_system()
-        .await
-        .map_err(|source| VerbError::Connect { address: crate::nm_client::system_bus_address(), source })?;
-    let contexts = match Contexts::new(nm.clone(), &me).await {
-        Ok(c) => Some(Arc::new(c)),
-        Err(e) => {
-            warn!("NetworkManager: {e}");
-            None
-        }
-    };
-    let session =
-        zbus::connection::Builder::session()?.method_timeout(crate::nm_client::method_timeout()).build().await?;
-    let svc = Arc::new(Service {
-        contexts: Mutex::new(contexts),
-        nm: nm.clone(),
-        me,
-        uid,
-        session: session.clone(),
-        exported: Default::default(),
-        admitted: Default::default(),
-        permissions: Default::default(),
-        in_flight: 0.into(),
-        last_activity: Mutex::new(Instant::now()),
-        sync_wanted: tokio::sync::Notify::new(),
-    });
-    let server = session.object_server();
-    server.at(MANAGER_PATH, zbus::fdo::ObjectManager).await?;
-    server.at(MANAGER_PATH, Manager::new(svc.clone())).await?;
-    svc.refresh_permissions().await;
-    if let Err(e) = svc.sync(false).await {
-        warn!("first sync: {e}");
-    }
-    let flags = zbus::fdo::RequestNameFlags::DoNotQueue.into();
-    if session.request_name_with_flags(BUS_NAME, flags).await? != zbus::fdo::RequestNameReply::PrimaryOwner {
-        return Err(ServeError::NameTaken);
-    }
-    info!("serving {BUS_NAME} for {:?}", svc.me);
-    tokio::select! {
-        r = watch_nm(svc.clone()) => r?,
-        r = syncer(svc.clone()) => r,
-        r = watch_clients(svc.clone()) => r?,
-        () = idle(svc.clone(), o.idle_exit) => {}
-    }
-    let _ = session.release_name(BUS_NAME).await;
-    Ok(())
-}
-
-/// Follows NetworkManager: any signal of it asks for a sync (debounced), `CheckPermissions`
-/// re-reads the permissions, a restart rebuilds the contexts (version, features) and says so.
-async fn watch_nm(svc: Arc<Service>) -> Result<(), ServeError> {
-    let conn = svc.nm.connection().clone();
-    let rule = zbus::MatchRule::builder()
-        .msg_type(zbus::message::Type::Signal)
-        .sender(crate::nm_client::proxies::BUS_NAME)?
-        .build();
-    let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, Some(256)).await?;
-    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
-    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, crate::nm_client::proxies::BUS_NAME)]).await?;
-    loop {
-        tokio::select! {
-            Some(Ok(m)) = signals.next() => {
-                if m.header().member().is_some_and(|n| n.as_str() == "CheckPermissions") {
-                    svc.refresh_permissions().await;
-                }
-                svc.sync_wanted.notify_one();
-            }
-            Some(change) = owners.next() => {
-                let Ok(args) = change.args() else { continue };
-                if args.new_owner().is_none() {
-                    info!("NetworkManager left the bus");
-                    *svc.contexts.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                    continue;
-                }
-                info!("NetworkManager (re)started");
-                restart(&svc).await;
-            }
-            else => return Ok(()),
-        }
-    }
-}
-
-/// After NetworkManager came (back): new contexts (its version may differ), permissions, and
-/// the objects brought in line, with the changes announced.
-async fn restart(svc: &Arc<Service>) {
-    // It owns its name before it has read its profiles: give it a moment, bounded.
-    for _ in 0..50 {
-        match Contexts::new(svc.nm.clone(), &svc.me).await {
-            Ok(c) => {
-                *svc.contexts.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
-                svc.manager_changed(|m, e| Box::pin(async move { m.network_manager_version_changed(&e).await })).await;
-                svc.refresh_permissions().await;
-                svc.sync_wanted.notify_one();
-                return;
-            }
-            Err(VerbError::Agent(crate::agent::AgentError::Nm(NmError::NotRunning))) | Err(_) => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    warn!("NetworkManager came back but does not answer");
-}
-
-/// Runs a sync when one is wanted, at most every 50 ms.
-async fn syncer(svc: Arc<Service>) {
-    loop {
-        svc.sync_wanted.notified().await;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        if let Err(e) = svc.sync(true).await {
-            debug!("sync: {e}");
-        }
-    }
-}
-
-/// Forgets callers that left the bus (they no longer keep the service alive).
-async fn watch_clients(svc: Arc<Service>) -> Result<(), ServeError> {
-    let dbus = zbus::fdo::DBusProxy::new(&svc.session).await?;
-    let mut changes = dbus.receive_name_owner_changed().await?;
-    while let Some(change) = changes.next().await {
-        let Ok(args) = change.args() else { continue };
-        if args.new_owner().is_none() {
-            let name = args.name().to_string();
-            if svc.admitted.lock().unwrap_or_else(|e| e.into_inner()).remove(&name).is_some() {
-                *svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Returns once no client has been connected and no call in flight for `delay`.
-async fn idle(svc: Arc<Service>, delay: Duration) {
-    let tick = (delay / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-    loop {
-        tokio::time::sleep(tick).await;
-        let calls = svc.in_flight.load(std::sync::atomic::Ordering::SeqCst);
-        let clients: HashSet<String> = svc
-            .admitted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .filter(|(_, ok)| **ok)
-            .map(|(n, _)| n.clone())
-            .collect();
-        let quiet = svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
-        if calls == 0 && clients.is_empty() && quiet >= delay {
-            info!("idle for {quiet:?}: exiting");
-            return;
         }
     }
 }

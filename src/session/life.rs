@@ -1,0 +1,170 @@
+//! The service's life: start (NetworkManager, objects, then the name), following NetworkManager
+//! (signals, permissions, restarts), forgetting callers that left, and the idle exit.
+
+use super::manager::Manager;
+use super::state::{Contexts, Service};
+use super::{Options, ServeError, BUS_NAME, MANAGER_PATH};
+use crate::nm_client::{NmClient, NmError};
+use crate::verbs::VerbError;
+use futures_util::StreamExt;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+/// Runs the service: NetworkManager on the system bus as this user, the objects on the session
+/// bus, the name last (so D-Bus activation answers only once everything is in place).
+pub(super) async fn run(o: Options) -> Result<(), ServeError> {
+    let uid = crate::identity::current_uid()
+        .ok_or_else(|| crate::identity::UnknownUser("/proc/self/status has no Uid line".into()))?;
+    let me = crate::identity::caller_scope(false)?;
+    let nm = NmClient::connect_system()
+        .await
+        .map_err(|source| VerbError::Connect { address: crate::nm_client::system_bus_address(), source })?;
+    let contexts = match Contexts::new(nm.clone(), &me).await {
+        Ok(c) => Some(Arc::new(c)),
+        Err(e) => {
+            warn!("NetworkManager: {e}");
+            None
+        }
+    };
+    let session =
+        zbus::connection::Builder::session()?.method_timeout(crate::nm_client::method_timeout()).build().await?;
+    let svc = Arc::new(Service {
+        contexts: Mutex::new(contexts),
+        nm: nm.clone(),
+        me,
+        uid,
+        session: session.clone(),
+        exported: Default::default(),
+        admitted: Default::default(),
+        permissions: Default::default(),
+        in_flight: 0.into(),
+        last_activity: Mutex::new(Instant::now()),
+        sync_wanted: tokio::sync::Notify::new(),
+    });
+    let server = session.object_server();
+    server.at(MANAGER_PATH, zbus::fdo::ObjectManager).await?;
+    server.at(MANAGER_PATH, Manager::new(svc.clone())).await?;
+    svc.refresh_permissions().await;
+    if let Err(e) = svc.sync(false).await {
+        warn!("first sync: {e}");
+    }
+    let flags = zbus::fdo::RequestNameFlags::DoNotQueue.into();
+    if session.request_name_with_flags(BUS_NAME, flags).await? != zbus::fdo::RequestNameReply::PrimaryOwner {
+        return Err(ServeError::NameTaken);
+    }
+    info!("serving {BUS_NAME} for {:?}", svc.me);
+    tokio::select! {
+        r = watch_nm(svc.clone()) => r?,
+        r = syncer(svc.clone()) => r,
+        r = watch_clients(svc.clone()) => r?,
+        () = idle(svc.clone(), o.idle_exit) => {}
+    }
+    let _ = session.release_name(BUS_NAME).await;
+    Ok(())
+}
+
+/// Follows NetworkManager: any signal of it asks for a sync (debounced), `CheckPermissions`
+/// re-reads the permissions, a restart rebuilds the contexts (version, features) and says so.
+async fn watch_nm(svc: Arc<Service>) -> Result<(), ServeError> {
+    let conn = svc.nm.connection().clone();
+    let rule = zbus::MatchRule::builder()
+        .msg_type(zbus::message::Type::Signal)
+        .sender(crate::nm_client::proxies::BUS_NAME)?
+        .build();
+    let mut signals = zbus::MessageStream::for_match_rule(rule, &conn, Some(256)).await?;
+    let dbus = zbus::fdo::DBusProxy::new(&conn).await?;
+    let mut owners = dbus.receive_name_owner_changed_with_args(&[(0, crate::nm_client::proxies::BUS_NAME)]).await?;
+    loop {
+        tokio::select! {
+            Some(Ok(m)) = signals.next() => {
+                if m.header().member().is_some_and(|n| n.as_str() == "CheckPermissions") {
+                    svc.refresh_permissions().await;
+                }
+                svc.sync_wanted.notify_one();
+            }
+            Some(change) = owners.next() => {
+                let Ok(args) = change.args() else { continue };
+                if args.new_owner().is_none() {
+                    info!("NetworkManager left the bus");
+                    *svc.contexts.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                    continue;
+                }
+                info!("NetworkManager (re)started");
+                restart(&svc).await;
+            }
+            else => return Ok(()),
+        }
+    }
+}
+
+/// After NetworkManager came (back): new contexts (its version may differ), permissions, and
+/// the objects brought in line, with the changes announced.
+async fn restart(svc: &Arc<Service>) {
+    // It owns its name before it has read its profiles: give it a moment, bounded.
+    for _ in 0..50 {
+        match Contexts::new(svc.nm.clone(), &svc.me).await {
+            Ok(c) => {
+                *svc.contexts.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
+                svc.manager_changed(|m, e| Box::pin(async move { m.network_manager_version_changed(&e).await })).await;
+                svc.refresh_permissions().await;
+                svc.sync_wanted.notify_one();
+                return;
+            }
+            Err(VerbError::Agent(crate::agent::AgentError::Nm(NmError::NotRunning))) | Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    warn!("NetworkManager came back but does not answer");
+}
+
+/// Runs a sync when one is wanted, at most every 50 ms.
+async fn syncer(svc: Arc<Service>) {
+    loop {
+        svc.sync_wanted.notified().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if let Err(e) = svc.sync(true).await {
+            debug!("sync: {e}");
+        }
+    }
+}
+
+/// Forgets callers that left the bus (they no longer keep the service alive).
+async fn watch_clients(svc: Arc<Service>) -> Result<(), ServeError> {
+    let dbus = zbus::fdo::DBusProxy::new(&svc.session).await?;
+    let mut changes = dbus.receive_name_owner_changed().await?;
+    while let Some(change) = changes.next().await {
+        let Ok(args) = change.args() else { continue };
+        if args.new_owner().is_none() {
+            let name = args.name().to_string();
+            if svc.admitted.lock().unwrap_or_else(|e| e.into_inner()).remove(&name).is_some() {
+                *svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns once no client has been connected and no call in flight for `delay`.
+async fn idle(svc: Arc<Service>, delay: Duration) {
+    let tick = (delay / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    loop {
+        tokio::time::sleep(tick).await;
+        let calls = svc.in_flight.load(std::sync::atomic::Ordering::SeqCst);
+        let clients: HashSet<String> = svc
+            .admitted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, ok)| **ok)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let quiet = svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+        if calls == 0 && clients.is_empty() && quiet >= delay {
+            info!("idle for {quiet:?}: exiting");
+            return;
+        }
+    }
+}
