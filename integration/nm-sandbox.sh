@@ -196,6 +196,8 @@ EOF
 # receiving; anyone may talk to the bus driver), NetworkManager's own policy
 # file, and a polkit whose name only root may own and anyone may call (as
 # Debian's org.freedesktop.PolicyKit1.conf, with root for user polkitd).
+# The policy matters: NM 1.42 asks polkit nothing for Sleep, only the bus
+# keeps non-root callers from it (with the open bus, nmib put NM to sleep).
 write_users_bus_conf() {
     local nm_policy=/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf
     [[ -r $nm_policy ]] || die "$nm_policy missing (package network-manager)"
@@ -714,6 +716,12 @@ cmd_login() {
 
 # `logout NAME USER`: removes the record (IN_DELETE); NM re-checks every
 # private profile's visibility and tears down what only USER could see.
+# Seen with NM 1.42.4 here: a private profile with autoconnect stays down
+# while its user is logged out and comes up at login; logout takes down what
+# the user activated while logged in. But NM does not refuse a manual
+# activation of a private profile while its user is logged out, and that
+# activation survives a later logout: NMKeepAlive drops an activation only
+# when its profile *was* visible and no longer is.
 cmd_logout() {
     [[ $# -eq 2 ]] || die "logout: want NAME USER (see --help)"
     set_names "$1"
