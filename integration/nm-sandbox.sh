@@ -719,9 +719,10 @@ cmd_login() {
 # Seen with NM 1.42.4 here: a private profile with autoconnect stays down
 # while its user is logged out and comes up at login; logout takes down what
 # the user activated while logged in. But NM does not refuse a manual
-# activation of a private profile while its user is logged out, and that
-# activation survives a later logout: NMKeepAlive drops an activation only
-# when its profile *was* visible and no longer is.
+# activation of a private profile while its user is logged out; that
+# activation stays up until the user has logged in and out again, as
+# NMKeepAlive drops an activation only when its profile *was* visible and no
+# longer is.
 cmd_logout() {
     [[ $# -eq 2 ]] || die "logout: want NAME USER (see --help)"
     set_names "$1"
