@@ -8,8 +8,10 @@ set -euo pipefail
 
 # man-db (man -l, with groff-base) and dpkg-dev (dpkg-shlibdeps for cargo-deb's $auto
 # dependencies) are for the Debian package check, integration/deb.sh.
+# python3-dbusmock runs the polkit stand-in of `nm-sandbox.sh up --users`.
 PACKAGES=(network-manager dnsmasq-base nftables busybox iproute2
-          libvirt-clients libxml2-utils dbus hyperfine man-db dpkg-dev)
+          libvirt-clients libxml2-utils dbus hyperfine man-db dpkg-dev
+          python3-dbusmock)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

@@ -18,6 +18,7 @@ mod idempotent;
 mod sandbox;
 mod share;
 mod transactions;
+mod users;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use nmiface::model::{Host, Interface, Kind, Member};
@@ -95,6 +96,11 @@ const TRIALS: &[Named] = &[
     ("idempotent::bridge_twice_changes_nothing", idempotent::bridge_twice_changes_nothing),
     ("ansible::playbook_on_the_apply_contract", ansible::playbook_on_the_apply_contract),
     ("confirm::apply_confirm_keeps_only_what_is_confirmed", hardening::apply_confirm_keeps_only_what_is_confirmed),
+    ("users::polkit_and_logins_decide_what_users_may_do", users::polkit_and_logins_decide_what_users_may_do),
+    (
+        "users::login_brings_private_profiles_up_and_logout_down",
+        users::login_brings_private_profiles_up_and_logout_down,
+    ),
 ];
 
 fn samples() -> Vec<PathBuf> {

@@ -42,15 +42,33 @@ impl Sandbox {
 
     /// Starts one whose NICs have the given MACs (`("eth1", "52:54:00:…")`) from the start.
     pub fn up_with_macs(dhcp: bool, macs: &[(String, String)]) -> Sandbox {
-        let name = format!("t{:x}{}", std::process::id() & 0xfff, NEXT.fetch_add(1, Ordering::SeqCst));
-        let mut cmd = Command::new("bash");
-        cmd.arg(script()).args(["up", &name]);
+        let mut args = Vec::new();
         if dhcp {
-            cmd.arg("--dhcp");
+            args.push("--dhcp".to_string());
         }
         for (nic, mac) in macs {
-            cmd.args(["--mac", &format!("{nic}={mac}")]);
+            args.extend(["--mac".to_string(), format!("{nic}={mac}")]);
         }
+        Self::start(&args)
+    }
+
+    /// Starts one fit for unprivileged callers (`up --users`): users `nmia` and `nmib`, a
+    /// default-deny system bus with NetworkManager's own policy, a polkit stand-in that answers
+    /// no until told otherwise ([`Sandbox::polkit`]), and logind records NetworkManager watches
+    /// ([`Sandbox::login`]). With `auth_polkit` false NetworkManager runs with
+    /// `auth-polkit=false` and never asks polkit.
+    pub fn up_users(auth_polkit: bool) -> Sandbox {
+        let mut args = vec!["--users".to_string()];
+        if !auth_polkit {
+            args.extend(["--auth-polkit".to_string(), "false".to_string()]);
+        }
+        Self::start(&args)
+    }
+
+    fn start(options: &[String]) -> Sandbox {
+        let name = format!("t{:x}{}", std::process::id() & 0xfff, NEXT.fetch_add(1, Ordering::SeqCst));
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).args(["up", &name]).args(options);
         let out = cmd.output().expect("run nm-sandbox.sh");
         assert!(out.status.success(), "sandbox up failed: {}", String::from_utf8_lossy(&out.stderr));
         let env = String::from_utf8_lossy(&out.stdout)
@@ -129,6 +147,79 @@ impl Sandbox {
         full.extend_from_slice(args);
         let out = self.exec(&full);
         serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The sandbox's state directory.
+    pub fn dir(&self) -> PathBuf {
+        PathBuf::from(&self.env["NMIFACE_SANDBOX_DIR"])
+    }
+
+    /// The first unprivileged user of an [`Sandbox::up_users`] sandbox: (name, uid).
+    pub fn user_a(&self) -> (String, u32) {
+        self.user("A")
+    }
+
+    /// The second unprivileged user: (name, uid).
+    pub fn user_b(&self) -> (String, u32) {
+        self.user("B")
+    }
+
+    fn user(&self, which: &str) -> (String, u32) {
+        let name = self.env.get(&format!("NMIFACE_USER_{which}")).expect("not a --users sandbox").clone();
+        let uid = self.env[&format!("NMIFACE_UID_{which}")].parse().unwrap();
+        (name, uid)
+    }
+
+    /// Runs one of the launcher's commands for this sandbox; panics if it fails.
+    fn command(&self, cmd: &str, args: &[&str]) -> Output {
+        let out = Command::new("bash").arg(script()).args([cmd, &self.name]).args(args).output().expect(cmd);
+        assert!(out.status.success(), "nm-sandbox.sh {cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    /// Makes the polkit stand-in answer `answer` (`yes`, `no` or `auth`) when NetworkManager asks
+    /// about `uid` and `action` (an fnmatch pattern, e.g. `org.freedesktop.NetworkManager.*`),
+    /// replacing an earlier answer for the same pair. Takes effect at the next question.
+    pub fn polkit(&self, uid: u32, action: &str, answer: &str) {
+        self.command("polkit", &[&uid.to_string(), action, answer]);
+    }
+
+    /// Every question NetworkManager asked polkit so far, one line each:
+    /// `UID ACTION FLAGS ANSWER` (flags 1 = the caller allows interaction).
+    pub fn polkit_log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("polkit.log")).unwrap_or_default()
+    }
+
+    /// Logs `user` in as logind would (an online, active session): NetworkManager then shows
+    /// and autoconnects the profiles whose `connection.permissions` name that user.
+    pub fn login(&self, user: &str) {
+        self.command("login", &[user]);
+    }
+
+    /// Logs `user` out: NetworkManager hides that user's private profiles and takes down what
+    /// the user activated while logged in.
+    pub fn logout(&self, user: &str) {
+        self.command("logout", &[user]);
+    }
+
+    /// Starts `user`'s session bus (run as that user, only that user may connect) with
+    /// `servicedir` for D-Bus activation; returns its address and the user's runtime directory
+    /// (`XDG_RUNTIME_DIR`), which [`Sandbox::as_user`] also sets.
+    pub fn session_bus(&self, user: &str, servicedir: &std::path::Path) -> (String, PathBuf) {
+        let out = self.command("session-bus", &[user, servicedir.to_str().unwrap()]);
+        let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect();
+        (env["DBUS_SESSION_BUS_ADDRESS"].clone(), PathBuf::from(&env["XDG_RUNTIME_DIR"]))
+    }
+
+    /// `args` run as `user` in NetworkManager's namespace, with this sandbox's system bus, the
+    /// user's `XDG_RUNTIME_DIR` and session bus (once started).
+    pub fn as_user(&self, user: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).args(["as", &self.name, user, "--"]).args(args);
+        cmd
     }
 
     /// A client of this sandbox's NetworkManager.
