@@ -41,6 +41,8 @@ Usage:
   $PROG as NAME USER -- CMD...          run CMD as USER in NM's netns with the
                                         system bus, XDG_RUNTIME_DIR and the
                                         session bus (if started) set
+  $PROG restart NAME                    stop NetworkManager (TERM) and start it
+                                        again, same profiles; log users in again
 
 NAME and VMNAME: 1-8 chars of [a-z0-9] (VMNAME not "w").
 
@@ -384,6 +386,10 @@ start_nm() {
     log "starting $NM_BIN in $NS"
     write_nm_conf
     write_nm_start_script
+    launch_nm
+}
+
+launch_nm() {
     # setsid: NM must not die with the caller's terminal/session.
     DBUS_SYSTEM_BUS_ADDRESS=$BUS_ADDR \
         setsid ip netns exec "$NS" unshare -m sh "$DIR/nm-start.sh" \
@@ -520,6 +526,25 @@ cmd_up() {
     wait_nm_ready
     trap - EXIT INT TERM HUP
     print_env
+}
+
+# -------------------------------------------------------------- restart ----
+
+# `restart NAME`: NetworkManager stops (TERM, as systemd stops it) and starts
+# again with the same configuration, profiles and NICs; returns once it is
+# ready. Its mount namespace is new, so login records are gone: log users in
+# again.
+cmd_restart() {
+    [[ $# -eq 1 ]] || die "restart: want NAME"
+    set_names "$1"
+    [[ -d $DIR ]] || die "no sandbox '$NAME'"
+    local p
+    if p=$(pid_from_file "$DIR/nm.pid"); then
+        stop_pids "$p"
+    fi
+    NICS=$(ip -n "$NS" -o link show | grep -cE '^[0-9]+: eth[0-9]+@') || NICS=0
+    launch_nm
+    wait_nm_ready
 }
 
 # ----------------------------------------------------------------- down ----
@@ -818,6 +843,7 @@ main() {
         logout)   cmd_logout "$@" ;;
         session-bus) cmd_session_bus "$@" ;;
         as)       cmd_as "$@" ;;
+        restart)  cmd_restart "$@" ;;
         -h|--help|help) usage ;;
         "") usage >&2; exit 2 ;;
         *) echo "$PROG: unknown command '$cmd'" >&2; usage >&2; exit 2 ;;

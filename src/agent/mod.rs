@@ -76,6 +76,11 @@ impl Agent {
         Ok(desired)
     }
 
+    /// The same agent over another client (e.g. [`NmClient::interactive`]).
+    pub fn with_client(&self, nm: NmClient) -> Self {
+        Self { nm, version: self.version, scope: self.scope.clone() }
+    }
+
     /// The client.
     pub fn client(&self) -> &NmClient {
         &self.nm

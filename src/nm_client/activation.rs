@@ -151,7 +151,7 @@ impl NmClient {
 
         debug!(call = "ActivateConnection", %profile);
         let root = ObjectPath::from_static_str_unchecked("/");
-        let ac: OwnedObjectPath = self.nm.activate_connection(profile, &root, &root).await.map_err(NmError::from)?;
+        let ac: OwnedObjectPath = self.change(self.nm.inner(), "ActivateConnection", &(profile, &root, &root)).await?;
         let mut main_done = false;
         let mut pending: HashSet<&str> = ports.iter().map(String::as_str).collect();
         let mut main_device_reason: Option<u32> = None;
@@ -242,7 +242,7 @@ impl NmClient {
             MessageStream::for_match_rule(rule("org.freedesktop.NetworkManager.Connection.Active")?, conn, Some(64))
                 .await?;
         debug!(call = "DeactivateConnection", %ac);
-        match self.nm.deactivate_connection(&ac).await.map_err(NmError::from) {
+        match self.change::<_, ()>(self.nm.inner(), "DeactivateConnection", &(&ac,)).await {
             Ok(()) => {}
             Err(NmError::NotActive) => return Ok(()),
             Err(e) => return Err(e),

@@ -85,6 +85,10 @@ pub struct NmClient {
     conn: zbus::Connection,
     nm: NetworkManagerProxy<'static>,
     settings: SettingsProxy<'static>,
+    /// Changes are sent with D-Bus's ALLOW_INTERACTIVE_AUTHORIZATION flag, so NetworkManager
+    /// lets polkit ask the user for a password (the session service sets it when its caller
+    /// allowed interaction on its own message).
+    interactive: bool,
 }
 
 fn opt_path(v: Option<&OwnedValue>) -> Option<String> {
@@ -138,7 +142,30 @@ impl NmClient {
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        Ok(Self { conn, nm, settings })
+        Ok(Self { conn, nm, settings, interactive: false })
+    }
+
+    /// The same client, sending changes (add, update, delete, activate, deactivate) with
+    /// the flag that lets NetworkManager ask polkit to authenticate the user interactively.
+    pub fn interactive(&self) -> NmClient {
+        NmClient { interactive: true, ..self.clone() }
+    }
+
+    /// Calls `method` on `proxy` with the interactive-authorization flag when this client has
+    /// it: the generated proxies cannot set a message flag per call.
+    pub(crate) async fn change<B, R>(&self, proxy: &zbus::Proxy<'_>, method: &str, body: &B) -> Result<R, NmError>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+        R: for<'d> zbus::zvariant::DynamicDeserialize<'d>,
+    {
+        let flags = match self.interactive {
+            true => zbus::proxy::MethodFlags::AllowInteractiveAuth.into(),
+            false => Default::default(),
+        };
+        match proxy.call_with_flags(method, flags, body).await? {
+            Some(r) => Ok(r),
+            None => Err(NmError::Dbus(Box::new(zbus::Error::InvalidReply))),
+        }
     }
 
     /// The underlying connection.

@@ -127,7 +127,9 @@ impl NmClient {
     /// Adds a profile; returns its object path.
     pub async fn add(&self, p: &Profile, flags: u32) -> Result<OwnedObjectPath, NmError> {
         debug!(call = "AddConnection2", id = %p.id, uuid = %p.uuid, flags);
-        let (path, _) = self.settings.add_connection2(to_dbus(&p.settings), flags, HashMap::new()).await?;
+        let args: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+        let (path, _): (OwnedObjectPath, HashMap<String, zbus::zvariant::OwnedValue>) =
+            self.change(self.settings.inner(), "AddConnection2", &(to_dbus(&p.settings), flags, args)).await?;
         Ok(path)
     }
 
@@ -135,7 +137,9 @@ impl NmClient {
     pub async fn update(&self, path: &ObjectPath<'_>, p: &Profile, flags: u32) -> Result<(), NmError> {
         debug!(call = "Update2", %path, id = %p.id, flags);
         let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
-        proxy.update2(to_dbus(&p.settings), flags, HashMap::new()).await?;
+        let args: HashMap<&str, zbus::zvariant::Value<'_>> = HashMap::new();
+        let _: HashMap<String, zbus::zvariant::OwnedValue> =
+            self.change(proxy.inner(), "Update2", &(to_dbus(&p.settings), flags, args)).await?;
         Ok(())
     }
 
@@ -143,8 +147,7 @@ impl NmClient {
     pub async fn delete(&self, path: &ObjectPath<'_>) -> Result<(), NmError> {
         debug!(call = "Delete", %path);
         let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
-        proxy.delete().await?;
-        Ok(())
+        self.change::<_, ()>(proxy.inner(), "Delete", &()).await
     }
 
     /// The keyfile behind a profile.

@@ -93,8 +93,20 @@ impl Manager {
         f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
     ) -> Result<T, ServiceError> {
         let _busy = self.svc.admit(hdr).await?;
+        if changes {
+            let modify = if flags & flags::SYSTEM != 0 { "settings.modify.system" } else { "settings.modify.own" };
+            self.svc.precheck(&[modify, "network-control"], interactive(hdr))?;
+        }
         let ctx = self.svc.contexts()?;
-        let r = f(ctx.pick(flags)).await.map_err(ServiceError::from);
+        let interactive_ctx;
+        let c = match interactive(hdr) {
+            true => {
+                interactive_ctx = ctx.pick(flags).interactive();
+                &interactive_ctx
+            }
+            false => ctx.pick(flags),
+        };
+        let r = f(c).await.map_err(ServiceError::from);
         if changes {
             let _ = self.svc.sync(true).await;
         }

@@ -64,8 +64,18 @@ impl InterfaceObject {
         f: impl AsyncFnOnce(&crate::verbs::Context) -> Result<T, crate::verbs::VerbError>,
     ) -> Result<T, ServiceError> {
         let _busy = self.svc.admit(hdr).await?;
+        let modify = if self.system() { "settings.modify.system" } else { "settings.modify.own" };
+        self.svc.precheck(&[modify, "network-control"], interactive(hdr))?;
         let ctx = self.svc.contexts()?;
-        let c = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
+        let picked = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
+        let interactive_ctx;
+        let c = match interactive(hdr) {
+            true => {
+                interactive_ctx = picked.interactive();
+                &interactive_ctx
+            }
+            false => picked,
+        };
         let r = f(c).await.map_err(ServiceError::from);
         // Events and property changes are out before the reply.
         let _ = self.svc.sync(true).await;

@@ -148,6 +148,31 @@ impl Service {
         }
     }
 
+    /// Refuses, before NetworkManager is asked, a change whose polkit answer for this user is
+    /// `auth` when the caller did not allow interactive authorization: NetworkManager 1.42 asks
+    /// polkit with user interaction allowed for every settings change whatever the caller's
+    /// message said, so without this a desktop's authentication agent would prompt on behalf of
+    /// a client that asked not to.
+    pub fn precheck(&self, actions: &[&str], interactive: bool) -> Result<(), ServiceError> {
+        if interactive {
+            return Ok(());
+        }
+        let p = self.permissions();
+        match actions
+            .iter()
+            .map(|a| format!("org.freedesktop.NetworkManager.{a}"))
+            .find(|a| p.get(a).map(String::as_str) == Some("auth"))
+        {
+            Some(a) => Err(ServiceError::new(
+                ErrorKind::InteractiveAuthorizationRequired,
+                format!(
+                    "NetworkManager needs you to authenticate for {a}; call again allowing interactive authorization"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Reads NetworkManager's permissions for this user again; updates the protection changes
     /// get and tells clients.
     pub async fn refresh_permissions(&self) {

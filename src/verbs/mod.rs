@@ -156,6 +156,17 @@ impl Context {
         Ok(self)
     }
 
+    /// The same context, its changes sent so that NetworkManager may have polkit ask the user
+    /// for a password (the session service, for a caller that allowed interaction).
+    pub fn interactive(&self) -> Context {
+        Context {
+            agent: self.agent.with_client(self.agent.client().interactive()),
+            store: self.store.clone(),
+            notice: Box::new(|_| {}),
+            checkpoints: self.checkpoints_allowed().into(),
+        }
+    }
+
     /// Records whether NetworkManager lets this caller take checkpoints (the session service
     /// calls it again when NetworkManager says permissions changed).
     pub fn set_checkpoints_allowed(&self, allowed: bool) {

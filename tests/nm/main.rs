@@ -16,6 +16,7 @@ mod gaps;
 mod hardening;
 mod idempotent;
 mod sandbox;
+mod session;
 mod share;
 mod transactions;
 mod users;
@@ -101,6 +102,11 @@ const TRIALS: &[Named] = &[
         "users::login_brings_private_profiles_up_and_logout_down",
         users::login_brings_private_profiles_up_and_logout_down,
     ),
+    (
+        "session::user_profiles_are_private_and_networkmanager_decides",
+        session::user_profiles_are_private_and_networkmanager_decides,
+    ),
+    ("session::activation_restart_and_idle_exit", session::activation_restart_and_idle_exit),
 ];
 
 fn samples() -> Vec<PathBuf> {

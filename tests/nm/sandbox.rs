@@ -196,6 +196,12 @@ impl Sandbox {
         self.command("login", &[user]);
     }
 
+    /// Restarts NetworkManager (TERM, then the same configuration and profiles); returns once it
+    /// is ready. Login records are gone with its mount namespace: log users in again.
+    pub fn restart_nm(&self) {
+        self.command("restart", &[]);
+    }
+
     /// Logs `user` out: NetworkManager hides that user's private profiles and takes down what
     /// the user activated while logged in.
     pub fn logout(&self, user: &str) {
