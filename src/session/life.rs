@@ -42,6 +42,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         in_flight: 0.into(),
         last_activity: Mutex::new(Instant::now()),
         sync_wanted: tokio::sync::Notify::new(),
+        last_sync: Mutex::new(Instant::now()),
     });
     let server = session.object_server();
     server.at(MANAGER_PATH, zbus::fdo::ObjectManager).await?;
@@ -124,7 +125,12 @@ async fn restart(svc: &Arc<Service>) {
 async fn syncer(svc: Arc<Service>) {
     loop {
         svc.sync_wanted.notified().await;
+        let signalled = Instant::now();
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // A call's own sync (before its reply) began after the signal: nothing new to see.
+        if *svc.last_sync.lock().unwrap_or_else(|e| e.into_inner()) > signalled {
+            continue;
+        }
         if let Err(e) = svc.sync(true).await {
             debug!("sync: {e}");
         }

@@ -92,6 +92,18 @@ impl Manager {
         changes: bool,
         f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
     ) -> Result<T, ServiceError> {
+        self.run_exporting(hdr, flags, changes, &[], f).await
+    }
+
+    /// [`Manager::run`], exporting the system-wide interfaces `system` names afterwards.
+    async fn run_exporting<T>(
+        &self,
+        hdr: &Header<'_>,
+        flags: u32,
+        changes: bool,
+        system: &[String],
+        f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
+    ) -> Result<T, ServiceError> {
         let _busy = self.svc.admit(hdr).await?;
         if changes {
             let modify = if flags & flags::SYSTEM != 0 { "settings.modify.system" } else { "settings.modify.own" };
@@ -108,12 +120,39 @@ impl Manager {
         };
         let r = f(c).await.map_err(ServiceError::from);
         if changes {
-            let _ = self.svc.sync(true).await;
+            let _ = self.svc.sync_with(true, system).await;
         }
         match r {
             Ok(t) => Ok(t),
             Err(e) => Err(self.svc.explain(e, flags & flags::SYSTEM != 0, interactive(hdr)).await),
         }
+    }
+
+    /// The names of `doc`'s interfaces when `flags` asks for system-wide profiles (the sync
+    /// after the change exports their objects).
+    fn system_names(&self, doc: &Document, flags: u32) -> Vec<String> {
+        match flags & flags::SYSTEM != 0 {
+            true => doc.host.interfaces.iter().map(|i| i.name.to_string()).collect(),
+            false => Vec::new(),
+        }
+    }
+
+    /// The objects of interfaces just defined, exported by the sync that ran before the reply
+    /// (the lookup by name, which also explains what is missing, otherwise).
+    async fn objects(&self, names: &[String], flags: u32) -> Result<Vec<OwnedObjectPath>, ServiceError> {
+        let scope = match flags & flags::SYSTEM != 0 {
+            true => crate::nm::Scope::System,
+            false => self.svc.me.clone(),
+        };
+        let exported = self.svc.exported().await;
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match exported.iter().find(|(_, s, p)| *s == scope && &p.name == name) {
+                Some(e) => out.push(e.0.clone()),
+                None => out.push(self.object_of(name, flags).await?),
+            }
+        }
+        Ok(out)
     }
 
     /// The object of interface `name` in the scope of `flags`, exported if it is system-wide.
@@ -161,9 +200,10 @@ impl Manager {
     ) -> Result<OwnedObjectPath, ServiceError> {
         let doc = parse("InterfaceDefineXML", &xml)?;
         let o = DefineOptions { adopt: flags & flags::ADOPT != 0, force: flags & flags::FORCE != 0 };
-        self.run(&hdr, flags, true, async |c| c.define(&doc, o).await).await?;
+        let names = self.system_names(&doc, flags);
+        self.run_exporting(&hdr, flags, true, &names, async |c| c.define(&doc, o).await).await?;
         let first = doc.host.interfaces.first().map(|i| i.name.to_string()).unwrap_or_default();
-        self.object_of(&first, flags).await
+        Ok(self.objects(&[first], flags).await?.remove(0))
     }
 
     /// The object of the user's interface `name` (`virsh iface-…` by name).
@@ -273,15 +313,13 @@ impl Manager {
         let mut progress = |name: &str, p: crate::nm_client::Progress| {
             let _ = tx.send((name.to_string(), p.what, p.elapsed.as_millis() as u64));
         };
-        let r = self.run(&hdr, o.flags, true, async |c| c.apply(&doc, ao, &mut progress).await).await;
+        let names = self.system_names(&doc, o.flags);
+        let r = self.run_exporting(&hdr, o.flags, true, &names, async |c| c.apply(&doc, ao, &mut progress).await).await;
         drop(tx);
         let _ = signals.await;
         let out = r?;
-        let mut objects = Vec::new();
-        for i in &doc.host.interfaces {
-            objects.push(self.object_of(i.name.as_str(), o.flags).await?);
-        }
-        Ok((objects, wire(&out.findings)))
+        let names: Vec<String> = doc.host.interfaces.iter().map(|i| i.name.to_string()).collect();
+        Ok((self.objects(&names, o.flags).await?, wire(&out.findings)))
     }
 
     /// What `xml` would need from this NetworkManager and kernel, and what it approximates:

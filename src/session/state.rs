@@ -66,6 +66,9 @@ pub(super) struct Service {
     pub(super) in_flight: std::sync::atomic::AtomicUsize,
     pub(super) last_activity: Mutex<Instant>,
     pub(super) sync_wanted: tokio::sync::Notify,
+    /// When the last complete sync began: a change NetworkManager signalled before that is in
+    /// it already, so the background sync can skip it.
+    pub(super) last_sync: Mutex<Instant>,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -212,9 +215,17 @@ impl Service {
     /// `PropertiesChanged` for each change when `announce`. System-wide objects are exported
     /// only when a call asked for them (`SYSTEM`), then kept in line the same way.
     pub async fn sync(self: &Arc<Self>, announce: bool) -> Result<(), ServiceError> {
+        self.sync_with(announce, &[]).await
+    }
+
+    /// [`Service::sync`], also exporting the system-wide interfaces named in `wanted` (a call
+    /// with the `SYSTEM` flag just defined them): one read of NetworkManager for both.
+    pub async fn sync_with(self: &Arc<Self>, announce: bool, wanted: &[String]) -> Result<(), ServiceError> {
         let ctx = self.contexts()?;
         let mut exported = self.exported.lock().await;
-        let with_system = self.me != Scope::System && exported.values().any(|e| e.scope == Scope::System);
+        let started = Instant::now();
+        let with_system =
+            self.me != Scope::System && (!wanted.is_empty() || exported.values().any(|e| e.scope == Scope::System));
         let (user, system) = tokio::join!(ctx.user.list(), async {
             if with_system {
                 ctx.system.list().await.map(Some)
@@ -230,7 +241,8 @@ impl Service {
             .chain(system?.unwrap_or_default().into_iter().map(|l| (l, Scope::System, true)))
         {
             let path = object_path(listed.uuid).to_string();
-            if !listed.nmiface || (on_demand && !exported.contains_key(&path)) || now.contains_key(&path) {
+            let asked = on_demand && wanted.contains(&listed.name);
+            if !listed.nmiface || (on_demand && !asked && !exported.contains_key(&path)) || now.contains_key(&path) {
                 continue;
             }
             now.insert(path, Exported { scope, props: Props::from(&listed) });
@@ -269,6 +281,7 @@ impl Service {
             }
         }
         *exported = now;
+        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = started;
         Ok(())
     }
 

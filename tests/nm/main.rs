@@ -107,6 +107,7 @@ const TRIALS: &[Named] = &[
         session::user_profiles_are_private_and_networkmanager_decides,
     ),
     ("session::activation_restart_and_idle_exit", session::activation_restart_and_idle_exit),
+    ("session::cli_run_by_a_user", session::cli_run_by_a_user),
 ];
 
 fn samples() -> Vec<PathBuf> {

@@ -337,3 +337,51 @@ pub fn activation_restart_and_idle_exit() -> R {
     ensure(paths(&out).len() == 2, || format!("after re-activation: {}", text(&out.stdout)))?;
     ensure(d.service_pid(&a).is_some_and(|p| p != pid), || "no new service process".into())
 }
+
+/// The CLI run by a user, straight against NetworkManager: per-user profiles by default, the
+/// journal as protection where NetworkManager refuses checkpoints (said in `--json`), B unable
+/// to see them, `--system` refused with NetworkManager's words, bridging a NIC refused as
+/// system-wide only, and `undefine` removing the user's own.
+pub fn cli_run_by_a_user() -> R {
+    let d = Desk::new(true, 30);
+    let ((a, a_uid), (b, _)) = (d.a.clone(), d.b.clone());
+    d.sb.login(&a);
+    for action in ["settings.modify.own", "network-control"] {
+        d.sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
+    }
+    let nmiface = |user: &str, args: &[&str]| {
+        let mut full = vec![env!("CARGO_BIN_EXE_nmiface")];
+        full.extend_from_slice(args);
+        d.sb.as_user(user, &full).current_dir("/").output().unwrap()
+    };
+    let f = d.sb.write("br8.xml", &bridge("br8", "192.0.2.8"));
+    let _ = std::process::Command::new("chmod").args(["a+r", &f]).status();
+    let out = nmiface(&a, &["apply", "--json", &f]);
+    ok("A: apply", &out)?;
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("json: {e}"))?;
+    ensure(json["protection"] == "journal", || format!("protection: {json}"))?;
+    let perms = permissions(&d.sb, "br8").ok_or("no br8")?;
+    ensure(perms == format!("user:{a}"), || format!("br8 permissions: {perms:?}"))?;
+    ensure(active(&d.sb).contains(&"br8".to_string()), || "br8 not active".into())?;
+
+    let out = nmiface(&b, &["list", "--json"]);
+    ok("B: list", &out)?;
+    ensure(!text(&out.stdout).contains("br8"), || format!("B lists A's br8: {}", text(&out.stdout)))?;
+
+    d.sb.polkit(a_uid, &format!("{NM}.settings.modify.system"), "no");
+    let g = d.sb.write("sys8.xml", &bridge("sys8", "192.0.2.18"));
+    let _ = std::process::Command::new("chmod").args(["a+r", &g]).status();
+    let out = nmiface(&a, &["--system", "define", &g]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains("NetworkManager denied permission"), || {
+        format!("--system define: {:?}: {err}", out.status.code())
+    })?;
+    ensure(permissions(&d.sb, "sys8").is_none(), || "a refused define left sys8".into())?;
+    let out = nmiface(&a, &["bridge", "eth1", "br9"]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains("system-wide profiles only"), || {
+        format!("bridge as a user: {:?}: {err}", out.status.code())
+    })?;
+    ok("A: undefine", &nmiface(&a, &["undefine", "br8"]))?;
+    ensure(permissions(&d.sb, "br8").is_none(), || "br8 still there".into())
+}
