@@ -98,7 +98,8 @@ dpkg-deb --field "$DEB" Depends | grep -qw network-manager || die "$DEB does not
 contents=$(dpkg-deb --contents "$DEB")
 for f in usr/bin/nmiface usr/share/man/man1/nmiface.1.gz usr/share/man/man1/nmiface-define.1.gz \
          usr/share/bash-completion/completions/nmiface usr/share/zsh/vendor-completions/_nmiface \
-         usr/share/fish/vendor_completions.d/nmiface.fish usr/share/doc/nmiface/README.md; do
+         usr/share/fish/vendor_completions.d/nmiface.fish usr/share/doc/nmiface/README.md \
+         usr/share/dbus-1/services/org.nmiface.Interfaces1.service usr/lib/systemd/user/nmiface-session.service; do
     grep -Eq " (\./)?$f\$" <<<"$contents" || die "$DEB lacks /$f; it has:"$'\n'"$contents"
 done
 pages=$(grep -c 'usr/share/man/man1/nmiface.*\.1\.gz$' <<<"$contents")

@@ -92,3 +92,21 @@ pub enum ServeError {
 pub async fn serve(o: Options) -> Result<(), ServeError> {
     life::run(o).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::BUS_NAME;
+
+    /// The installed files name the service the way the code does, and each other.
+    #[test]
+    fn activation_files_agree() {
+        let activation = include_str!("../../data/org.nmiface.Interfaces1.service");
+        let unit = include_str!("../../data/nmiface-session.service");
+        assert!(activation.lines().any(|l| l == format!("Name={BUS_NAME}")));
+        assert!(activation.lines().any(|l| l == "SystemdService=nmiface-session.service"));
+        assert!(activation.lines().any(|l| l == "Exec=/usr/bin/nmiface session"));
+        assert!(unit.lines().any(|l| l == format!("BusName={BUS_NAME}")));
+        assert!(unit.lines().any(|l| l == "Type=dbus"));
+        assert!(unit.lines().any(|l| l == "ExecStart=/usr/bin/nmiface session"));
+    }
+}

@@ -269,6 +269,13 @@ pub fn user_profiles_are_private_and_networkmanager_decides() -> R {
     let out = d.call(&a, true, MGR, &format!("{SVC}.Manager.InterfaceDefineXML"), &[&s(&sys), "4"]);
     ok("SYSTEM, polkit auth, interaction allowed", &out)?;
     ensure(permissions(&d.sb, "sys0").as_deref() == Some(""), || format!("sys0: {:?}", permissions(&d.sb, "sys0")))?;
+    d.sb.polkit(a_uid, &modify_system, "yes");
+    ensure(wait_for(5, || d.prop(&a, "Permissions").contains(&format!("'{modify_system}': 'yes'"))), || {
+        format!("Permissions did not follow polkit: {}", d.prop(&a, "Permissions"))
+    })?;
+    let out = d.mgr(&a, "InterfaceDefineXML", &[&s(&bridge("sys1", "203.0.113.2")), "4"]);
+    ok("SYSTEM, polkit yes", &out)?;
+    ensure(permissions(&d.sb, "sys1").as_deref() == Some(""), || format!("sys1: {:?}", permissions(&d.sb, "sys1")))?;
 
     // Transactions: the journal while checkpoints are refused, a checkpoint once allowed.
     let checkpoint = format!("{NM}.checkpoint-rollback");
