@@ -72,6 +72,35 @@ pub enum AgentError {
         /// What was asked.
         what: String,
     },
+    /// A tap was asked on a bridge that is not for VMs: neither a NAT bridge (NetworkManager's
+    /// shared method) nor a NIC bridged by `nmiface bridge`.
+    #[error("{0} is not a bridge for VMs: a tap goes on your NAT bridge (nmiface share --nat) or on a NIC's bridge (nmiface bridge)")]
+    NotAVmBridge(String),
+    /// A tap was asked on a bridge that is not the caller's (another user's, or none).
+    #[error("no bridge {0} of yours: make one with nmiface share --nat --bridge {0}")]
+    NotYourBridge(String),
+    /// The name asked for is taken by a device or a profile.
+    #[error("the name {0} is in use (a network device or a NetworkManager profile has it)")]
+    NameInUse(String),
+    /// A file nmiface reads is not what it should be (a symlink, someone else's, writable by others).
+    #[error("{path}: not trusted: {why}")]
+    UntrustedFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Every subnet nmiface would choose for NAT collides with a network of the host.
+    #[error("no 10.42.N.0/24 is free of the host's networks: give one with --subnet")]
+    NoFreeSubnet,
+    /// The subnet asked for collides with a network of the host.
+    #[error("subnet {asked} collides with {taken}, already on this host: choose another (or leave --subnet out: nmiface picks a free one)")]
+    SubnetCollides {
+        /// The subnet asked for.
+        asked: String,
+        /// The network it overlaps.
+        taken: String,
+    },
     /// The NIC to bridge is a Wi-Fi station.
     #[error("{0} is a Wi-Fi station: bridging a station does not work (802.11 carries no frames for other MACs); share it with NAT instead: nmiface share --nat")]
     WifiStation(String),

@@ -18,6 +18,7 @@ mod guard;
 mod lookup;
 mod query;
 mod share;
+mod tap;
 
 pub use apply::{Applied, How, Started, ACTIVATIONS};
 pub use define::{Defined, ProfileDiff};
@@ -26,6 +27,7 @@ pub use guard::{Held, Safety};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
+pub use tap::{choose_subnet, overlaps, read_leases, TapAdded};
 
 use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;

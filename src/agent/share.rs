@@ -36,7 +36,7 @@ fn doc_of(iface: Interface, findings: Vec<Finding>) -> Document {
     Document { host: Host { interfaces: vec![iface] }, findings, sources: vec![source] }
 }
 
-fn if_name(name: &str) -> Result<IfName, AgentError> {
+pub(super) fn if_name(name: &str) -> Result<IfName, AgentError> {
     IfName::new(name).map_err(AgentError::InvalidName)
 }
 
@@ -236,12 +236,14 @@ impl Agent {
     }
 
     /// The model `share --nat` would define: a VM bridge with NetworkManager's shared method.
-    pub fn nat_model(bridge: &str, subnet: Option<Ipv4Net>) -> Result<Document, AgentError> {
+    /// `persist`: it comes up by itself (at boot for a system-wide profile, at each login for a
+    /// user's); else it is started now only.
+    pub fn nat_model(bridge: &str, subnet: Option<Ipv4Net>, persist: bool) -> Result<Document, AgentError> {
         let name = if_name(bridge)?;
         let ipv4 = Ipv4 { dhcp: None, addresses: subnet.into_iter().collect(), gateway: None, nat: true };
         let kind = Kind::Bridge(Bridge { stp: false, forward_delay: 0, mac: None, replaces: None, ports: Vec::new() });
-        let iface =
-            Interface { name, uuid: None, start: StartMode::Onboot, mtu: None, ipv4: Some(ipv4), ipv6: None, kind };
+        let start = if persist { StartMode::Onboot } else { StartMode::None };
+        let iface = Interface { name, uuid: None, start, mtu: None, ipv4: Some(ipv4), ipv6: None, kind };
         Ok(doc_of(iface, Vec::new()))
     }
 }

@@ -8,6 +8,7 @@ mod query;
 mod session;
 mod share;
 mod shell;
+mod tap;
 mod translate;
 
 use daemon::{block_on, connect, interruptible};
@@ -79,6 +80,8 @@ waits for the answer on stdin.")]
     /// Undo bridge: the bridge goes, the NIC gets its configuration back (virsh iface-unbridge).
     Unbridge(share::UnbridgeArgs),
     Share(share::ShareArgs),
+    Tap(tap::Args),
+    Leases(tap::LeasesArgs),
     /// Open a transaction on a NetworkManager checkpoint (virsh iface-begin).
     Begin(lifecycle::BeginArgs),
     /// Keep the transaction's changes (virsh iface-commit).
@@ -133,6 +136,8 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
         Command::Session(a) => session::run(a),
+        Command::Tap(a) => tap::run(a),
+        Command::Leases(a) => tap::leases(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

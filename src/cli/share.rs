@@ -75,12 +75,22 @@ pub struct ShareArgs {
     /// The VMs' bridge.
     #[arg(long, default_value = "virbr1")]
     bridge: String,
-    /// The VMs' subnet, e.g. 10.42.7.0/24; the bridge takes its first address (default: NetworkManager picks 10.42.x.0/24).
+    /// The VMs' subnet, e.g. 10.42.7.0/24; the bridge takes its first address (default: the
+    /// bridge's own if it exists, else the first 10.42.N.0/24 free of this host's networks;
+    /// one that collides is refused).
     #[arg(long, value_name = "A.B.C.D/N", value_parser = subnet_address)]
     subnet: Option<nmiface::model::Ipv4Net>,
     /// Define only; do not activate.
     #[arg(long)]
     no_start: bool,
+    /// Run by a user: keep the share across logins (NetworkManager brings it up at each login).
+    /// Without it a user's share lives with this login: NetworkManager takes it down at logout
+    /// and it does not come back. Root's shares always persist (they come up at boot).
+    #[arg(long)]
+    persist: bool,
+    /// Print what was done as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     steps: Steps,
     /// Go on despite capability gaps (e.g. no dnsmasq).
@@ -143,6 +153,7 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
     let r = ShareRequest {
         bridge: a.bridge.clone(),
         subnet: a.subnet,
+        persist: a.persist,
         start: !a.no_start,
         timeout: a.steps.timeout(),
         rollback_timeout: a.steps.rollback_timeout,
@@ -152,8 +163,22 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
         let ctx = connect().await?;
         let out = interruptible(&ctx, async { Ok(ctx.share(&r, &mut printer()).await?) }).await;
         clear_progress();
-        print_forced(&out?.forced);
-        say(&format!("NAT sharing on bridge {}: attach VMs to it; NetworkManager serves DHCP and DNS there", a.bridge));
+        let out = out?;
+        print_forced(&out.forced);
+        let (net, chosen) =
+            out.subnet.map_or((String::new(), false), |(n, c)| (format!("{}/{}", n.address, n.prefix), c));
+        if a.json {
+            super::say_json(&serde_json::json!({
+                "bridge": a.bridge, "subnet": net, "subnet_chosen": chosen, "changed": out.changed,
+                "protection": out.protection, "scope": ctx.agent().scope().label(),
+            }));
+            return Ok(Outcome::Clean);
+        }
+        let why = if chosen { " (chosen by nmiface: free of this host's networks)" } else { "" };
+        say(&format!(
+            "NAT sharing on bridge {} at {net}{why}: attach VMs to it (nmiface tap add {}); NetworkManager serves DHCP and DNS there",
+            a.bridge, a.bridge
+        ));
         Ok(Outcome::Clean)
     })
 }

@@ -161,7 +161,11 @@ impl From<AgentError> for ServiceError {
             AgentError::TransactionRunning { .. } | AgentError::LeftoverCheckpoints(_) => {
                 ServiceError::new(ErrorKind::Busy, m)
             }
-            AgentError::InvalidName(_) => ServiceError::new(ErrorKind::InvalidArgs, m),
+            AgentError::InvalidName(_) | AgentError::NameInUse(_) | AgentError::SubnetCollides { .. } => {
+                ServiceError::new(ErrorKind::InvalidArgs, m)
+            }
+            AgentError::NotYourBridge(_) => ServiceError::new(ErrorKind::NotOwned, m),
+            AgentError::NotAVmBridge(_) | AgentError::NoFreeSubnet => ServiceError::new(ErrorKind::Unsupported, m),
             AgentError::SystemScopeOnly { .. } | AgentError::WifiStation(_) | AgentError::NotExpressible { .. } => {
                 ServiceError::new(ErrorKind::Unsupported, m)
             }

@@ -43,6 +43,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         last_activity: Mutex::new(Instant::now()),
         sync_wanted: tokio::sync::Notify::new(),
         last_sync: Mutex::new(Instant::now()),
+        leases_seen: Default::default(),
     });
     let server = session.object_server();
     server.at(MANAGER_PATH, zbus::fdo::ObjectManager).await?;
@@ -60,6 +61,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         r = watch_nm(svc.clone()) => r?,
         r = syncer(svc.clone()) => r,
         r = watch_clients(svc.clone()) => r?,
+        () = leases(svc.clone()) => {}
         () = idle(svc.clone(), o.idle_exit) => {}
     }
     let _ = session.release_name(BUS_NAME).await;
@@ -134,6 +136,14 @@ async fn syncer(svc: Arc<Service>) {
         if let Err(e) = svc.sync(true).await {
             debug!("sync: {e}");
         }
+    }
+}
+
+/// Reads the exported shares' lease files for `LeaseAdded` (nothing to read: nothing done).
+async fn leases(svc: Arc<Service>) {
+    loop {
+        tokio::time::sleep(super::share::LEASE_POLL).await;
+        super::share::poll_leases(&svc).await;
     }
 }
 

@@ -2,80 +2,22 @@
 //! `org.libvirt.Connect` interface methods (define, look up, list, transactions), plus `Apply` and
 //! `Check`, NetworkManager's version and this user's permissions, and lifecycle events.
 
-use super::object::{interactive, ACTIVATION_TIMEOUT};
+use super::args::{options, parse, share_options, wire, WireFinding};
+use super::object::interactive;
 use super::state::{object_path, Service};
 use super::{flags, ErrorKind, ServiceError};
-use crate::finding::{Finding, Severity};
 use crate::gaps::Status;
 use crate::verbs::{ApplyOptions, Context, DefineOptions, VerbError};
 use crate::xml::Document;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::{ObjectPath, OwnedObjectPath, OwnedValue};
 
-/// A finding on the wire: severity, element path, line, column (0: none), message.
-pub type WireFinding = (String, String, u32, u32, String);
-
 /// The Manager object.
 pub(super) struct Manager {
     svc: Arc<Service>,
-}
-
-fn wire(findings: &[Finding]) -> Vec<WireFinding> {
-    findings
-        .iter()
-        .map(|f| {
-            let severity = match f.severity {
-                Severity::Info => "info",
-                Severity::Approximated => "approximated",
-                Severity::Unsupported => "unsupported",
-            };
-            let (line, column) = f.location.map_or((0, 0), |l| (l.line, l.column));
-            (severity.to_string(), f.path.clone(), line, column, f.message.clone())
-        })
-        .collect()
-}
-
-fn parse(method: &str, xml: &str) -> Result<Document, ServiceError> {
-    Ok(crate::xml::parse_document(method, xml)?)
-}
-
-/// The options of `Apply` and `Check`: `adopt` (b), `force` (b), `system` (b), `timeout`
-/// (u, seconds), `checkpoint` (b). Unknown keys are refused, so a typo is not silently ignored.
-struct Opts {
-    flags: u32,
-    timeout: Duration,
-    checkpoint: bool,
-}
-
-fn options(o: &HashMap<String, OwnedValue>) -> Result<Opts, ServiceError> {
-    let mut out = Opts { flags: 0, timeout: ACTIVATION_TIMEOUT, checkpoint: true };
-    let bad = |k: &str, want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
-    for (k, v) in o {
-        let flag = |bit: u32, out: &mut Opts| -> Result<(), ServiceError> {
-            if bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))? {
-                out.flags |= bit;
-            }
-            Ok(())
-        };
-        match k.as_str() {
-            "adopt" => flag(flags::ADOPT, &mut out)?,
-            "force" => flag(flags::FORCE, &mut out)?,
-            "system" => flag(flags::SYSTEM, &mut out)?,
-            "timeout" => out.timeout = Duration::from_secs(u32::try_from(v).map_err(|_| bad(k, "seconds (u)"))?.into()),
-            "checkpoint" => out.checkpoint = bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))?,
-            _ => {
-                return Err(ServiceError::new(
-                    ErrorKind::InvalidArgs,
-                    format!("unknown option '{k}' (known: adopt, force, system, timeout, checkpoint)"),
-                ))
-            }
-        }
-    }
-    Ok(out)
 }
 
 impl Manager {
@@ -345,6 +287,21 @@ impl Manager {
             out.push((severity.into(), iface.unwrap_or("-").to_string(), 0, 0, what));
         }
         Ok(out)
+    }
+
+    /// A NAT bridge for the user's VMs (`nmiface share --nat`): per-user, behind whatever
+    /// uplink is active. Options: `bridge` (s, default `virbr1`), `subnet` (s, e.g.
+    /// `10.42.7.0/24`; default: the bridge's own, else the first free 10.42.N.0/24), `persist`
+    /// (b: come back at each login). Returns its `org.nmiface.Interfaces1.Share` object.
+    async fn share_nat(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let r = share_options(&options)?;
+        let out = self.run(&hdr, 0, true, async |c| c.share(&r, &mut |_, _| {}).await).await?;
+        let subnet = out.subnet.map(|(n, _)| format!("{}/{}", n.address, n.prefix)).unwrap_or_default();
+        self.svc.export_share(&r.bridge, subnet).await
     }
 
     /// nmiface's version.

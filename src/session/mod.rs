@@ -11,19 +11,24 @@
 //!   apply, check, transactions; events);
 //! - `object.rs`: one object per interface (`Create`, `Destroy`, `Undefine`, `GetXMLDesc`,
 //!   properties);
+//! - `share.rs`: a user's NAT bridge for VMs (`…/share/BRIDGE`): taps, leases, `LeaseAdded`;
 //! - `state.rs`: what the service shares between calls: the contexts per scope, the callers it
 //!   admits, the objects it exports and the sync that turns NetworkManager's changes into
 //!   events;
 //! - `life.rs`: start, following NetworkManager (signals, restarts), the idle exit;
+//! - `args.rs`: flags, `a{sv}` options and findings on the wire;
 //! - `error.rs`: one D-Bus error name per cause.
 
+mod args;
 mod error;
 mod life;
 mod manager;
 mod object;
+mod share;
 mod state;
 
 pub use error::{ErrorKind, ServiceError, PREFIX};
+pub use share::SHARE_PATH;
 
 use std::time::Duration;
 

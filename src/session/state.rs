@@ -69,6 +69,8 @@ pub(super) struct Service {
     /// When the last complete sync began: a change NetworkManager signalled before that is in
     /// it already, so the background sync can skip it.
     pub(super) last_sync: Mutex<Instant>,
+    /// The leases seen per exported share, for `LeaseAdded`.
+    pub(super) leases_seen: tokio::sync::Mutex<super::share::SeenLeases>,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -297,6 +299,20 @@ impl Service {
             let object = InterfaceObject::new(self.clone(), Scope::System, props.clone());
             self.session.object_server().at(path.as_str(), object).await?;
             exported.insert(path.to_string(), Exported { scope: Scope::System, props });
+        }
+        Ok(path)
+    }
+
+    /// Exports the share object of the user's NAT bridge `bridge` (once), its current leases
+    /// counted as seen; returns its path.
+    pub async fn export_share(self: &Arc<Self>, bridge: &str, subnet: String) -> Result<OwnedObjectPath, ServiceError> {
+        let path = super::share::share_path(bridge);
+        let mut seen = self.leases_seen.lock().await;
+        if !seen.contains_key(bridge) {
+            let leases = crate::agent::read_leases(&crate::nm::leases::lease_file(bridge)).unwrap_or_default();
+            let object = super::share::ShareObject { svc: self.clone(), bridge: bridge.to_string(), subnet };
+            self.session.object_server().at(path.as_str(), object).await?;
+            seen.insert(bridge.to_string(), leases.into_iter().map(|l| (l.mac, l.ip)).collect());
         }
         Ok(path)
     }

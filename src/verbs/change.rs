@@ -160,11 +160,17 @@ impl Context {
         }
     }
 
-    /// Deletes an interface's profiles, only nmiface's (`virsh iface-undefine`). Returns how many.
+    /// Deletes an interface's profiles, only nmiface's (`virsh iface-undefine`), and the
+    /// caller's taps on it (`tap add`). Returns how many profiles went.
     pub async fn undefine(&self, name: &str) -> Result<usize, VerbError> {
         self.changing(format!("undefine {name}"), async |j| {
             let found = self.agent.find(name).await?;
-            self.agent.undefine(&found, j).await
+            let taps = self.agent.taps(Some(name)).await?;
+            let n = self.agent.undefine(&found, j).await?;
+            for t in &taps {
+                self.agent.tap_remove(&t.profile.id).await?;
+            }
+            Ok(n + taps.len())
         })
         .await
     }

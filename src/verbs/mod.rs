@@ -1,6 +1,6 @@
 //! The library surface every front end calls: one async entry per verb (define, undefine,
-//! start, stop, apply, begin/commit/rollback, bridge/unbridge, share, check, list, dumpxml,
-//! name, mac), each taking a typed request and returning a typed outcome.
+//! start, stop, apply, begin/commit/rollback, bridge/unbridge, share, tap add/remove, leases,
+//! check, list, dumpxml, name, mac), each taking a typed request and returning a typed outcome.
 //!
 //! This layer owns the policy around NetworkManager work ([`crate::agent`]): connecting, the
 //! capability gate (refuse a change that gaps would make wrong, unless forced), the lock that
@@ -11,16 +11,19 @@
 //! - `change.rs`: define, undefine, start, stop, apply;
 //! - `transaction.rs`: begin, commit, rollback;
 //! - `share.rs`: bridge, unbridge, share;
-//! - `query.rs`: check, list, dumpxml, name, mac.
+//! - `query.rs`: check, list, dumpxml, name, mac;
+//! - `tap.rs`: tap add, tap remove, leases (VMs on a user's bridge).
 
 mod change;
 mod query;
 mod share;
+mod tap;
 mod transaction;
 
 pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Pending, Protection, StartOutcome};
 pub use query::check_offline;
 pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
+pub use tap::{TapOutcome, TapRequest};
 
 use crate::agent::{Agent, AgentError, RestoreProblem, Safety};
 use crate::finding::Finding;

@@ -33,8 +33,13 @@ pub struct BridgeRequest {
 pub struct ShareRequest {
     /// The VMs' bridge.
     pub bridge: String,
-    /// The bridge's address and prefix; `None`: NetworkManager picks a 10.42.x.0/24.
+    /// The bridge's address and prefix; `None`: the bridge's own if it exists, else the first
+    /// 10.42.N.0/24 free of the host's networks.
     pub subnet: Option<Ipv4Net>,
+    /// Comes up by itself: at boot (system-wide) or at each login (a user's). A user's share
+    /// without it lives with this login only (NetworkManager takes it down at logout and it
+    /// does not come back). System-wide shares always persist.
+    pub persist: bool,
     /// Activate after defining.
     pub start: bool,
     /// How long to wait for activation.
@@ -56,6 +61,8 @@ pub struct ShareOutcome {
     pub protection: Protection,
     /// Whether anything changed (`false`: it was in place and running already).
     pub changed: bool,
+    /// `share --nat`: the subnet in force, and whether nmiface chose it.
+    pub subnet: Option<(Ipv4Net, bool)>,
 }
 
 impl Context {
@@ -79,6 +86,7 @@ impl Context {
                 forced: Vec::new(),
                 protection: Protection::None,
                 changed,
+                subnet: None,
             });
         }
         let doc = self.agent.bridge_model(&r.nic, &r.bridge, &r.options).await?;
@@ -107,9 +115,14 @@ impl Context {
         r: &ShareRequest,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
-        let doc = Agent::nat_model(&r.bridge, r.subnet)?;
         let _lock = self.lock(format!("share --nat {}", r.bridge)).await?;
-        self.define_or_apply(&doc, "share", r.start, r.timeout, r.rollback_timeout, r.force, progress).await
+        let subnet = self.agent.nat_subnet(&r.bridge, r.subnet).await?;
+        let persist = r.persist || *self.agent.scope() == crate::nm::Scope::System;
+        let doc = Agent::nat_model(&r.bridge, Some(subnet.0), persist)?;
+        let mut out =
+            self.define_or_apply(&doc, "share", r.start, r.timeout, r.rollback_timeout, r.force, progress).await?;
+        out.subnet = Some(subnet);
+        Ok(out)
     }
 
     /// The model of `bridge`/`share`, gated, then defined, or applied as one step. The caller
@@ -146,6 +159,6 @@ impl Context {
             j.sync()?;
         }
         r.map_err(VerbError::from)?;
-        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection, changed: true })
+        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection, changed: true, subnet: None })
     }
 }

@@ -1,0 +1,234 @@
+//! VMs on a user's bridge: user-owned taps (add, remove), the leases NetworkManager's dnsmasq
+//! gave them, and a NAT subnet that collides with nothing on the host.
+
+use super::{Agent, AgentError};
+use crate::model::Ipv4Net;
+use crate::nm::leases::{lease_file, parse_leases, Lease};
+use crate::nm::tap::{tap_profile, tap_uuid, TapSpec, TAP_OF};
+use crate::nm::{user_key, Profile, Scope};
+use crate::nm_client::{Awaited, StoredProfile, TO_DISK};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// A tap made by [`Agent::tap_add`].
+#[derive(Debug, Clone)]
+pub struct TapAdded {
+    /// The tap's name.
+    pub name: String,
+    /// The bridge it is a port of.
+    pub bridge: String,
+    /// Whether the bridge is system-wide (a NIC bridged by `nmiface bridge`: the VM is on the
+    /// LAN) rather than the user's own NAT bridge.
+    pub system_bridge: bool,
+}
+
+/// Most bytes of a lease file read (a /24 fills ~20 KB).
+const LEASES_MAX: u64 = 1 << 20;
+
+/// Whether two networks overlap.
+pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+    let p = a.prefix.min(b.prefix);
+    let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
+    u32::from(a.address) & mask == u32::from(b.address) & mask
+}
+
+/// The first `10.42.N.0/24` (N = 0..=255; NetworkManager's own range for shared mode) that
+/// overlaps none of `taken`, as the bridge's address (`.1`).
+pub fn choose_subnet(taken: &[Ipv4Net]) -> Option<Ipv4Net> {
+    (0..=255u8)
+        .map(|n| Ipv4Net { address: Ipv4Addr::new(10, 42, n, 1), prefix: 24 })
+        .find(|c| !taken.iter().any(|t| overlaps(*c, *t)))
+}
+
+fn ipv4_nets(p: &Profile) -> Vec<Ipv4Net> {
+    let Some(crate::nm::Value::DictList(list)) = p.get("ipv4", "address-data") else { return Vec::new() };
+    list.iter()
+        .filter_map(|d| {
+            let address = d.get("address")?.as_str()?.parse().ok()?;
+            Some(Ipv4Net { address, prefix: u8::try_from(d.get("prefix")?.as_uint()?).ok()? })
+        })
+        .collect()
+}
+
+impl Agent {
+    /// Every IPv4 network on the host: on devices now, and in every profile this caller can
+    /// read (another user's private bridges are not readable: NetworkManager refuses a
+    /// colliding activation of those).
+    /// Each with the interface (or profile) it belongs to.
+    pub async fn networks_in_use(&self) -> Result<Vec<(Ipv4Net, String)>, AgentError> {
+        let (devices, profiles) = tokio::join!(self.nm.devices(), self.nm.profiles());
+        let mut taken: Vec<(Ipv4Net, String)> = Vec::new();
+        for s in profiles? {
+            let owner = s.profile.interface_name().unwrap_or(&s.profile.id).to_string();
+            taken.extend(ipv4_nets(&s.profile).into_iter().map(|n| (n, owner.clone())));
+        }
+        for d in devices? {
+            if let Some(c) = d.ip4_config.filter(|c| c != "/") {
+                for (a, p) in self.nm.addresses(&c, false).await? {
+                    if let (Ok(address), Ok(prefix)) = (a.parse(), u8::try_from(p)) {
+                        taken.push((Ipv4Net { address, prefix }, d.interface.clone()));
+                    }
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    /// The subnet for NAT bridge `bridge`: `asked` if it collides with no other interface's
+    /// network, else refused; not asked: the bridge's own if it has one, else the first free
+    /// `10.42.N.0/24`. Returns it and whether nmiface chose it.
+    pub async fn nat_subnet(&self, bridge: &str, asked: Option<Ipv4Net>) -> Result<(Ipv4Net, bool), AgentError> {
+        let all = self.networks_in_use().await?;
+        let (own, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, owner)| owner == bridge);
+        if let Some(a) = asked {
+            return match others.iter().find(|(n, _)| overlaps(a, *n)) {
+                Some((n, owner)) => Err(AgentError::SubnetCollides {
+                    asked: format!("{}/{}", a.address, a.prefix),
+                    taken: format!("{}/{} ({owner})", n.address, n.prefix),
+                }),
+                None => Ok((a, false)),
+            };
+        }
+        if let Some((n, _)) = own.first() {
+            return Ok((*n, false));
+        }
+        let taken: Vec<Ipv4Net> = others.into_iter().map(|(n, _)| n).collect();
+        Ok((choose_subnet(&taken).ok_or(AgentError::NoFreeSubnet)?, true))
+    }
+
+    /// Makes `name` (else the first free `vtapN`) a tap owned by `owner` and a port of `bridge`,
+    /// and activates it. The bridge must be this scope's NAT bridge, or a system-wide bridge
+    /// nmiface made for a NIC (`nmiface bridge`): a VM on the LAN; anything else is refused
+    /// before anything changes.
+    pub async fn tap_add(
+        &self,
+        bridge: &str,
+        name: Option<&str>,
+        owner: u32,
+        multi_queue: bool,
+        timeout: Duration,
+    ) -> Result<TapAdded, AgentError> {
+        let (found, system_bridge) = match self.find(bridge).await {
+            Ok(f) => (f, false),
+            Err(AgentError::NotDefined { .. }) if self.scope != Scope::System => {
+                let system = self.with_client(self.nm.clone()).with_scope(Scope::System);
+                match system.find(bridge).await {
+                    Ok(f) if f.main.profile.user_data(user_key::REPLACES).is_some() => (f, true),
+                    Ok(_) => return Err(AgentError::NotAVmBridge(bridge.to_string())),
+                    Err(_) => return Err(AgentError::NotYourBridge(bridge.to_string())),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        let main = &found.main.profile;
+        let shared = main.get("ipv4", "method").and_then(|v| v.as_str()) == Some("shared");
+        if main.conn_type() != Some(crate::nm::conn_type::BRIDGE) || !(shared || system_bridge) {
+            return Err(AgentError::NotAVmBridge(bridge.to_string()));
+        }
+        let (devices, profiles) = tokio::join!(self.nm.devices(), self.nm.profiles());
+        let (devices, profiles) = (devices?, profiles?);
+        let in_use = |n: &str| {
+            devices.iter().any(|d| d.interface == n && d.real)
+                || profiles.iter().any(|s| s.profile.interface_name() == Some(n) || s.profile.id == n)
+        };
+        let name = match name {
+            Some(n) => {
+                let n = super::share::if_name(n)?.to_string();
+                if in_use(&n) {
+                    return Err(AgentError::NameInUse(n));
+                }
+                n
+            }
+            None => (0..1000)
+                .map(|i| format!("vtap{i}"))
+                .find(|n| !in_use(n))
+                .ok_or(AgentError::NameInUse("vtap*".into()))?,
+        };
+        let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue };
+        let mut p = vec![tap_profile(&spec)];
+        self.scope.stamp(&mut p);
+        let path = self.nm.add(&p[0], TO_DISK).await?;
+        let w = Awaited { main: &name, ports: &[], ethernet: &[], ready_at_ip_config: false };
+        if let Err(failure) = self.nm.activate_and_wait(&path.as_ref(), w, timeout, &mut |_| {}).await {
+            // Nothing half-made stays behind.
+            let _ = self.nm.delete(&path.as_ref()).await;
+            return Err(AgentError::Activation { interface: name, failure: Box::new(failure), hint: None });
+        }
+        Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge })
+    }
+
+    /// The taps of this scope (`bridge`: only that bridge's).
+    pub async fn taps(&self, bridge: Option<&str>) -> Result<Vec<StoredProfile>, AgentError> {
+        Ok(self
+            .nm
+            .profiles()
+            .await?
+            .into_iter()
+            .filter(|s| self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some())
+            .filter(|s| bridge.is_none_or(|b| s.profile.user_data(TAP_OF) == Some(b)))
+            .collect())
+    }
+
+    /// Removes this scope's tap `name` (its device goes with its profile).
+    pub async fn tap_remove(&self, name: &str) -> Result<(), AgentError> {
+        let uuid = self.scope.uuid(tap_uuid(name)).to_string();
+        match self.nm.profile_by_uuid(&uuid).await? {
+            Some(s) if self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some() => {
+                Ok(self.nm.delete(&s.path.as_ref()).await?)
+            }
+            _ => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+        }
+    }
+
+    /// The leases NetworkManager's dnsmasq gave out on this scope's bridge `bridge`.
+    pub async fn leases(&self, bridge: &str) -> Result<Vec<Lease>, AgentError> {
+        let found = self.find(bridge).await?;
+        if found.main.profile.get("ipv4", "method").and_then(|v| v.as_str()) != Some("shared") {
+            return Err(AgentError::NotAVmBridge(bridge.to_string()));
+        }
+        read_leases(&lease_file(bridge))
+    }
+}
+
+/// Reads a lease file: never through a symlink, only if root owns it and nobody else can
+/// write it (dnsmasq, run by NetworkManager as root, creates it), at most [`LEASES_MAX`] bytes.
+/// No file yet: no leases.
+pub fn read_leases(path: &str) -> Result<Vec<Lease>, AgentError> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let untrusted = |why: &str| AgentError::UntrustedFile { path: path.to_string(), why: why.to_string() };
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(untrusted("it is a symlink")),
+        Err(e) => return Err(untrusted(&e.to_string())),
+    };
+    let meta = f.metadata().map_err(|e| untrusted(&e.to_string()))?;
+    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
+        return Err(untrusted("not a regular file owned by root and writable only by it"));
+    }
+    let mut text = String::new();
+    f.take(LEASES_MAX).read_to_string(&mut text).map_err(|e| untrusted(&e.to_string()))?;
+    Ok(parse_leases(&text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(s: &str) -> Ipv4Net {
+        let (a, p) = s.split_once('/').unwrap();
+        Ipv4Net { address: a.parse().unwrap(), prefix: p.parse().unwrap() }
+    }
+
+    #[test]
+    fn a_subnet_that_collides_with_nothing() {
+        assert_eq!(choose_subnet(&[]), Some(net("10.42.0.1/24")));
+        let taken = [net("10.42.0.1/24"), net("10.42.1.7/24"), net("192.168.1.5/24")];
+        assert_eq!(choose_subnet(&taken), Some(net("10.42.2.1/24")));
+        // A /16 uplink over the whole range: nothing is free.
+        assert_eq!(choose_subnet(&[net("10.42.3.4/16")]), None);
+        assert!(overlaps(net("10.0.0.1/8"), net("10.42.7.1/24")));
+        assert!(!overlaps(net("10.43.0.1/16"), net("10.42.7.1/24")));
+    }
+}

@@ -1,0 +1,135 @@
+//! `/org/nmiface/Interfaces1/share/BRIDGE`, `org.nmiface.Interfaces1.Share`: a user's NAT bridge
+//! for VMs, its user-owned taps and the leases NetworkManager's dnsmasq gave them.
+
+use super::object::{interactive, ACTIVATION_TIMEOUT};
+use super::state::Service;
+use super::{ErrorKind, ServiceError};
+use crate::verbs::TapRequest;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use zbus::message::Header;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+/// Where share objects live.
+pub const SHARE_PATH: &str = "/org/nmiface/Interfaces1/share";
+
+/// How often the lease files of exported shares are read for `LeaseAdded`.
+pub(super) const LEASE_POLL: Duration = Duration::from_millis(200);
+
+/// A share's object path: the bridge's name, with the characters a path cannot hold as `_XX`.
+pub(super) fn share_path(bridge: &str) -> OwnedObjectPath {
+    let safe: String = bridge
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("_{:02x}", c as u32) })
+        .collect();
+    OwnedObjectPath::try_from(format!("{SHARE_PATH}/{safe}")).expect("alphanumerics and _ make a valid path")
+}
+
+/// The object of one NAT bridge.
+pub(super) struct ShareObject {
+    pub svc: Arc<Service>,
+    pub bridge: String,
+    pub subnet: String,
+}
+
+/// The leases seen so far per shared bridge (`LeaseAdded` is sent for what is new).
+pub(super) type SeenLeases = BTreeMap<String, BTreeSet<(String, String)>>;
+
+/// Reads the lease files of the exported shares and announces new leases.
+pub(super) async fn poll_leases(svc: &Arc<Service>) {
+    let bridges: Vec<String> = svc.leases_seen.lock().await.keys().cloned().collect();
+    for bridge in bridges {
+        let Ok(leases) = crate::agent::read_leases(&crate::nm::leases::lease_file(&bridge)) else { continue };
+        let mut seen = svc.leases_seen.lock().await;
+        let Some(known) = seen.get_mut(&bridge) else { continue };
+        for l in leases {
+            if known.insert((l.mac.clone(), l.ip.clone())) {
+                if let Ok(e) = SignalEmitter::new(&svc.session, share_path(&bridge)) {
+                    let _ = ShareObject::lease_added(&e, &l.mac, &l.ip).await;
+                }
+            }
+        }
+    }
+}
+
+#[zbus::interface(name = "org.nmiface.Interfaces1.Share")]
+impl ShareObject {
+    /// Makes a tap owned by the caller a port of this bridge. Options: `name` (s; default the
+    /// first free vtapN), `multi_queue` (b). Returns the tap and the libvirt `<interface>` for
+    /// the domain (`ifname=TAP,script=no,downscript=no` for plain qemu).
+    async fn add_tap(
+        &self,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(String, String), ServiceError> {
+        let _busy = self.svc.admit(&hdr).await?;
+        self.svc.precheck(&["settings.modify.own", "network-control"], interactive(&hdr))?;
+        let mut r =
+            TapRequest { bridge: self.bridge.clone(), name: None, multi_queue: false, timeout: ACTIVATION_TIMEOUT };
+        for (k, v) in &options {
+            let bad = |want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
+            match k.as_str() {
+                "name" => {
+                    r.name = Some(
+                        String::try_from(v.try_clone().map_err(zbus::Error::from)?).map_err(|_| bad("a string (s)"))?,
+                    )
+                }
+                "multi_queue" => r.multi_queue = bool::try_from(v).map_err(|_| bad("a boolean (b)"))?,
+                _ => {
+                    return Err(ServiceError::new(
+                        ErrorKind::InvalidArgs,
+                        format!("unknown option '{k}' (known: name, multi_queue)"),
+                    ))
+                }
+            }
+        }
+        let ctx = self.svc.contexts()?;
+        let out = ctx.user.tap_add(&r).await.map_err(ServiceError::from);
+        let _ = self.svc.sync(true).await;
+        let out = match out {
+            Ok(o) => o,
+            Err(e) => return Err(self.svc.explain(e, false, interactive(&hdr)).await),
+        };
+        Ok((out.tap, out.domain_xml))
+    }
+
+    /// Removes one of the caller's taps.
+    async fn remove_tap(&self, tap: String, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
+        let _busy = self.svc.admit(&hdr).await?;
+        let ctx = self.svc.contexts()?;
+        match ctx.user.tap_remove(&tap).await.map_err(ServiceError::from) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.svc.explain(e, false, interactive(&hdr)).await),
+        }
+    }
+
+    /// The leases NetworkManager's dnsmasq gave out on this bridge: (MAC, IP, host name,
+    /// expiry in seconds since the epoch, 0: never).
+    async fn get_leases(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<Vec<(String, String, String, i64)>, ServiceError> {
+        let _busy = self.svc.admit(&hdr).await?;
+        let ctx = self.svc.contexts()?;
+        let leases = ctx.user.leases(&self.bridge).await?;
+        Ok(leases.into_iter().map(|l| (l.mac, l.ip, l.hostname, l.expiry)).collect())
+    }
+
+    /// The bridge.
+    #[zbus(property)]
+    fn bridge(&self) -> String {
+        self.bridge.clone()
+    }
+
+    /// The bridge's address and prefix (its subnet).
+    #[zbus(property)]
+    fn subnet(&self) -> String {
+        self.subnet.clone()
+    }
+
+    /// A VM got an address on this bridge.
+    #[zbus(signal)]
+    async fn lease_added(emitter: &SignalEmitter<'_>, mac: &str, ip: &str) -> zbus::Result<()>;
+}
