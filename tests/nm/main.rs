@@ -18,6 +18,7 @@ mod idempotent;
 mod sandbox;
 mod session;
 mod share;
+mod taps;
 mod transactions;
 mod users;
 
@@ -108,6 +109,7 @@ const TRIALS: &[Named] = &[
     ),
     ("session::activation_restart_and_idle_exit", session::activation_restart_and_idle_exit),
     ("session::cli_run_by_a_user", session::cli_run_by_a_user),
+    ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
 ];
 
 fn samples() -> Vec<PathBuf> {

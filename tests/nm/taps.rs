@@ -1,0 +1,132 @@
+//! Laptop virtualization sharing for unprivileged users (`share --nat`, `tap add/remove`,
+//! `leases`) against a real NetworkManager in the `--users` sandbox: the taps are real kernel
+//! taps that only their owner can open.
+
+use super::{ensure, nmcli, text, R};
+use crate::sandbox::Sandbox;
+use std::process::Output;
+
+const NM: &str = "org.freedesktop.NetworkManager";
+
+/// Opens tap `name` the way qemu does (TUNSETIFF: tap, no packet info, vnet_hdr) and prints
+/// `ok` or the errno.
+const OPEN_TAP: &str = r#"
+import fcntl, os, struct, sys
+fd = os.open("/dev/net/tun", os.O_RDWR)
+try:
+    fcntl.ioctl(fd, 0x400454ca, struct.pack("16sH", sys.argv[1].encode(), 0x0002 | 0x1000 | 0x4000))
+    print("ok")
+except OSError as e:
+    print("errno", e.errno)
+"#;
+
+fn nmiface_as(sb: &Sandbox, user: &str, args: &[&str]) -> Output {
+    let mut full = vec![env!("CARGO_BIN_EXE_nmiface")];
+    full.extend_from_slice(args);
+    sb.as_user(user, &full).current_dir("/").output().unwrap()
+}
+
+fn ok(what: &str, out: &Output) -> Result<String, String> {
+    match out.status.success() {
+        true => Ok(text(&out.stdout)),
+        false => Err(format!("{what}: exit {:?}: {}{}", out.status.code(), text(&out.stdout), text(&out.stderr))),
+    }
+}
+
+fn refused(what: &str, out: &Output, words: &str) -> R {
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains(words), || {
+        format!("{what}: wanted exit 2 with '{words}', got {:?}: {err}", out.status.code())
+    })
+}
+
+/// `ip -d link show NAME` in NetworkManager's namespace (empty when there is no such link).
+fn link(sb: &Sandbox, name: &str) -> String {
+    text(&sb.exec(&["ip", "-d", "link", "show", name]).stdout)
+}
+
+fn open_tap(sb: &Sandbox, user: &str, tap: &str) -> String {
+    text(&sb.as_user(user, &["python3", "-c", OPEN_TAP, tap]).output().unwrap().stdout).trim().to_string()
+}
+
+/// A's NAT bridge with a subnet nmiface chose (a colliding one refused), A's tap on it (a
+/// real tap owned by A: A opens it, B gets EPERM), the refusals (B's tap on A's bridge, a
+/// bridge not for VMs, a name in use), a tap of A's on a NIC's system bridge made by root
+/// (NetworkManager 1.42 lets a user do that: the VM is on the LAN), logout taking A's taps
+/// down while root's bridge stays, and removal leaving nothing behind.
+pub fn user_owned_taps_without_root() -> R {
+    let sb = Sandbox::up_users(true);
+    let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
+    for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
+        sb.login(user);
+        for action in ["settings.modify.own", "network-control"] {
+            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
+        }
+    }
+    let out = ok("A: share", &nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat0", "--json"]))?;
+    let json: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    ensure(json["subnet"] == "10.42.0.1/24" && json["subnet_chosen"] == true && json["scope"] == "user", || {
+        format!("share: {json}")
+    })?;
+    let perms = text(&nmcli(&sb, &["-g", "connection.permissions", "con", "show", "nat0"]).stdout);
+    ensure(perms.trim().replace("\\:", ":") == format!("user:{a}"), || format!("nat0 permissions: {perms}"))?;
+    let out = nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat1", "--subnet", "10.42.0.0/24"]);
+    refused("a colliding subnet", &out, "collides with 10.42.0.1/24 (nat0)")?;
+    ensure(link(&sb, "nat1").is_empty(), || "the refused share left a bridge".into())?;
+
+    let out = ok("A: tap add", &nmiface_as(&sb, &a, &["tap", "add", "nat0", "--json"]))?;
+    let tap: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    ensure(tap["tap"] == "vtap0" && tap["owner"] == a_uid, || format!("tap add: {tap}"))?;
+    ensure(tap["domain_xml"].as_str().is_some_and(|x| x.contains("<target dev='vtap0' managed='no'/>")), || {
+        format!("domain XML: {tap}")
+    })?;
+    let l = link(&sb, "vtap0");
+    ensure(l.contains("tun type tap") && l.contains("vnet_hdr on") && l.contains(&format!("user {a}")), || {
+        format!("vtap0: {l}")
+    })?;
+    ensure(l.contains("master nat0"), || format!("vtap0 is not a port of nat0: {l}"))?;
+    ensure(open_tap(&sb, &a, "vtap0") == "ok", || format!("A cannot open its tap: {}", open_tap(&sb, &a, "vtap0")))?;
+    ensure(open_tap(&sb, &b, "vtap0") == "errno 1", || format!("B opening A's tap: {}", open_tap(&sb, &b, "vtap0")))?;
+
+    refused("B: tap on A's bridge", &nmiface_as(&sb, &b, &["tap", "add", "nat0"]), "no bridge nat0 of yours")?;
+    let plain = sb.write(
+        "br5.xml",
+        "<interface type='bridge' name='br5'><start mode='none'/><protocol family='ipv4'><ip address='192.0.2.5' prefix='24'/></protocol><bridge/></interface>",
+    );
+    let _ = std::process::Command::new("chmod").args(["a+r", &plain]).status();
+    ok("A: define br5", &nmiface_as(&sb, &a, &["define", &plain]))?;
+    refused("a tap on a plain bridge", &nmiface_as(&sb, &a, &["tap", "add", "br5"]), "not a bridge for VMs")?;
+    refused("a name in use", &nmiface_as(&sb, &a, &["tap", "add", "nat0", "--name", "eth0"]), "in use")?;
+
+    // A NIC's system-wide bridge, made by root: A's tap on it puts a VM on the LAN.
+    let eth1 = sb.write(
+        "eth1.xml",
+        "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='198.51.100.20' prefix='24'/></protocol></interface>",
+    );
+    for args in [vec!["apply", eth1.as_str()], vec!["bridge", "--no-stp", "eth1", "br9"]] {
+        let out = sb.nmiface(&args);
+        ensure(out.status.success(), || format!("root {args:?}: {}", text(&out.stderr)))?;
+    }
+    let out = ok("A: tap on br9", &nmiface_as(&sb, &a, &["tap", "add", "br9", "--name", "lan0"]))?;
+    ensure(out.contains("on the LAN"), || format!("tap on br9: {out}"))?;
+    ensure(link(&sb, "lan0").contains("master br9"), || format!("lan0: {}", link(&sb, "lan0")))?;
+
+    // Logout: A's taps go down with A's bridge; root's bridge stays.
+    sb.logout(&a);
+    let gone = (0..100).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        link(&sb, "lan0").is_empty() && link(&sb, "vtap0").is_empty()
+    });
+    ensure(gone, || format!("A's taps after logout: {}{}", link(&sb, "lan0"), link(&sb, "vtap0")))?;
+    ensure(link(&sb, "br9").contains("state UP"), || format!("root's br9 after A's logout: {}", link(&sb, "br9")))?;
+    sb.login(&a);
+
+    for args in [vec!["tap", "remove", "lan0"], vec!["undefine", "nat0"], vec!["undefine", "br5"]] {
+        ok(&format!("A: {args:?}"), &nmiface_as(&sb, &a, &args))?;
+    }
+    let left = text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
+    ensure(!["nat0", "vtap0", "lan0", "br5"].iter().any(|n| left.lines().any(|l| l == *n)), || {
+        format!("profiles left behind: {left}")
+    })?;
+    ensure(link(&sb, "nat0").is_empty() && link(&sb, "vtap0").is_empty(), || "links left behind".into())
+}
