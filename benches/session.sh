@@ -59,7 +59,7 @@ for i in range(runs + 2):
     cli = (time.perf_counter() - t) * 1000
     clean()
     t = time.perf_counter()
-    m.Apply(xml, {"system": True}, timeout=60)
+    m.Apply(xml, dbus.Dictionary({"system": dbus.Boolean(True)}, signature="sv"), timeout=60)
     svc = (time.perf_counter() - t) * 1000
     if i >= 2:  # warm-up
         res["cli"].append(cli)
@@ -115,6 +115,20 @@ json.dump({"apply_ms": apply_ms, "lists_done_ms": lists_done, "calls": len(lat),
 PY
 as_a $B --system undefine br1 >/dev/null 2>&1 || true
 
+# Taps and NAT sharing as the user, against the same share made by root.
+as_a $B share --nat --bridge nat0 >/dev/null
+as_a hyperfine --runs "$RUNS" --warmup 2 --export-json "$W/tap.json" \
+    --prepare "$B tap remove bt0 >/dev/null 2>&1; true" -n tap-add "$B tap add nat0 --name bt0" >/dev/null 2>&1
+as_a $B tap remove bt0 >/dev/null 2>&1 || true
+as_a hyperfine --runs "$RUNS" --warmup 2 --export-json "$W/share-user.json" \
+    --prepare "$B undefine ub0 >/dev/null 2>&1; sleep 0.3; true" \
+    -n share-user "$B share --nat --bridge ub0 --subnet 10.42.50.0/24" >/dev/null 2>&1
+$SB exec "$NAME" -- env NMIFACE_RUNTIME_DIR="$NMIFACE_SANDBOX_DIR/root-run" hyperfine --runs "$RUNS" --warmup 2 \
+    --export-json "$NMIFACE_SANDBOX_DIR/share-root.json" \
+    --prepare "$B undefine rb0 >/dev/null 2>&1; sleep 0.3; true" \
+    -n share-root "$B share --nat --bridge rb0 --subnet 10.42.51.0/24" >/dev/null 2>&1
+cp "$NMIFACE_SANDBOX_DIR/share-root.json" "$W/" 2>/dev/null || cat "$NMIFACE_SANDBOX_DIR/share-root.json" | as_a sh -c "cat >$W/share-root.json"
+
 python3 - "$W" "$rss_kb" "$anon_kb" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -135,6 +149,10 @@ print(f"  cold start by D-Bus activation to the first reply: {ms(c['cold']):.1f}
       f" (a running service: {ms(c['warm']):.1f} ms; target <= 100 ms)")
 print(f"  idle resident memory: {int(sys.argv[2]) / 1024:.1f} MiB (target <= 10 MB), of which private"
       f" {int(sys.argv[3]) / 1024:.1f} MiB; the rest are the binary's and libc's shared file pages")
+t, su, sr = load("tap"), load("share-user"), load("share-root")
+print(f"  tap add to a usable tap (a whole process): {ms(t['tap-add']):.1f} ms +- {sd(t['tap-add']):.1f} (target <= 50 ms)")
+print(f"  share --nat to ACTIVATED: user {ms(su['share-user']):.1f} ms, root {ms(sr['share-root']):.1f} ms:"
+      f" {ms(su['share-user']) / ms(sr['share-root']):.2f}x (target <= 1.25x)")
 print(f"  5 clients x 50 ListInterfaces during an Apply of {busy['apply_ms']:.0f} ms (exit {busy['apply_rc']}):"
       f" median {busy['median']:.1f} ms, slowest {busy['max']:.1f} ms, all {busy['calls']} done"
       f" {busy['lists_done_ms']:.0f} ms after the Apply began")
