@@ -95,7 +95,8 @@ ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$NS" || usage_err "no s
 SDIR=${NMIFACE_SANDBOX_ROOT:-/tmp/nmiface-sandbox}/$SANDBOX
 [[ -e $SDIR/polkit.rules ]] || usage_err "sandbox '$SANDBOX' was not started with --users"
 tapinfo=$(ip netns exec "$NS" ip -d link show dev "$TAP" 2>/dev/null) || die "no device $TAP in $NS"
-echo "$PROG: $TAP in $NS: $(echo "$tapinfo" | grep -o 'tun type .*' || echo "$tapinfo" | head -1)" >&2
+echo "$PROG: $TAP in $NS: $(echo "$tapinfo" | grep -o 'master [^ ]*\|tun type .*' | sed 's/ addrgenmode.*//' |
+    tr '\n' ' ')" >&2
 
 vm_host_packages
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/nmiface-tapguest.XXXXXX")
@@ -161,26 +162,28 @@ QPID=$!
 # Note when the lease shows on the console (the host's clock).
 tail -n +1 -s 0.1 -F --pid=$QPID "$CONSOLE" 2>/dev/null | while IFS= read -r line; do
     line=${line%$'\r'}
-    [[ $line == *"NMIFACE-VM: lease "* && ! -f $RUN/t-lease ]] && now >"$RUN/t-lease"
-    [[ ${NMIFACE_VERBOSE:-} == 1 ]] && printf 'guest: %s\n' "$line" >&2
-done
+    if [[ $line == *"NMIFACE-VM: lease "* && ! -f $RUN/t-lease ]]; then now >"$RUN/t-lease"; fi
+    if [[ ${NMIFACE_VERBOSE:-} == 1 ]]; then printf 'guest: %s\n' "$line" >&2; fi
+done || true
 qrc=0
 wait "$QPID" || qrc=$?
 T_END=$(now)
 
 # ---- outcome -----------------------------------------------------------------------------------
-val() { sed -n "s/^$1=//p" "$SHARE/result" 2>/dev/null | tail -n1; }
+val() { if [[ -f $SHARE/result ]]; then sed -n "s/^$1=//p" "$SHARE/result" | tail -n1; fi; }
 guest_mac=$(val GUEST_MAC) guest_ip=$(val GUEST_IP) ping=$(val PING)
 echo "GUEST_MAC=${guest_mac:-$MAC}"
 echo "GUEST_IP=${guest_ip:-none}"
 echo "DHCP_SERVER=$(val DHCP_SERVER)"
-if nmpid=$(tr -dc 0-9 <"$SDIR/nm.pid" 2>/dev/null) && [[ -n $nmpid ]]; then
+# NM's dnsmasq keeps its leases in NM's own mount namespace (nm-sandbox.sh as --mount).
+if [[ -n $guest_ip && $guest_ip != none ]] && nmpid=$(tr -dc 0-9 <"$SDIR/nm.pid" 2>/dev/null) &&
+    [[ -n $nmpid ]]; then
     lease=$(nsenter -t "$nmpid" -m -- sh -c 'cat /var/lib/NetworkManager/dnsmasq-*.leases' 2>/dev/null |
-        grep -i " ${guest_mac:-$MAC} " | tail -n1 || true)
-    [[ -n $lease ]] && echo "DNSMASQ_LEASE=$lease"
+        grep -iF " $guest_mac $guest_ip " | tail -n1 || true)
+    if [[ -n $lease ]]; then echo "DNSMASQ_LEASE=$lease"; fi
 fi
 echo "PING=${ping:-fail}"
-[[ -f $RUN/t-lease ]] && echo "BOOT_S=$(secs "$T_BOOT0" "$(cat "$RUN/t-lease")")"
+if [[ -f $RUN/t-lease ]]; then echo "BOOT_S=$(secs "$T_BOOT0" "$(cat "$RUN/t-lease")")"; fi
 echo "QEMU_S=$(secs "$T_BOOT0" "$T_END")"
 echo "TOTAL_S=$(secs "$T_START" "$T_END")"
 
@@ -201,7 +204,7 @@ fi
 if ((status != 0)); then
     [[ -s $RUN/qemu.log ]] && sed 's/^/qemu: /' "$RUN/qemu.log" >&2
     echo "== last 30 lines of the guest's console" >&2
-    tail -n 30 "$CONSOLE" | tr -d '\r' | sed 's/^/console: /' >&2
+    tail -n 30 "$CONSOLE" | tr -d '\r' | sed -E -e 's/\x1b(\[[0-9;?]*[A-Za-z]|c)//g' -e 's/^/console: /' >&2
 fi
 cleanup_run "$status"
 exit "$status"
