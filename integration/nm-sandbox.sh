@@ -38,9 +38,13 @@ Usage:
   $PROG logout NAME USER                log USER out
   $PROG session-bus NAME USER SERVICEDIR
                                         start USER's session bus; prints env lines
-  $PROG as NAME USER -- CMD...          run CMD as USER in NM's netns with the
+  $PROG as [--mount] NAME USER -- CMD...
+                                        run CMD as USER in NM's netns with the
                                         system bus, XDG_RUNTIME_DIR and the
-                                        session bus (if started) set
+                                        session bus (if started) set; --mount:
+                                        in NM's mount namespace too (NM's
+                                        private /run and /var/lib/NetworkManager,
+                                        e.g. its dnsmasq-IFACE.leases)
   $PROG restart NAME                    stop NetworkManager (TERM) and start it
                                         again, same profiles; log users in again
 
@@ -682,6 +686,8 @@ need_users_sandbox() {
 # The uid of user $1 (a name or a uid).
 uid_of() {
     local uid
+    # Not an option: `id -u --` would answer with the caller's (root's) uid.
+    [[ -n $1 && $1 != -* ]] || die "no such user '$1'"
     uid=$(id -u "$1" 2>/dev/null) || die "no such user '$1'"
     echo "$uid"
 }
@@ -810,10 +816,19 @@ EOF
     echo "XDG_RUNTIME_DIR=$rdir"
 }
 
-# `as NAME USER -- CMD...`: CMD as USER in NM's netns, with the sandbox's
-# system bus, USER's runtime dir and session bus (if started).
+# `as [--mount] NAME USER -- CMD...`: CMD as USER in NM's netns, with the
+# sandbox's system bus, USER's runtime dir and session bus (if started).
+# By default (ip netns exec) CMD sees the host's file systems, where
+# /var/lib/NetworkManager is the host's (root's, 0700) and NM's is not to be
+# seen: NM's own /run and /var/lib/NetworkManager are tmpfs mounts in NM's
+# private mount namespace, and /proc/NMPID/root is closed to other users.
+# --mount enters NM's mount namespace as well (nsenter -m -n), where USER
+# reads NM's dnsmasq lease files (root's, 0644, in a 0755 tmpfs); /sys is
+# read-only there, as for NM.
 cmd_as() {
-    [[ $# -ge 2 ]] || die "as: want NAME USER -- CMD..."
+    local mnt=0
+    if [[ ${1:-} == --mount ]]; then mnt=1; shift; fi
+    [[ $# -ge 2 ]] || die "as: want [--mount] NAME USER -- CMD..."
     set_names "$1"
     local uid user rdir
     need_users_sandbox
@@ -823,6 +838,11 @@ cmd_as() {
     rdir=$(ensure_runtime_dir "$user" "$uid")
     local env=(DBUS_SYSTEM_BUS_ADDRESS="$BUS_ADDR" XDG_RUNTIME_DIR="$rdir")
     if [[ -S $rdir/bus ]]; then env+=(DBUS_SESSION_BUS_ADDRESS="unix:path=$rdir/bus"); fi
+    if (( mnt )); then
+        local pid
+        pid=$(nm_pid_or_die)
+        exec nsenter -t "$pid" -m -n -- runuser -u "$user" -- env "${env[@]}" "$@"
+    fi
     exec ip netns exec "$NS" runuser -u "$user" -- env "${env[@]}" "$@"
 }
 
