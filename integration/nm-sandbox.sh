@@ -36,8 +36,10 @@ Usage:
                                         yes, no or auth; replaces that rule
   $PROG login NAME USER                 log USER in (a logind user record)
   $PROG logout NAME USER                log USER out
-  $PROG session-bus NAME USER SERVICEDIR
+  $PROG session-bus [--mount] NAME USER SERVICEDIR
                                         start USER's session bus; prints env lines
+                                        (--mount: in NM's mount namespace too, so
+                                        activated services see its lease files)
   $PROG as [--mount] NAME USER -- CMD...
                                         run CMD as USER in NM's netns with the
                                         system bus, XDG_RUNTIME_DIR and the
@@ -777,7 +779,9 @@ ensure_runtime_dir() {
 # /usr/share/dbus-1/session.conf: everything allowed among those who may
 # connect, and with no <allow user> rule dbus-daemon admits only its own uid.
 cmd_session_bus() {
-    [[ $# -eq 3 ]] || die "session-bus: want NAME USER SERVICEDIR (see --help)"
+    local mnt=0
+    if [[ ${1:-} == --mount ]]; then mnt=1; shift; fi
+    [[ $# -eq 3 ]] || die "session-bus: want [--mount] NAME USER SERVICEDIR (see --help)"
     set_names "$1"
     need_users_sandbox
     local uid user servicedir=$3 rdir
@@ -803,8 +807,11 @@ cmd_session_bus() {
 </busconfig>
 EOF
     chmod 0644 "$rdir/session.conf"
-    # Activated services inherit the daemon's environment.
-    ip netns exec "$NS" runuser -u "$user" -- env -i \
+    # Activated services inherit the daemon's environment (and, with --mount, NetworkManager's
+    # mount namespace: its /var/lib/NetworkManager, where shared-mode lease files are).
+    local enter=(ip netns exec "$NS")
+    if (( mnt )); then enter=(nsenter -t "$(nm_pid_or_die)" -m -n --); fi
+    "${enter[@]}" runuser -u "$user" -- env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         USER="$user" LOGNAME="$user" HOME="$(getent passwd "$user" | cut -d: -f6)" \
         DBUS_SYSTEM_BUS_ADDRESS="$BUS_ADDR" XDG_RUNTIME_DIR="$rdir" \

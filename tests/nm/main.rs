@@ -110,6 +110,7 @@ const TRIALS: &[Named] = &[
     ("session::activation_restart_and_idle_exit", session::activation_restart_and_idle_exit),
     ("session::cli_run_by_a_user", session::cli_run_by_a_user),
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
+    ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
 ];
 
 fn samples() -> Vec<PathBuf> {

@@ -212,12 +212,34 @@ impl Sandbox {
     /// `servicedir` for D-Bus activation; returns its address and the user's runtime directory
     /// (`XDG_RUNTIME_DIR`), which [`Sandbox::as_user`] also sets.
     pub fn session_bus(&self, user: &str, servicedir: &std::path::Path) -> (String, PathBuf) {
-        let out = self.command("session-bus", &[user, servicedir.to_str().unwrap()]);
+        self.session_bus_in(user, servicedir, false)
+    }
+
+    /// [`Sandbox::session_bus`]; `mount`: in NetworkManager's mount namespace too, so services
+    /// it activates see NetworkManager's `/var/lib/NetworkManager` (shared-mode lease files).
+    pub fn session_bus_in(&self, user: &str, servicedir: &std::path::Path, mount: bool) -> (String, PathBuf) {
+        let dir = servicedir.to_str().unwrap();
+        let out = match mount {
+            true => Command::new("bash")
+                .arg(script())
+                .args(["session-bus", "--mount", &self.name, user, dir])
+                .output()
+                .expect("session-bus"),
+            false => self.command("session-bus", &[user, dir]),
+        };
+        assert!(out.status.success(), "session-bus: {}", String::from_utf8_lossy(&out.stderr));
         let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         (env["DBUS_SESSION_BUS_ADDRESS"].clone(), PathBuf::from(&env["XDG_RUNTIME_DIR"]))
+    }
+
+    /// [`Sandbox::as_user`] in NetworkManager's mount namespace too (its lease files).
+    pub fn as_user_in_nm_mounts(&self, user: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("bash");
+        cmd.arg(script()).args(["as", "--mount", &self.name, user, "--"]).args(args);
+        cmd
     }
 
     /// `args` run as `user` in NetworkManager's namespace, with this sandbox's system bus, the
