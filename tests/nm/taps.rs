@@ -131,6 +131,16 @@ pub fn user_owned_taps_without_root() -> R {
     ensure(link(&sb, "nat0").is_empty() && link(&sb, "vtap0").is_empty(), || "links left behind".into())
 }
 
+/// A background process killed and reaped when dropped (also when a check fails).
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Whether the real-kernel guest may be skipped: only outside CI, loudly.
 fn skip_guest(why: &str) -> R {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -175,15 +185,16 @@ pub fn a_vm_run_by_a_user() -> R {
     let share = ok("ShareNat", &out)?.split('\'').nth(1).unwrap_or_default().to_string();
     ensure(share == "/org/nmiface/Interfaces1/share/nat0", || format!("share object: {share}"))?;
     let mon_file = sb.dir().join("monitor-leases.log");
-    let mut monitor = sb
-        .as_user_in_nm_mounts(
+    let monitor = Reaped(
+        sb.as_user_in_nm_mounts(
             &a,
             &["stdbuf", "-oL", "timeout", "300", "gdbus", "monitor", "--session", "--dest", "org.nmiface.Interfaces1"],
         )
         .stdout(std::fs::File::create(&mon_file).unwrap())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap(),
+    );
     std::thread::sleep(std::time::Duration::from_millis(300));
     let out = ok("AddTap", &gdbus(&share, "org.nmiface.Interfaces1.Share.AddTap", &["{}"]))?;
     let tap = out.split('\'').nth(1).unwrap_or_default().to_string();
@@ -195,7 +206,6 @@ pub fn a_vm_run_by_a_user() -> R {
         .output()
         .unwrap();
     if guest.status.code() == Some(77) {
-        let _ = monitor.kill();
         return skip_guest(&text(&guest.stderr));
     }
     let report = text(&guest.stdout);
@@ -212,8 +222,7 @@ pub fn a_vm_run_by_a_user() -> R {
     let out = ok("GetLeases", &gdbus(&share, "org.nmiface.Interfaces1.Share.GetLeases", &[]))?;
     ensure(out.contains(&mac) && out.contains(&ip), || format!("GetLeases: {out}"))?;
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let _ = monitor.kill();
-    let _ = monitor.wait();
+    drop(monitor);
     let log = std::fs::read_to_string(&mon_file).unwrap_or_default();
     ensure(log.lines().any(|l| l.contains("LeaseAdded") && l.contains(&mac) && l.contains(&ip)), || {
         format!("no LeaseAdded for {mac} {ip}:\n{log}")
