@@ -33,7 +33,7 @@ mkdir -p "$SVC"
 printf '[D-BUS Service]\nName=org.nmiface.Interfaces1\nExec=%s session --idle-exit 600\n' "$B" \
     >"$SVC/org.nmiface.Interfaces1.service"
 chmod -R a+rX "$SVC"
-eval "$($SB session-bus "$NAME" "$A" "$SVC")"
+eval "$($SB session-bus --mount "$NAME" "$A" "$SVC")"   # --mount: the service sees lease files
 W=$XDG_RUNTIME_DIR/bench   # the user's own: hyperfine runs as the user and writes here
 $SB as "$NAME" "$A" -- mkdir -p "$W"
 as_a() { $SB as "$NAME" "$A" -- "$@"; }
@@ -129,6 +129,35 @@ $SB exec "$NAME" -- env NMIFACE_RUNTIME_DIR="$NMIFACE_SANDBOX_DIR/root-run" hype
     -n share-root "$B share --nat --bridge rb0 --subnet 10.42.51.0/24" >/dev/null 2>&1
 cp "$NMIFACE_SANDBOX_DIR/share-root.json" "$W/" 2>/dev/null || cat "$NMIFACE_SANDBOX_DIR/share-root.json" | as_a sh -c "cat >$W/share-root.json"
 
+# LeaseAdded: a lease line appears in nat0's lease file (written by root in NetworkManager's mount
+# namespace, as dnsmasq would); the time until the service's signal reaches a client.
+as_a busctl --user call org.nmiface.Interfaces1 /org/nmiface/Interfaces1 org.nmiface.Interfaces1.Manager \
+    ShareNat 'a{sv}' 1 bridge s nat0 >/dev/null
+NMPID=$(cat "$NMIFACE_SANDBOX_DIR/nm.pid")
+: >"$NMIFACE_SANDBOX_DIR/lease-signals"
+chmod 666 "$NMIFACE_SANDBOX_DIR/lease-signals"
+$SB as --mount "$NAME" "$A" -- python3 -c '
+import subprocess, sys, time
+p = subprocess.Popen(["stdbuf", "-oL", "gdbus", "monitor", "--session", "--dest", "org.nmiface.Interfaces1"],
+                     stdout=subprocess.PIPE, text=True)
+with open(sys.argv[1], "a") as out:
+    for line in p.stdout:
+        if "LeaseAdded" in line:
+            out.write(f"{time.time_ns()} {line}"); out.flush()
+' "$NMIFACE_SANDBOX_DIR/lease-signals" &
+LISTENER=$!
+sleep 0.5
+: >"$NMIFACE_SANDBOX_DIR/lease-writes"
+for i in $(seq 10 $((10 + RUNS - 1))); do
+    printf '%s %s\n' "$(date +%s%N)" "52:54:00:00:00:$i" >>"$NMIFACE_SANDBOX_DIR/lease-writes"
+    nsenter -t "$NMPID" -m -- sh -c "echo '$(( $(date +%s) + 3600 )) 52:54:00:00:00:$i 10.42.0.$i * *' >>/var/lib/NetworkManager/dnsmasq-nat0.leases"
+    sleep 0.7
+done
+sleep 0.5
+kill "$LISTENER" 2>/dev/null || true
+pkill -u "$A" -f 'gdbus monitor' 2>/dev/null || true
+cp "$NMIFACE_SANDBOX_DIR/lease-writes" "$NMIFACE_SANDBOX_DIR/lease-signals" "$W/"
+
 python3 - "$W" "$rss_kb" "$anon_kb" <<'PY'
 import json, sys
 d = sys.argv[1]
@@ -153,6 +182,18 @@ t, su, sr = load("tap"), load("share-user"), load("share-root")
 print(f"  tap add to a usable tap (a whole process): {ms(t['tap-add']):.1f} ms +- {sd(t['tap-add']):.1f} (target <= 50 ms)")
 print(f"  share --nat to ACTIVATED: user {ms(su['share-user']):.1f} ms, root {ms(sr['share-root']):.1f} ms:"
       f" {ms(su['share-user']) / ms(sr['share-root']):.2f}x (target <= 1.25x)")
+writes = {l.split()[1]: int(l.split()[0]) for l in open(f"{d}/lease-writes") if l.strip()}
+seen = {}
+for l in open(f"{d}/lease-signals"):
+    for mac in writes:
+        if mac in l and mac not in seen:
+            seen[mac] = int(l.split()[0])
+lat = sorted((seen[m] - writes[m]) / 1e6 for m in seen)
+if lat:
+    print(f"  lease in the file to LeaseAdded at a client: median {lat[len(lat) // 2]:.0f} ms, slowest {lat[-1]:.0f} ms,"
+          f" {len(lat)}/{len(writes)} seen (target <= 1 s)")
+else:
+    print(f"  lease in the file to LeaseAdded: no signal seen for {len(writes)} leases")
 print(f"  5 clients x 50 ListInterfaces during an Apply of {busy['apply_ms']:.0f} ms (exit {busy['apply_rc']}):"
       f" median {busy['median']:.1f} ms, slowest {busy['max']:.1f} ms, all {busy['calls']} done"
       f" {busy['lists_done_ms']:.0f} ms after the Apply began")

@@ -6,7 +6,7 @@ use crate::model::Ipv4Net;
 use crate::nm::leases::{lease_file, parse_leases, Lease};
 use crate::nm::tap::{tap_profile, tap_uuid, TapSpec, TAP_OF};
 use crate::nm::{user_key, Profile, Scope};
-use crate::nm_client::{Awaited, StoredProfile, TO_DISK};
+use crate::nm_client::{Awaited, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -125,29 +125,35 @@ impl Agent {
         if main.conn_type() != Some(crate::nm::conn_type::BRIDGE) || !(shared || system_bridge) {
             return Err(AgentError::NotAVmBridge(bridge.to_string()));
         }
-        let (devices, profiles) = tokio::join!(self.nm.devices(), self.nm.profiles());
-        let (devices, profiles) = (devices?, profiles?);
-        let in_use = |n: &str| {
-            devices.iter().any(|d| d.interface == n && d.real)
-                || profiles.iter().any(|s| s.profile.interface_name() == Some(n) || s.profile.id == n)
-        };
+        // In use: a device has the name, or a profile of this scope holds the tap already.
+        let devices: Vec<String> =
+            self.nm.devices().await?.into_iter().filter(|d| d.real).map(|d| d.interface).collect();
         let name = match name {
             Some(n) => {
                 let n = super::share::if_name(n)?.to_string();
-                if in_use(&n) {
+                let ours = self.nm.profile_by_uuid(&self.scope.uuid(tap_uuid(&n)).to_string()).await?;
+                if devices.contains(&n) || ours.is_some() {
                     return Err(AgentError::NameInUse(n));
                 }
                 n
             }
-            None => (0..1000)
-                .map(|i| format!("vtap{i}"))
-                .find(|n| !in_use(n))
-                .ok_or(AgentError::NameInUse("vtap*".into()))?,
+            None => {
+                let mut free = None;
+                for n in (0..1000).map(|i| format!("vtap{i}")).filter(|n| !devices.contains(n)) {
+                    if self.nm.profile_by_uuid(&self.scope.uuid(tap_uuid(&n)).to_string()).await?.is_none() {
+                        free = Some(n);
+                        break;
+                    }
+                }
+                free.ok_or(AgentError::NameInUse("vtap*".into()))?
+            }
         };
         let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
-        let path = self.nm.add(&p[0], TO_DISK).await?;
+        // Blocked from autoconnecting until activated here: else NetworkManager activates it on
+        // add, and the activation below would start it a second time.
+        let path = self.nm.add(&p[0], TO_DISK | BLOCK_AUTOCONNECT).await?;
         let w = Awaited { main: &name, ports: &[], ethernet: &[], ready_at_ip_config: false };
         if let Err(failure) = self.nm.activate_and_wait(&path.as_ref(), w, timeout, &mut |_| {}).await {
             // Nothing half-made stays behind.

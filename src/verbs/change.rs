@@ -115,10 +115,11 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ApplyOutcome, VerbError> {
         let (findings, forced) = self.checked(doc, true, o.force, "apply").await?;
+        let allowed = self.checkpoints_allowed().await?;
         let mut protection = Protection::None;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
-                let (s, p) = safety(j, &self.store, o.checkpoint, self.checkpoints_allowed(), o.rollback_timeout);
+                let (s, p) = safety(j, &self.store, o.checkpoint, allowed, o.rollback_timeout);
                 protection = p;
                 self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
             })

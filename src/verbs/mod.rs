@@ -124,8 +124,12 @@ pub struct Context {
     notice: Box<dyn Fn(&str) + Send + Sync>,
     /// NetworkManager lets this caller take checkpoints (root always; a desktop user only if
     /// polkit says so for `checkpoint-rollback`); without, changes get journal-only protection.
-    checkpoints: std::sync::atomic::AtomicBool,
+    /// [`UNKNOWN`] until a change needs to know: asking costs NetworkManager a polkit question
+    /// per action, which a user's `tap add` or `list` should not pay.
+    checkpoints: std::sync::atomic::AtomicU8,
 }
+
+const UNKNOWN: u8 = 2;
 
 /// NetworkManager's polkit action for every checkpoint method.
 pub const CHECKPOINT_ACTION: &str = "org.freedesktop.NetworkManager.checkpoint-rollback";
@@ -144,16 +148,14 @@ impl Context {
         // `…//socket` are one bus and must share one lock.
         let (agent, id) = tokio::join!(Agent::new(nm.clone()), nm.bus_id());
         let store = Store::for_bus(&id?)?;
-        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}), checkpoints: true.into() })
+        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}), checkpoints: 1.into() })
     }
 
-    /// The same context working on `scope`'s profiles. For a user, asks NetworkManager whether
-    /// checkpoints are allowed (`GetPermissions`): only a plain `yes` counts, since an `auth`
-    /// answer would need a password prompt in the middle of a change.
+    /// The same context working on `scope`'s profiles. For a user, whether NetworkManager
+    /// allows checkpoints is asked when a change first needs to know.
     pub async fn with_scope(mut self, scope: crate::nm::Scope) -> Result<Self, VerbError> {
         if let crate::nm::Scope::User(_) = scope {
-            let allowed = self.agent.client().permissions().await?;
-            self.set_checkpoints_allowed(allowed.get(CHECKPOINT_ACTION).map(String::as_str) == Some("yes"));
+            self.checkpoints.store(UNKNOWN, std::sync::atomic::Ordering::Relaxed);
         }
         self.agent = self.agent.with_scope(scope);
         Ok(self)
@@ -166,20 +168,29 @@ impl Context {
             agent: self.agent.with_client(self.agent.client().interactive()),
             store: self.store.clone(),
             notice: Box::new(|_| {}),
-            checkpoints: self.checkpoints_allowed().into(),
+            checkpoints: self.checkpoints.load(std::sync::atomic::Ordering::Relaxed).into(),
         }
     }
 
     /// Records whether NetworkManager lets this caller take checkpoints (the session service
     /// calls it again when NetworkManager says permissions changed).
     pub fn set_checkpoints_allowed(&self, allowed: bool) {
-        self.checkpoints.store(allowed, std::sync::atomic::Ordering::Relaxed);
+        self.checkpoints.store(u8::from(allowed), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// The protection a change would get now: the open transaction's, else a checkpoint if
-    /// NetworkManager allows one, else the journal alone.
-    pub fn checkpoints_allowed(&self) -> bool {
-        self.checkpoints.load(std::sync::atomic::Ordering::Relaxed)
+    /// Whether NetworkManager lets this caller take checkpoints (asked once, `GetPermissions`):
+    /// only a plain `yes` counts, since an `auth` answer would need a password prompt in the
+    /// middle of a change. Without, changes get the journal alone.
+    pub async fn checkpoints_allowed(&self) -> Result<bool, VerbError> {
+        match self.checkpoints.load(std::sync::atomic::Ordering::Relaxed) {
+            UNKNOWN => {
+                let p = self.agent.client().permissions().await?;
+                let allowed = p.get(CHECKPOINT_ACTION).map(String::as_str) == Some("yes");
+                self.set_checkpoints_allowed(allowed);
+                Ok(allowed)
+            }
+            known => Ok(known == 1),
+        }
     }
 
     /// Calls `f` with a sentence for the user when something happens they should know about

@@ -101,9 +101,10 @@ impl Context {
         timeout: Duration,
         rollback_timeout: u32,
     ) -> Result<String, VerbError> {
+        let allowed = self.checkpoints_allowed().await?;
         self.changing(format!("unbridge {bridge}"), async |j| {
             let found = self.agent.find(bridge).await?;
-            let (s, _) = safety(j, &self.store, true, self.checkpoints_allowed(), rollback_timeout);
+            let (s, _) = safety(j, &self.store, true, allowed, rollback_timeout);
             self.agent.unbridge(&found, start, timeout, s).await
         })
         .await
@@ -139,8 +140,9 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
         let forced = gate(&self.agent.check(&doc.host, &doc.findings, start).await?, start, force, verb)?;
+        let allowed = self.checkpoints_allowed().await?;
         let mut journal = self.open_journal().await?;
-        let (s, protection) = safety(journal.as_mut(), &self.store, true, self.checkpoints_allowed(), rollback_timeout);
+        let (s, protection) = safety(journal.as_mut(), &self.store, true, allowed, rollback_timeout);
         let r = if start {
             self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(_, started)| {
                 match started.into_iter().find_map(|(_, r)| r.err()) {

@@ -22,7 +22,8 @@ impl Context {
                 AgentError::TransactionRunning { checkpoint: j.checkpoint, age: now.saturating_sub(j.begun) }.into()
             );
         }
-        let j = self.agent.open_transaction(rollback_timeout, self.checkpoints_allowed()).await?;
+        let allowed = self.checkpoints_allowed().await?;
+        let j = self.agent.open_transaction(rollback_timeout, allowed).await?;
         self.store.save(&j)?;
         Ok(j)
     }
