@@ -60,6 +60,12 @@ fn main() {
             trials.push(Trial::test("compat::corpus", || Ok(())).with_ignored_flag(true));
         }
     }
+    // What `tap add` prints for the VM must be a valid device of a libvirt domain.
+    trials.push(oracle_trial("oracle::tap_interface_in_a_domain".into(), have_oracle, || {
+        let snippet =
+            nm::tap::libvirt_interface("vtap0", Some("52:54:00:4e:4d:20")) + &nm::tap::libvirt_interface("vtap1", None);
+        Ok(oracle::domain_accepts(&snippet, "tap")?)
+    }));
     let n = (samples.len(), invalid.len());
     trials.push(Trial::test("guard::enough_samples", move || {
         if n.0 < 30 || n.1 < 30 {

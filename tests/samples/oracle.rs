@@ -53,6 +53,19 @@ pub fn round_trips(xml: &str, name: &str, label: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A domain holding `devices` passes libvirt's domain schema (`virt-xml-validate FILE domain`).
+pub fn domain_accepts(devices: &str, label: &str) -> Result<(), String> {
+    let dir = tempdir(label)?;
+    let file = dir.join("domain.xml");
+    let xml = format!(
+        "<domain type='kvm'>\n  <name>vm</name>\n  <memory unit='MiB'>512</memory>\n  <os>\n    <type arch='x86_64'>hvm</type>\n  </os>\n  <devices>\n{devices}  </devices>\n</domain>\n"
+    );
+    std::fs::write(&file, xml).map_err(|e| e.to_string())?;
+    run(Command::new("virt-xml-validate").args([file.to_str().unwrap(), "domain"]))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 fn tempdir(label: &str) -> Result<std::path::PathBuf, String> {
     let d = std::env::temp_dir().join(format!("nmiface-oracle-{}-{label}", std::process::id()));
     std::fs::create_dir_all(&d).map_err(|e| e.to_string())?;
