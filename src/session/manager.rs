@@ -289,7 +289,7 @@ impl Manager {
         Ok(out)
     }
 
-    /// A NAT bridge for the user's VMs (`nmiface share --nat`): per-user, behind whatever
+    /// A NAT bridge for the user's VMs (what `nmiface share` does with NAT): per-user, behind whatever
     /// uplink is active. Options: `bridge` (s, default `virbr1`), `subnet` (s, e.g.
     /// `10.42.7.0/24`; default: the bridge's own, else the first free 10.42.N.0/24), `persist`
     /// (b: come back at each login). Returns its `org.nmiface.Interfaces1.Share` object.

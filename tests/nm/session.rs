@@ -319,6 +319,15 @@ pub fn activation_restart_and_idle_exit() -> R {
     let out = d.mgr(&a, "Apply", &[&s(&bridge("br5", "192.0.2.5")), "{}"]);
     ok("A: Apply br5", &out)?;
     let br5 = paths(&out).first().cloned().ok_or("no object")?;
+    // The introspection data clients (gdbus, python-dbus, Qt) parse must be well-formed XML:
+    // zbus copies doc comments into it as XML comments, where `--` is not allowed.
+    for path in [MGR, br5.as_str()] {
+        let out =
+            d.sb.as_user(&a, &["gdbus", "introspect", "--session", "--dest", SVC, "--object-path", path, "--xml"])
+                .output()
+                .unwrap();
+        well_formed(&text(&out.stdout)).map_err(|e| format!("introspection of {path}: {e}"))?;
+    }
     let pid = d.service_pid(&a).ok_or("the service did not start")?;
     let uuid = text(&nmcli(&d.sb, &["-g", "connection.uuid", "con", "show", "br5"]).stdout).trim().to_string();
     let out = d.sb.as_user(&b, &["nmcli", "con", "delete", "uuid", &uuid]).output().unwrap();
@@ -391,4 +400,24 @@ pub fn cli_run_by_a_user() -> R {
     })?;
     ok("A: undefine", &nmiface(&a, &["undefine", "br8"]))?;
     ensure(permissions(&d.sb, "br8").is_none(), || "br8 still there".into())
+}
+
+/// Reads `xml` to its end with quick-xml; the first error, if any.
+fn well_formed(xml: &str) -> Result<(), String> {
+    if !xml.contains("<node") {
+        return Err(format!("no introspection data: {xml}"));
+    }
+    let mut r = quick_xml::Reader::from_str(xml);
+    loop {
+        match r.read_event() {
+            Ok(quick_xml::events::Event::Eof) => return Ok(()),
+            // XML forbids `--` inside a comment; quick-xml reads it anyway, expat (python-dbus,
+            // GLib) does not.
+            Ok(quick_xml::events::Event::Comment(c)) if c.windows(2).any(|w| w == b"--") => {
+                return Err(format!("a comment holds '--': {}", String::from_utf8_lossy(&c)));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(format!("at byte {}: {e}", r.buffer_position())),
+        }
+    }
 }
