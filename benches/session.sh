@@ -80,7 +80,7 @@ anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$PID/status")
 
 # Busy: an Apply held ~2 s by STP, and 5 clients calling ListInterfaces meanwhile.
 STP="<interface type='bridge' name='br1'><protocol family='ipv4'><ip address='198.51.100.1' prefix='24'/></protocol><bridge stp='on' delay='2'><interface type='ethernet' name='eth1'/></bridge></interface>"
-as_a python3 - "$W/busy.json" "$STP" <<'PY'
+as_a python3 - "$W/busy.json" "$STP" 2> >(grep -v 'Introspect error' >&2) <<'PY'
 import json, subprocess, sys, time
 from multiprocessing import Pool
 import dbus
@@ -118,7 +118,7 @@ as_a $B --system undefine br1 >/dev/null 2>&1 || true
 # Taps and NAT sharing as the user, against the same share made by root.
 as_a $B share --nat --bridge nat0 >/dev/null
 as_a hyperfine --runs "$RUNS" --warmup 2 --export-json "$W/tap.json" \
-    --prepare "$B tap remove bt0 >/dev/null 2>&1; true" -n tap-add "$B tap add nat0 --name bt0" >/dev/null 2>&1
+    --prepare "$B tap remove bt0 >/dev/null 2>&1; sleep 0.2; true" -n tap-add "$B tap add nat0 --name bt0" >/dev/null 2>&1
 as_a $B tap remove bt0 >/dev/null 2>&1 || true
 as_a hyperfine --runs "$RUNS" --warmup 2 --export-json "$W/share-user.json" \
     --prepare "$B undefine ub0 >/dev/null 2>&1; sleep 0.3; true" \
@@ -144,7 +144,7 @@ with open(sys.argv[1], "a") as out:
     for line in p.stdout:
         if "LeaseAdded" in line:
             out.write(f"{time.time_ns()} {line}"); out.flush()
-' "$NMIFACE_SANDBOX_DIR/lease-signals" &
+' "$NMIFACE_SANDBOX_DIR/lease-signals" 2>/dev/null &
 LISTENER=$!
 sleep 0.5
 : >"$NMIFACE_SANDBOX_DIR/lease-writes"
