@@ -3,7 +3,6 @@
 //! `Check`, NetworkManager's version and this user's permissions, and lifecycle events.
 
 use super::args::{options, parse, share_options, wire, WireFinding};
-use super::object::interactive;
 use super::state::{object_path, Service};
 use super::{flags, ErrorKind, ServiceError};
 use crate::gaps::Status;
@@ -46,28 +45,7 @@ impl Manager {
         system: &[String],
         f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
     ) -> Result<T, ServiceError> {
-        let _busy = self.svc.admit(hdr).await?;
-        if changes {
-            let modify = if flags & flags::SYSTEM != 0 { "settings.modify.system" } else { "settings.modify.own" };
-            self.svc.precheck(&[modify, "network-control"], interactive(hdr))?;
-        }
-        let ctx = self.svc.contexts()?;
-        let interactive_ctx;
-        let c = match interactive(hdr) {
-            true => {
-                interactive_ctx = ctx.pick(flags).interactive();
-                &interactive_ctx
-            }
-            false => ctx.pick(flags),
-        };
-        let r = f(c).await.map_err(ServiceError::from);
-        if changes {
-            let _ = self.svc.sync_with(true, system).await;
-        }
-        match r {
-            Ok(t) => Ok(t),
-            Err(e) => Err(self.svc.explain(e, flags & flags::SYSTEM != 0, interactive(hdr)).await),
-        }
+        self.svc.call(hdr, flags, changes, system, f).await
     }
 
     /// The names of `doc`'s interfaces when `flags` asks for system-wide profiles (the sync

@@ -43,11 +43,6 @@ pub(super) struct InterfaceObject {
     pub props: Props,
 }
 
-/// True when the caller allowed interactive authorization on its message.
-pub(super) fn interactive(hdr: &Header<'_>) -> bool {
-    hdr.primary().flags().contains(zbus::message::Flags::AllowInteractiveAuth)
-}
-
 impl InterfaceObject {
     pub(super) fn new(svc: Arc<Service>, scope: Scope, props: Props) -> Self {
         Self { svc, scope, props }
@@ -57,32 +52,13 @@ impl InterfaceObject {
         self.scope == Scope::System
     }
 
-    /// Runs a verb in this object's scope; NetworkManager's refusals explained.
+    /// Runs a verb that changes something, in this object's scope.
     async fn run<T>(
         &self,
         hdr: &Header<'_>,
         f: impl AsyncFnOnce(&crate::verbs::Context) -> Result<T, crate::verbs::VerbError>,
     ) -> Result<T, ServiceError> {
-        let _busy = self.svc.admit(hdr).await?;
-        let modify = if self.system() { "settings.modify.system" } else { "settings.modify.own" };
-        self.svc.precheck(&[modify, "network-control"], interactive(hdr))?;
-        let ctx = self.svc.contexts()?;
-        let picked = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
-        let interactive_ctx;
-        let c = match interactive(hdr) {
-            true => {
-                interactive_ctx = picked.interactive();
-                &interactive_ctx
-            }
-            false => picked,
-        };
-        let r = f(c).await.map_err(ServiceError::from);
-        // Events and property changes are out before the reply.
-        let _ = self.svc.sync(true).await;
-        match r {
-            Ok(t) => Ok(t),
-            Err(e) => Err(self.svc.explain(e, self.system(), interactive(hdr)).await),
-        }
+        self.svc.call(hdr, if self.system() { flags::SYSTEM } else { 0 }, true, &[], f).await
     }
 
     /// Emits `PropertiesChanged` for what differs from `was`.

@@ -1,7 +1,7 @@
 //! `/org/nmiface/Interfaces1/share/BRIDGE`, `org.nmiface.Interfaces1.Share`: a user's NAT bridge
 //! for VMs, its user-owned taps and the leases NetworkManager's dnsmasq gave them.
 
-use super::object::{interactive, ACTIVATION_TIMEOUT};
+use super::object::ACTIVATION_TIMEOUT;
 use super::state::Service;
 use super::{ErrorKind, ServiceError};
 use crate::verbs::TapRequest;
@@ -64,8 +64,6 @@ impl ShareObject {
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(String, String), ServiceError> {
-        let _busy = self.svc.admit(&hdr).await?;
-        self.svc.precheck(&["settings.modify.own", "network-control"], interactive(&hdr))?;
         let mut r =
             TapRequest { bridge: self.bridge.clone(), name: None, multi_queue: false, timeout: ACTIVATION_TIMEOUT };
         for (k, v) in &options {
@@ -85,24 +83,13 @@ impl ShareObject {
                 }
             }
         }
-        let ctx = self.svc.contexts()?;
-        let out = ctx.user.tap_add(&r).await.map_err(ServiceError::from);
-        let _ = self.svc.sync(true).await;
-        let out = match out {
-            Ok(o) => o,
-            Err(e) => return Err(self.svc.explain(e, false, interactive(&hdr)).await),
-        };
+        let out = self.svc.call(&hdr, 0, true, &[], async |c| c.tap_add(&r).await).await?;
         Ok((out.tap, out.domain_xml))
     }
 
     /// Removes one of the caller's taps.
     async fn remove_tap(&self, tap: String, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        let _busy = self.svc.admit(&hdr).await?;
-        let ctx = self.svc.contexts()?;
-        match ctx.user.tap_remove(&tap).await.map_err(ServiceError::from) {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.svc.explain(e, false, interactive(&hdr)).await),
-        }
+        self.svc.call(&hdr, 0, true, &[], async |c| c.tap_remove(&tap).await).await
     }
 
     /// The leases NetworkManager's dnsmasq gave out on this bridge: (MAC, IP, host name,

@@ -83,6 +83,11 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// True when the caller allowed interactive authorization on its message.
+pub(super) fn interactive(hdr: &zbus::message::Header<'_>) -> bool {
+    hdr.primary().flags().contains(zbus::message::Flags::AllowInteractiveAuth)
+}
+
 /// An interface object's path: from its own profile's UUID, stable for the life of the profile.
 pub(super) fn object_path(uuid: uuid::Uuid) -> OwnedObjectPath {
     OwnedObjectPath::try_from(format!("{INTERFACE_PATH}/{}", uuid.simple())).expect("hex digits make a valid path")
@@ -123,6 +128,45 @@ impl Service {
             ));
         }
         Ok(busy)
+    }
+
+    /// Runs one call's verb: the caller admitted; a change whose polkit answer is `auth`
+    /// refused unless the caller allowed interaction (else the change is sent with that flag);
+    /// the context of the scope `flags` asks for; after a change, the objects and events brought
+    /// in line before the reply (exporting the system-wide interfaces `wanted` names); and
+    /// NetworkManager's refusals explained.
+    pub async fn call<T>(
+        self: &Arc<Self>,
+        hdr: &zbus::message::Header<'_>,
+        flags: u32,
+        changes: bool,
+        wanted: &[String],
+        f: impl AsyncFnOnce(&crate::verbs::Context) -> Result<T, VerbError>,
+    ) -> Result<T, ServiceError> {
+        let _busy = self.admit(hdr).await?;
+        let interactive = interactive(hdr);
+        let system = flags & super::flags::SYSTEM != 0;
+        if changes {
+            let modify = if system { "settings.modify.system" } else { "settings.modify.own" };
+            self.precheck(&[modify, "network-control"], interactive)?;
+        }
+        let ctx = self.contexts()?;
+        let own;
+        let c = match interactive {
+            true => {
+                own = ctx.pick(flags).interactive();
+                &own
+            }
+            false => ctx.pick(flags),
+        };
+        let r = f(c).await.map_err(ServiceError::from);
+        if changes {
+            let _ = self.sync_with(true, wanted).await;
+        }
+        match r {
+            Ok(t) => Ok(t),
+            Err(e) => Err(self.explain(e, system, interactive).await),
+        }
     }
 
     /// NetworkManager's answers for this user, as last read.
