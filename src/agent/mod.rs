@@ -27,7 +27,7 @@ pub use guard::{Held, Safety};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
-pub use tap::{choose_subnet, overlaps, read_leases, TapAdded};
+pub use tap::{choose_subnet, overlaps, read_leases, TapAdded, LEASES_MAX};
 
 use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;

@@ -23,7 +23,7 @@ pub struct TapAdded {
 }
 
 /// Most bytes of a lease file read (a /24 fills ~20 KB).
-const LEASES_MAX: u64 = 1 << 20;
+pub const LEASES_MAX: u64 = 1 << 20;
 
 /// Whether two networks overlap.
 pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
