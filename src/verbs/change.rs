@@ -114,8 +114,9 @@ impl Context {
         o: ApplyOptions,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ApplyOutcome, VerbError> {
-        let (findings, forced) = self.checked(doc, true, o.force, "apply").await?;
-        let allowed = self.checkpoints_allowed().await?;
+        // For a user, NetworkManager asks polkit about every action: asked beside the check.
+        let (checked, allowed) = tokio::join!(self.checked(doc, true, o.force, "apply"), self.checkpoints_allowed());
+        let ((findings, forced), allowed) = (checked?, allowed?);
         let mut protection = Protection::None;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {

@@ -117,7 +117,9 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
         let _lock = self.lock(format!("share --nat {}", r.bridge)).await?;
-        let subnet = self.agent.nat_subnet(&r.bridge, r.subnet).await?;
+        // Asked meanwhile (and kept): for a user, NetworkManager asks polkit about every action.
+        let (subnet, allowed) = tokio::join!(self.agent.nat_subnet(&r.bridge, r.subnet), self.checkpoints_allowed());
+        let (subnet, _) = (subnet?, allowed?);
         let persist = r.persist || *self.agent.scope() == crate::nm::Scope::System;
         let doc = Agent::nat_model(&r.bridge, Some(subnet.0), persist)?;
         let mut out =
@@ -139,8 +141,10 @@ impl Context {
         force: bool,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
-        let forced = gate(&self.agent.check(&doc.host, &doc.findings, start).await?, start, force, verb)?;
-        let allowed = self.checkpoints_allowed().await?;
+        let (report, allowed) =
+            tokio::join!(self.agent.check(&doc.host, &doc.findings, start), self.checkpoints_allowed());
+        let forced = gate(&report?, start, force, verb)?;
+        let allowed = allowed?;
         let mut journal = self.open_journal().await?;
         let (s, protection) = safety(journal.as_mut(), &self.store, true, allowed, rollback_timeout);
         let r = if start {

@@ -305,6 +305,10 @@ pub fn user_profiles_are_private_and_networkmanager_decides() -> R {
     for (ev, what) in [(0, "defined"), (2, "started"), (3, "stopped")] {
         ensure(has_event(&log, &nat0, ev), || format!("no {what} event for {nat0}:\n{log}"))?;
     }
+    let went_down = |l: &&str| {
+        l.starts_with(&format!("{nat0}: ")) && l.contains("PropertiesChanged") && l.contains("'Active': <false>")
+    };
+    ensure(log.lines().any(|l| went_down(&l)), || format!("no PropertiesChanged Active=false for {nat0}:\n{log}"))?;
     Ok(())
 }
 
@@ -329,6 +333,10 @@ pub fn activation_restart_and_idle_exit() -> R {
         well_formed(&text(&out.stdout)).map_err(|e| format!("introspection of {path}: {e}"))?;
     }
     let pid = d.service_pid(&a).ok_or("the service did not start")?;
+    let managed = d.call(&a, false, MGR, "org.freedesktop.DBus.ObjectManager.GetManagedObjects", &[]);
+    ensure(text(&managed.stdout).contains(&br5) && text(&managed.stdout).contains("'Name': <'br5'>"), || {
+        format!("GetManagedObjects: {}{}", text(&managed.stdout), text(&managed.stderr))
+    })?;
     let uuid = text(&nmcli(&d.sb, &["-g", "connection.uuid", "con", "show", "br5"]).stdout).trim().to_string();
     let out = d.sb.as_user(&b, &["nmcli", "con", "delete", "uuid", &uuid]).output().unwrap();
     ensure(!out.status.success() && permissions(&d.sb, "br5").is_some(), || {

@@ -97,6 +97,9 @@ pub fn user_owned_taps_without_root() -> R {
     ok("A: define br5", &nmiface_as(&sb, &a, &["define", &plain]))?;
     refused("a tap on a plain bridge", &nmiface_as(&sb, &a, &["tap", "add", "br5"]), "not a bridge for VMs")?;
     refused("a name in use", &nmiface_as(&sb, &a, &["tap", "add", "nat0", "--name", "eth0"]), "in use")?;
+    ok("A: a multi-queue tap", &nmiface_as(&sb, &a, &["tap", "add", "nat0", "--name", "mq0", "--multi-queue"]))?;
+    ensure(link(&sb, "mq0").contains("multi_queue"), || format!("mq0: {}", link(&sb, "mq0")))?;
+    ok("A: tap remove mq0", &nmiface_as(&sb, &a, &["tap", "remove", "mq0"]))?;
 
     // A NIC's system-wide bridge, made by root: A's tap on it puts a VM on the LAN.
     let eth1 = sb.write(
