@@ -110,7 +110,7 @@ async fn restart(svc: &Arc<Service>) {
         match Contexts::new(svc.nm.clone(), &svc.me).await {
             Ok(c) => {
                 *svc.contexts.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(c));
-                svc.manager_changed(|m, e| Box::pin(async move { m.network_manager_version_changed(&e).await })).await;
+                svc.announce("NetworkManagerVersion").await;
                 svc.refresh_permissions().await;
                 svc.sync_wanted.notify_one();
                 return;

@@ -181,14 +181,14 @@ impl Manager {
     /// property says which). `flags`: 0.
     async fn interface_change_begin(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         self.run(&hdr, 0, false, async |c| c.begin(0).await.map(|_| ())).await?;
-        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        self.svc.announce("Transaction").await;
         Ok(())
     }
 
     /// Keeps the transaction's changes (`virsh iface-commit`).
     async fn interface_change_commit(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         self.run(&hdr, 0, false, async |c| c.commit(None).await.map(|_| ())).await?;
-        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        self.svc.announce("Transaction").await;
         Ok(())
     }
 
@@ -199,7 +199,7 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), ServiceError> {
         self.run(&hdr, 0, true, async |c| c.rollback(None).await).await?;
-        self.svc.manager_changed(|m, e| Box::pin(async move { m.transaction_changed(&e).await })).await;
+        self.svc.announce("Transaction").await;
         Ok(())
     }
 
@@ -291,7 +291,7 @@ impl Manager {
     /// NetworkManager's version (empty while it is not running).
     #[zbus(property)]
     fn network_manager_version(&self) -> String {
-        self.svc.contexts().map(|c| c.nm_version.clone()).unwrap_or_default()
+        self.svc.nm_version()
     }
 
     /// NetworkManager's `GetPermissions` answer for this user: polkit action -> `yes`, `auth`,
@@ -306,12 +306,7 @@ impl Manager {
     /// own profiles: NetworkManager does not let this user take checkpoints).
     #[zbus(property)]
     fn transaction(&self) -> String {
-        match self.svc.contexts().ok().and_then(|c| c.user.open_transaction().ok().flatten()) {
-            None => "none",
-            Some(j) if j.checkpoint().is_some() => "checkpoint",
-            Some(_) => "journal",
-        }
-        .to_string()
+        self.svc.transaction_label().to_string()
     }
 
     /// An interface of this user was defined (0), undefined (1), started (2) or stopped (3):

@@ -13,8 +13,8 @@
 //!   properties);
 //! - `share.rs`: a user's NAT bridge for VMs (`…/share/BRIDGE`): taps, leases, `LeaseAdded`;
 //! - `state.rs`: what the service shares between calls: the contexts per scope, the callers it
-//!   admits, the objects it exports and the sync that turns NetworkManager's changes into
-//!   events;
+//!   admits, the objects it exports; one call's path (admit, scope, sync, explain);
+//! - `sync.rs`: NetworkManager's changes turned into objects and events;
 //! - `life.rs`: start, following NetworkManager (signals, restarts), the idle exit;
 //! - `args.rs`: flags, `a{sv}` options and findings on the wire;
 //! - `error.rs`: one D-Bus error name per cause.
@@ -26,6 +26,7 @@ mod manager;
 mod object;
 mod share;
 mod state;
+mod sync;
 
 pub use error::{ErrorKind, ServiceError, PREFIX};
 pub use share::SHARE_PATH;
@@ -34,6 +35,8 @@ use std::time::Duration;
 
 /// The service's well-known name on the session bus.
 pub const BUS_NAME: &str = "org.nmiface.Interfaces1";
+/// The Manager's D-Bus interface.
+pub const MANAGER_INTERFACE: &str = "org.nmiface.Interfaces1.Manager";
 /// The Manager object (also the ObjectManager root).
 pub const MANAGER_PATH: &str = "/org/nmiface/Interfaces1";
 /// Where interface objects live: `…/interface/UUID` (the UUID of the interface's own profile, so

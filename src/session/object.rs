@@ -2,9 +2,8 @@
 //! `org.libvirt.Interface`: `Create`, `Destroy`, `Undefine`, `GetXMLDesc`, and its state as
 //! properties that signal their changes.
 
-use super::state::Service;
+use super::state::{Props, Service};
 use super::{flags, ServiceError};
-use crate::agent::Listed;
 use crate::nm::Scope;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,28 +12,6 @@ use zbus::object_server::SignalEmitter;
 
 /// How long `Create` waits for an activation.
 pub(super) const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// An interface's state as the object shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) struct Props {
-    pub name: String,
-    pub mac: String,
-    pub active: bool,
-    pub kind: String,
-    pub uuid: uuid::Uuid,
-}
-
-impl From<&Listed> for Props {
-    fn from(l: &Listed) -> Self {
-        Props {
-            name: l.name.clone(),
-            mac: l.mac.clone().unwrap_or_default(),
-            active: l.active,
-            kind: l.kind.clone(),
-            uuid: l.uuid,
-        }
-    }
-}
 
 /// The object of one interface.
 pub(super) struct InterfaceObject {

@@ -5,7 +5,7 @@ use super::object::ACTIVATION_TIMEOUT;
 use super::state::Service;
 use super::{ErrorKind, ServiceError};
 use crate::verbs::TapRequest;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use zbus::message::Header;
@@ -33,9 +33,6 @@ pub(super) struct ShareObject {
     pub bridge: String,
     pub subnet: String,
 }
-
-/// The leases seen so far per shared bridge (`LeaseAdded` is sent for what is new).
-pub(super) type SeenLeases = BTreeMap<String, BTreeSet<(String, String)>>;
 
 /// Reads the lease files of the exported shares and announces new leases.
 pub(super) async fn poll_leases(svc: &Arc<Service>) {
@@ -119,4 +116,20 @@ impl ShareObject {
     /// A VM got an address on this bridge.
     #[zbus(signal)]
     async fn lease_added(emitter: &SignalEmitter<'_>, mac: &str, ip: &str) -> zbus::Result<()>;
+}
+
+impl Service {
+    /// Exports the share object of the user's NAT bridge `bridge` (once), its current leases
+    /// counted as seen; returns its path.
+    pub async fn export_share(self: &Arc<Self>, bridge: &str, subnet: String) -> Result<OwnedObjectPath, ServiceError> {
+        let path = share_path(bridge);
+        let mut seen = self.leases_seen.lock().await;
+        if !seen.contains_key(bridge) {
+            let leases = crate::agent::read_leases(&crate::nm::leases::lease_file(bridge)).unwrap_or_default();
+            let object = ShareObject { svc: self.clone(), bridge: bridge.to_string(), subnet };
+            self.session.object_server().at(path.as_str(), object).await?;
+            seen.insert(bridge.to_string(), leases.into_iter().map(|l| (l.mac, l.ip)).collect());
+        }
+        Ok(path)
+    }
 }

@@ -2,13 +2,11 @@
 //! restarts), the callers it admits, the objects it exports, and the sync that turns
 //! NetworkManager's changes into events.
 
-use super::manager::Manager;
-use super::object::{InterfaceObject, Props};
-use super::{event, ErrorKind, ServiceError, INTERFACE_PATH, MANAGER_PATH};
+use super::{ErrorKind, ServiceError, INTERFACE_PATH, MANAGER_INTERFACE, MANAGER_PATH};
 use crate::nm::Scope;
 use crate::nm_client::NmClient;
 use crate::verbs::{Context, VerbError, CHECKPOINT_ACTION};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::{debug, warn};
@@ -47,9 +45,41 @@ impl Contexts {
 /// An exported interface object, as last seen.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Exported {
-    scope: Scope,
-    props: Props,
+    /// Whose.
+    pub scope: Scope,
+    /// As last seen.
+    pub props: Props,
 }
+
+/// An interface's state as the object shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Props {
+    /// `Name`.
+    pub name: String,
+    /// `MAC` (empty: unknown).
+    pub mac: String,
+    /// `Active`.
+    pub active: bool,
+    /// `Type`.
+    pub kind: String,
+    /// The UUID of the interface's own profile (its object path).
+    pub uuid: uuid::Uuid,
+}
+
+impl From<&crate::agent::Listed> for Props {
+    fn from(l: &crate::agent::Listed) -> Self {
+        Props {
+            name: l.name.clone(),
+            mac: l.mac.clone().unwrap_or_default(),
+            active: l.active,
+            kind: l.kind.clone(),
+            uuid: l.uuid,
+        }
+    }
+}
+
+/// The leases seen so far per shared bridge (`LeaseAdded` is sent for what is new).
+pub(super) type SeenLeases = BTreeMap<String, BTreeSet<(String, String)>>;
 
 /// The service's shared state.
 pub(super) struct Service {
@@ -70,7 +100,7 @@ pub(super) struct Service {
     /// it already, so the background sync can skip it.
     pub(super) last_sync: Mutex<Instant>,
     /// The leases seen per exported share, for `LeaseAdded`.
-    pub(super) leases_seen: tokio::sync::Mutex<super::share::SeenLeases>,
+    pub(super) leases_seen: tokio::sync::Mutex<SeenLeases>,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -232,133 +262,42 @@ impl Service {
                 let changed = *self.permissions.lock().unwrap_or_else(|e| e.into_inner()) != p;
                 *self.permissions.lock().unwrap_or_else(|e| e.into_inner()) = p;
                 if changed {
-                    self.manager_changed(|m, e| Box::pin(async move { m.permissions_changed(&e).await })).await;
+                    self.announce("Permissions").await;
                 }
             }
             Err(e) => warn!("GetPermissions: {e}"),
         }
     }
 
-    /// Emits a Manager property change.
-    pub async fn manager_changed(
-        &self,
-        f: impl for<'a> FnOnce(
-            &'a Manager,
-            SignalEmitter<'a>,
-        )
-            -> std::pin::Pin<Box<dyn std::future::Future<Output = zbus::Result<()>> + Send + 'a>>,
-    ) {
-        let Ok(iface) = self.session.object_server().interface::<_, Manager>(MANAGER_PATH).await else { return };
-        let emitter = iface.signal_emitter().clone();
-        let m = iface.get().await;
-        if let Err(e) = f(&m, emitter).await {
-            debug!("property change signal: {e}");
-        }
-    }
-
-    /// Brings the exported objects in line with NetworkManager: the user's interfaces appear
-    /// (defined) and vanish (undefined), start and stop, with `InterfaceEvent` and
-    /// `PropertiesChanged` for each change when `announce`. System-wide objects are exported
-    /// only when a call asked for them (`SYSTEM`), then kept in line the same way.
-    pub async fn sync(self: &Arc<Self>, announce: bool) -> Result<(), ServiceError> {
-        self.sync_with(announce, &[]).await
-    }
-
-    /// [`Service::sync`], also exporting the system-wide interfaces named in `wanted` (a call
-    /// with the `SYSTEM` flag just defined them): one read of NetworkManager for both.
-    pub async fn sync_with(self: &Arc<Self>, announce: bool, wanted: &[String]) -> Result<(), ServiceError> {
-        let ctx = self.contexts()?;
-        let mut exported = self.exported.lock().await;
-        let started = Instant::now();
-        let with_system =
-            self.me != Scope::System && (!wanted.is_empty() || exported.values().any(|e| e.scope == Scope::System));
-        let (user, system) = tokio::join!(ctx.user.list(), async {
-            if with_system {
-                ctx.system.list().await.map(Some)
-            } else {
-                Ok(None)
-            }
-        });
-        let mut now: BTreeMap<String, Exported> = BTreeMap::new();
-        // The user's own appear by themselves; system-wide ones only once a call asked for them.
-        for (listed, scope, on_demand) in user?
-            .into_iter()
-            .map(|l| (l, self.me.clone(), false))
-            .chain(system?.unwrap_or_default().into_iter().map(|l| (l, Scope::System, true)))
+    /// Tells clients that Manager property `name` (`Permissions`, `Transaction`,
+    /// `NetworkManagerVersion`) changed, with its value.
+    pub async fn announce(&self, name: &'static str) {
+        let value: zbus::zvariant::Value<'_> = match name {
+            "Permissions" => self.permissions().into_iter().collect::<HashMap<String, String>>().into(),
+            "Transaction" => self.transaction_label().into(),
+            _ => self.nm_version().into(),
+        };
+        let Ok(emitter) = SignalEmitter::new(&self.session, MANAGER_PATH) else { return };
+        let interface = zbus::names::InterfaceName::from_static_str_unchecked(MANAGER_INTERFACE);
+        let changed = HashMap::from([(name, value)]);
+        if let Err(e) = zbus::fdo::Properties::properties_changed(&emitter, interface, changed, (&[][..]).into()).await
         {
-            let path = object_path(listed.uuid).to_string();
-            let asked = on_demand && wanted.contains(&listed.name);
-            if !listed.nmiface || (on_demand && !asked && !exported.contains_key(&path)) || now.contains_key(&path) {
-                continue;
-            }
-            now.insert(path, Exported { scope, props: Props::from(&listed) });
+            debug!("PropertiesChanged: {e}");
         }
-        let emitter = SignalEmitter::new(&self.session, MANAGER_PATH)?;
-        let server = self.session.object_server();
-        for (path, was) in exported.iter() {
-            if !now.contains_key(path) {
-                let _ = server.remove::<InterfaceObject, _>(path.as_str()).await;
-                if announce {
-                    self.event(&emitter, path, event::UNDEFINED).await;
-                }
-            } else if let Some(is) = now.get(path).filter(|is| *is != was) {
-                if let Ok(iface) = server.interface::<_, InterfaceObject>(path.as_str()).await {
-                    iface.get_mut().await.props = is.props.clone();
-                    let o = iface.get().await;
-                    o.changed(&was.props, iface.signal_emitter()).await;
-                }
-                if announce && is.props.active != was.props.active {
-                    let ev = if is.props.active { event::STARTED } else { event::STOPPED };
-                    self.event(&emitter, path, ev).await;
-                }
-            }
-        }
-        for (path, is) in &now {
-            if exported.contains_key(path) {
-                continue;
-            }
-            let object = InterfaceObject::new(self.clone(), is.scope.clone(), is.props.clone());
-            server.at(path.as_str(), object).await?;
-            if announce {
-                self.event(&emitter, path, event::DEFINED).await;
-                if is.props.active {
-                    self.event(&emitter, path, event::STARTED).await;
-                }
-            }
-        }
-        *exported = now;
-        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = started;
-        Ok(())
     }
 
-    /// Exports a system-wide interface a call asked for (`SYSTEM`); returns its path.
-    pub async fn export_system(
-        self: &Arc<Self>,
-        listed: &crate::agent::Listed,
-    ) -> Result<OwnedObjectPath, ServiceError> {
-        let path = object_path(listed.uuid);
-        let mut exported = self.exported.lock().await;
-        if !exported.contains_key(path.as_str()) {
-            let props = Props::from(listed);
-            let object = InterfaceObject::new(self.clone(), Scope::System, props.clone());
-            self.session.object_server().at(path.as_str(), object).await?;
-            exported.insert(path.to_string(), Exported { scope: Scope::System, props });
+    /// How the open transaction protects the user: `none`, `checkpoint` or `journal`.
+    pub fn transaction_label(&self) -> &'static str {
+        match self.contexts().ok().and_then(|c| c.user.open_transaction().ok().flatten()) {
+            None => "none",
+            Some(j) if j.checkpoint().is_some() => "checkpoint",
+            Some(_) => "journal",
         }
-        Ok(path)
     }
 
-    /// Exports the share object of the user's NAT bridge `bridge` (once), its current leases
-    /// counted as seen; returns its path.
-    pub async fn export_share(self: &Arc<Self>, bridge: &str, subnet: String) -> Result<OwnedObjectPath, ServiceError> {
-        let path = super::share::share_path(bridge);
-        let mut seen = self.leases_seen.lock().await;
-        if !seen.contains_key(bridge) {
-            let leases = crate::agent::read_leases(&crate::nm::leases::lease_file(bridge)).unwrap_or_default();
-            let object = super::share::ShareObject { svc: self.clone(), bridge: bridge.to_string(), subnet };
-            self.session.object_server().at(path.as_str(), object).await?;
-            seen.insert(bridge.to_string(), leases.into_iter().map(|l| (l.mac, l.ip)).collect());
-        }
-        Ok(path)
+    /// NetworkManager's version (empty while it is away).
+    pub fn nm_version(&self) -> String {
+        self.contexts().map(|c| c.nm_version.clone()).unwrap_or_default()
     }
 
     /// The paths exported now, with their scope and properties.
@@ -368,12 +307,5 @@ impl Service {
             .iter()
             .filter_map(|(p, e)| Some((OwnedObjectPath::try_from(p.as_str()).ok()?, e.scope.clone(), e.props.clone())))
             .collect()
-    }
-
-    async fn event(&self, emitter: &SignalEmitter<'_>, path: &str, ev: i32) {
-        let Ok(o) = zbus::zvariant::ObjectPath::try_from(path) else { return };
-        if let Err(e) = Manager::interface_event(emitter, o, ev, 0).await {
-            debug!("InterfaceEvent: {e}");
-        }
     }
 }
