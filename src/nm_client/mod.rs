@@ -187,11 +187,6 @@ impl NmClient {
         Ok(self.nm.get_permissions().await?.into_iter().collect())
     }
 
-    /// The proxy for NetworkManager's main object (signals: `CheckPermissions`, …).
-    pub fn manager(&self) -> &NetworkManagerProxy<'static> {
-        &self.nm
-    }
-
     /// Applies the stored profile's changes to the running device `name` in place
     /// (`Device.Reapply`); NetworkManager refuses when a change needs a re-activation.
     pub async fn reapply(&self, name: &str) -> Result<(), NmError> {

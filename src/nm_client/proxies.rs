@@ -53,9 +53,6 @@ pub trait NetworkManager {
     fn checkpoint_adjust_rollback_timeout(&self, checkpoint: &ObjectPath<'_>, add_timeout: u32) -> zbus::Result<()>;
     /// What the caller may do: polkit action -> `yes`, `auth` or `no`.
     fn get_permissions(&self) -> zbus::Result<HashMap<String, String>>;
-    /// The answers of [`get_permissions`](Self::get_permissions) may have changed.
-    #[zbus(signal)]
-    fn check_permissions(&self) -> zbus::Result<()>;
     /// Existing checkpoints.
     #[zbus(property)]
     fn checkpoints(&self) -> zbus::Result<Vec<OwnedObjectPath>>;

@@ -41,26 +41,23 @@ pub(super) struct Opts {
 
 pub(super) fn options(o: &HashMap<String, OwnedValue>) -> Result<Opts, ServiceError> {
     let mut out = Opts { flags: 0, timeout: ACTIVATION_TIMEOUT, checkpoint: true };
-    let bad = |k: &str, want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
     for (k, v) in o {
-        let flag = |bit: u32, out: &mut Opts| -> Result<(), ServiceError> {
-            if bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))? {
-                out.flags |= bit;
+        let bit = match k.as_str() {
+            "adopt" => flags::ADOPT,
+            "force" => flags::FORCE,
+            "system" => flags::SYSTEM,
+            "timeout" => {
+                out.timeout = Duration::from_secs(u32::try_from(v).map_err(|_| bad(k, "seconds (u)"))?.into());
+                continue;
             }
-            Ok(())
+            "checkpoint" => {
+                out.checkpoint = boolean(k, v)?;
+                continue;
+            }
+            _ => return Err(unknown(k, "adopt, force, system, timeout, checkpoint")),
         };
-        match k.as_str() {
-            "adopt" => flag(flags::ADOPT, &mut out)?,
-            "force" => flag(flags::FORCE, &mut out)?,
-            "system" => flag(flags::SYSTEM, &mut out)?,
-            "timeout" => out.timeout = Duration::from_secs(u32::try_from(v).map_err(|_| bad(k, "seconds (u)"))?.into()),
-            "checkpoint" => out.checkpoint = bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))?,
-            _ => {
-                return Err(ServiceError::new(
-                    ErrorKind::InvalidArgs,
-                    format!("unknown option '{k}' (known: adopt, force, system, timeout, checkpoint)"),
-                ))
-            }
+        if boolean(k, v)? {
+            out.flags |= bit;
         }
     }
     Ok(out)
@@ -78,25 +75,53 @@ pub(super) fn share_options(options: &HashMap<String, OwnedValue>) -> Result<cra
         force: false,
     };
     for (k, v) in options {
-        let bad = |want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
-        let text = || -> Result<String, ServiceError> {
-            String::try_from(v.try_clone().map_err(zbus::Error::from)?).map_err(|_| bad("a string (s)"))
-        };
         match k.as_str() {
-            "bridge" => r.bridge = text()?,
+            "bridge" => r.bridge = string(k, v)?,
             "subnet" => {
-                r.subnet = Some(
-                    crate::agent::subnet_address(&text()?).map_err(|e| ServiceError::new(ErrorKind::InvalidArgs, e))?,
-                )
+                let s = string(k, v)?;
+                r.subnet =
+                    Some(crate::agent::subnet_address(&s).map_err(|e| ServiceError::new(ErrorKind::InvalidArgs, e))?)
             }
-            "persist" => r.persist = bool::try_from(v).map_err(|_| bad("a boolean (b)"))?,
-            _ => {
-                return Err(ServiceError::new(
-                    ErrorKind::InvalidArgs,
-                    format!("unknown option '{k}' (known: bridge, subnet, persist)"),
-                ))
-            }
+            "persist" => r.persist = boolean(k, v)?,
+            _ => return Err(unknown(k, "bridge, subnet, persist")),
         }
     }
     Ok(r)
+}
+
+/// The options of a Share's `AddTap`: `name` (s), `multi_queue` (b).
+pub(super) fn tap_options(
+    bridge: &str,
+    options: &HashMap<String, OwnedValue>,
+) -> Result<crate::verbs::TapRequest, ServiceError> {
+    let mut r = crate::verbs::TapRequest {
+        bridge: bridge.to_string(),
+        name: None,
+        multi_queue: false,
+        timeout: ACTIVATION_TIMEOUT,
+    };
+    for (k, v) in options {
+        match k.as_str() {
+            "name" => r.name = Some(string(k, v)?),
+            "multi_queue" => r.multi_queue = boolean(k, v)?,
+            _ => return Err(unknown(k, "name, multi_queue")),
+        }
+    }
+    Ok(r)
+}
+
+fn bad(k: &str, want: &str) -> ServiceError {
+    ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"))
+}
+
+fn unknown(k: &str, known: &str) -> ServiceError {
+    ServiceError::new(ErrorKind::InvalidArgs, format!("unknown option '{k}' (known: {known})"))
+}
+
+fn boolean(k: &str, v: &OwnedValue) -> Result<bool, ServiceError> {
+    bool::try_from(v).map_err(|_| bad(k, "a boolean (b)"))
+}
+
+fn string(k: &str, v: &OwnedValue) -> Result<String, ServiceError> {
+    String::try_from(v.try_clone().map_err(zbus::Error::from)?).map_err(|_| bad(k, "a string (s)"))
 }

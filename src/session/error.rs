@@ -9,9 +9,6 @@ use crate::verbs::VerbError;
 use zbus::message::{Header, Message};
 use zbus::names::ErrorName;
 
-/// The prefix of every error name of the service.
-pub const PREFIX: &str = "org.nmiface.Interfaces1.Error";
-
 /// What kind of failure: each has one D-Bus error name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

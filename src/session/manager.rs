@@ -6,7 +6,7 @@ use super::args::{options, parse, share_options, wire, WireFinding};
 use super::state::{object_path, Service};
 use super::{flags, ErrorKind, ServiceError};
 use crate::gaps::Status;
-use crate::verbs::{ApplyOptions, Context, DefineOptions, VerbError};
+use crate::verbs::{ApplyOptions, DefineOptions};
 use crate::xml::Document;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,30 +22,6 @@ pub(super) struct Manager {
 impl Manager {
     pub(super) fn new(svc: Arc<Service>) -> Self {
         Self { svc }
-    }
-
-    /// Runs a verb in the scope `flags` asks for; NetworkManager's refusals explained; objects
-    /// and events brought in line before the reply when `changes`.
-    async fn run<T>(
-        &self,
-        hdr: &Header<'_>,
-        flags: u32,
-        changes: bool,
-        f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
-    ) -> Result<T, ServiceError> {
-        self.run_exporting(hdr, flags, changes, &[], f).await
-    }
-
-    /// [`Manager::run`], exporting the system-wide interfaces `system` names afterwards.
-    async fn run_exporting<T>(
-        &self,
-        hdr: &Header<'_>,
-        flags: u32,
-        changes: bool,
-        system: &[String],
-        f: impl AsyncFnOnce(&Context) -> Result<T, VerbError>,
-    ) -> Result<T, ServiceError> {
-        self.svc.call(hdr, flags, changes, system, f).await
     }
 
     /// The names of `doc`'s interfaces when `flags` asks for system-wide profiles (the sync
@@ -121,7 +97,7 @@ impl Manager {
         let doc = parse("InterfaceDefineXML", &xml)?;
         let o = DefineOptions { adopt: flags & flags::ADOPT != 0, force: flags & flags::FORCE != 0 };
         let names = self.system_names(&doc, flags);
-        self.run_exporting(&hdr, flags, true, &names, async |c| c.define(&doc, o).await).await?;
+        self.svc.call(&hdr, flags, true, &names, async |c| c.define(&doc, o).await).await?;
         let first = doc.host.interfaces.first().map(|i| i.name.to_string()).unwrap_or_default();
         Ok(self.objects(&[first], flags).await?.remove(0))
     }
@@ -145,7 +121,7 @@ impl Manager {
     ) -> Result<OwnedObjectPath, ServiceError> {
         let mac = crate::model::Mac::parse(&mac)
             .map_err(|e| ServiceError::new(ErrorKind::InvalidArgs, format!("MAC '{mac}': {e}")))?;
-        let name = self.run(&hdr, 0, false, async |c| c.name_of(&mac).await).await?;
+        let name = self.svc.call(&hdr, 0, false, &[], async |c| c.name_of(&mac).await).await?;
         self.object_of(&name, 0).await
     }
 
@@ -180,14 +156,14 @@ impl Manager {
     /// user take one, else nmiface's journal of the user's own profiles (the `Transaction`
     /// property says which). `flags`: 0.
     async fn interface_change_begin(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        self.run(&hdr, 0, false, async |c| c.begin(0).await.map(|_| ())).await?;
+        self.svc.call(&hdr, 0, false, &[], async |c| c.begin(0).await.map(|_| ())).await?;
         self.svc.announce("Transaction").await;
         Ok(())
     }
 
     /// Keeps the transaction's changes (`virsh iface-commit`).
     async fn interface_change_commit(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        self.run(&hdr, 0, false, async |c| c.commit(None).await.map(|_| ())).await?;
+        self.svc.call(&hdr, 0, false, &[], async |c| c.commit(None).await.map(|_| ())).await?;
         self.svc.announce("Transaction").await;
         Ok(())
     }
@@ -198,7 +174,7 @@ impl Manager {
         _flags: u32,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(), ServiceError> {
-        self.run(&hdr, 0, true, async |c| c.rollback(None).await).await?;
+        self.svc.call(&hdr, 0, true, &[], async |c| c.rollback(None).await).await?;
         self.svc.announce("Transaction").await;
         Ok(())
     }
@@ -234,7 +210,7 @@ impl Manager {
             let _ = tx.send((name.to_string(), p.what, p.elapsed.as_millis() as u64));
         };
         let names = self.system_names(&doc, o.flags);
-        let r = self.run_exporting(&hdr, o.flags, true, &names, async |c| c.apply(&doc, ao, &mut progress).await).await;
+        let r = self.svc.call(&hdr, o.flags, true, &names, async |c| c.apply(&doc, ao, &mut progress).await).await;
         drop(tx);
         let _ = signals.await;
         let out = r?;
@@ -253,7 +229,7 @@ impl Manager {
         let o = self::options(&options)?;
         let doc = parse("Check", &xml)?;
         let (findings, report) =
-            self.run(&hdr, o.flags, false, async |c| Ok((c.findings(&doc), c.check(&doc).await?))).await?;
+            self.svc.call(&hdr, o.flags, false, &[], async |c| Ok((c.findings(&doc), c.check(&doc).await?))).await?;
         let mut out = wire(&findings);
         for (iface, item) in report.items() {
             let severity = match item.status {
@@ -277,7 +253,7 @@ impl Manager {
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<OwnedObjectPath, ServiceError> {
         let r = share_options(&options)?;
-        let out = self.run(&hdr, 0, true, async |c| c.share(&r, &mut |_, _| {}).await).await?;
+        let out = self.svc.call(&hdr, 0, true, &[], async |c| c.share(&r, &mut |_, _| {}).await).await?;
         let subnet = out.subnet.map(|(n, _)| format!("{}/{}", n.address, n.prefix)).unwrap_or_default();
         self.svc.export_share(&r.bridge, subnet).await
     }

@@ -28,7 +28,7 @@ mod share;
 mod state;
 mod sync;
 
-pub use error::{ErrorKind, ServiceError, PREFIX};
+pub use error::{ErrorKind, ServiceError};
 pub use share::SHARE_PATH;
 
 use std::time::Duration;

@@ -1,10 +1,9 @@
 //! `/org/nmiface/Interfaces1/share/BRIDGE`, `org.nmiface.Interfaces1.Share`: a user's NAT bridge
 //! for VMs, its user-owned taps and the leases NetworkManager's dnsmasq gave them.
 
-use super::object::ACTIVATION_TIMEOUT;
+use super::args::tap_options;
 use super::state::Service;
-use super::{ErrorKind, ServiceError};
-use crate::verbs::TapRequest;
+use super::ServiceError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,25 +60,7 @@ impl ShareObject {
         options: HashMap<String, OwnedValue>,
         #[zbus(header)] hdr: Header<'_>,
     ) -> Result<(String, String), ServiceError> {
-        let mut r =
-            TapRequest { bridge: self.bridge.clone(), name: None, multi_queue: false, timeout: ACTIVATION_TIMEOUT };
-        for (k, v) in &options {
-            let bad = |want: &str| ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"));
-            match k.as_str() {
-                "name" => {
-                    r.name = Some(
-                        String::try_from(v.try_clone().map_err(zbus::Error::from)?).map_err(|_| bad("a string (s)"))?,
-                    )
-                }
-                "multi_queue" => r.multi_queue = bool::try_from(v).map_err(|_| bad("a boolean (b)"))?,
-                _ => {
-                    return Err(ServiceError::new(
-                        ErrorKind::InvalidArgs,
-                        format!("unknown option '{k}' (known: name, multi_queue)"),
-                    ))
-                }
-            }
-        }
+        let r = tap_options(&self.bridge, &options)?;
         let out = self.svc.call(&hdr, 0, true, &[], async |c| c.tap_add(&r).await).await?;
         Ok((out.tap, out.domain_xml))
     }

@@ -177,8 +177,7 @@ impl Service {
         let interactive = interactive(hdr);
         let system = flags & super::flags::SYSTEM != 0;
         if changes {
-            let modify = if system { "settings.modify.system" } else { "settings.modify.own" };
-            self.precheck(&[modify, "network-control"], interactive)?;
+            self.precheck(system, interactive)?;
         }
         let ctx = self.contexts()?;
         let own;
@@ -204,21 +203,15 @@ impl Service {
         self.permissions.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// After NetworkManager refused: if it would have allowed the action after authentication
-    /// (polkit said `auth`) and the caller did not allow interaction, say so with D-Bus's own
-    /// error name; otherwise NetworkManager's refusal as it is.
+    /// After NetworkManager refused: if it would have allowed the change after authentication
+    /// (polkit's answer, read again now, is `auth`) and the caller did not allow interaction,
+    /// say so with D-Bus's own error name; otherwise NetworkManager's refusal as it is.
     pub async fn explain(&self, e: ServiceError, system: bool, interactive: bool) -> ServiceError {
         if e.kind != ErrorKind::PermissionDenied || interactive {
             return e;
         }
         self.refresh_permissions().await;
-        let modify = if system { "system" } else { "own" };
-        let actions = [
-            format!("org.freedesktop.NetworkManager.settings.modify.{modify}"),
-            "org.freedesktop.NetworkManager.network-control".to_string(),
-        ];
-        let p = self.permissions();
-        match actions.iter().find(|a| p.get(a.as_str()).map(String::as_str) == Some("auth")) {
+        match self.needs_auth(system) {
             Some(a) => ServiceError::new(
                 ErrorKind::InteractiveAuthorizationRequired,
                 format!("NetworkManager needs you to authenticate for {a} ({}); call again allowing interactive authorization", e.message),
@@ -232,16 +225,8 @@ impl Service {
     /// polkit with user interaction allowed for every settings change whatever the caller's
     /// message said, so without this a desktop's authentication agent would prompt on behalf of
     /// a client that asked not to.
-    pub fn precheck(&self, actions: &[&str], interactive: bool) -> Result<(), ServiceError> {
-        if interactive {
-            return Ok(());
-        }
-        let p = self.permissions();
-        match actions
-            .iter()
-            .map(|a| format!("org.freedesktop.NetworkManager.{a}"))
-            .find(|a| p.get(a).map(String::as_str) == Some("auth"))
-        {
+    fn precheck(&self, system: bool, interactive: bool) -> Result<(), ServiceError> {
+        match self.needs_auth(system).filter(|_| !interactive) {
             Some(a) => Err(ServiceError::new(
                 ErrorKind::InteractiveAuthorizationRequired,
                 format!(
@@ -250,6 +235,17 @@ impl Service {
             )),
             None => Ok(()),
         }
+    }
+
+    /// The polkit action a change (system-wide or the user's own) needs for which NetworkManager's
+    /// last answer was `auth`, if any.
+    fn needs_auth(&self, system: bool) -> Option<String> {
+        let modify = if system { "settings.modify.system" } else { "settings.modify.own" };
+        let p = self.permissions();
+        [modify, "network-control"]
+            .iter()
+            .map(|a| format!("org.freedesktop.NetworkManager.{a}"))
+            .find(|a| p.get(a).map(String::as_str) == Some("auth"))
     }
 
     /// Reads NetworkManager's permissions for this user again; updates the protection changes

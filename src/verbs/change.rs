@@ -167,7 +167,11 @@ impl Context {
     pub async fn undefine(&self, name: &str) -> Result<usize, VerbError> {
         self.changing(format!("undefine {name}"), async |j| {
             let found = self.agent.find(name).await?;
-            let taps = self.agent.taps(Some(name)).await?;
+            // Only a bridge has taps; looking costs a read of every profile.
+            let taps = match found.main.profile.conn_type() == Some(crate::nm::conn_type::BRIDGE) {
+                true => self.agent.taps(Some(name)).await?,
+                false => Vec::new(),
+            };
             let n = self.agent.undefine(&found, j).await?;
             for t in &taps {
                 self.agent.tap_remove(&t.profile.id).await?;
