@@ -423,6 +423,29 @@ fn nmcli(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     std::process::Command::new("nmcli").args(args).env("DBUS_SYSTEM_BUS_ADDRESS", sb.bus()).output().unwrap()
 }
 
+/// The names of the active profiles, as root sees them.
+fn active(sb: &Sandbox) -> Vec<String> {
+    text(&nmcli(sb, &["-g", "NAME", "con", "show", "--active"]).stdout).lines().map(str::to_string).collect()
+}
+
+/// `connection.permissions` of profile `id`, as root sees it (None: no such profile).
+fn permissions(sb: &Sandbox, id: &str) -> Option<String> {
+    let out = nmcli(sb, &["-g", "connection.permissions", "con", "show", id]);
+    out.status.success().then(|| text(&out.stdout).trim().replace("\\:", ":"))
+}
+
+/// Waits up to `secs` for `cond`; whether it came true.
+fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cond()
+}
+
 fn ownership() -> R {
     let sb = Sandbox::up(false);
     let rt = rt();

@@ -250,10 +250,62 @@ impl Sandbox {
         cmd
     }
 
+    /// A service directory for session buses in which `org.nmiface.Interfaces1` is the built
+    /// binary's `session --idle-exit IDLE_EXIT`: D-Bus activation as a desktop would do it.
+    pub fn service_dir(&self, idle_exit: u32) -> PathBuf {
+        let dir = self.dir().join("services");
+        std::fs::create_dir_all(&dir).unwrap();
+        let service = format!(
+            "[D-BUS Service]\nName=org.nmiface.Interfaces1\nExec=/usr/bin/env RUST_LOG=nmiface=info {} session --idle-exit {idle_exit}\n",
+            env!("CARGO_BIN_EXE_nmiface")
+        );
+        std::fs::write(dir.join("org.nmiface.Interfaces1.service"), service).unwrap();
+        let _ = Command::new("chmod").args(["-R", "a+rX", dir.to_str().unwrap()]).status();
+        dir
+    }
+
+    /// `gdbus monitor` of the session service on `user`'s bus, in the background (in
+    /// NetworkManager's mount namespace when `in_nm_mounts`, like that bus), writing to a
+    /// file, line-buffered. It runs as `user`, so killing our child may not end it: it ends with
+    /// the session bus or after five minutes.
+    pub fn monitor(&self, user: &str, name: &str, in_nm_mounts: bool) -> Monitor {
+        let file = self.dir().join(format!("monitor-{name}.log"));
+        let args =
+            ["stdbuf", "-oL", "timeout", "300", "gdbus", "monitor", "--session", "--dest", "org.nmiface.Interfaces1"];
+        let mut cmd = if in_nm_mounts { self.as_user_in_nm_mounts(user, &args) } else { self.as_user(user, &args) };
+        let child = cmd
+            .stdout(std::fs::File::create(&file).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gdbus monitor");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        Monitor { child, file }
+    }
+
     /// A client of this sandbox's NetworkManager.
     pub async fn client(&self) -> nmiface::nm_client::NmClient {
         let conn = zbus::connection::Builder::address(self.bus()).unwrap().build().await.unwrap();
         nmiface::nm_client::NmClient::new(conn).await.unwrap()
+    }
+}
+
+/// A running `gdbus monitor` of the session service (see [`Sandbox::monitor`]).
+pub struct Monitor {
+    child: std::process::Child,
+    file: PathBuf,
+}
+
+impl Monitor {
+    /// What it printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.file).unwrap_or_default()
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -4,10 +4,10 @@
 //! the built binary, so every trial also goes through D-Bus activation. The clients are `gdbus`
 //! (which sends no interactive-authorization flag unless `-i`) and `gdbus monitor`.
 
-use super::{ensure, nmcli, text, R};
+use super::{active, ensure, nmcli, permissions, text, wait_for, R};
 use crate::sandbox::Sandbox;
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
+use std::time::Duration;
 
 const SVC: &str = "org.nmiface.Interfaces1";
 const MGR: &str = "/org/nmiface/Interfaces1";
@@ -32,14 +32,7 @@ struct Desk {
 impl Desk {
     fn new(auth_polkit: bool, idle_exit: u32) -> Desk {
         let sb = Sandbox::up_users(auth_polkit);
-        let dir = sb.dir().join("services");
-        std::fs::create_dir_all(&dir).unwrap();
-        let service = format!(
-            "[D-BUS Service]\nName={SVC}\nExec=/usr/bin/env RUST_LOG=nmiface=info {} session --idle-exit {idle_exit}\n",
-            env!("CARGO_BIN_EXE_nmiface")
-        );
-        std::fs::write(dir.join(format!("{SVC}.service")), service).unwrap();
-        let _ = std::process::Command::new("chmod").args(["-R", "a+rX", dir.to_str().unwrap()]).status();
+        let dir = sb.service_dir(idle_exit);
         let (a, b) = (sb.user_a(), sb.user_b());
         sb.session_bus(&a.0, &dir);
         sb.session_bus(&b.0, &dir);
@@ -66,23 +59,6 @@ impl Desk {
         let out =
             self.call(user, false, MGR, "org.freedesktop.DBus.Properties.Get", &[&format!("{SVC}.Manager"), name]);
         text(&out.stdout)
-    }
-
-    /// `gdbus monitor` of the service on `user`'s session bus, in the background, writing to a
-    /// file (line-buffered): it runs as `user`, so killing our child would not end it; it ends
-    /// with the session bus or after two minutes.
-    fn monitor(&self, user: &str, name: &str) -> Monitor {
-        let file = self.sb.dir().join(format!("monitor-{name}.log"));
-        let out = std::fs::File::create(&file).unwrap();
-        let child = self
-            .sb
-            .as_user(user, &["stdbuf", "-oL", "timeout", "120", "gdbus", "monitor", "--session", "--dest", SVC])
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gdbus monitor");
-        std::thread::sleep(Duration::from_millis(300));
-        Monitor { child, file }
     }
 
     /// The service's pid on `user`'s bus, if it runs (asking the bus does not activate it).
@@ -130,47 +106,6 @@ fn paths(out: &Output) -> Vec<String> {
         .collect()
 }
 
-/// `connection.permissions` of profile `id`, as root sees it (None: no such profile).
-fn permissions(sb: &Sandbox, id: &str) -> Option<String> {
-    let out = nmcli(sb, &["-g", "connection.permissions", "con", "show", id]);
-    out.status.success().then(|| text(&out.stdout).trim().replace("\\:", ":"))
-}
-
-fn active(sb: &Sandbox) -> Vec<String> {
-    text(&nmcli(sb, &["-g", "NAME", "con", "show", "--active"]).stdout).lines().map(str::to_string).collect()
-}
-
-fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    while Instant::now() < end {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    cond()
-}
-
-/// A running `gdbus monitor`.
-struct Monitor {
-    child: Child,
-    file: std::path::PathBuf,
-}
-
-impl Monitor {
-    /// What it printed so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.file).unwrap_or_default()
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `InterfaceEvent` lines for `path` with `event`.
 fn has_event(log: &str, path: &str, event: i32) -> bool {
     log.lines().any(|l| l.contains("InterfaceEvent") && l.contains(path) && l.contains(&format!("{path}', {event}, ")))
@@ -192,7 +127,7 @@ pub fn user_profiles_are_private_and_networkmanager_decides() -> R {
     for (uid, action) in [(a_uid, "settings.modify.own"), (a_uid, "network-control"), (b_uid, "settings.modify.own")] {
         d.sb.polkit(uid, &format!("{NM}.{action}"), "yes");
     }
-    let monitor = d.monitor(&a, "a");
+    let monitor = d.sb.monitor(&a, "a", false);
 
     let out = d.mgr(&a, "Apply", &[&s(NAT0), "{}"]);
     ok("A: Apply nat0", &out)?;
@@ -343,11 +278,15 @@ pub fn activation_restart_and_idle_exit() -> R {
         format!("B deleted A's profile without polkit: {}", text(&out.stdout))
     })?;
 
-    let monitor = d.monitor(&a, "restart");
+    let before = d.prop(&a, "NetworkManagerVersion");
+    ensure(before.contains("'1."), || format!("NetworkManagerVersion: {before}"))?;
+    let monitor = d.sb.monitor(&a, "restart", false);
     d.sb.restart_nm();
     d.sb.login(&a);
-    let version = d.prop(&a, "NetworkManagerVersion");
-    ensure(version.contains("1.42") || version.contains("1."), || format!("version after restart: {version}"))?;
+    // Read again from the daemon that came back (empty while it is away).
+    ensure(wait_for(5, || d.prop(&a, "NetworkManagerVersion") == before), || {
+        format!("version after restart: {} (before: {before})", d.prop(&a, "NetworkManagerVersion"))
+    })?;
     let out = d.mgr(&a, "ListInterfaces", &["0"]);
     ensure(paths(&out) == vec![br5.clone()], || format!("after the restart: {}", text(&out.stdout)))?;
     ok("Apply after restart", &d.mgr(&a, "Apply", &[&s(&bridge("br6", "192.0.2.6")), "{}"]))?;

@@ -2,7 +2,7 @@
 //! `leases`) against a real NetworkManager in the `--users` sandbox: the taps are real kernel
 //! taps that only their owner can open.
 
-use super::{ensure, nmcli, text, R};
+use super::{ensure, nmcli, permissions, text, R};
 use crate::sandbox::Sandbox;
 use std::process::Output;
 
@@ -68,8 +68,8 @@ pub fn user_owned_taps_without_root() -> R {
     ensure(json["subnet"] == "10.42.0.1/24" && json["subnet_chosen"] == true && json["scope"] == "user", || {
         format!("share: {json}")
     })?;
-    let perms = text(&nmcli(&sb, &["-g", "connection.permissions", "con", "show", "nat0"]).stdout);
-    ensure(perms.trim().replace("\\:", ":") == format!("user:{a}"), || format!("nat0 permissions: {perms}"))?;
+    let perms = permissions(&sb, "nat0");
+    ensure(perms == Some(format!("user:{a}")), || format!("nat0 permissions: {perms:?}"))?;
     let out = nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat1", "--subnet", "10.42.0.0/24"]);
     refused("a colliding subnet", &out, "collides with 10.42.0.1/24 (nat0)")?;
     ensure(link(&sb, "nat1").is_empty(), || "the refused share left a bridge".into())?;
@@ -134,16 +134,6 @@ pub fn user_owned_taps_without_root() -> R {
     ensure(link(&sb, "nat0").is_empty() && link(&sb, "vtap0").is_empty(), || "links left behind".into())
 }
 
-/// A background process killed and reaped when dropped (also when a check fails).
-struct Reaped(std::process::Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Whether the real-kernel guest may be skipped: only outside CI, loudly.
 fn skip_guest(why: &str) -> R {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
@@ -169,14 +159,7 @@ pub fn a_vm_run_by_a_user() -> R {
     let up = sb.write("up0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.168.77.2' prefix='24'/></protocol></interface>");
     let out = sb.nmiface(&["apply", &up]);
     ensure(out.status.success(), || format!("uplink: {}", text(&out.stderr)))?;
-    let dir = sb.dir().join("services");
-    std::fs::create_dir_all(&dir).unwrap();
-    let service = format!(
-        "[D-BUS Service]\nName=org.nmiface.Interfaces1\nExec={} session --idle-exit 60\n",
-        env!("CARGO_BIN_EXE_nmiface")
-    );
-    std::fs::write(dir.join("org.nmiface.Interfaces1.service"), service).unwrap();
-    let _ = std::process::Command::new("chmod").args(["-R", "a+rX", dir.to_str().unwrap()]).status();
+    let dir = sb.service_dir(60);
     sb.session_bus_in(&a, &dir, true);
     let gdbus = |path: &str, method: &str, args: &[&str]| {
         let mut full = vec!["gdbus", "call", "--session", "--dest", "org.nmiface.Interfaces1", "--object-path", path];
@@ -187,18 +170,7 @@ pub fn a_vm_run_by_a_user() -> R {
     let out = gdbus("/org/nmiface/Interfaces1", "org.nmiface.Interfaces1.Manager.ShareNat", &["{'bridge': <'nat0'>}"]);
     let share = ok("ShareNat", &out)?.split('\'').nth(1).unwrap_or_default().to_string();
     ensure(share == "/org/nmiface/Interfaces1/share/nat0", || format!("share object: {share}"))?;
-    let mon_file = sb.dir().join("monitor-leases.log");
-    let monitor = Reaped(
-        sb.as_user_in_nm_mounts(
-            &a,
-            &["stdbuf", "-oL", "timeout", "300", "gdbus", "monitor", "--session", "--dest", "org.nmiface.Interfaces1"],
-        )
-        .stdout(std::fs::File::create(&mon_file).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap(),
-    );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let monitor = sb.monitor(&a, "leases", true);
     let out = ok("AddTap", &gdbus(&share, "org.nmiface.Interfaces1.Share.AddTap", &["{}"]))?;
     let tap = out.split('\'').nth(1).unwrap_or_default().to_string();
     ensure(tap == "vtap0" && out.contains("managed='no'"), || format!("AddTap: {out}"))?;
@@ -225,8 +197,7 @@ pub fn a_vm_run_by_a_user() -> R {
     let out = ok("GetLeases", &gdbus(&share, "org.nmiface.Interfaces1.Share.GetLeases", &[]))?;
     ensure(out.contains(&mac) && out.contains(&ip), || format!("GetLeases: {out}"))?;
     std::thread::sleep(std::time::Duration::from_millis(500));
-    drop(monitor);
-    let log = std::fs::read_to_string(&mon_file).unwrap_or_default();
+    let log = monitor.log();
     ensure(log.lines().any(|l| l.contains("LeaseAdded") && l.contains(&mac) && l.contains(&ip)), || {
         format!("no LeaseAdded for {mac} {ip}:\n{log}")
     })?;

@@ -3,10 +3,10 @@
 //! and action, and follows logins and logouts. Only `nmcli` (and, where nmcli cannot reach
 //! NetworkManager's check, `gdbus`) acts; nothing of nmiface runs here.
 
-use super::{ensure, nmcli, text, R};
+use super::{active, ensure, nmcli, text, wait_for, R};
 use crate::sandbox::Sandbox;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NM: &str = "org.freedesktop.NetworkManager";
 
@@ -18,25 +18,6 @@ fn ok(what: &str, out: &Output) -> R {
     ensure(out.status.success(), || {
         format!("{what}: exit {:?}: {}{}", out.status.code(), text(&out.stdout), text(&out.stderr))
     })
-}
-
-/// The names of the active profiles, as root sees them.
-fn active(sb: &Sandbox) -> Vec<String> {
-    text(&nmcli(sb, &["-g", "NAME", "con", "show", "--active"]).stdout).lines().map(str::to_string).collect()
-}
-
-/// Waits up to `secs` for `cond`; whether it came true.
-fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The D-Bus path of the profile `uuid`, asked as root.
