@@ -179,7 +179,8 @@ start_bus() {
         die "dbus-daemon failed to start (see $DIR/bus.log)"
 }
 
-write_open_bus_conf() {
+# The private system bus's config: where it listens, then the policy given as XML in $1.
+write_bus_conf() {
     cat >"$DIR/bus.conf" <<EOF
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -188,6 +189,13 @@ write_open_bus_conf() {
   <listen>unix:path=$BUS_SOCK</listen>
   <auth>EXTERNAL</auth>
   <pidfile>$DIR/bus.pid</pidfile>
+$1
+</busconfig>
+EOF
+}
+
+write_open_bus_conf() {
+    write_bus_conf "$(cat <<'EOF'
   <policy context="default">
     <allow user="*"/>
     <allow own="*"/>
@@ -195,8 +203,8 @@ write_open_bus_conf() {
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
   </policy>
-</busconfig>
 EOF
+)"
 }
 
 # --users: the default policy of Debian's /usr/share/dbus-1/system.conf
@@ -209,14 +217,7 @@ EOF
 write_users_bus_conf() {
     local nm_policy=/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf
     [[ -r $nm_policy ]] || die "$nm_policy missing (package network-manager)"
-    cat >"$DIR/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$BUS_SOCK</listen>
-  <auth>EXTERNAL</auth>
-  <pidfile>$DIR/bus.pid</pidfile>
+    write_bus_conf "$(cat <<EOF
   <policy context="default">
     <allow user="*"/>
     <deny own="*"/>
@@ -245,8 +246,8 @@ write_users_bus_conf() {
   <policy context="default">
     <allow send_destination="org.freedesktop.PolicyKit1"/>
   </policy>
-</busconfig>
 EOF
+)"
 }
 
 # --users: the polkit stand-in, before NM (NM looks for polkit's name owner
