@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 /// A profile nmiface would have to touch but does not own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("profile '{existing_id}' ({existing_uuid}) for {interface} was not created by nmiface; refusing to change it (use --adopt to take it over)")]
+#[error("profile '{existing_id}' ({existing_uuid}) for {interface} {whose}; refusing to change it{}", match whose { Whose::Foreign => " (use --adopt to take it over)", _ => "" })]
 pub struct NotOwned {
     /// The interface nmiface wants to define.
     pub interface: String,
@@ -22,6 +22,42 @@ pub struct NotOwned {
     pub existing_id: String,
     /// The existing profile's UUID.
     pub existing_uuid: Uuid,
+    /// Whose it is.
+    pub whose: Whose,
+}
+
+/// Whose a profile in the way is, as far as NetworkManager shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Whose {
+    /// Another tool's (no nmiface marks): `--adopt` may take it over.
+    Foreign,
+    /// nmiface's, private to these users (not the caller alone).
+    OtherUsers(Vec<String>),
+    /// nmiface's, system-wide, while the caller works on a user's own profiles.
+    System,
+}
+
+impl Whose {
+    /// Whose `p` is, for a caller whose scope does not own it.
+    pub fn of(p: &Profile) -> Whose {
+        if p.user_data(crate::nm::user_key::MANAGED) != Some("1") {
+            return Whose::Foreign;
+        }
+        match p.permitted_users() {
+            users if users.is_empty() => Whose::System,
+            users => Whose::OtherUsers(users.into_iter().map(str::to_string).collect()),
+        }
+    }
+}
+
+impl std::fmt::Display for Whose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Whose::Foreign => f.write_str("was not created by nmiface"),
+            Whose::OtherUsers(u) => write!(f, "carries nmiface's marks but is private to {}", u.join(", ")),
+            Whose::System => f.write_str("carries nmiface's marks but is system-wide, not one of yours"),
+        }
+    }
 }
 
 /// The changes for one `define`.
@@ -88,6 +124,7 @@ pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool, scope: &Sc
                         interface: want.interface_name().unwrap_or(&want.id).to_string(),
                         existing_id: existing[i].id.clone(),
                         existing_uuid: existing[i].uuid,
+                        whose: Whose::of(&existing[i]),
                     })
                 }
                 None => None,

@@ -191,12 +191,12 @@ impl Agent {
 /// start (or the step's error), with what could not be restored.
 fn rolled_back(e: Guarded<(Vec<Defined>, Vec<Started>)>) -> AgentError {
     match e {
-        Guarded::RolledBack { result: Ok((_, started)), problems } => {
+        Guarded::RolledBack { result: Ok((_, started)), problems, checkpoint } => {
             let cause = started.into_iter().find_map(|(_, r)| r.err()).unwrap_or(AgentError::Nm(NmError::ObjectGone));
-            AgentError::RolledBack { cause: Box::new(cause), problems }
+            AgentError::RolledBack { cause: Box::new(cause), problems, checkpoint }
         }
-        Guarded::RolledBack { result: Err(cause), problems } => {
-            AgentError::RolledBack { cause: Box::new(cause), problems }
+        Guarded::RolledBack { result: Err(cause), problems, checkpoint } => {
+            AgentError::RolledBack { cause: Box::new(cause), problems, checkpoint }
         }
         Guarded::Failed(e) => e,
     }

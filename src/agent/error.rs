@@ -192,12 +192,15 @@ pub enum AgentError {
         missing: Vec<String>,
     },
     /// An atomic change failed and the host was put back.
-    #[error("{cause}\n  {}", restored_text(problems))]
+    #[error("{cause}\n  {}", restored_text(problems, *checkpoint))]
     RolledBack {
         /// What failed.
         cause: Box<AgentError>,
         /// What the rollback could not restore (empty: everything was).
         problems: Vec<RestoreProblem>,
+        /// A NetworkManager checkpoint was rolled back (devices too); else only the journal's
+        /// profiles were restored (NetworkManager does not let this caller take checkpoints).
+        checkpoint: bool,
     },
 }
 
@@ -234,9 +237,13 @@ fn leftover_hint(l: &[String]) -> String {
     }
 }
 
-fn restored_text(problems: &[RestoreProblem]) -> String {
-    if problems.is_empty() {
+fn restored_text(problems: &[RestoreProblem], checkpoint: bool) -> String {
+    if problems.is_empty() && checkpoint {
         "the host was restored to its state before the change (checkpoint rolled back, changed profiles restored)"
+            .to_string()
+    } else if problems.is_empty() {
+        "the profiles the change touched were restored and those it added deleted (nmiface's journal; \
+         NetworkManager does not let you take checkpoints, so device state was not rolled back)"
             .to_string()
     } else {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();

@@ -46,6 +46,8 @@ pub(crate) enum Guarded<T> {
         result: Result<T, AgentError>,
         /// What could not be restored.
         problems: Vec<RestoreProblem>,
+        /// A checkpoint was rolled back (device state too), not only the journal's profiles.
+        checkpoint: bool,
     },
 }
 
@@ -98,7 +100,7 @@ impl Agent {
                                 problems.push(RestoreProblem::Journal(e));
                             }
                         }
-                        Err(Guarded::RolledBack { result, problems })
+                        Err(Guarded::RolledBack { result, problems, checkpoint: false })
                     }
                 }
             }
@@ -122,7 +124,7 @@ impl Agent {
                                 problems.push(RestoreProblem::Journal(e));
                             }
                         }
-                        Err(Guarded::RolledBack { result, problems })
+                        Err(Guarded::RolledBack { result, problems, checkpoint: true })
                     }
                 }
             }
@@ -147,7 +149,7 @@ impl Agent {
                     Ok(()) => Ok((t, Held { journal: guard.journal })),
                     Err(e) => {
                         let problems = self.undo(&guard.journal).await;
-                        Err(Guarded::RolledBack { result: Err(e.into()), problems })
+                        Err(Guarded::RolledBack { result: Err(e.into()), problems, checkpoint: true })
                     }
                 }
             }
@@ -157,7 +159,7 @@ impl Agent {
                 if problems.is_empty() {
                     let _ = guard.journal.discard();
                 }
-                Err(Guarded::RolledBack { result, problems })
+                Err(Guarded::RolledBack { result, problems, checkpoint: true })
             }
         }
     }

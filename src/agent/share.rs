@@ -183,9 +183,9 @@ impl Agent {
         match self.guarded(safety, steps, |_| false).await {
             Ok(()) => Ok(nic),
             Err(Guarded::Failed(e)) => Err(e),
-            Err(Guarded::RolledBack { result, problems }) => {
+            Err(Guarded::RolledBack { result, problems, checkpoint }) => {
                 let cause = result.err().unwrap_or(AgentError::NotActive(nic));
-                Err(AgentError::RolledBack { cause: Box::new(cause), problems })
+                Err(AgentError::RolledBack { cause: Box::new(cause), problems, checkpoint })
             }
         }
     }

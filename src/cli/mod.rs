@@ -150,14 +150,39 @@ pub fn main() -> ExitCode {
         }
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "nmiface: error: {e:#}");
+            if std::env::args().any(|a| a == "--json") {
+                say_json(&serde_json::json!({"error": {"kind": error_kind(&e), "message": format!("{e:#}")}}));
+            }
             ExitCode::from(2)
         }
     }
 }
 
+/// The kind of a failed command, as the session service would name it: a verb's own, else
+/// what the CLI itself refused (the document, an argument).
+fn error_kind(e: &anyhow::Error) -> nmiface::verbs::ErrorKind {
+    use nmiface::verbs::{ErrorKind, VerbError};
+    for c in e.chain() {
+        if let Some(v) = c.downcast_ref::<VerbError>() {
+            return v.kind();
+        }
+        if c.downcast_ref::<nmiface::xml::XmlError>().is_some() {
+            return ErrorKind::InvalidXml;
+        }
+    }
+    // What is left is the CLI's own refusal of its arguments: an unreadable file, a malformed
+    // MAC or name, a missing user record.
+    ErrorKind::InvalidArgs
+}
+
 /// A reader closing our stdout early (`| head`) is not an error.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    let pipe = Some(std::io::ErrorKind::BrokenPipe);
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().map(std::io::Error::kind) == pipe
+            // serde_json's error keeps the io error's kind but not the io error in the chain.
+            || c.downcast_ref::<serde_json::Error>().and_then(serde_json::Error::io_error_kind) == pipe
+    })
 }
 
 fn init_logging(verbose: u8) {

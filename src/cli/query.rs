@@ -85,7 +85,11 @@ pub fn dumpxml(args: DumpArgs) -> anyhow::Result<Outcome> {
         let (xml, findings) = connect().await?.dumpxml(&args.name, args.inactive).await?;
         print_findings(&args.name, &findings);
         std::io::stdout().lock().write_all(xml.as_bytes())?;
-        Ok(Outcome::Clean)
+        // Exit 1 when the XML leaves something out, as for every other command.
+        Ok(match nmiface::finding::any_loses_meaning(&findings) {
+            true => Outcome::Findings,
+            false => Outcome::Clean,
+        })
     })
 }
 

@@ -4,17 +4,17 @@ use super::{block_on, clear_progress, connect, interruptible, print_forced, prog
 use nmiface::agent::{subnet_address, BridgeOptions};
 use nmiface::finding::any_loses_meaning;
 use nmiface::nm_client::Progress;
-use nmiface::verbs::{BridgeRequest, ShareRequest};
+use nmiface::verbs::{defaults, BridgeRequest, ShareRequest};
 use std::time::Duration;
 
 /// How long to wait, and how soon NetworkManager rolls back by itself if nmiface dies.
 #[derive(Debug, clap::Args)]
 pub struct Steps {
     /// Seconds to wait for activation.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::ACTIVATION_TIMEOUT.as_secs())]
     timeout: u64,
     /// Seconds NetworkManager waits for nmiface's keep-alive before rolling back by itself.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    #[arg(long, value_name = "SECONDS", default_value_t = defaults::ROLLBACK_TIMEOUT)]
     rollback_timeout: u32,
 }
 

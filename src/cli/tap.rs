@@ -38,7 +38,7 @@ struct AddArgs {
     #[arg(long)]
     multi_queue: bool,
     /// Seconds to wait for the tap to come up.
-    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    #[arg(long, value_name = "SECONDS", default_value_t = nmiface::verbs::defaults::TAP_TIMEOUT.as_secs())]
     timeout: u64,
     /// Print the tap, the libvirt XML and the qemu words as JSON.
     #[arg(long)]

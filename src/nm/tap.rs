@@ -67,7 +67,10 @@ pub fn tap_profile(t: &TapSpec<'_>) -> Profile {
 /// The libvirt `<interface>` for a domain using the tap (libvirt 5.8+ lets an unprivileged
 /// libvirt use a pre-made tap: `managed='no'`).
 pub fn libvirt_interface(tap: &str, mac: Option<&str>) -> String {
-    let mac = mac.map(|m| format!("\n  <mac address='{m}'/>")).unwrap_or_default();
+    // Linux allows quotes and angle brackets in a link's name: escaped, they stay a name.
+    let esc = crate::xml::escape_attr;
+    let mac = mac.map(|m| format!("\n  <mac address='{}'/>", esc(m))).unwrap_or_default();
+    let tap = esc(tap);
     format!("<interface type='ethernet'>{mac}\n  <target dev='{tap}' managed='no'/>\n  <model type='virtio'/>\n</interface>\n")
 }
 
@@ -75,13 +78,42 @@ pub fn libvirt_interface(tap: &str, mac: Option<&str>) -> String {
 pub fn qemu_words(tap: &str, multi_queue: bool) -> String {
     let queues = if multi_queue { ",queues=2" } else { "" };
     let mq = if multi_queue { ",mq=on,vectors=6" } else { "" };
-    format!("-netdev tap,id=net0,ifname={tap},script=no,downscript=no{queues} -device virtio-net-pci,netdev=net0{mq}")
+    // qemu doubles a comma inside an option's value; the shell must see one word.
+    let netdev = format!("tap,id=net0,ifname={},script=no,downscript=no{queues}", tap.replace(',', ",,"));
+    format!("-netdev {} -device virtio-net-pci,netdev=net0{mq}", shell_word(&netdev))
+}
+
+/// `w` as one shell word: as it is when it holds nothing a shell would read, else in single
+/// quotes (a quote inside as `'\''`).
+pub fn shell_word(w: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.,=/:+@%".contains(c);
+    match !w.is_empty() && w.chars().all(plain) {
+        true => w.to_string(),
+        false => format!("'{}'", w.replace('\'', "'\\''")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::nm::Scope;
+
+    /// A name Linux allows (quotes, angle brackets, commas) stays one name in the XML, in
+    /// qemu's option and in the shell.
+    #[test]
+    fn odd_tap_names_are_escaped() {
+        let xml = libvirt_interface("v'><b>,x", None);
+        assert!(xml.contains("<target dev='v&apos;&gt;&lt;b&gt;,x' managed='no'/>"), "{xml}");
+        let q = qemu_words("v'><b>,x", false);
+        assert_eq!(
+            q,
+            "-netdev 'tap,id=net0,ifname=v'\\''><b>,,x,script=no,downscript=no' -device virtio-net-pci,netdev=net0"
+        );
+        assert_eq!(
+            qemu_words("vtap0", false),
+            "-netdev tap,id=net0,ifname=vtap0,script=no,downscript=no -device virtio-net-pci,netdev=net0"
+        );
+    }
 
     #[test]
     fn a_tap_is_the_users_port_of_the_bridge() {

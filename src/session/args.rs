@@ -1,9 +1,9 @@
 //! A call's arguments: flags and `a{sv}` options (unknown keys refused, so a typo is not
 //! silently ignored), XML parsed with the method's name as its source, findings on the wire.
 
-use super::object::ACTIVATION_TIMEOUT;
 use super::{flags, ErrorKind, ServiceError};
 use crate::finding::{Finding, Severity};
+use crate::verbs::defaults::ACTIVATION_TIMEOUT;
 use crate::xml::Document;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -65,15 +65,7 @@ pub(super) fn options(o: &HashMap<String, OwnedValue>) -> Result<Opts, ServiceEr
 
 /// The options of `ShareNat`: `bridge` (s), `subnet` (s), `persist` (b).
 pub(super) fn share_options(options: &HashMap<String, OwnedValue>) -> Result<crate::verbs::ShareRequest, ServiceError> {
-    let mut r = crate::verbs::ShareRequest {
-        bridge: "virbr1".into(),
-        subnet: None,
-        persist: false,
-        start: true,
-        timeout: ACTIVATION_TIMEOUT,
-        rollback_timeout: 20,
-        force: false,
-    };
+    let mut r = crate::verbs::ShareRequest::nat("virbr1");
     for (k, v) in options {
         match k.as_str() {
             "bridge" => r.bridge = string(k, v)?,
@@ -94,12 +86,7 @@ pub(super) fn tap_options(
     bridge: &str,
     options: &HashMap<String, OwnedValue>,
 ) -> Result<crate::verbs::TapRequest, ServiceError> {
-    let mut r = crate::verbs::TapRequest {
-        bridge: bridge.to_string(),
-        name: None,
-        multi_queue: false,
-        timeout: ACTIVATION_TIMEOUT,
-    };
+    let mut r = crate::verbs::TapRequest::new(bridge);
     for (k, v) in options {
         match k.as_str() {
             "name" => r.name = Some(string(k, v)?),

@@ -9,60 +9,24 @@ use crate::verbs::VerbError;
 use zbus::message::{Header, Message};
 use zbus::names::ErrorName;
 
-/// What kind of failure: each has one D-Bus error name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    /// The XML is not valid: the message has its location (`source:line:column: …`).
-    InvalidXml,
-    /// Capability gaps (or a request nmiface cannot express, or one for system-wide profiles
-    /// only) would make the result wrong; nothing was changed.
-    Unsupported,
-    /// No such interface (or object).
-    NotFound,
-    /// It exists, but is not this user's nmiface interface: a profile of another tool, of the
-    /// whole system, or forged with nmiface's marks.
-    NotOwned,
-    /// NetworkManager refused: its words.
-    PermissionDenied,
-    /// NetworkManager would allow it after authentication, and the caller did not allow
-    /// interactive authorization on its message.
-    InteractiveAuthorizationRequired,
-    /// Another change holds the lock, or a transaction is open already.
-    Busy,
-    /// Commit or rollback without a transaction.
-    NoTransaction,
-    /// Activation failed: NetworkManager's reason (the change was rolled back).
-    ActivationFailed,
-    /// NetworkManager is not running or not answering.
-    NetworkManagerUnavailable,
-    /// A caller other than the service's own user.
-    AccessDenied,
-    /// Bad arguments (an unknown option, a malformed MAC or name).
-    InvalidArgs,
-    /// Anything else.
-    Failed,
-}
+pub use crate::verbs::ErrorKind;
 
-impl ErrorKind {
-    /// The D-Bus error name.
-    pub fn error_name(self) -> &'static str {
-        match self {
-            ErrorKind::InvalidXml => "org.nmiface.Interfaces1.Error.InvalidXml",
-            ErrorKind::Unsupported => "org.nmiface.Interfaces1.Error.Unsupported",
-            ErrorKind::NotFound => "org.nmiface.Interfaces1.Error.NotFound",
-            ErrorKind::NotOwned => "org.nmiface.Interfaces1.Error.NotOwned",
-            ErrorKind::PermissionDenied => "org.nmiface.Interfaces1.Error.PermissionDenied",
-            ErrorKind::InteractiveAuthorizationRequired => {
-                "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"
-            }
-            ErrorKind::Busy => "org.nmiface.Interfaces1.Error.Busy",
-            ErrorKind::NoTransaction => "org.nmiface.Interfaces1.Error.NoTransaction",
-            ErrorKind::ActivationFailed => "org.nmiface.Interfaces1.Error.ActivationFailed",
-            ErrorKind::NetworkManagerUnavailable => "org.nmiface.Interfaces1.Error.NetworkManagerUnavailable",
-            ErrorKind::AccessDenied => "org.freedesktop.DBus.Error.AccessDenied",
-            ErrorKind::InvalidArgs => "org.freedesktop.DBus.Error.InvalidArgs",
-            ErrorKind::Failed => "org.nmiface.Interfaces1.Error.Failed",
-        }
+/// D-Bus's own names, for the kinds D-Bus already names.
+const DBUS_NAMES: &[(ErrorKind, &str)] = &[
+    (ErrorKind::AccessDenied, "org.freedesktop.DBus.Error.AccessDenied"),
+    (ErrorKind::InvalidArgs, "org.freedesktop.DBus.Error.InvalidArgs"),
+    (ErrorKind::InteractiveAuthorizationRequired, "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired"),
+];
+
+/// The service's error-name prefix.
+pub const ERROR_PREFIX: &str = "org.nmiface.Interfaces1.Error.";
+
+/// The D-Bus error name of `kind`: D-Bus's own where it has one, else
+/// `org.nmiface.Interfaces1.Error.KIND`.
+pub fn error_name(kind: ErrorKind) -> String {
+    match DBUS_NAMES.iter().find(|(k, _)| *k == kind) {
+        Some((_, n)) => (*n).to_string(),
+        None => format!("{ERROR_PREFIX}{}", kind.name()),
     }
 }
 
@@ -82,8 +46,8 @@ impl ServiceError {
     }
 
     /// The D-Bus error name.
-    pub fn error_name(&self) -> &'static str {
-        self.kind.error_name()
+    pub fn error_name(&self) -> String {
+        error_name(self.kind)
     }
 }
 
@@ -99,7 +63,7 @@ impl zbus::DBusError for ServiceError {
     }
 
     fn name(&self) -> ErrorName<'_> {
-        ErrorName::from_static_str_unchecked(self.error_name())
+        ErrorName::try_from(self.error_name()).expect("kind names are valid error name parts")
     }
 
     fn description(&self) -> Option<&str> {
@@ -121,78 +85,35 @@ impl From<crate::xml::XmlError> for ServiceError {
 
 impl From<NmError> for ServiceError {
     fn from(e: NmError) -> Self {
-        let m = e.to_string();
-        match e {
-            NmError::PermissionDenied { message } => ServiceError::new(ErrorKind::PermissionDenied, message),
-            NmError::NotRunning | NmError::Timeout | NmError::Bus(_) => {
-                ServiceError::new(ErrorKind::NetworkManagerUnavailable, m)
-            }
-            NmError::CreationFailed { .. } => ServiceError::new(ErrorKind::ActivationFailed, m),
-            NmError::InvalidProperty { .. } | NmError::UnknownProperty { .. } => {
-                ServiceError::new(ErrorKind::Unsupported, m)
-            }
-            _ => ServiceError::new(ErrorKind::Failed, m),
-        }
+        let m = match &e {
+            // NetworkManager's own words.
+            NmError::PermissionDenied { message } => message.clone(),
+            _ => e.to_string(),
+        };
+        ServiceError::new(e.kind(), m)
     }
 }
 
 impl From<AgentError> for ServiceError {
     fn from(e: AgentError) -> Self {
-        let m = e.to_string();
         match e {
             AgentError::Nm(n) => n.into(),
-            // The cause's name, with the whole story (what was restored) as the text.
-            AgentError::RolledBack { cause, .. } => ServiceError::new(ServiceError::from(*cause).kind, m),
-            AgentError::NotOwned(_) | AgentError::NotDefined { foreign: Some(_), .. } => {
-                ServiceError::new(ErrorKind::NotOwned, m)
-            }
-            AgentError::NotDefined { .. }
-            | AgentError::NoSuchDevice(_)
-            | AgentError::NoSuchMac(_)
-            | AgentError::NoMacYet(_)
-            | AgentError::NotActive(_) => ServiceError::new(ErrorKind::NotFound, m),
-            AgentError::Activation { .. } | AgentError::AddressMissing { .. } => {
-                ServiceError::new(ErrorKind::ActivationFailed, m)
-            }
-            AgentError::NoTransaction { .. } => ServiceError::new(ErrorKind::NoTransaction, m),
-            AgentError::TransactionRunning { .. } | AgentError::LeftoverCheckpoints(_) => {
-                ServiceError::new(ErrorKind::Busy, m)
-            }
-            AgentError::InvalidName(_) | AgentError::NameInUse(_) | AgentError::SubnetCollides { .. } => {
-                ServiceError::new(ErrorKind::InvalidArgs, m)
-            }
-            AgentError::NotYourBridge(_) => ServiceError::new(ErrorKind::NotOwned, m),
-            AgentError::NotAVmBridge(_) | AgentError::NoFreeSubnet => ServiceError::new(ErrorKind::Unsupported, m),
-            AgentError::SystemScopeOnly { .. } | AgentError::WifiStation(_) | AgentError::NotExpressible { .. } => {
-                ServiceError::new(ErrorKind::Unsupported, m)
-            }
-            AgentError::Journal(t) => t.into(),
-            _ => ServiceError::new(ErrorKind::Failed, m),
+            e => ServiceError::new(e.kind(), e.to_string()),
         }
     }
 }
 
 impl From<TxError> for ServiceError {
     fn from(e: TxError) -> Self {
-        match e {
-            TxError::Busy { .. } => ServiceError::new(ErrorKind::Busy, e.to_string()),
-            _ => ServiceError::new(ErrorKind::Failed, e.to_string()),
-        }
+        ServiceError::new(e.kind(), e.to_string())
     }
 }
 
 impl From<VerbError> for ServiceError {
     fn from(e: VerbError) -> Self {
-        let m = e.to_string();
         match e {
-            VerbError::Connect { .. } => ServiceError::new(ErrorKind::NetworkManagerUnavailable, m),
             VerbError::Agent(a) => a.into(),
-            VerbError::Tx(t) => t.into(),
-            VerbError::Gaps { .. } => ServiceError::new(ErrorKind::Unsupported, m),
-            VerbError::TransactionExpired { .. } | VerbError::InTransaction { .. } => {
-                ServiceError::new(ErrorKind::Busy, m)
-            }
-            _ => ServiceError::new(ErrorKind::Failed, m),
+            e => ServiceError::new(e.kind(), e.to_string()),
         }
     }
 }

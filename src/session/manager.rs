@@ -156,7 +156,9 @@ impl Manager {
     /// user take one, else nmiface's journal of the user's own profiles (the `Transaction`
     /// property says which). `flags`: 0.
     async fn interface_change_begin(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        self.svc.call(&hdr, 0, false, &[], async |c| c.begin(0).await.map(|_| ())).await?;
+        self.svc
+            .call(&hdr, 0, false, &[], async |c| c.begin(crate::verbs::defaults::TRANSACTION_TIMEOUT).await.map(|_| ()))
+            .await?;
         self.svc.announce("Transaction").await;
         Ok(())
     }
@@ -195,8 +197,8 @@ impl Manager {
             adopt: o.flags & flags::ADOPT != 0,
             force: o.flags & flags::FORCE != 0,
             timeout: o.timeout,
-            rollback_timeout: 20,
             checkpoint: o.checkpoint,
+            ..ApplyOptions::default()
         };
         // Progress goes out as signals from its own task: the callback cannot wait.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, String, u64)>();

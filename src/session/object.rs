@@ -5,24 +5,40 @@
 use super::state::{Props, Service};
 use super::{flags, ServiceError};
 use crate::nm::Scope;
+use crate::verbs::defaults::ACTIVATION_TIMEOUT;
 use std::sync::Arc;
-use std::time::Duration;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-/// How long `Create` waits for an activation.
-pub(super) const ACTIVATION_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The object of one interface.
+///
+/// Its properties sit behind a lock of their own, never behind zbus's: zbus holds a read lock on
+/// an object for the whole of a method call (`Create` waits up to a minute on an activation),
+/// and the sync that runs at the end of that call must update the same object. Taking zbus's
+/// write lock there (`get_mut`) waited for the call that was waiting for it: the service hung.
 pub(super) struct InterfaceObject {
     svc: Arc<Service>,
     scope: Scope,
-    pub props: Props,
+    props: std::sync::Mutex<Props>,
 }
 
 impl InterfaceObject {
     pub(super) fn new(svc: Arc<Service>, scope: Scope, props: Props) -> Self {
-        Self { svc, scope, props }
+        Self { svc, scope, props: std::sync::Mutex::new(props) }
+    }
+
+    /// The properties as last synced.
+    pub(super) fn props(&self) -> Props {
+        self.props.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the properties (the sync, under zbus's read lock only).
+    pub(super) fn set_props(&self, p: Props) {
+        *self.props.lock().unwrap_or_else(|e| e.into_inner()) = p;
+    }
+
+    fn name_(&self) -> String {
+        self.props().name
     }
 
     fn system(&self) -> bool {
@@ -40,7 +56,7 @@ impl InterfaceObject {
 
     /// Emits `PropertiesChanged` for what differs from `was`.
     pub(super) async fn changed(&self, was: &Props, e: &SignalEmitter<'_>) {
-        let p = &self.props;
+        let p = self.props();
         let _ = async {
             if p.active != was.active {
                 self.active_changed(e).await?;
@@ -62,27 +78,27 @@ impl InterfaceObject {
 impl InterfaceObject {
     /// Activates the interface and waits for it (`virsh iface-start`); `flags`: 2 FORCE.
     async fn create(&self, flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        let name = self.props.name.clone();
+        let name = self.name_();
         let force = flags & flags::FORCE != 0;
         self.run(&hdr, async |c| c.start(&name, ACTIVATION_TIMEOUT, force, &mut |_| {}).await.map(|_| ())).await
     }
 
     /// Deactivates the interface (`virsh iface-destroy`); `flags`: none yet (0).
     async fn destroy(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        let name = self.props.name.clone();
+        let name = self.name_();
         self.run(&hdr, async |c| c.stop(&name, ACTIVATION_TIMEOUT).await).await
     }
 
     /// Deletes the interface's profiles (`virsh iface-undefine`); the object goes away.
     async fn undefine(&self, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
-        let name = self.props.name.clone();
+        let name = self.name_();
         self.run(&hdr, async |c| c.undefine(&name).await.map(|_| ())).await
     }
 
     /// The interface as libvirt XML; `flags`: 1 INACTIVE (the definition, not the live state).
     #[zbus(name = "GetXMLDesc")]
     async fn get_xml_desc(&self, flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<String, ServiceError> {
-        let name = self.props.name.clone();
+        let name = self.name_();
         let inactive = flags & flags::XML_INACTIVE != 0;
         let _busy = self.svc.admit(&hdr).await?;
         let ctx = self.svc.contexts()?;
@@ -93,25 +109,25 @@ impl InterfaceObject {
     /// The interface's name.
     #[zbus(property)]
     fn name(&self) -> String {
-        self.props.name.clone()
+        self.name_()
     }
 
     /// Its MAC address (the device's, else the configured one; empty when unknown).
     #[zbus(property, name = "MAC")]
     fn mac(&self) -> String {
-        self.props.mac.clone()
+        self.props().mac
     }
 
     /// Whether its profile is active.
     #[zbus(property)]
     fn active(&self) -> bool {
-        self.props.active
+        self.props().active
     }
 
     /// `ethernet`, `bridge`, `bond` or `vlan`.
     #[zbus(property, name = "Type")]
     fn kind(&self) -> String {
-        self.props.kind.clone()
+        self.props().kind
     }
 
     /// `user` (the caller's own profiles) or `system` (system-wide).
@@ -123,6 +139,6 @@ impl InterfaceObject {
     /// `active` or `inactive`.
     #[zbus(property)]
     fn state(&self) -> String {
-        if self.props.active { "active" } else { "inactive" }.to_string()
+        if self.props().active { "active" } else { "inactive" }.to_string()
     }
 }

@@ -17,11 +17,13 @@ pub const SHARE_PATH: &str = "/org/nmiface/Interfaces1/share";
 /// How often the lease files of exported shares are read for `LeaseAdded`.
 pub(super) const LEASE_POLL: Duration = Duration::from_millis(200);
 
-/// A share's object path: the bridge's name, with the characters a path cannot hold as `_XX`.
+/// A share's object path: the bridge's name, each byte a path cannot hold (and `_` itself) as
+/// `_XX`. Bytes, not characters: `_XX` with a character's number made `ā` (U+0101) and U+0010
+/// followed by `1` the same path.
 pub(super) fn share_path(bridge: &str) -> OwnedObjectPath {
     let safe: String = bridge
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_string() } else { format!("_{:02x}", c as u32) })
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("_{b:02x}") })
         .collect();
     OwnedObjectPath::try_from(format!("{SHARE_PATH}/{safe}")).expect("alphanumerics and _ make a valid path")
 }
@@ -112,5 +114,19 @@ impl Service {
             seen.insert(bridge.to_string(), leases.into_iter().map(|l| (l.mac, l.ip)).collect());
         }
         Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_path;
+
+    /// Different names never share a path.
+    #[test]
+    fn share_paths_are_one_to_one() {
+        let names = ["virbr1", "v_1", "v\u{101}", "v\u{10}1", "br-0", "br_2d0", "\u{1F600}", "_"];
+        let paths: std::collections::BTreeSet<String> = names.iter().map(|n| share_path(n).to_string()).collect();
+        assert_eq!(paths.len(), names.len(), "{paths:?}");
+        assert_eq!(share_path("v\u{101}").as_str(), "/org/nmiface/Interfaces1/share/v_c4_81");
     }
 }

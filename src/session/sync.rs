@@ -60,8 +60,10 @@ impl Service {
                 }
             } else if let Some(is) = now.get(path).filter(|is| *is != was) {
                 if let Ok(iface) = server.interface::<_, InterfaceObject>(path.as_str()).await {
-                    iface.get_mut().await.props = is.props.clone();
+                    // Read lock only: a method of this very object may be running (see
+                    // `InterfaceObject`).
                     let o = iface.get().await;
+                    o.set_props(is.props.clone());
                     o.changed(&was.props, iface.signal_emitter()).await;
                 }
                 if announce && is.props.active != was.props.active {

@@ -42,6 +42,19 @@ pub struct ApplyOptions {
     pub checkpoint: bool,
 }
 
+impl Default for ApplyOptions {
+    /// No adopting, no forcing, a checkpoint, and [`super::defaults`]' waits.
+    fn default() -> Self {
+        ApplyOptions {
+            adopt: false,
+            force: false,
+            timeout: super::defaults::ACTIVATION_TIMEOUT,
+            rollback_timeout: super::defaults::ROLLBACK_TIMEOUT,
+            checkpoint: true,
+        }
+    }
+}
+
 /// How a change protected the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -65,8 +78,8 @@ pub enum Protection {
 pub struct ApplyOutcome {
     /// Per interface: profiles added, updated, deleted.
     pub defined: Vec<Defined>,
-    /// Per interface, in start order: how long its start took, or why it failed (only without
-    /// a checkpoint: with one, a failure rolls back and is the verb's error).
+    /// Per interface, in start order: how it started and how long it took. (One that did not
+    /// start makes the verb fail: [`VerbError::NotStarted`].)
     pub started: Vec<Started>,
     /// What reading and translating approximated or dropped.
     pub findings: Vec<Finding>,
@@ -74,6 +87,27 @@ pub struct ApplyOutcome {
     pub forced: Vec<GapLine>,
     /// How the host was protected.
     pub protection: Protection,
+}
+
+impl ApplyOutcome {
+    /// Whether anything changed: a profile added, updated or deleted, or an interface
+    /// (re)started or updated in place.
+    pub fn changed(&self) -> bool {
+        self.defined.iter().any(|d| d.changed())
+            || self.started.iter().any(|(_, r)| !matches!(r, Ok((crate::agent::How::Unchanged, _))))
+    }
+
+    /// The verdict, decided here for every front end: an interface that did not start makes
+    /// the apply a failure ([`VerbError::NotStarted`]), whatever protected the host.
+    fn verdict(mut self) -> Result<Self, VerbError> {
+        if self.started.iter().all(|(_, r)| r.is_ok()) {
+            return Ok(self);
+        }
+        let total = self.started.len();
+        let failed =
+            std::mem::take(&mut self.started).into_iter().filter_map(|(name, r)| r.err().map(|e| (name, e))).collect();
+        Err(VerbError::NotStarted { failed, total, protection: self.protection })
+    }
 }
 
 /// A change made and waiting for the user's confirmation; it holds the lock until settled.
@@ -118,14 +152,15 @@ impl Context {
         let (checked, allowed) = tokio::join!(self.checked(doc, true, o.force, "apply"), self.checkpoints_allowed());
         let ((findings, forced), allowed) = (checked?, allowed?);
         let mut protection = Protection::None;
+        let store = self.store()?;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
-                let (s, p) = safety(j, &self.store, o.checkpoint, allowed, o.rollback_timeout);
+                let (s, p) = safety(j, store, o.checkpoint, allowed, o.rollback_timeout);
                 protection = p;
                 self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
             })
             .await?;
-        Ok(ApplyOutcome { defined, started, findings, forced, protection })
+        ApplyOutcome { defined, started, findings, forced, protection }.verdict()
     }
 
     /// Applies `doc` like [`Context::apply`] but holds its checkpoint for `confirm` seconds: the
@@ -144,9 +179,20 @@ impl Context {
             return Err(VerbError::InTransaction { checkpoint: j.checkpoint });
         }
         let ((defined, started), held) =
-            self.agent.apply_held(doc, o.adopt, o.timeout, confirm, &self.store, progress).await?;
+            self.agent.apply_held(doc, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
         let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
-        Ok((outcome, Pending { held, _lock: lock }))
+        let pending = Pending { held, _lock: lock };
+        match outcome.verdict() {
+            Ok(outcome) => Ok((outcome, pending)),
+            Err(e) => {
+                // Nothing to confirm: put the host back before saying why.
+                let problems = self.agent.revert(pending.held).await;
+                match problems.is_empty() {
+                    true => Err(e),
+                    false => Err(VerbError::RollbackIncomplete { problems }),
+                }
+            }
+        }
     }
 
     /// Keeps (`keep`) or reverts a change [`Context::apply_confirm`] holds.

@@ -12,15 +12,19 @@
 //! - `transaction.rs`: begin, commit, rollback;
 //! - `share.rs`: bridge, unbridge, share;
 //! - `query.rs`: check, list, dumpxml, name, mac;
-//! - `tap.rs`: tap add, tap remove, leases (VMs on a user's bridge).
+//! - `tap.rs`: tap add, tap remove, leases (VMs on a user's bridge);
+//! - `defaults.rs`: the timeouts every front end uses.
 
 mod change;
+pub mod defaults;
+mod kind;
 mod query;
 mod share;
 mod tap;
 mod transaction;
 
 pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Pending, Protection, StartOutcome};
+pub use kind::ErrorKind;
 pub use query::check_offline;
 pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
 pub use tap::{TapOutcome, TapRequest};
@@ -73,6 +77,17 @@ pub enum VerbError {
         /// The transaction's checkpoint.
         checkpoint: String,
     },
+    /// An apply without a rollback of its own (no checkpoint asked, or inside a transaction)
+    /// defined everything, but some interfaces did not start: a failure, never a success.
+    #[error("{} of {total} interfaces did not start (their profiles stay defined{}):\n{}", failed.len(), match protection { Protection::Transaction | Protection::TransactionJournal => "; `nmiface rollback` undoes the transaction", _ => "" }, failed.iter().map(|(_, e)| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    NotStarted {
+        /// Each interface that did not start, and why.
+        failed: Vec<(String, AgentError)>,
+        /// How many interfaces were started.
+        total: usize,
+        /// How the host was protected (no rollback happened).
+        protection: Protection,
+    },
     /// A rollback ran but could not restore everything.
     #[error("rolled back, but not everything was restored: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     RollbackIncomplete {
@@ -120,7 +135,11 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(120);
 /// A connection to NetworkManager with the runtime state of its bus: what every verb runs on.
 pub struct Context {
     agent: Agent,
-    store: Store,
+    /// The lock and journal's place; `None` when there is no private runtime directory (a user
+    /// without `XDG_RUNTIME_DIR`): read-only verbs do not need one, and a change says so with
+    /// its own error ([`TxError::NoRuntimeDir`]) instead of failing to connect.
+    store: Option<Store>,
+    bus_id: String,
     notice: Box<dyn Fn(&str) + Send + Sync>,
     /// NetworkManager lets this caller take checkpoints (root always; a desktop user only if
     /// polkit says so for `checkpoint-rollback`); without, changes get journal-only protection.
@@ -147,8 +166,9 @@ impl Context {
         // The store is keyed by the bus's identity, not its address text: `…/socket` and
         // `…//socket` are one bus and must share one lock.
         let (agent, id) = tokio::join!(Agent::new(nm.clone()), nm.bus_id());
-        let store = Store::for_bus(&id?)?;
-        Ok(Self { agent: agent?, store, notice: Box::new(|_| {}), checkpoints: 1.into() })
+        let bus_id = id?;
+        let store = Store::for_bus(&bus_id).ok();
+        Ok(Self { agent: agent?, store, bus_id, notice: Box::new(|_| {}), checkpoints: 1.into() })
     }
 
     /// The same context working on `scope`'s profiles. For a user, whether NetworkManager
@@ -167,6 +187,7 @@ impl Context {
         Context {
             agent: self.agent.with_client(self.agent.client().interactive()),
             store: self.store.clone(),
+            bus_id: self.bus_id.clone(),
             notice: Box::new(|_| {}),
             checkpoints: self.checkpoints.load(std::sync::atomic::Ordering::Relaxed).into(),
         }
@@ -231,18 +252,30 @@ impl Context {
         Ok((findings, forced))
     }
 
+    /// The lock and journal's place, or why there is none.
+    fn store(&self) -> Result<&Store, VerbError> {
+        match &self.store {
+            Some(s) => Ok(s),
+            // Asked again for the typed reason (the directory may have been fixed meanwhile,
+            // but this context was built without it: a change must not run half-protected).
+            None => Err(Store::for_bus(&self.bus_id).err().unwrap_or_else(|| TxError::NoRuntimeDir {
+                why: "it appeared after nmiface started; run again".into(),
+            }))?,
+        }
+    }
+
     /// The lock that serialises changes to this NetworkManager, waited for without blocking
     /// the runtime's thread, at most [`LOCK_WAIT`].
     async fn lock(&self, what: String) -> Result<Lock, VerbError> {
         let wait = |holder: &str| (self.notice)(&format!("waiting for another nmiface ({holder}) to finish"));
-        Ok(self.store.lock(&what, LOCK_WAIT, &wait).await?)
+        Ok(self.store()?.lock(&what, LOCK_WAIT, &wait).await?)
     }
 
     /// The journal on disk, once the lock is held: an interrupted change (its process is gone,
     /// since we hold the lock) is rolled back first; an open transaction whose checkpoint is
     /// gone is refused rather than trusted.
     async fn open_journal(&self) -> Result<Option<Journal>, VerbError> {
-        let Some(j) = self.store.load()? else { return Ok(None) };
+        let Some(j) = self.store()?.load()? else { return Ok(None) };
         match j.kind {
             JournalKind::Change { pid } => {
                 self.finish_interrupted(&j, pid).await?;
@@ -273,7 +306,7 @@ impl Context {
     /// `rollback` still restores everything.
     pub async fn recover(&self) -> Result<(), VerbError> {
         let _lock = self.lock("recover".into()).await?;
-        if let Some(j) = self.store.load()? {
+        if let Some(j) = self.store()?.load()? {
             if let JournalKind::Change { pid } = j.kind {
                 self.finish_interrupted(&j, pid).await?;
             }

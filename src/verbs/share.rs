@@ -50,6 +50,22 @@ pub struct ShareRequest {
     pub force: bool,
 }
 
+impl ShareRequest {
+    /// A NAT share of `bridge` with every default: a free subnet, this login only, started,
+    /// [`super::defaults`]' waits.
+    pub fn nat(bridge: impl Into<String>) -> Self {
+        ShareRequest {
+            bridge: bridge.into(),
+            subnet: None,
+            persist: false,
+            start: true,
+            timeout: super::defaults::ACTIVATION_TIMEOUT,
+            rollback_timeout: super::defaults::ROLLBACK_TIMEOUT,
+            force: false,
+        }
+    }
+}
+
 /// What `bridge` or `share` did.
 #[derive(Debug)]
 pub struct ShareOutcome {
@@ -102,9 +118,10 @@ impl Context {
         rollback_timeout: u32,
     ) -> Result<String, VerbError> {
         let allowed = self.checkpoints_allowed().await?;
+        let store = self.store()?;
         self.changing(format!("unbridge {bridge}"), async |j| {
             let found = self.agent.find(bridge).await?;
-            let (s, _) = safety(j, &self.store, true, allowed, rollback_timeout);
+            let (s, _) = safety(j, store, true, allowed, rollback_timeout);
             self.agent.unbridge(&found, start, timeout, s).await
         })
         .await
@@ -146,7 +163,7 @@ impl Context {
         let forced = gate(&report?, start, force, verb)?;
         let allowed = allowed?;
         let mut journal = self.open_journal().await?;
-        let (s, protection) = safety(journal.as_mut(), &self.store, true, allowed, rollback_timeout);
+        let (s, protection) = safety(journal.as_mut(), self.store()?, true, allowed, rollback_timeout);
         let r = if start {
             self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(_, started)| {
                 match started.into_iter().find_map(|(_, r)| r.err()) {

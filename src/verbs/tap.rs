@@ -18,6 +18,14 @@ pub struct TapRequest {
     pub timeout: Duration,
 }
 
+impl TapRequest {
+    /// A tap on `bridge` with every default: the first free name, one queue,
+    /// [`super::defaults::TAP_TIMEOUT`].
+    pub fn new(bridge: impl Into<String>) -> Self {
+        TapRequest { bridge: bridge.into(), name: None, multi_queue: false, timeout: super::defaults::TAP_TIMEOUT }
+    }
+}
+
 /// What `tap add` made, and what a VM needs to use it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TapOutcome {

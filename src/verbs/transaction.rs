@@ -9,7 +9,7 @@ impl Context {
     /// The open transaction's journal, if there is one (read without the lock: for showing
     /// how the user is protected, not for changing anything).
     pub fn open_transaction(&self) -> Result<Option<Journal>, VerbError> {
-        Ok(self.store.load()?.filter(|j| j.kind == JournalKind::Transaction))
+        Ok(self.store()?.load()?.filter(|j| j.kind == JournalKind::Transaction))
     }
 
     /// Opens a transaction: a checkpoint over all devices that NetworkManager rolls back by
@@ -24,7 +24,7 @@ impl Context {
         }
         let allowed = self.checkpoints_allowed().await?;
         let j = self.agent.open_transaction(rollback_timeout, allowed).await?;
-        self.store.save(&j)?;
+        self.store()?.save(&j)?;
         Ok(j)
     }
 
@@ -36,7 +36,7 @@ impl Context {
             self.agent.drop_checkpoint(cp).await?;
             return Ok(cp.to_string());
         }
-        let j = match self.store.load()? {
+        let j = match self.store()?.load()? {
             Some(j) if j.kind == JournalKind::Transaction => j,
             other => {
                 if let Some(j) = other {
@@ -63,7 +63,7 @@ impl Context {
         let _lock = self.lock("rollback".into()).await?;
         let j = match checkpoint {
             Some(cp) => Journal::new(cp.to_string(), 0, Some(Default::default())),
-            None => match self.store.load()? {
+            None => match self.store()?.load()? {
                 Some(j) => j,
                 None => {
                     let leftovers = self.agent.checkpoints().await?;

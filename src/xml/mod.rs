@@ -20,7 +20,7 @@ mod writer;
 
 pub use input::{read_bounded, read_input, InputError, STDIN_NAME};
 pub use tree::MAX_DOCUMENT_BYTES;
-pub use writer::{write_host, write_interface, write_interface_live, LiveLink, LiveState};
+pub use writer::{escape_attr, write_host, write_interface, write_interface_live, LiveLink, LiveState};
 
 use crate::finding::{Finding, Location, Severity};
 use crate::model::{Bond, Host, HostError, IfName, Interface, Kind, Member};

@@ -62,7 +62,7 @@ impl Out<'_> {
 }
 
 /// Escapes an attribute value for single quotes, as libvirt's formatter does.
-fn esc(s: &str) -> String {
+pub fn escape_attr(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -112,7 +112,7 @@ fn interface(out: &mut Out, iface: &Interface) {
     // The extension namespace is declared only where used, so other documents stay plain
     // libvirt XML.
     let ns = if uses_extensions(iface) { format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS) } else { String::new() };
-    out.open(&format!("<interface type='{}' name='{}'{ns}>", iface.kind.type_name(), esc(name)));
+    out.open(&format!("<interface type='{}' name='{}'{ns}>", iface.kind.type_name(), escape_attr(name)));
     if let Some(uuid) = iface.uuid {
         out.note(
             Severity::Info,
@@ -214,7 +214,7 @@ fn live_protocols(out: &mut Out, live: &LiveState) {
 fn link(out: &mut Out, name: &str) {
     let Some(l) = out.live.and_then(|live| live.links.get(name)) else { return };
     let speed = l.speed.map(|s| format!(" speed='{s}'")).unwrap_or_default();
-    let line = format!("<link{speed} state='{}'/>", esc(&l.state));
+    let line = format!("<link{speed} state='{}'/>", escape_attr(&l.state));
     out.line(&line);
 }
 
@@ -223,7 +223,7 @@ fn live_mac(out: &Out, name: &str) -> Option<crate::model::Mac> {
 }
 
 fn ethernet_port(out: &mut Out, p: &EthernetPort) {
-    out.open(&format!("<interface type='ethernet' name='{}'>", esc(p.name.as_str())));
+    out.open(&format!("<interface type='ethernet' name='{}'>", escape_attr(p.name.as_str())));
     link(out, p.name.as_str());
     if let Some(mac) = live_mac(out, p.name.as_str()).or(p.mac) {
         out.line(&format!("<mac address='{mac}'/>"));
@@ -256,13 +256,13 @@ fn bridge(out: &mut Out, b: &Bridge, path: &str) {
         match m {
             Member::Ethernet(p) => ethernet_port(out, p),
             Member::Bond { name, bond: bd } => {
-                out.open(&format!("<interface type='bond' name='{}'>", esc(name.as_str())));
+                out.open(&format!("<interface type='bond' name='{}'>", escape_attr(name.as_str())));
                 link(out, name.as_str());
                 bond(out, bd);
                 out.close("</interface>");
             }
             Member::Vlan { name, vlan: v } => {
-                out.open(&format!("<interface type='vlan' name='{}'>", esc(name.as_str())));
+                out.open(&format!("<interface type='vlan' name='{}'>", escape_attr(name.as_str())));
                 link(out, name.as_str());
                 vlan(out, v);
                 out.close("</interface>");
@@ -306,7 +306,7 @@ fn bond(out: &mut Out, b: &Bond) {
         let mut s = String::from("<nmi:options");
         for (key, value) in b.options.pairs() {
             let attr = crate::model::bond::OPTION_SPECS.iter().find(|o| o.key == key).map_or(key, |o| o.attr);
-            let _ = write!(s, " {attr}='{}'", esc(&value));
+            let _ = write!(s, " {attr}='{}'", escape_attr(&value));
         }
         out.line(&(s + "/>"));
     }
@@ -319,7 +319,7 @@ fn bond(out: &mut Out, b: &Bond) {
 
 fn vlan(out: &mut Out, v: &Vlan) {
     out.open(&format!("<vlan tag='{}'>", v.tag));
-    out.line(&format!("<interface name='{}'/>", esc(v.parent.as_str())));
+    out.line(&format!("<interface name='{}'/>", escape_attr(v.parent.as_str())));
     if !v.reorder_hdr || !v.ext.is_default() {
         let mut s = String::from("<nmi:vlan");
         let on = |b: bool| if b { "on" } else { "off" };
