@@ -70,6 +70,9 @@ pub struct BeginArgs {
     /// Seconds before NetworkManager rolls back by itself (0: never).
     #[arg(long, value_name = "SECONDS", default_value_t = defaults::TRANSACTION_TIMEOUT)]
     timeout: u32,
+    /// Print the result as JSON: {"checkpoint", "protection", "rollback_timeout"}.
+    #[arg(long)]
+    json: bool,
 }
 
 /// `commit` / `rollback`.
@@ -79,6 +82,9 @@ pub struct EndArgs {
     /// transaction nmiface recorded.
     #[arg(long, value_name = "PATH")]
     checkpoint: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// An interface name argument.
@@ -338,6 +344,13 @@ pub fn stop(args: StopArgs) -> anyhow::Result<Outcome> {
 pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let j = connect().await?.begin(args.timeout).await?;
+        if args.json {
+            let protection = if j.checkpoint().is_some() { "checkpoint" } else { "journal" };
+            say_json(&serde_json::json!({
+                "checkpoint": j.checkpoint(), "protection": protection, "rollback_timeout": args.timeout,
+            }));
+            return Ok(Outcome::Clean);
+        }
         let auto = if args.timeout == 0 { "never".to_string() } else { format!("after {} s", args.timeout) };
         match j.checkpoint() {
             Some(cp) => say(&format!(
@@ -356,6 +369,10 @@ pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
 pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let cp = connect().await?.commit(args.checkpoint.as_deref()).await?;
+        if args.json {
+            say_json(&serde_json::json!({"committed": true, "checkpoint": cp}));
+            return Ok(Outcome::Clean);
+        }
         match cp.as_str() {
             "" => say("Network config change transaction committed"),
             cp => say(&format!("Network config change transaction committed (checkpoint {cp} destroyed)")),
@@ -367,7 +384,10 @@ pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
 pub fn rollback(args: EndArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         connect().await?.rollback(args.checkpoint.as_deref()).await?;
-        say("Network config change transaction rolled back");
+        match args.json {
+            true => say_json(&serde_json::json!({"rolled_back": true})),
+            false => say("Network config change transaction rolled back"),
+        }
         Ok(Outcome::Clean)
     })
 }

@@ -87,6 +87,8 @@ impl Manager {
 impl Manager {
     /// Creates or updates the profiles of the interfaces in `xml` (`virsh iface-define`);
     /// `flags`: 1 ADOPT, 2 FORCE, 4 SYSTEM. Returns the first interface's object.
+    ///
+    /// Errors: InvalidXml, NotOwned, NoRuntimeDirectory.
     #[zbus(name = "InterfaceDefineXML")]
     async fn interface_define_xml(
         &self,
@@ -103,6 +105,8 @@ impl Manager {
     }
 
     /// The object of the user's interface `name` (`virsh iface-…` by name).
+    ///
+    /// Errors: NotFound, NotOwned.
     async fn interface_lookup_by_name(
         &self,
         name: String,
@@ -113,6 +117,8 @@ impl Manager {
     }
 
     /// The object of the user's interface with this MAC.
+    ///
+    /// Errors: InvalidArgs, NotFound.
     #[zbus(name = "InterfaceLookupByMAC")]
     async fn interface_lookup_by_mac(
         &self,
@@ -155,6 +161,8 @@ impl Manager {
     /// Opens a transaction (`virsh iface-begin`): a NetworkManager checkpoint if it lets this
     /// user take one, else nmiface's journal of the user's own profiles (the `Transaction`
     /// property says which). `flags`: 0.
+    ///
+    /// Errors: Busy.
     async fn interface_change_begin(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         self.svc
             .call(&hdr, 0, false, &[], async |c| c.begin(crate::verbs::defaults::TRANSACTION_TIMEOUT).await.map(|_| ()))
@@ -164,6 +172,8 @@ impl Manager {
     }
 
     /// Keeps the transaction's changes (`virsh iface-commit`).
+    ///
+    /// Errors: NoTransaction.
     async fn interface_change_commit(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         self.svc.call(&hdr, 0, false, &[], async |c| c.commit(None).await.map(|_| ())).await?;
         self.svc.announce("Transaction").await;
@@ -171,6 +181,8 @@ impl Manager {
     }
 
     /// Puts back what the transaction changed (`virsh iface-rollback`).
+    ///
+    /// Errors: NoTransaction.
     async fn interface_change_rollback(
         &self,
         _flags: u32,
@@ -184,6 +196,9 @@ impl Manager {
     /// Defines and starts everything in `xml` as one step (`nmiface apply`). Options: `adopt`,
     /// `force`, `system` (b), `timeout` (u seconds), `checkpoint` (b). Returns the interfaces'
     /// objects and the findings (severity, path, line, column, message).
+    ///
+    /// Errors: InvalidXml, InvalidArgs, ActivationFailed (also without a checkpoint: an interface
+    /// that did not start is never a success).
     async fn apply(
         &self,
         xml: String,
@@ -222,6 +237,8 @@ impl Manager {
 
     /// What `xml` would need from this NetworkManager and kernel, and what it approximates:
     /// the findings, and the capability gaps as `unsupported` findings. Changes nothing.
+    ///
+    /// Errors: InvalidXml.
     async fn check(
         &self,
         xml: String,
@@ -249,6 +266,8 @@ impl Manager {
     /// uplink is active. Options: `bridge` (s, default `virbr1`), `subnet` (s, e.g.
     /// `10.42.7.0/24`; default: the bridge's own, else the first free 10.42.N.0/24), `persist`
     /// (b: come back at each login). Returns its `org.nmiface.Interfaces1.Share` object.
+    ///
+    /// Errors: InvalidArgs, InUse.
     async fn share_nat(
         &self,
         options: HashMap<String, OwnedValue>,

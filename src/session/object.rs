@@ -77,6 +77,8 @@ impl InterfaceObject {
 #[zbus::interface(name = "org.nmiface.Interfaces1.Interface")]
 impl InterfaceObject {
     /// Activates the interface and waits for it (`virsh iface-start`); `flags`: 2 FORCE.
+    ///
+    /// Errors: ActivationFailed.
     async fn create(&self, flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         let name = self.name_();
         let force = flags & flags::FORCE != 0;
@@ -84,6 +86,8 @@ impl InterfaceObject {
     }
 
     /// Deactivates the interface (`virsh iface-destroy`); `flags`: none yet (0).
+    ///
+    /// Errors: NotActive.
     async fn destroy(&self, _flags: u32, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         let name = self.name_();
         self.run(&hdr, async |c| c.stop(&name, ACTIVATION_TIMEOUT).await).await

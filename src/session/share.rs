@@ -57,6 +57,8 @@ impl ShareObject {
     /// Makes a tap owned by the caller a port of this bridge. Options: `name` (s; default the
     /// first free vtapN), `multi_queue` (b). Returns the tap and the libvirt `<interface>` for
     /// the domain (`ifname=TAP,script=no,downscript=no` for plain qemu).
+    ///
+    /// Errors: InvalidArgs, InUse.
     async fn add_tap(
         &self,
         options: HashMap<String, OwnedValue>,
@@ -68,6 +70,8 @@ impl ShareObject {
     }
 
     /// Removes one of the caller's taps.
+    ///
+    /// Errors: NotFound.
     async fn remove_tap(&self, tap: String, #[zbus(header)] hdr: Header<'_>) -> Result<(), ServiceError> {
         self.svc.call(&hdr, 0, true, &[], async |c| c.tap_remove(&tap).await).await
     }

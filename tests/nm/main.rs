@@ -12,6 +12,7 @@
 //! fail instead.
 
 mod ansible;
+mod contract;
 mod gaps;
 mod hardening;
 mod idempotent;
@@ -111,6 +112,7 @@ const TRIALS: &[Named] = &[
     ("session::cli_run_by_a_user", session::cli_run_by_a_user),
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
     ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
+    ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),
 ];
 
 fn samples() -> Vec<PathBuf> {

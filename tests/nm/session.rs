@@ -9,28 +9,28 @@ use crate::sandbox::Sandbox;
 use std::process::Output;
 use std::time::Duration;
 
-const SVC: &str = "org.nmiface.Interfaces1";
-const MGR: &str = "/org/nmiface/Interfaces1";
+pub(super) const SVC: &str = "org.nmiface.Interfaces1";
+pub(super) const MGR: &str = "/org/nmiface/Interfaces1";
 const NM: &str = "org.freedesktop.NetworkManager";
 
 /// A per-user NAT bridge (NetworkManager's shared method), started at login.
 const NAT0: &str = r#"<interface type="bridge" name="nat0" xmlns:nmi="urn:nmiface:interface:1"><start mode="onboot"/><protocol family="ipv4"><nmi:nat/><ip address="10.42.9.1" prefix="24"/></protocol><bridge stp="off" delay="0"/></interface>"#;
 
-fn bridge(name: &str, addr: &str) -> String {
+pub(super) fn bridge(name: &str, addr: &str) -> String {
     format!(
         r#"<interface type="bridge" name="{name}"><start mode="none"/><protocol family="ipv4"><ip address="{addr}" prefix="24"/></protocol><bridge stp="off" delay="0"/></interface>"#
     )
 }
 
 /// A users sandbox with a session bus for each user, both able to activate the service.
-struct Desk {
-    sb: Sandbox,
-    a: (String, u32),
-    b: (String, u32),
+pub(super) struct Desk {
+    pub sb: Sandbox,
+    pub a: (String, u32),
+    pub b: (String, u32),
 }
 
 impl Desk {
-    fn new(auth_polkit: bool, idle_exit: u32) -> Desk {
+    pub(super) fn new(auth_polkit: bool, idle_exit: u32) -> Desk {
         let sb = Sandbox::up_users(auth_polkit);
         let dir = sb.service_dir(idle_exit);
         let (a, b) = (sb.user_a(), sb.user_b());
@@ -40,7 +40,7 @@ impl Desk {
     }
 
     /// `gdbus call` on `user`'s session bus.
-    fn call(&self, user: &str, interactive: bool, path: &str, method: &str, args: &[&str]) -> Output {
+    pub(super) fn call(&self, user: &str, interactive: bool, path: &str, method: &str, args: &[&str]) -> Output {
         let mut full = vec!["gdbus", "call", "--session", "--dest", SVC, "--object-path", path, "--method", method];
         if interactive {
             full.push("--interactive");
@@ -50,7 +50,7 @@ impl Desk {
     }
 
     /// A Manager method, as `user`.
-    fn mgr(&self, user: &str, method: &str, args: &[&str]) -> Output {
+    pub(super) fn mgr(&self, user: &str, method: &str, args: &[&str]) -> Output {
         self.call(user, false, MGR, &format!("{SVC}.Manager.{method}"), args)
     }
 
@@ -77,12 +77,12 @@ impl Desk {
 }
 
 /// gdbus's quoting of a string argument (GVariant text), so XML is not parsed as a variant.
-fn s(v: &str) -> String {
+pub(super) fn s(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The D-Bus error name of a failed gdbus call.
-fn error_name(out: &Output) -> String {
+pub(super) fn error_name(out: &Output) -> String {
     let err = text(&out.stderr);
     err.split("GDBus.Error:").nth(1).and_then(|r| r.split(':').next()).unwrap_or("").to_string()
 }
@@ -98,7 +98,7 @@ fn fails_with(what: &str, out: &Output, name: &str) -> R {
 }
 
 /// The object paths in a gdbus reply.
-fn paths(out: &Output) -> Vec<String> {
+pub(super) fn paths(out: &Output) -> Vec<String> {
     text(&out.stdout)
         .split('\'')
         .filter(|p| p.starts_with("/org/nmiface/Interfaces1/interface/"))
