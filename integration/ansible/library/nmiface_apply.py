@@ -101,6 +101,14 @@ def absent(module, path):
     module.exit_json(changed=bool(gone), undefined=gone)
 
 
+def error_kind(out):
+    """The kind of a failed command (`NotFound`, `ActivationFailed`, ...) from its --json output."""
+    try:
+        return json.loads(out)["error"]["kind"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -139,7 +147,9 @@ def main():
             diff = diff_text(json.loads(out)["profiles"]) if rc != 2 else None
         rc, out, err = run(module, ["apply", "--json"] + adopt + [path])
         if rc == 2:
-            module.fail_json(msg=err.strip(), rc=rc)
+            # The verb's verdict and its kind (the session service's error name), as nmiface
+            # printed them: nothing is decided here.
+            module.fail_json(msg=err.strip(), rc=rc, kind=error_kind(out))
         report = json.loads(out)
         findings_warnings(module, report)
         result = dict(changed=report["changed"], started=report["started"], defined=report["defined"])
