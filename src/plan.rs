@@ -66,7 +66,13 @@ pub struct Plan {
     /// New profiles.
     pub add: Vec<Profile>,
     /// (index into `existing`, new settings) pairs.
+    /// Each update is the profile NetworkManager holds with the document's properties laid
+    /// over it ([`crate::nm::merge`]): what the document cannot say is kept.
     pub update: Vec<(usize, Profile)>,
+    /// Per index into `existing` of an update: the translation it came from and what the merge
+    /// kept or dropped of the held profile (to merge again over the exact profile with its
+    /// secrets, and to report).
+    pub origins: BTreeMap<usize, Origin>,
     /// Indexes into `existing` of profiles of the defined interfaces that are no longer wanted
     /// (a port removed from a bridge).
     pub delete: Vec<usize>,
@@ -97,16 +103,49 @@ fn conflicts(want: &Profile, have: &Profile, scope: &Scope) -> bool {
     }
 }
 
+/// Where an update came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The translation (stamped, renumbered to the held profile's UUID).
+    pub wanted: Profile,
+    /// Settings of the held profile kept, with their properties.
+    pub kept: Vec<(String, Vec<String>)>,
+    /// Settings of the held profile dropped (it was of another type).
+    pub dropped: Vec<String>,
+}
+
 /// Plans `define` of `desired` (all profiles of the interfaces being defined) against `existing`.
 pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool, scope: &Scope) -> Result<Plan, NotOwned> {
+    define_with(desired, existing, adopt, scope, &BTreeMap::new())
+}
+
+/// [`define`], adopting by device too: `by_device` maps a wanted profile's UUID to the UUID of
+/// the profile NetworkManager would use for its device (the caller found it), which `adopt`
+/// takes over in place, keeping its UUID.
+pub fn define_with(
+    desired: &[Profile],
+    existing: &[Profile],
+    adopt: bool,
+    scope: &Scope,
+    by_device: &BTreeMap<Uuid, Uuid>,
+) -> Result<Plan, NotOwned> {
     let mut desired: Vec<Profile> = desired.to_vec();
     let mut remap: BTreeMap<Uuid, Uuid> = BTreeMap::new();
     let mut targets: Vec<Option<usize>> = Vec::with_capacity(desired.len());
     let mut claimed = BTreeSet::new();
     for want in &desired {
         let mine = existing.iter().position(|h| h.uuid == want.uuid && scope.owns(h));
-        let target = match mine {
-            Some(i) => Some(i),
+        let device = by_device
+            .get(&want.uuid)
+            .filter(|_| adopt)
+            .and_then(|u| existing.iter().position(|h| h.uuid == *u && !claimed.contains(&h.uuid)));
+        let target = match mine.or(device) {
+            Some(i) => {
+                if existing[i].uuid != want.uuid {
+                    remap.insert(want.uuid, existing[i].uuid);
+                }
+                Some(i)
+            }
             None => match existing.iter().position(|h| !claimed.contains(&(h.uuid)) && conflicts(want, h, scope)) {
                 Some(i) if scope.owns(&existing[i]) && existing[i].uuid != want.uuid => {
                     // Ours, under another UUID (e.g. the user's <uuid> changed): replace it.
@@ -161,10 +200,16 @@ pub fn define(desired: &[Profile], existing: &[Profile], adopt: bool, scope: &Sc
         .collect();
     let mut plan = Plan { delete, ..Plan::default() };
     for (p, t) in desired.into_iter().zip(targets) {
-        match t {
-            Some(i) if crate::nm::compare::changes(&p, &existing[i]).is_empty() => plan.unchanged.push(i),
-            Some(i) => plan.update.push((i, p)),
-            None => plan.add.push(p),
+        let Some(i) = t else {
+            plan.add.push(p);
+            continue;
+        };
+        let m = crate::nm::merge::merge(&p, &existing[i]);
+        if crate::nm::compare::changes(&m.profile, &existing[i]).is_empty() {
+            plan.unchanged.push(i);
+        } else {
+            plan.update.push((i, m.profile));
+            plan.origins.insert(i, Origin { wanted: p, kept: m.kept, dropped: m.dropped });
         }
     }
     Ok(plan)

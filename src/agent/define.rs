@@ -23,6 +23,20 @@ pub struct Defined {
     pub deleted: usize,
     /// Profiles that already held every setting: not written.
     pub unchanged: usize,
+    /// What updating kept of the profiles NetworkManager held that the document cannot say,
+    /// one line per profile and setting (`'Wired connection 1': 802-1x (eap, identity)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<String>,
+    /// Settings dropped from a profile taken over that was of another type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+    /// What moved from a NIC's own profile when a bridge or bond took the NIC as a port.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub moved: Vec<String>,
+    /// Other tools' profiles of the same device that NetworkManager may bring up at boot
+    /// instead (not adopted).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub compete: Vec<String>,
     /// Only the interface's own profile changed, and only in what NetworkManager applies to a
     /// running device in place (addresses, routes, DNS): `apply` reapplies instead of
     /// re-activating.
@@ -62,13 +76,35 @@ impl Agent {
         stored: Vec<StoredProfile>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         self.refuse_wifi_ports(doc).await?;
-        let desired = self.desired(doc)?;
+        let mut desired = self.desired(doc)?;
+        let mut view = super::takeover::DeviceView::default();
+        let moved = self.carry_over(&mut desired, &stored, &mut view).await?;
+        let owners = self.device_owners(&desired, &stored, adopt, &mut view).await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
+        let mut plan = plan::define_with(&desired, &existing, adopt, &self.scope, &owners.by_device)?;
+        // Profiles updated are read again exactly, with their secrets: the merge lays the
+        // document over what NetworkManager really holds, so nothing it cannot say is lost (the
+        // listing leaves out values of types nmiface does not read, and GetSettings never
+        // returns secrets; an update without them would delete a password).
+        let touched: Vec<usize> = plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()).collect();
+        let needs_exact = journal.is_some() || !plan.update.is_empty();
+        let exact: Vec<Profile> = match needs_exact {
+            true => {
+                bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await.into_iter().collect::<Result<_, _>>()?
+            }
+            false => Vec::new(),
+        };
+        for (i, p) in plan.update.iter_mut() {
+            let (Some(held), Some(origin)) =
+                (touched.iter().position(|t| t == i).map(|k| &exact[k]), plan.origins.get(i))
+            else {
+                continue;
+            };
+            *p = nm::merge::merge(&origin.wanted, held).profile;
+        }
         if let Some(j) = journal {
-            let touched: Vec<usize> = plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()).collect();
-            for p in bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await {
-                j.remember(&p?);
+            for p in &exact {
+                j.remember(p);
             }
             for p in &plan.add {
                 j.remember_added(p.uuid);
@@ -91,8 +127,28 @@ impl Agent {
         for p in &plan.add {
             count(&mut report, p, |d| d.added += 1);
         }
-        for (_, p) in &plan.update {
+        for (iface, line) in moved {
+            if let Some(d) = report.iter_mut().find(|d| d.interface == iface) {
+                d.moved.push(line);
+            }
+        }
+        for (iface, line) in owners.compete {
+            if let Some(d) = report.iter_mut().find(|d| d.interface == iface) {
+                d.compete.push(line);
+            }
+        }
+        for (i, p) in &plan.update {
             count(&mut report, p, |d| d.updated += 1);
+            let Some(origin) = plan.origins.get(i) else { continue };
+            let name = &existing[*i].id;
+            let lines: Vec<String> =
+                nm::merge::describe_kept(&origin.kept).into_iter().map(|k| format!("'{name}': {k}")).collect();
+            let dropped: Vec<String> = origin.dropped.iter().map(|d| format!("'{name}': {d}")).collect();
+            if let Some(d) = report.iter_mut().find(|d| Some(d.interface.as_str()) == p.user_data(user_key::INTERFACE))
+            {
+                d.kept.extend(lines);
+                d.dropped.extend(dropped);
+            }
         }
         for &i in &plan.unchanged {
             count(&mut report, &existing[i], |d| d.unchanged += 1);
@@ -216,19 +272,23 @@ pub struct ProfileDiff {
 impl Agent {
     /// What `define`/`apply` of `doc` would write, profile by profile, changing nothing.
     pub async fn diff(&self, doc: &Document, adopt: bool) -> Result<Vec<ProfileDiff>, AgentError> {
-        let desired = self.desired(doc)?;
+        let mut desired = self.desired(doc)?;
         let stored = self.nm.profiles().await?;
+        // The same plan define would make: the NIC's settings moved, the device's profile adopted.
+        let mut view = super::takeover::DeviceView::default();
+        self.carry_over(&mut desired, &stored, &mut view).await?;
+        let owners = self.device_owners(&desired, &stored, adopt, &mut view).await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
+        let plan = plan::define_with(&desired, &existing, adopt, &self.scope, &owners.by_device)?;
         let iface = |p: &Profile| p.user_data(user_key::INTERFACE).unwrap_or_default().to_string();
         let empty = Profile { id: String::new(), uuid: uuid::Uuid::nil(), settings: Default::default() };
         let mut out = Vec::new();
         for p in &plan.add {
-            let changes = nm::compare::changes(p, &empty);
+            let changes = masked(nm::compare::changes(p, &empty));
             out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "add", changes });
         }
         for (i, p) in &plan.update {
-            let changes = nm::compare::changes(p, &existing[*i]);
+            let changes = masked(nm::compare::changes(p, &existing[*i]));
             out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "update", changes });
         }
         for &i in &plan.delete {
@@ -246,4 +306,17 @@ impl Agent {
         }
         Ok(out)
     }
+}
+
+/// `changes` with every secret's value hidden: a secret moved with a NIC is sent to
+/// NetworkManager, never printed.
+fn masked(mut changes: Vec<nm::compare::Change>) -> Vec<nm::compare::Change> {
+    for c in &mut changes {
+        let (setting, prop) = c.property.split_once('.').unwrap_or_default();
+        if nm::merge::is_secret(setting, prop) {
+            c.before = c.before.as_ref().map(|_| nm::Value::Str("(secret)".into()));
+            c.after = c.after.as_ref().map(|_| nm::Value::Str("(secret)".into()));
+        }
+    }
+    changes
 }

@@ -8,7 +8,8 @@
 //! - finding an interface's profiles: `lookup.rs`;
 //! - start and stop: `activate.rs`;
 //! - list, dumpxml, name, mac, the capability check: `query.rs`;
-//! - sharing with VMs (bridge, unbridge, NAT): `share.rs`.
+//! - sharing with VMs (bridge, unbridge, NAT): `share.rs`;
+//! - what a device already has (adopt by device, a NIC's settings moving with it): `takeover.rs`.
 
 mod activate;
 mod apply;
@@ -18,6 +19,7 @@ mod guard;
 mod lookup;
 mod query;
 mod share;
+mod takeover;
 mod tap;
 
 pub use apply::{Applied, How, Started, ACTIVATIONS};

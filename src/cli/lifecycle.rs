@@ -255,7 +255,10 @@ fn print_diff(diffs: &[ProfileDiff], json: bool) -> anyhow::Result<Outcome> {
                 None if d.action == "update" => say(&format!("  - {}: (not set)", c.property)),
                 None => {}
             }
-            say(&format!("  + {}: {}", c.property, show(&c.after)));
+            match &c.after {
+                Some(a) => say(&format!("  + {}: {}", c.property, show(a))),
+                None => say(&format!("  + {}: (NetworkManager's default)", c.property)),
+            }
         }
     }
     Ok(Outcome::Clean)

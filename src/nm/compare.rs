@@ -29,22 +29,36 @@ pub struct Change {
     pub property: String,
     /// What NetworkManager holds (`None`: not set).
     pub before: Option<Value>,
-    /// What nmiface would send.
-    pub after: Value,
+    /// What nmiface would send (`None`: nothing, the property goes back to NetworkManager's
+    /// default: the document no longer says it).
+    pub after: Option<Value>,
 }
 
-/// The properties of `desired` whose value `stored` does not hold (its defaults counted).
-/// Properties nmiface does not send are NetworkManager's own and never count: what nmiface
-/// manages is what it sends, including the XML it keeps in `user.data`, so a different
-/// definition always shows.
+/// What sending `desired` changes in `stored`: the properties whose value `stored` does not
+/// hold (its defaults counted), and the properties `stored` holds that `desired` no longer has
+/// (an update is a merge, [`super::merge`], so the only properties it leaves out are the
+/// document's, removed on purpose). Values that say nothing (empty lists, defaults) never count.
 pub fn changes(desired: &Profile, stored: &Profile) -> Vec<Change> {
     let mut out = Vec::new();
     for (setting, props) in &desired.settings {
         for (prop, after) in props {
             let before = stored.get(setting, prop).cloned();
-            let held = before.clone().or_else(|| nm_default(setting, prop));
-            if held.as_ref() != Some(after) {
-                out.push(Change { property: format!("{setting}.{prop}"), before, after: after.clone() });
+            let said = |v: &Value| !super::merge::is_empty(v);
+            let held = before.clone().or_else(|| nm_default(setting, prop)).filter(said);
+            let wanted = Some(after.clone()).filter(said);
+            if held != wanted {
+                out.push(Change { property: format!("{setting}.{prop}"), before, after: Some(after.clone()) });
+            }
+        }
+    }
+    for (setting, props) in &stored.settings {
+        for (prop, before) in props {
+            let default = nm_default(setting, prop);
+            if desired.get(setting, prop).is_none()
+                && !super::merge::is_empty(before)
+                && default.as_ref() != Some(before)
+            {
+                out.push(Change { property: format!("{setting}.{prop}"), before: Some(before.clone()), after: None });
             }
         }
     }

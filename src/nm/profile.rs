@@ -31,6 +31,8 @@ pub mod conn_type {
 
 /// Keys nmiface keeps in `user.data` (NM: a `.` is required, at most 8192 bytes per value).
 pub mod user_key {
+    /// The prefix of every key nmiface keeps in `user.data` (other tools keep theirs there too).
+    pub const PREFIX: &str = "nmiface.";
     /// Marks a profile as created by nmiface; nmiface changes or deletes only these.
     pub const MANAGED: &str = "nmiface.managed";
     /// The top-level interface a profile belongs to (ports name their controller's interface).
@@ -92,6 +94,32 @@ impl Profile {
             return Vec::new();
         };
         list.iter().map(|e| e.strip_prefix("user:").map_or(e.as_str(), |u| u.split(':').next().unwrap_or(u))).collect()
+    }
+
+    /// Whether NetworkManager would use this profile for device `nic` (whose MAC is `mac`, when
+    /// known): bound by `connection.interface-name`, or, with none, by
+    /// `802-3-ethernet.mac-address` (the binding connection editors offer). Ports count too.
+    pub fn bound_to(&self, nic: &str, mac: Option<&[u8]>) -> bool {
+        match self.interface_name() {
+            Some(n) => n == nic,
+            None => {
+                let bound = self.get("802-3-ethernet", "mac-address").and_then(Value::as_bytes);
+                matches!((bound, mac), (Some(b), Some(m)) if !b.is_empty() && b == m)
+            }
+        }
+    }
+
+    /// Bound to a device by MAC only (no interface name): finding its device needs the
+    /// devices' MACs.
+    pub fn bound_by_mac(&self) -> bool {
+        self.interface_name().is_none()
+            && self.get("802-3-ethernet", "mac-address").and_then(Value::as_bytes).is_some_and(|b| !b.is_empty())
+    }
+
+    /// Whether NetworkManager brings this profile up by itself (`connection.autoconnect`,
+    /// true unless set false).
+    pub fn autoconnects(&self) -> bool {
+        self.get("connection", "autoconnect").and_then(Value::as_bool).unwrap_or(true)
     }
 
     /// The profile to send back to NetworkManager after reading it: without the legacy forms

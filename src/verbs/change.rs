@@ -135,9 +135,10 @@ pub struct StartOutcome {
 impl Context {
     /// Creates or updates the profiles of every interface in `doc` (`virsh iface-define`).
     pub async fn define(&self, doc: &Document, o: DefineOptions) -> Result<DefineOutcome, VerbError> {
-        let (findings, forced) = self.checked(doc, false, o.force, "define").await?;
+        let (mut findings, forced) = self.checked(doc, false, o.force, "define").await?;
         let (defined, _) =
             self.changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, o.adopt, j).await).await?;
+        findings.extend(super::takeover_findings(&defined));
         Ok(DefineOutcome { defined, findings, forced })
     }
 
@@ -150,7 +151,7 @@ impl Context {
     ) -> Result<ApplyOutcome, VerbError> {
         // For a user, NetworkManager asks polkit about every action: asked beside the check.
         let (checked, allowed) = tokio::join!(self.checked(doc, true, o.force, "apply"), self.checkpoints_allowed());
-        let ((findings, forced), allowed) = (checked?, allowed?);
+        let ((mut findings, forced), allowed) = (checked?, allowed?);
         let mut protection = Protection::None;
         let store = self.store()?;
         let (defined, started) = self
@@ -160,6 +161,7 @@ impl Context {
                 self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
             })
             .await?;
+        findings.extend(super::takeover_findings(&defined));
         ApplyOutcome { defined, started, findings, forced, protection }.verdict()
     }
 
@@ -173,13 +175,14 @@ impl Context {
         confirm: u32,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(ApplyOutcome, Pending), VerbError> {
-        let (findings, forced) = self.checked(doc, true, o.force, "apply").await?;
+        let (mut findings, forced) = self.checked(doc, true, o.force, "apply").await?;
         let lock = self.lock(format!("apply --confirm {}", names(doc))).await?;
         if let Some(j) = self.open_journal().await? {
             return Err(VerbError::InTransaction { checkpoint: j.checkpoint });
         }
         let ((defined, started), held) =
             self.agent.apply_held(doc, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
+        findings.extend(super::takeover_findings(&defined));
         let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
         let pending = Pending { held, _lock: lock };
         match outcome.verdict() {

@@ -371,6 +371,21 @@ fn safety<'a>(
     }
 }
 
+/// What defining kept of the profiles NetworkManager held, moved from a NIC's profile, could
+/// not carry, or will compete with at boot, as findings: nothing a user had is lost silently.
+fn takeover_findings(defined: &[crate::agent::Defined]) -> Vec<Finding> {
+    use crate::finding::Severity;
+    let mut out = Vec::new();
+    for d in defined {
+        let at = |sev, msg: String| Finding::at(sev, d.interface.clone(), None, msg);
+        out.extend(d.kept.iter().map(|k| at(Severity::Info, format!("kept (the document cannot say it): {k}"))));
+        out.extend(d.moved.iter().map(|m| at(Severity::Info, format!("moved with the NIC: {m}"))));
+        out.extend(d.dropped.iter().map(|x| at(Severity::Approximated, format!("dropped: {x}"))));
+        out.extend(d.compete.iter().map(|c| at(Severity::Approximated, c.clone())));
+    }
+    out
+}
+
 /// The names of a document's interfaces, for the lock's holder description.
 fn names(doc: &Document) -> String {
     doc.host.interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ")

@@ -165,10 +165,10 @@ impl Context {
         let mut journal = self.open_journal().await?;
         let (s, protection) = safety(journal.as_mut(), self.store()?, true, allowed, rollback_timeout);
         let r = if start {
-            self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(_, started)| {
+            self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(defined, started)| {
                 match started.into_iter().find_map(|(_, r)| r.err()) {
                     Some(e) => Err(e),
-                    None => Ok(()),
+                    None => Ok(defined),
                 }
             })
         } else {
@@ -176,12 +176,14 @@ impl Context {
                 Safety::Transaction(j) => Some(j),
                 _ => None,
             };
-            self.agent.define(doc, false, j).await.map(|_| ())
+            self.agent.define(doc, false, j).await.map(|(defined, _)| defined)
         };
         if let Some(j) = &journal {
             j.sync()?;
         }
-        r.map_err(VerbError::from)?;
-        Ok(ShareOutcome { findings: doc.findings.clone(), forced, protection, changed: true, subnet: None })
+        let defined = r.map_err(VerbError::from)?;
+        let mut findings = doc.findings.clone();
+        findings.extend(super::takeover_findings(&defined));
+        Ok(ShareOutcome { findings, forced, protection, changed: true, subnet: None })
     }
 }

@@ -19,6 +19,7 @@ mod idempotent;
 mod sandbox;
 mod session;
 mod share;
+mod takeover;
 mod taps;
 mod transactions;
 mod users;
@@ -113,6 +114,8 @@ const TRIALS: &[Named] = &[
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
     ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
     ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),
+    ("takeover::adopt_keeps_what_the_document_cannot_say", takeover::adopt_keeps_what_the_document_cannot_say),
+    ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
 ];
 
 fn samples() -> Vec<PathBuf> {
