@@ -9,6 +9,7 @@ mod ip;
 mod keyfile;
 mod keyfile_dir;
 pub mod leases;
+pub mod neigh;
 mod profile;
 pub mod reasons;
 mod reverse;
