@@ -96,9 +96,9 @@ pub enum Change {
 
 /// Follows neighbour and FDB events (the `RTNLGRP_NEIGH` group, open to every user) on a thread
 /// of its own, so a blocking read never holds an async runtime: `on_change` gets each
-/// [`Change`] and returns false to stop. The thread also stops within [`READ_TIMEOUT`] once
-/// `on_change` says so, or on a socket error. The socket is opened here, so its errors are
-/// the caller's.
+/// [`Change`] and returns false to stop. It is also called, with no entries, at every read
+/// timeout (1 s), so the thread ends within a second of nobody listening; a socket error ends
+/// it too. The socket is opened here, so its errors are the caller's.
 pub fn watch(mut on_change: impl FnMut(Change) -> bool + Send + 'static) -> Result<(), NeighError> {
     let fd = socket(RTMGRP_NEIGH)?;
     let thread = std::thread::Builder::new().name("nmiface-neigh".into()).spawn(move || {
