@@ -36,17 +36,11 @@ Usage:
                                         yes, no or auth; replaces that rule
   $PROG login NAME USER                 log USER in (a logind user record)
   $PROG logout NAME USER                log USER out
-  $PROG session-bus [--mount] NAME USER SERVICEDIR
+  $PROG session-bus NAME USER SERVICEDIR
                                         start USER's session bus; prints env lines
-                                        (--mount: in NM's mount namespace too, so
-                                        activated services see its lease files)
-  $PROG as [--mount] NAME USER -- CMD...
-                                        run CMD as USER in NM's netns with the
+  $PROG as NAME USER -- CMD...          run CMD as USER in NM's netns with the
                                         system bus, XDG_RUNTIME_DIR and the
-                                        session bus (if started) set; --mount:
-                                        in NM's mount namespace too (NM's
-                                        private /run and /var/lib/NetworkManager,
-                                        e.g. its dnsmasq-IFACE.leases)
+                                        session bus (if started) set
   $PROG restart NAME                    stop NetworkManager (TERM) and start it
                                         again, same profiles; log users in again
 
@@ -85,7 +79,11 @@ and exits non-zero.
   DIR/polkit.log for every question; root is always yes;
 - NM's private /run has /run/systemd/{seats,sessions,users,machines}, so NM's
   session monitor runs: 'login' writes /run/systemd/users/UID there as
-  logind does (ONLINE_SESSIONS is what NM reads), 'logout' removes it.
+  logind does (ONLINE_SESSIONS is what NM reads), 'logout' removes it;
+- as on a stock Debian host, users cannot read NM's dnsmasq lease files: NM's
+  private /var/lib/NetworkManager is root's, mode 0700 (every sandbox, with
+  or without --users), and 'as' and 'session-bus' run outside NM's mount
+  namespace; where VMs are, a user learns from the kernel's neighbour table.
 'session-bus' runs dbus-daemon --session as USER (in NM's netns) on
 DIR/run-UID/bus, DIR/run-UID being USER's 0700 XDG_RUNTIME_DIR, with
 <servicedir>SERVICEDIR</servicedir>; activated services inherit
@@ -368,7 +366,9 @@ mount --make-rprivate /
 # there, so a shared /run would let one sandbox kill another's dnsmasq.
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/NetworkManager /var/lib/NetworkManager
-mount -t tmpfs -o mode=0755 tmpfs /var/lib/NetworkManager
+# Root's and 0700, as Debian's network-manager package makes it: no user reads
+# the dnsmasq lease files, as on a real host.
+mount -t tmpfs -o mode=0700 tmpfs /var/lib/NetworkManager
 # NM only uses udev when /sys is writable; there is no udev here, so with a
 # writable /sys every device would stay unmanaged (platform-init). "bind"
 # makes only this mount read-only, not the netns's sysfs superblock (which
@@ -776,13 +776,12 @@ ensure_runtime_dir() {
 }
 
 # `session-bus NAME USER SERVICEDIR`: USER's session bus, run as USER in NM's
-# netns (so D-Bus-activated services see NM's devices). The policy is that of
+# netns (so D-Bus-activated services see NM's devices) but outside its mount
+# namespace, like every user process on a real host (see `as`). The policy is that of
 # /usr/share/dbus-1/session.conf: everything allowed among those who may
 # connect, and with no <allow user> rule dbus-daemon admits only its own uid.
 cmd_session_bus() {
-    local mnt=0
-    if [[ ${1:-} == --mount ]]; then mnt=1; shift; fi
-    [[ $# -eq 3 ]] || die "session-bus: want [--mount] NAME USER SERVICEDIR (see --help)"
+    [[ $# -eq 3 ]] || die "session-bus: want NAME USER SERVICEDIR (see --help)"
     set_names "$1"
     need_users_sandbox
     local uid user servicedir=$3 rdir
@@ -808,11 +807,8 @@ cmd_session_bus() {
 </busconfig>
 EOF
     chmod 0644 "$rdir/session.conf"
-    # Activated services inherit the daemon's environment (and, with --mount, NetworkManager's
-    # mount namespace: its /var/lib/NetworkManager, where shared-mode lease files are).
-    local enter=(ip netns exec "$NS")
-    if (( mnt )); then enter=(nsenter -t "$(nm_pid_or_die)" -m -n --); fi
-    "${enter[@]}" runuser -u "$user" -- env -i \
+    # Activated services inherit the daemon's environment and namespaces.
+    ip netns exec "$NS" runuser -u "$user" -- env -i \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
         USER="$user" LOGNAME="$user" HOME="$(getent passwd "$user" | cut -d: -f6)" \
         DBUS_SYSTEM_BUS_ADDRESS="$BUS_ADDR" XDG_RUNTIME_DIR="$rdir" \
@@ -824,19 +820,16 @@ EOF
     echo "XDG_RUNTIME_DIR=$rdir"
 }
 
-# `as [--mount] NAME USER -- CMD...`: CMD as USER in NM's netns, with the
-# sandbox's system bus, USER's runtime dir and session bus (if started).
-# By default (ip netns exec) CMD sees the host's file systems, where
-# /var/lib/NetworkManager is the host's (root's, 0700) and NM's is not to be
-# seen: NM's own /run and /var/lib/NetworkManager are tmpfs mounts in NM's
-# private mount namespace, and /proc/NMPID/root is closed to other users.
-# --mount enters NM's mount namespace as well (nsenter -m -n), where USER
-# reads NM's dnsmasq lease files (root's, 0644, in a 0755 tmpfs); /sys is
-# read-only there, as for NM.
+# `as NAME USER -- CMD...`: CMD as USER in NM's netns, with the sandbox's
+# system bus, USER's runtime dir and session bus (if started). CMD sees the
+# host's file systems (ip netns exec), where /var/lib/NetworkManager is the
+# host's, and NM's is not to be seen: NM's own /run and /var/lib/NetworkManager
+# are tmpfs mounts in NM's private mount namespace (the latter root's, 0700,
+# as on Debian), and /proc/NMPID/root is closed to other users. No user enters
+# NM's mount namespace: a user reads where VMs are from the kernel's
+# neighbour table, as on a real host.
 cmd_as() {
-    local mnt=0
-    if [[ ${1:-} == --mount ]]; then mnt=1; shift; fi
-    [[ $# -ge 2 ]] || die "as: want [--mount] NAME USER -- CMD..."
+    [[ $# -ge 2 ]] || die "as: want NAME USER -- CMD..."
     set_names "$1"
     local uid user rdir
     need_users_sandbox
@@ -846,11 +839,6 @@ cmd_as() {
     rdir=$(ensure_runtime_dir "$user" "$uid")
     local env=(DBUS_SYSTEM_BUS_ADDRESS="$BUS_ADDR" XDG_RUNTIME_DIR="$rdir")
     if [[ -S $rdir/bus ]]; then env+=(DBUS_SESSION_BUS_ADDRESS="unix:path=$rdir/bus"); fi
-    if (( mnt )); then
-        local pid
-        pid=$(nm_pid_or_die)
-        exec nsenter -t "$pid" -m -n -- runuser -u "$user" -- env "${env[@]}" "$@"
-    fi
     exec ip netns exec "$NS" runuser -u "$user" -- env "${env[@]}" "$@"
 }
 

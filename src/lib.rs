@@ -18,6 +18,8 @@
 //!
 //! - [`nm_client`]: the only zbus code, a thin NetworkManager client.
 //! - [`host_probe`]: kernel modules and programs, read from files.
+//! - [`host_neigh`]: the kernel's neighbour table and bridge FDBs over rtnetlink (dumps and
+//!   events, no privileges needed): where a user's VMs are.
 //! - [`identity`]: who runs nmiface (uid, user name) and the scope of profiles that follows.
 //! - [`transaction`]: the journal and the lock, in a private runtime directory.
 //! - [`agent`]: NetworkManager work per verb: fetch, plan, execute.
@@ -43,6 +45,7 @@
 pub mod agent;
 pub mod finding;
 pub mod gaps;
+pub mod host_neigh;
 pub mod host_probe;
 pub mod identity;
 pub mod model;

@@ -6,7 +6,9 @@
 # pings the target named in the share's file "target". Writes KEY=VALUE lines to the share's file
 # "result" (GUEST_MAC, GUEST_IP, GUEST_PREFIX, GUEST_ROUTER, DHCP_SERVER, LEASE_UPTIME_S, PING,
 # PING_UPTIME_S) and exits 0 only when both the lease and the ping succeeded (1: no lease, 2: the
-# ping failed). Lines "NMIFACE-VM: ..." go to the console, where the host times them.
+# ping failed). Lines "NMIFACE-VM: ..." go to the console, where the host times them. With a
+# number of seconds in the share's file "hold", it then stays up that long (the host looks at a
+# running VM: its lease, its place in the bridge's FDB).
 set -u
 SHARE=$(cd "$(dirname "$0")" && pwd)
 TARGET=$(cat "$SHARE/target")
@@ -61,4 +63,7 @@ done
 if [ "$rc" = 0 ]; then put PING ok; else put PING fail; fi
 put PING_UPTIME_S "$(uptime_s)"
 say "ping $TARGET: $([ "$rc" = 0 ] && echo ok || echo fail) at $(uptime_s) s"
+hold=$(cat "$SHARE/hold" 2>/dev/null || echo 0)
+case $hold in '' | *[!0-9]*) hold=0 ;; esac
+if [ "$hold" -gt 0 ]; then say "holding ${hold} s"; sleep "$hold"; fi
 exit "$rc"

@@ -3,7 +3,7 @@
 # that it gets a DHCP lease from NetworkManager's shared-mode dnsmasq and reaches TARGET_IP through
 # NM's masquerade.
 #
-#   integration/vm/tap-guest.sh [--mac MAC] [--timeout S] [--keep] SANDBOX USER TAP TARGET_IP
+#   integration/vm/tap-guest.sh [--mac MAC] [--timeout S] [--hold S] [--keep] SANDBOX USER TAP TARGET_IP
 #   integration/vm/tap-guest.sh --expect-eperm SANDBOX USER TAP
 #
 # SANDBOX is a running `nm-sandbox.sh up SANDBOX --users`; TAP a tap device in its NetworkManager
@@ -15,7 +15,8 @@
 # virtio-net NIC on -netdev tap,ifname=TAP,script=no,downscript=no,vhost=off (MAC default
 # 52:54:00:4e:4d:20), the serial console to a file, a 9p share owned by USER for the results, and
 # nmiface.mode=bare, in which the guest's /init starts no daemon and runs tap-guest-in.sh: busybox
-# udhcpc on eth0, then ping TARGET_IP. qemu is killed after --timeout seconds (default 90).
+# udhcpc on eth0, then ping TARGET_IP, then (--hold S) stay up S seconds more, silent, so that the
+# host can look at a running VM. qemu is killed after --timeout seconds (default 90).
 #
 # Prints on stdout, one KEY=VALUE a line:
 #   GUEST_MAC=52:54:00:4e:4d:20   the guest's MAC, as the guest saw it
@@ -60,6 +61,7 @@ usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'; }
 
 MAC=52:54:00:4e:4d:20
 TIMEOUT=90
+HOLD=0
 KEEP=0
 EXPECT_EPERM=0
 args=()
@@ -67,6 +69,7 @@ while (($#)); do
     case $1 in
     --mac) MAC=${2:?--mac needs a MAC}; shift 2 ;;
     --timeout) TIMEOUT=${2:?--timeout needs seconds}; shift 2 ;;
+    --hold) HOLD=${2:?--hold needs seconds}; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --expect-eperm) EXPECT_EPERM=1; shift ;;
     -h | --help) usage; exit 0 ;;
@@ -83,6 +86,7 @@ fi
 SANDBOX=${args[0]} USER_ARG=${args[1]} TAP=${args[2]} TARGET=${args[3]:-}
 [[ $MAC =~ ^([0-9a-f]{2}:){5}[0-9a-f]{2}$ ]] || usage_err "bad --mac '$MAC' (want lower-case aa:bb:cc:dd:ee:ff)"
 [[ $TIMEOUT =~ ^[0-9]+$ ]] || usage_err "bad --timeout '$TIMEOUT'"
+[[ $HOLD =~ ^[0-9]+$ ]] || usage_err "bad --hold '$HOLD'"
 [[ $TAP =~ ^[A-Za-z0-9_.-]{1,15}$ ]] || usage_err "bad TAP name '$TAP'"
 [[ -z $TARGET || $TARGET =~ ^[0-9]+(\.[0-9]+){3}$ ]] || usage_err "TARGET_IP must be an IPv4 address"
 
@@ -142,6 +146,7 @@ SHARE=$RUN/share
 mkdir -p "$SHARE"
 install -m 0755 "$HERE/tap-guest-in.sh" "$SHARE/test.sh"
 echo "$TARGET" >"$SHARE/target"
+echo "$HOLD" >"$SHARE/hold"
 chown -R "$USER_UID" "$SHARE"
 CONSOLE=$RUN/console.log
 runuser -u "$USER_NAME" -- touch "$CONSOLE"
@@ -175,7 +180,8 @@ guest_mac=$(val GUEST_MAC) guest_ip=$(val GUEST_IP) ping=$(val PING)
 echo "GUEST_MAC=${guest_mac:-$MAC}"
 echo "GUEST_IP=${guest_ip:-none}"
 echo "DHCP_SERVER=$(val DHCP_SERVER)"
-# NM's dnsmasq keeps its leases in NM's own mount namespace (nm-sandbox.sh as --mount).
+# NM's dnsmasq keeps its leases in NM's own mount namespace, root's alone (0700, as on Debian):
+# read as root there, for the report only.
 if [[ -n $guest_ip && $guest_ip != none ]] && nmpid=$(tr -dc 0-9 <"$SDIR/nm.pid" 2>/dev/null) &&
     [[ -n $nmpid ]]; then
     lease=$(nsenter -t "$nmpid" -m -- sh -c 'cat /var/lib/NetworkManager/dnsmasq-*.leases' 2>/dev/null |

@@ -82,14 +82,9 @@ pub enum AgentError {
     /// The name asked for is taken by a device or a profile.
     #[error("the name {0} is in use (a network device or a NetworkManager profile has it)")]
     NameInUse(String),
-    /// A file nmiface reads is not what it should be (a symlink, someone else's, writable by others).
-    #[error("{path}: not trusted: {why}")]
-    UntrustedFile {
-        /// The file.
-        path: String,
-        /// What is wrong with it.
-        why: String,
-    },
+    /// The kernel's neighbour table (where VMs are) could not be read.
+    #[error("the neighbour table: {0}")]
+    Neighbours(#[from] crate::host_neigh::NeighError),
     /// Every subnet nmiface would choose for NAT collides with a network of the host.
     #[error("no 10.42.N.0/24 is free of the host's networks: give one with --subnet")]
     NoFreeSubnet,

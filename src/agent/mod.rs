@@ -8,7 +8,8 @@
 //! - finding an interface's profiles: `lookup.rs`;
 //! - start and stop: `activate.rs`;
 //! - list, dumpxml, name, mac, the capability check: `query.rs`;
-//! - sharing with VMs (bridge, unbridge, NAT): `share.rs`;
+//! - sharing with VMs (bridge, unbridge, NAT): `share.rs`; user-owned taps: `tap.rs`; where
+//!   the VMs are (lease file and neighbour table): `leases.rs`;
 //! - what a device already has (adopt by device, a NIC's settings moving with it): `takeover.rs`.
 
 mod activate;
@@ -16,6 +17,7 @@ mod apply;
 mod define;
 mod error;
 mod guard;
+mod leases;
 mod lookup;
 mod query;
 mod share;
@@ -26,10 +28,11 @@ pub use apply::{Applied, How, Started, ACTIVATIONS};
 pub use define::{Defined, ProfileDiff};
 pub use error::{AgentError, RestoreProblem};
 pub use guard::{Held, Safety};
+pub use leases::{read_lease_file, LeaseFileError, LEASES_MAX};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
-pub use tap::{choose_subnet, overlaps, read_leases, TapAdded, LEASES_MAX};
+pub use tap::{choose_subnet, overlaps, TapAdded};
 
 use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;

@@ -1,9 +1,8 @@
-//! VMs on a user's bridge: user-owned taps (add, remove), the leases NetworkManager's dnsmasq
-//! gave them, and a NAT subnet that collides with nothing on the host.
+//! VMs on a user's bridge: user-owned taps (add, remove) and a NAT subnet that collides with
+//! nothing on the host (the VMs' leases: `leases.rs`).
 
 use super::{Agent, AgentError};
 use crate::model::Ipv4Net;
-use crate::nm::leases::{lease_file, parse_leases, Lease};
 use crate::nm::tap::{tap_profile, tap_uuid, TapSpec, TAP_OF};
 use crate::nm::{user_key, Profile, Scope};
 use crate::nm_client::{Awaited, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
@@ -21,9 +20,6 @@ pub struct TapAdded {
     /// LAN) rather than the user's own NAT bridge.
     pub system_bridge: bool,
 }
-
-/// Most bytes of a lease file read (a /24 fills ~20 KB).
-pub const LEASES_MAX: u64 = 1 << 20;
 
 /// Whether two networks overlap.
 pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
@@ -185,37 +181,6 @@ impl Agent {
             _ => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
         }
     }
-
-    /// The leases NetworkManager's dnsmasq gave out on this scope's bridge `bridge`.
-    pub async fn leases(&self, bridge: &str) -> Result<Vec<Lease>, AgentError> {
-        let found = self.find(bridge).await?;
-        if found.main.profile.get("ipv4", "method").and_then(|v| v.as_str()) != Some("shared") {
-            return Err(AgentError::NotAVmBridge(bridge.to_string()));
-        }
-        read_leases(&lease_file(bridge))
-    }
-}
-
-/// Reads a lease file: never through a symlink, only if root owns it and nobody else can
-/// write it (dnsmasq, run by NetworkManager as root, creates it), at most [`LEASES_MAX`] bytes.
-/// No file yet: no leases.
-pub fn read_leases(path: &str) -> Result<Vec<Lease>, AgentError> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let untrusted = |why: &str| AgentError::UntrustedFile { path: path.to_string(), why: why.to_string() };
-    let f = match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(untrusted("it is a symlink")),
-        Err(e) => return Err(untrusted(&e.to_string())),
-    };
-    let meta = f.metadata().map_err(|e| untrusted(&e.to_string()))?;
-    if !meta.is_file() || meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-        return Err(untrusted("not a regular file owned by root and writable only by it"));
-    }
-    let mut text = String::new();
-    f.take(LEASES_MAX).read_to_string(&mut text).map_err(|e| untrusted(&e.to_string()))?;
-    Ok(parse_leases(&text))
 }
 
 #[cfg(test)]

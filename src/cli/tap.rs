@@ -61,11 +61,16 @@ struct ListArgs {
 }
 
 /// The leases NetworkManager's DHCP server gave on your NAT bridge: where your VMs are.
+///
+/// From NetworkManager's dnsmasq lease file where you may read it (root; it has host names and
+/// expiry), and from the kernel's neighbour table, which anyone may read: on a stock host a
+/// user sees the addresses of the VMs behind their own taps, without host names.
 #[derive(Debug, clap::Args)]
 pub struct LeasesArgs {
     /// The NAT bridge.
     bridge: String,
-    /// As JSON: [{"mac", "ip", "hostname", "expiry"}].
+    /// As JSON: [{"mac", "ip", "hostname", "expiry" (null: unknown), "source" ("lease-file" or
+    /// "neighbour")}].
     #[arg(long)]
     json: bool,
 }
@@ -119,8 +124,15 @@ pub fn leases(a: LeasesArgs) -> anyhow::Result<Outcome> {
             say(&format!("No leases on {} yet", a.bridge));
         } else {
             for l in leases {
+                // Host names come escaped (nm::leases::escape_host): nothing here reaches the
+                // terminal as a control sequence.
                 let host = if l.hostname.is_empty() { "-" } else { &l.hostname };
-                say(&format!("{}  {}  {host}  expires {}", l.mac, l.ip, l.expiry));
+                let expiry = match l.expiry {
+                    Some(0) => "never expires".to_string(),
+                    Some(t) => format!("expires {t}"),
+                    None => "seen on the bridge (no lease file to read)".to_string(),
+                };
+                say(&format!("{}  {}  {host}  {expiry}", l.mac, l.ip));
             }
         }
         Ok(Outcome::Clean)

@@ -10,6 +10,7 @@ mod keyfile;
 mod keyfile_dir;
 pub mod leases;
 pub mod merge;
+pub mod neigh;
 mod profile;
 pub mod reasons;
 mod reverse;

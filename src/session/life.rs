@@ -139,11 +139,35 @@ async fn syncer(svc: Arc<Service>) {
     }
 }
 
-/// Reads the exported shares' lease files for `LeaseAdded` (nothing to read: nothing done).
+/// `LeaseAdded` from neighbour events: the kernel's neighbour and FDB events (read on a thread
+/// of their own, [`crate::host_neigh::watch`]) make the exported shares' leases be read again,
+/// shortly after the event (20 ms: a lease's neighbour and FDB changes come together); a slow
+/// read every [`super::share::LEASE_FALLBACK`] catches what events miss. Without the events
+/// (the socket could not be opened) the slow read is all there is, and the log says so.
 async fn leases(svc: Arc<Service>) {
+    use crate::host_neigh::Change;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+    let watching = crate::host_neigh::watch(move |change| {
+        let news = match change {
+            Change::Lost => true,
+            Change::Entries(e) => e.iter().any(|n| !n.deleted),
+        };
+        // Full: a read is pending already, which will see this change too.
+        if news {
+            let _ = tx.try_send(());
+        }
+        !tx.is_closed()
+    });
+    if let Err(e) = watching {
+        warn!("neighbour events: {e}: leases are read every {:?}", super::share::LEASE_FALLBACK);
+    }
     loop {
-        tokio::time::sleep(super::share::LEASE_POLL).await;
-        super::share::poll_leases(&svc).await;
+        tokio::select! {
+            Some(()) = rx.recv() => tokio::time::sleep(Duration::from_millis(20)).await,
+            () = tokio::time::sleep(super::share::LEASE_FALLBACK) => {}
+        }
+        while rx.try_recv().is_ok() {}
+        super::share::announce_leases(&svc).await;
     }
 }
 

@@ -14,8 +14,12 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 /// Where share objects live.
 pub const SHARE_PATH: &str = "/org/nmiface/Interfaces1/share";
 
-/// How often the lease files of exported shares are read for `LeaseAdded`.
-pub(super) const LEASE_POLL: Duration = Duration::from_millis(200);
+/// How often the exported shares' leases are read again without a neighbour event. Events
+/// carry the news (a lease answered to the VM puts it in the kernel's neighbour table); this
+/// slow read is for what they can miss: a lease only in the lease file (its answer went out as
+/// a broadcast, and the VM has not spoken IP to the host since), and events the kernel dropped
+/// when the socket's buffer overflowed on a busy host.
+pub(super) const LEASE_FALLBACK: Duration = Duration::from_secs(2);
 
 /// A share's object path: the bridge's name, each byte a path cannot hold (and `_` itself) as
 /// `_XX`. Bytes, not characters: `_XX` with a character's number made `ā` (U+0101) and U+0010
@@ -35,18 +39,27 @@ pub(super) struct ShareObject {
     pub subnet: String,
 }
 
-/// Reads the lease files of the exported shares and announces new leases.
-pub(super) async fn poll_leases(svc: &Arc<Service>) {
+/// Reads the exported shares' leases again and announces those not seen before. The leases
+/// are computed with no lock held, and the signals sent after the lock is released.
+pub(super) async fn announce_leases(svc: &Arc<Service>) {
+    let Ok(ctx) = svc.contexts() else { return };
     let bridges: Vec<String> = svc.leases_seen.lock().await.keys().cloned().collect();
     for bridge in bridges {
-        let Ok(leases) = crate::agent::read_leases(&crate::nm::leases::lease_file(&bridge)) else { continue };
-        let mut seen = svc.leases_seen.lock().await;
-        let Some(known) = seen.get_mut(&bridge) else { continue };
-        for l in leases {
-            if known.insert((l.mac.clone(), l.ip.clone())) {
-                if let Ok(e) = SignalEmitter::new(&svc.session, share_path(&bridge)) {
-                    let _ = ShareObject::lease_added(&e, &l.mac, &l.ip).await;
-                }
+        let leases = match ctx.user.leases(&bridge).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("leases of {bridge}: {e}");
+                continue;
+            }
+        };
+        let new: Vec<(String, String)> = {
+            let mut seen = svc.leases_seen.lock().await;
+            let Some(known) = seen.get_mut(&bridge) else { continue };
+            leases.into_iter().map(|l| (l.mac, l.ip)).filter(|k| known.insert(k.clone())).collect()
+        };
+        for (mac, ip) in new {
+            if let Ok(e) = SignalEmitter::new(&svc.session, share_path(&bridge)) {
+                let _ = ShareObject::lease_added(&e, &mac, &ip).await;
             }
         }
     }
@@ -76,8 +89,10 @@ impl ShareObject {
         self.svc.call(&hdr, 0, true, &[], async |c| c.tap_remove(&tap).await).await
     }
 
-    /// The leases NetworkManager's dnsmasq gave out on this bridge: (MAC, IP, host name,
-    /// expiry in seconds since the epoch, 0: never).
+    /// The caller's VMs on this bridge: (MAC, IP, host name, expiry in seconds since the epoch,
+    /// 0: never, -1: unknown). From NetworkManager's dnsmasq lease file where the service may
+    /// read it (host name and expiry), else from the kernel's neighbour table: the addresses of
+    /// what sits behind the caller's taps (no host name, expiry -1).
     async fn get_leases(
         &self,
         #[zbus(header)] hdr: Header<'_>,
@@ -85,7 +100,7 @@ impl ShareObject {
         let _busy = self.svc.admit(&hdr).await?;
         let ctx = self.svc.contexts()?;
         let leases = ctx.user.leases(&self.bridge).await?;
-        Ok(leases.into_iter().map(|l| (l.mac, l.ip, l.hostname, l.expiry)).collect())
+        Ok(leases.into_iter().map(|l| (l.mac, l.ip, l.hostname, l.expiry.unwrap_or(-1))).collect())
     }
 
     /// The bridge.
@@ -110,9 +125,13 @@ impl Service {
     /// counted as seen; returns its path.
     pub async fn export_share(self: &Arc<Self>, bridge: &str, subnet: String) -> Result<OwnedObjectPath, ServiceError> {
         let path = share_path(bridge);
+        if self.leases_seen.lock().await.contains_key(bridge) {
+            return Ok(path);
+        }
+        // Read before the lock: the lock is not held across NetworkManager calls.
+        let leases = self.contexts()?.user.leases(bridge).await.unwrap_or_default();
         let mut seen = self.leases_seen.lock().await;
         if !seen.contains_key(bridge) {
-            let leases = crate::agent::read_leases(&crate::nm::leases::lease_file(bridge)).unwrap_or_default();
             let object = ShareObject { svc: self.clone(), bridge: bridge.to_string(), subnet };
             self.session.object_server().at(path.as_str(), object).await?;
             seen.insert(bridge.to_string(), leases.into_iter().map(|l| (l.mac, l.ip)).collect());

@@ -54,6 +54,8 @@ pub enum ErrorKind {
     JournalFailed,
     /// A file nmiface reads or writes could have been planted by someone else.
     Untrusted,
+    /// The kernel's state nmiface reads (the neighbour table: where VMs are) could not be read.
+    KernelUnreadable,
     /// Bad arguments (an unknown option, a malformed MAC or name).
     InvalidArgs,
     /// A caller other than the service's own user (the session service only).
@@ -87,6 +89,7 @@ impl ErrorKind {
             ErrorKind::NoRuntimeDirectory => "NoRuntimeDirectory",
             ErrorKind::JournalFailed => "JournalFailed",
             ErrorKind::Untrusted => "Untrusted",
+            ErrorKind::KernelUnreadable => "KernelUnreadable",
             ErrorKind::InvalidArgs => "InvalidArgs",
             ErrorKind::AccessDenied => "AccessDenied",
             ErrorKind::InteractiveAuthorizationRequired => "InteractiveAuthorizationRequired",
@@ -114,6 +117,7 @@ impl ErrorKind {
         ErrorKind::NoRuntimeDirectory,
         ErrorKind::JournalFailed,
         ErrorKind::Untrusted,
+        ErrorKind::KernelUnreadable,
         ErrorKind::InvalidArgs,
         ErrorKind::AccessDenied,
         ErrorKind::InteractiveAuthorizationRequired,
@@ -159,6 +163,7 @@ impl AgentError {
             AgentError::NotActive(_) => ErrorKind::NotActive,
             AgentError::Activation { .. } | AgentError::AddressMissing { .. } => ErrorKind::ActivationFailed,
             AgentError::Journal(t) => t.kind(),
+            AgentError::Neighbours(_) => ErrorKind::KernelUnreadable,
             AgentError::InvalidName(_) | AgentError::NotABridge { .. } => ErrorKind::InvalidArgs,
             AgentError::NameInUse(_)
             | AgentError::SubnetCollides { .. }
@@ -166,7 +171,6 @@ impl AgentError {
             | AgentError::DeviceExists(_)
             | AgentError::ProfileExists(_)
             | AgentError::AlreadyPort { .. } => ErrorKind::InUse,
-            AgentError::UntrustedFile { .. } => ErrorKind::Untrusted,
             AgentError::Reverse(_)
             | AgentError::NotExpressible { .. }
             | AgentError::SystemScopeOnly { .. }

@@ -153,7 +153,7 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     let foreign = super::nmcli(&d.sb, &["con", "add", "type", "bridge", "ifname", "ctf", "con-name", "ctf"]);
     ensure(foreign.status.success(), || format!("nmcli: {}", text(&foreign.stderr)))?;
     let c = Calls { d: &d, seen: Mutex::new(BTreeSet::new()) };
-    let monitor = d.sb.monitor(&a, "contract", false);
+    let monitor = d.sb.monitor(&a, "contract");
 
     // Manager: properties.
     for p in ["Version", "NetworkManagerVersion", "Permissions", "Transaction"] {

@@ -208,38 +208,18 @@ impl Sandbox {
         self.command("logout", &[user]);
     }
 
-    /// Starts `user`'s session bus (run as that user, only that user may connect) with
-    /// `servicedir` for D-Bus activation; returns its address and the user's runtime directory
-    /// (`XDG_RUNTIME_DIR`), which [`Sandbox::as_user`] also sets.
+    /// Starts `user`'s session bus (run as that user, only that user may connect; in
+    /// NetworkManager's network namespace but not its mount namespace, like a user's processes
+    /// on a real host) with `servicedir` for D-Bus activation; returns its address and the
+    /// user's runtime directory (`XDG_RUNTIME_DIR`), which [`Sandbox::as_user`] also sets.
     pub fn session_bus(&self, user: &str, servicedir: &std::path::Path) -> (String, PathBuf) {
-        self.session_bus_in(user, servicedir, false)
-    }
-
-    /// [`Sandbox::session_bus`]; `mount`: in NetworkManager's mount namespace too, so services
-    /// it activates see NetworkManager's `/var/lib/NetworkManager` (shared-mode lease files).
-    pub fn session_bus_in(&self, user: &str, servicedir: &std::path::Path, mount: bool) -> (String, PathBuf) {
-        let dir = servicedir.to_str().unwrap();
-        let out = match mount {
-            true => Command::new("bash")
-                .arg(script())
-                .args(["session-bus", "--mount", &self.name, user, dir])
-                .output()
-                .expect("session-bus"),
-            false => self.command("session-bus", &[user, dir]),
-        };
+        let out = self.command("session-bus", &[user, servicedir.to_str().unwrap()]);
         assert!(out.status.success(), "session-bus: {}", String::from_utf8_lossy(&out.stderr));
         let env: HashMap<String, String> = String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
             .collect();
         (env["DBUS_SESSION_BUS_ADDRESS"].clone(), PathBuf::from(&env["XDG_RUNTIME_DIR"]))
-    }
-
-    /// [`Sandbox::as_user`] in NetworkManager's mount namespace too (its lease files).
-    pub fn as_user_in_nm_mounts(&self, user: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("bash");
-        cmd.arg(script()).args(["as", "--mount", &self.name, user, "--"]).args(args);
-        cmd
     }
 
     /// `args` run as `user` in NetworkManager's namespace, with this sandbox's system bus, the
@@ -264,16 +244,15 @@ impl Sandbox {
         dir
     }
 
-    /// `gdbus monitor` of the session service on `user`'s bus, in the background (in
-    /// NetworkManager's mount namespace when `in_nm_mounts`, like that bus), writing to a
+    /// `gdbus monitor` of the session service on `user`'s bus, in the background, writing to a
     /// file, line-buffered. It runs as `user`, so killing our child may not end it: it ends with
     /// the session bus or after five minutes.
-    pub fn monitor(&self, user: &str, name: &str, in_nm_mounts: bool) -> Monitor {
+    pub fn monitor(&self, user: &str, name: &str) -> Monitor {
         let file = self.dir().join(format!("monitor-{name}.log"));
         let args =
             ["stdbuf", "-oL", "timeout", "300", "gdbus", "monitor", "--session", "--dest", "org.nmiface.Interfaces1"];
-        let mut cmd = if in_nm_mounts { self.as_user_in_nm_mounts(user, &args) } else { self.as_user(user, &args) };
-        let child = cmd
+        let child = self
+            .as_user(user, &args)
             .stdout(std::fs::File::create(&file).unwrap())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -127,7 +127,7 @@ pub fn user_profiles_are_private_and_networkmanager_decides() -> R {
     for (uid, action) in [(a_uid, "settings.modify.own"), (a_uid, "network-control"), (b_uid, "settings.modify.own")] {
         d.sb.polkit(uid, &format!("{NM}.{action}"), "yes");
     }
-    let monitor = d.sb.monitor(&a, "a", false);
+    let monitor = d.sb.monitor(&a, "a");
 
     let out = d.mgr(&a, "Apply", &[&s(NAT0), "{}"]);
     ok("A: Apply nat0", &out)?;
@@ -280,7 +280,7 @@ pub fn activation_restart_and_idle_exit() -> R {
 
     let before = d.prop(&a, "NetworkManagerVersion");
     ensure(before.contains("'1."), || format!("NetworkManagerVersion: {before}"))?;
-    let monitor = d.sb.monitor(&a, "restart", false);
+    let monitor = d.sb.monitor(&a, "restart");
     d.sb.restart_nm();
     d.sb.login(&a);
     // Read again from the daemon that came back (empty while it is away).

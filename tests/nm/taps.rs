@@ -141,13 +141,15 @@ fn skip_guest(why: &str) -> R {
     ensure(!ci, || format!("the guest must run under CI=true: {why}"))
 }
 
-/// End to end with a real VM run by an unprivileged user: through A's session service (its bus
-/// in NetworkManager's mount namespace, so it sees the lease files), a NAT bridge and a tap; a
-/// qemu guest booted **as A** on the tap (`integration/vm/tap-guest.sh`: the real-kernel tier's
-/// kernel) leases a 10.42.x address from NetworkManager's dnsmasq and pings the wire through the
-/// masquerade; `leases`, `GetLeases` and `LeaseAdded` report its MAC and address; B's qemu
-/// gets EPERM on the tap and B does not see the share; removing the tap and the share leaves
-/// nothing behind.
+/// End to end with a real VM run by an unprivileged user on a host shaped like stock Debian
+/// (NetworkManager's `/var/lib/NetworkManager` root's and 0700; A and A's session service
+/// outside NetworkManager's mount namespace, so no lease file is readable): through A's session
+/// service, a NAT bridge and a tap; a qemu guest booted **as A** on the tap
+/// (`integration/vm/tap-guest.sh`: the real-kernel tier's kernel) leases a 10.42.x address
+/// from NetworkManager's dnsmasq and pings the wire through the masquerade; `leases`,
+/// `GetLeases` and `LeaseAdded` report its MAC and address from the kernel's neighbour table
+/// (the guest's MAC behind A's tap in the bridge's FDB); B's qemu gets EPERM on the tap and B
+/// does not see the share; removing the tap and the share leaves nothing behind.
 pub fn a_vm_run_by_a_user() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, _)) = (sb.user_a(), sb.user_b());
@@ -159,47 +161,96 @@ pub fn a_vm_run_by_a_user() -> R {
     let up = sb.write("up0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.168.77.2' prefix='24'/></protocol></interface>");
     let out = sb.nmiface(&["apply", &up]);
     ensure(out.status.success(), || format!("uplink: {}", text(&out.stderr)))?;
+    // Stock Debian: the lease files are root's alone.
+    let nm_pid = std::fs::read_to_string(sb.dir().join("nm.pid")).unwrap_or_default().trim().to_string();
+    let mode = text(
+        &std::process::Command::new("nsenter")
+            .args(["-t", &nm_pid, "-m", "stat", "-c", "%U %a", "/var/lib/NetworkManager"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    ensure(mode.trim() == "root 700", || format!("NetworkManager's /var/lib/NetworkManager: {mode}"))?;
     let dir = sb.service_dir(60);
-    sb.session_bus_in(&a, &dir, true);
+    sb.session_bus(&a, &dir);
     let gdbus = |path: &str, method: &str, args: &[&str]| {
         let mut full = vec!["gdbus", "call", "--session", "--dest", "org.nmiface.Interfaces1", "--object-path", path];
         full.extend(["--method", method]);
         full.extend_from_slice(args);
-        sb.as_user_in_nm_mounts(&a, &full).output().unwrap()
+        sb.as_user(&a, &full).output().unwrap()
     };
     let out = gdbus("/org/nmiface/Interfaces1", "org.nmiface.Interfaces1.Manager.ShareNat", &["{'bridge': <'nat0'>}"]);
     let share = ok("ShareNat", &out)?.split('\'').nth(1).unwrap_or_default().to_string();
     ensure(share == "/org/nmiface/Interfaces1/share/nat0", || format!("share object: {share}"))?;
-    let monitor = sb.monitor(&a, "leases", true);
+    let monitor = sb.monitor(&a, "leases");
     let out = ok("AddTap", &gdbus(&share, "org.nmiface.Interfaces1.Share.AddTap", &["{}"]))?;
     let tap = out.split('\'').nth(1).unwrap_or_default().to_string();
     ensure(tap == "vtap0" && out.contains("managed='no'"), || format!("AddTap: {out}"))?;
 
-    let guest = std::process::Command::new("bash")
+    // The guest stays up after its ping (--hold) so that A looks at a running VM: a stopped
+    // VM's MAC leaves the bridge's FDB with its tap's carrier, and with it A's claim to it.
+    let mac = "52:54:00:4e:4d:20";
+    let (out_file, err_file) = (sb.dir().join("guest.out"), sb.dir().join("guest.err"));
+    let mut guest = std::process::Command::new("bash")
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/integration/vm/tap-guest.sh"))
-        .args([&sb.name, &a, &tap, "192.168.77.1"])
-        .output()
+        .args(["--mac", mac, "--hold", "30", &sb.name, &a, &tap, "192.168.77.1"])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::fs::File::create(&err_file).unwrap())
+        .spawn()
         .unwrap();
-    if guest.status.code() == Some(77) {
-        return skip_guest(&text(&guest.stderr));
+    // A, who cannot read dnsmasq's lease file, sees the guest through the neighbour table.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(150);
+    let mut seen = None;
+    let mut last = String::new();
+    while seen.is_none() && std::time::Instant::now() < deadline && guest.try_wait().unwrap().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let out = nmiface_as(&sb, &a, &["leases", "nat0", "--json"]);
+        last = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        seen = json.as_array().into_iter().flatten().find(|l| l["mac"] == mac).cloned();
     }
-    let report = text(&guest.stdout);
+    let during = match &seen {
+        Some(l) => Ok((
+            l.clone(),
+            ok("GetLeases", &gdbus(&share, "org.nmiface.Interfaces1.Share.GetLeases", &[])),
+            // The signal may trail the CLI's answer by one read of the service's: 2 s at most.
+            (0..20)
+                .map(|_| {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    monitor.log()
+                })
+                .find(|log| log.contains("LeaseAdded") && log.contains(mac))
+                .unwrap_or_else(|| monitor.log()),
+        )),
+        None => Err(format!("the running guest never showed in A's leases: {last}")),
+    };
+    let status = guest.wait().unwrap();
+    let (report, errors) = (
+        std::fs::read_to_string(&out_file).unwrap_or_default(),
+        std::fs::read_to_string(&err_file).unwrap_or_default(),
+    );
+    if status.code() == Some(77) {
+        return skip_guest(&errors);
+    }
     let field = |k: &str| report.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_string));
-    ensure(guest.status.success(), || format!("the guest: {report}{}", text(&guest.stderr)))?;
-    let (mac, ip) = (field("GUEST_MAC").unwrap_or_default(), field("GUEST_IP").unwrap_or_default());
-    ensure(ip.starts_with("10.42.0."), || format!("guest lease: {report}"))?;
-
-    let out = ok(
-        "A: leases",
-        &sb.as_user_in_nm_mounts(&a, &[env!("CARGO_BIN_EXE_nmiface"), "leases", "nat0", "--json"]).output().unwrap(),
-    )?;
-    ensure(out.contains(&mac) && out.contains(&ip), || format!("leases: {out} (guest {mac} {ip})"))?;
-    let out = ok("GetLeases", &gdbus(&share, "org.nmiface.Interfaces1.Share.GetLeases", &[]))?;
-    ensure(out.contains(&mac) && out.contains(&ip), || format!("GetLeases: {out}"))?;
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let log = monitor.log();
-    ensure(log.lines().any(|l| l.contains("LeaseAdded") && l.contains(&mac) && l.contains(&ip)), || {
-        format!("no LeaseAdded for {mac} {ip}:\n{log}")
+    ensure(status.success(), || format!("the guest: {report}{errors}"))?;
+    let ip = field("GUEST_IP").unwrap_or_default();
+    ensure(ip.starts_with("10.42.0.") && field("GUEST_MAC").as_deref() == Some(mac), || {
+        format!("guest lease: {report}")
+    })?;
+    // dnsmasq has the lease (root reads it in NetworkManager's mount namespace) ...
+    ensure(field("DNSMASQ_LEASE").is_some_and(|l| l.contains(&ip)), || {
+        format!("no lease in dnsmasq's file: {report}")
+    })?;
+    // ... and A saw it, without host name or expiry (the neighbour table has neither).
+    let (lease, get_leases, log) = during?;
+    ensure(lease["ip"] == ip.as_str() && lease["source"] == "neighbour" && lease["expiry"].is_null(), || {
+        format!("A's lease {lease} (the guest has {ip})")
+    })?;
+    let out = get_leases?;
+    ensure(out.contains(mac) && out.contains(&ip), || format!("GetLeases: {out}"))?;
+    ensure(log.lines().any(|l| l.contains("LeaseAdded") && l.contains(mac) && l.contains(&ip)), || {
+        format!("no LeaseAdded for {mac} {ip} while the guest ran:\n{log}")
     })?;
 
     // B: EPERM on the tap, and no share of B's.
