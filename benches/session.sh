@@ -83,9 +83,11 @@ PID=$(pgrep -u "$A" -x nmiface)
 rss_kb=$(awk '/^VmRSS/ {print $2}' "/proc/$PID/status")
 anon_kb=$(awk '/^RssAnon/ {print $2}' "/proc/$PID/status")
 
-# Busy: an Apply held ~2 s by STP, and 5 clients calling ListInterfaces meanwhile.
+# Busy: an Apply, then a Create, each held ~2 s by STP, and 5 clients calling ListInterfaces
+# meanwhile (a Create once held a lock that hung every later call).
 STP="<interface type='bridge' name='br1'><protocol family='ipv4'><ip address='198.51.100.1' prefix='24'/></protocol><bridge stp='on' delay='2'><interface type='ethernet' name='eth1'/></bridge></interface>"
-as_a python3 - "$W/busy.json" "$STP" 2> >(grep -v 'Introspect error' >&2) <<'PY'
+busy() {
+as_a python3 - "$1" "$STP" "$2" 2> >(grep -v 'Introspect error' >&2) <<'PY'
 import json, subprocess, sys, time
 from multiprocessing import Pool
 import dbus
@@ -104,10 +106,15 @@ def lists(_):
 bus = dbus.SessionBus()
 m = dbus.Interface(bus.get_object("org.nmiface.Interfaces1", "/org/nmiface/Interfaces1"),
                    "org.nmiface.Interfaces1.Manager")
+call = ["busctl", "--user", "--timeout=60", "call", "org.nmiface.Interfaces1"]
+if sys.argv[3] == "create":
+    obj = m.InterfaceDefineXML(sys.argv[2], dbus.UInt32(4))
+    change = call + [str(obj), "org.nmiface.Interfaces1.Interface", "Create", "u", "0"]
+else:
+    change = call + ["/org/nmiface/Interfaces1", "org.nmiface.Interfaces1.Manager", "Apply",
+                     "sa{sv}", sys.argv[2], "1", "system", "b", "true"]
 t0 = time.perf_counter()
-apply = subprocess.Popen(["busctl", "--user", "--timeout=60", "call", "org.nmiface.Interfaces1",
-                          "/org/nmiface/Interfaces1", "org.nmiface.Interfaces1.Manager", "Apply",
-                          "sa{sv}", sys.argv[2], "1", "system", "b", "true"], stdout=subprocess.DEVNULL)
+apply = subprocess.Popen(change, stdout=subprocess.DEVNULL)
 time.sleep(0.2)
 with Pool(5) as p:
     lat = [x for r in p.map(lists, range(5)) for x in r]
@@ -119,6 +126,9 @@ json.dump({"apply_ms": apply_ms, "lists_done_ms": lists_done, "calls": len(lat),
            "max": lat[-1], "apply_rc": apply.returncode}, open(sys.argv[1], "w"))
 PY
 as_a $B --system undefine br1 >/dev/null 2>&1 || true
+}
+busy "$W/busy.json" apply
+busy "$W/busy-create.json" create
 
 # Taps and NAT sharing as the user, against the same share made by root.
 as_a $B share --nat --bridge nat0 >/dev/null
@@ -265,4 +275,8 @@ else:
 print(f"  5 clients x 50 ListInterfaces during an Apply of {busy['apply_ms']:.0f} ms (exit {busy['apply_rc']}):"
       f" median {busy['median']:.1f} ms, slowest {busy['max']:.1f} ms, all {busy['calls']} done"
       f" {busy['lists_done_ms']:.0f} ms after the Apply began")
+create = json.load(open(f"{d}/busy-create.json"))
+print(f"  5 clients x 50 ListInterfaces during a Create of {create['apply_ms']:.0f} ms (exit {create['apply_rc']}):"
+      f" median {create['median']:.1f} ms, slowest {create['max']:.1f} ms, all {create['calls']} done"
+      f" {create['lists_done_ms']:.0f} ms after the Create began")
 PY

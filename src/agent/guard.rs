@@ -188,7 +188,7 @@ impl Agent {
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
-        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
         let journal = match Journal::for_change(checkpoint.clone(), rollback_timeout, store.cloned()) {
             Ok(j) => j,
             Err(e) => {
@@ -258,7 +258,7 @@ impl Agent {
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
-        let checkpoint = self.nm.checkpoint_create(rollback_timeout).await?;
+        let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
         let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
         Ok(Journal::new(checkpoint, rollback_timeout, Some(known)))
     }
@@ -289,4 +289,11 @@ fn keep_alive(nm: NmClient, checkpoint: String, rollback_timeout: u32) -> tokio:
             }
         }
     })
+}
+
+impl Agent {
+    /// Whether this daemon's checkpoints can track NetworkManager's internal global DNS.
+    fn tracks_global_dns(&self) -> bool {
+        crate::nm::supports(self.version, crate::nm::NmFeature::CheckpointTrackGlobalDns)
+    }
 }

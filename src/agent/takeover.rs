@@ -172,11 +172,16 @@ impl Agent {
                     })
                 }
                 (found, false) if want.autoconnects() => {
-                    let ks = match found {
+                    let ks: Vec<usize> = match found {
                         DeviceProfile::One(k) => vec![k],
                         DeviceProfile::Several(v) => v,
                         DeviceProfile::None => continue,
                     };
+                    // Only a profile that comes up by itself competes at boot.
+                    let ks: Vec<usize> = ks.into_iter().filter(|&k| stored[k].profile.autoconnects()).collect();
+                    if ks.is_empty() {
+                        continue;
+                    }
                     let names: Vec<String> = ks.iter().map(|&k| format!("'{}'", stored[k].profile.id)).collect();
                     owners.compete.push((
                         name.to_string(),

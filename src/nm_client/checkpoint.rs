@@ -22,15 +22,17 @@ pub struct RollbackFailure {
 }
 
 impl NmClient {
-    /// Creates a checkpoint over all devices. Tries the newest flags first and drops those the
-    /// daemon refuses (NM rejects unknown bits with "Invalid flags"; a version number cannot
-    /// tell, because of backports).
-    pub async fn checkpoint_create(&self, rollback_timeout: u32) -> Result<String, NmError> {
+    /// Creates a checkpoint over all devices. With `track_dns` (the daemon's version has
+    /// TRACK_INTERNAL_GLOBAL_DNS) that flag is tried first and dropped if the daemon refuses it
+    /// (NM rejects unknown bits with "Invalid flags"); without, it is not tried at all: every
+    /// apply on NetworkManager 1.42 paid for a refused call before the one it took.
+    pub async fn checkpoint_create(&self, rollback_timeout: u32, track_dns: bool) -> Result<String, NmError> {
         // Not DELETE_NEW_CONNECTIONS: a rollback may delete only what nmiface added (its
         // journal knows), never a profile another user or tool added meanwhile.
         let base = DISCONNECT_NEW_DEVICES;
         let mut last = None;
-        for flags in [base | TRACK_INTERNAL_GLOBAL_DNS, base] {
+        let tries: &[u32] = if track_dns { &[base | TRACK_INTERNAL_GLOBAL_DNS, base] } else { &[base] };
+        for &flags in tries {
             debug!(call = "CheckpointCreate", rollback_timeout, flags);
             match self.nm.checkpoint_create(&[], rollback_timeout, flags).await {
                 Ok(p) => return Ok(p.to_string()),
