@@ -7,7 +7,7 @@
 //! cannot express is reported as findings.
 
 use crate::finding::{Finding, Severity};
-use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
+use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, IpExtra, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
 use std::fmt::Write;
 
 struct Out<'l> {
@@ -174,6 +174,7 @@ fn ipv4(out: &mut Out, v4: &Ipv4) {
     if let Some(gw) = v4.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
     }
+    extra(out, &v4.extra);
     out.close("</protocol>");
 }
 
@@ -191,7 +192,40 @@ fn ipv6(out: &mut Out, v6: &Ipv6) {
     if let Some(gw) = v6.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
     }
+    extra(out, &v6.extra);
     out.close("</protocol>");
+}
+
+/// nmiface's DNS and routing elements, after libvirt's own (`src/xml/libvirt/extra.rs`).
+fn extra<A: std::fmt::Display>(out: &mut Out, x: &IpExtra<A>) {
+    for s in &x.dns {
+        out.line(&format!("<nmi:dns server='{s}'/>"));
+    }
+    for d in &x.search {
+        out.line(&format!("<nmi:dns-search domain='{}'/>", escape_attr(d)));
+    }
+    for o in &x.dns_options {
+        out.line(&format!("<nmi:dns-option value='{}'/>", escape_attr(o)));
+    }
+    for r in &x.routes {
+        let mut s = format!("<nmi:route address='{}' prefix='{}'", r.address, r.prefix);
+        if let Some(g) = &r.gateway {
+            let _ = write!(s, " gateway='{g}'");
+        }
+        if let Some(m) = r.metric {
+            let _ = write!(s, " metric='{m}'");
+        }
+        if let Some(t) = r.table {
+            let _ = write!(s, " table='{t}'");
+        }
+        out.line(&(s + "/>"));
+    }
+    if let Some(m) = x.route_metric {
+        out.line(&format!("<nmi:route-metric value='{m}'/>"));
+    }
+    if let Some(t) = x.route_table {
+        out.line(&format!("<nmi:route-table value='{t}'/>"));
+    }
 }
 
 fn live_protocols(out: &mut Out, live: &LiveState) {
@@ -347,7 +381,9 @@ fn uses_extensions(iface: &Interface) -> bool {
             || matches!(&b.monitor, Some(Monitor::Arp { more_targets, .. }) if !more_targets.is_empty())
     };
     let vlan = |v: &Vlan| !v.reorder_hdr || !v.ext.is_default();
-    if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
+    if iface.ipv4.as_ref().is_some_and(|v| v.nat || !v.extra.is_empty())
+        || iface.ipv6.as_ref().is_some_and(|v| !v.extra.is_empty())
+    {
         return true;
     }
     match &iface.kind {

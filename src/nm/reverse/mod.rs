@@ -3,7 +3,13 @@
 //!
 //! Only properties nmiface understands are read; NetworkManager's own defaults in
 //! `GetSettings` replies are ignored. Anything set that the model cannot hold becomes a
-//! finding, so `dumpxml` never hides configuration silently.
+//! finding naming its NetworkManager property ([`unexpressed`]), so `dumpxml` never hides
+//! configuration silently. References others' profiles make by MAC or by profile UUID (a
+//! profile bound to its NIC by MAC, a VLAN parent) are resolved with [`Around`]: the host's
+//! devices and other profiles.
+
+mod ip;
+mod unexpressed;
 
 use super::device::vlan_flag;
 use super::profile::{conn_type, Profile};
@@ -11,8 +17,8 @@ use super::translate::profile_uuid;
 use super::value::Value;
 use crate::finding::{Finding, Severity};
 use crate::model::{
-    ArpValidate, Bond, BondMode, Bridge, Carrier, Dhcp, Ethernet, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net,
-    Ipv6, Ipv6Net, Kind, Mac, Member, Monitor, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
+    ArpValidate, Bond, BondMode, Bridge, Carrier, Ethernet, EthernetPort, Host, IfName, Interface, Kind, Mac, Member,
+    Monitor, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -35,9 +41,24 @@ pub struct Recovered {
     pub findings: Vec<Finding>,
 }
 
+/// What else the host has, for references profiles make by MAC or UUID.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Around<'a> {
+    /// Devices by name with their permanent or current MAC.
+    pub devices: &'a [(String, Mac)],
+    /// Every profile of the host (a VLAN's parent may be any of them).
+    pub profiles: &'a [Profile],
+}
+
 /// Rebuilds the interfaces described by `profiles`. Profiles with no controller become
 /// top-level interfaces, in the given order; the others become their ports.
 pub fn host_from_profiles(profiles: &[Profile]) -> Result<Recovered, ReverseError> {
+    host_from_profiles_around(profiles, Around::default())
+}
+
+/// [`host_from_profiles`], resolving MACs and profile UUIDs against `around`, and naming every
+/// non-default setting the XML cannot hold in a finding.
+pub fn host_from_profiles_around(profiles: &[Profile], around: Around<'_>) -> Result<Recovered, ReverseError> {
     // Indexes built once, so reading n profiles back stays linear.
     let mut by_master: HashMap<&str, Vec<&Profile>> = HashMap::new();
     for p in profiles {
@@ -45,11 +66,14 @@ pub fn host_from_profiles(profiles: &[Profile]) -> Result<Recovered, ReverseErro
             by_master.entry(m).or_default().push(p);
         }
     }
-    let by_uuid: HashMap<String, &Profile> = profiles.iter().map(|p| (p.uuid.to_string(), p)).collect();
-    let mut r = Reader { by_master, by_uuid, findings: Vec::new() };
+    let by_uuid: HashMap<String, &Profile> =
+        around.profiles.iter().chain(profiles).map(|p| (p.uuid.to_string(), p)).collect();
+    let mut r = Reader { by_master, by_uuid, devices: around.devices, findings: Vec::new() };
     let mut interfaces = Vec::new();
     for p in profiles.iter().filter(|p| p.master().is_none()) {
-        interfaces.push(r.interface(p)?);
+        let iface = r.interface(p)?;
+        r.findings.extend(unexpressed::findings(p, None));
+        interfaces.push(iface);
     }
     Ok(Recovered { host: Host { interfaces }, findings: r.findings })
 }
@@ -58,6 +82,7 @@ struct Reader<'p> {
     /// Ports by their `connection.master` (a UUID, or an interface name in others' profiles).
     by_master: HashMap<&'p str, Vec<&'p Profile>>,
     by_uuid: HashMap<String, &'p Profile>,
+    devices: &'p [(String, Mac)],
     findings: Vec<Finding>,
 }
 
@@ -65,18 +90,56 @@ fn err(p: &Profile, message: impl Into<String>) -> ReverseError {
     ReverseError { id: p.id.clone(), message: message.into() }
 }
 
-fn name_of(p: &Profile) -> Result<IfName, ReverseError> {
-    let n = p.interface_name().ok_or_else(|| err(p, "no connection.interface-name"))?;
-    IfName::new(n).map_err(|m| err(p, m))
-}
-
 fn str_prop<'a>(p: &'a Profile, s: &str, k: &str) -> Option<&'a str> {
     p.get(s, k).and_then(Value::as_str)
+}
+
+/// The MAC a profile binds to (`802-3-ethernet.mac-address`), if it is a MAC.
+fn bound_mac(p: &Profile) -> Option<Mac> {
+    let b = p.get("802-3-ethernet", "mac-address")?.as_bytes()?;
+    <[u8; 6]>::try_from(b).ok().map(Mac)
+}
+
+/// The name systemd's MAC naming scheme gives a NIC (`enx` + the MAC in hex): a valid,
+/// stable name for a NIC nmiface knows only by its MAC.
+fn enx_name(mac: &Mac) -> String {
+    format!("enx{}", mac.0.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 impl<'p> Reader<'p> {
     fn note(&mut self, p: &Profile, severity: Severity, message: String) {
         self.findings.push(Finding::at(severity, format!("profile '{}'", p.id), None, message));
+    }
+
+    /// The device with `mac`, by name.
+    fn device_with(&self, mac: &Mac) -> Option<&'p str> {
+        self.devices.iter().find(|(_, m)| m == mac).map(|(n, _)| n.as_str())
+    }
+
+    /// The interface name of `p`: its `connection.interface-name`, else (bound by MAC) the
+    /// device with that MAC, else the `enx…` name of that MAC; each with a finding, since the
+    /// XML then names what the profile does not. `None` when it has neither name nor MAC.
+    fn name_of(&mut self, p: &Profile) -> Result<Option<IfName>, ReverseError> {
+        if let Some(n) = p.interface_name() {
+            return IfName::new(n).map(Some).map_err(|m| err(p, m));
+        }
+        let Some(mac) = bound_mac(p) else { return Ok(None) };
+        let (name, how) = match self.device_with(&mac) {
+            Some(d) => (d.to_string(), format!("the XML names {d}, the device that has that MAC now")),
+            None => {
+                let n = enx_name(&mac);
+                (
+                    n.clone(),
+                    format!("no device has that MAC; the XML names it {n} (systemd's name for a NIC by its MAC)"),
+                )
+            }
+        };
+        self.note(
+            p,
+            Severity::Approximated,
+            format!("bound to its device by MAC {mac} only (no connection.interface-name): {how}"),
+        );
+        IfName::new(&name).map(Some).map_err(|m| err(p, m))
     }
 
     /// Profiles whose controller is `ctrl` (by UUID, or by interface name as others write it).
@@ -88,8 +151,40 @@ impl<'p> Reader<'p> {
         v
     }
 
+    /// A port's name, or `None` (with a finding: it is left out of its controller) when it has
+    /// none the XML could give it.
+    fn port_name(&mut self, port: &Profile, ctrl: &Profile) -> Result<Option<IfName>, ReverseError> {
+        let name = self.name_of(port)?;
+        if name.is_none() {
+            self.note(
+                port,
+                Severity::Unsupported,
+                format!(
+                    "a port of '{}' with no connection.interface-name and no MAC (it takes any device): left out of the XML",
+                    ctrl.id
+                ),
+            );
+        }
+        Ok(name)
+    }
+
     fn interface(&mut self, p: &Profile) -> Result<Interface, ReverseError> {
-        let name = name_of(p)?;
+        if p.conn_type() == Some(conn_type::VLAN) && p.interface_name().is_none() {
+            // A VLAN's MAC names its parent, not itself: it is called PARENT.TAG, as
+            // NetworkManager and libvirt name it.
+            let v = self.vlan(p)?;
+            let name = format!("{}.{}", v.parent, v.tag);
+            let name = IfName::new(&name).map_err(|m| err(p, m))?;
+            let message = format!("no connection.interface-name: the XML names the VLAN {name} (PARENT.TAG)");
+            self.note(p, Severity::Approximated, message);
+            return self.interface_named(p, name, Some(v));
+        }
+        let name = self.name_of(p)?.ok_or_else(|| err(p, "no connection.interface-name and no MAC to name it by"))?;
+        self.interface_named(p, name, None)
+    }
+
+    /// The interface of `p` called `name`; `vlan`: its VLAN settings, read already.
+    fn interface_named(&mut self, p: &Profile, name: IfName, vlan: Option<Vlan>) -> Result<Interface, ReverseError> {
         let start = match p.get("connection", "autoconnect").and_then(Value::as_bool) {
             Some(false) => StartMode::None,
             _ => StartMode::Onboot,
@@ -99,7 +194,13 @@ impl<'p> Reader<'p> {
             Some(conn_type::ETHERNET) => (Kind::Ethernet(Ethernet { mac: self.mac(p, "mac-address") }), "ethernet"),
             Some(conn_type::BRIDGE) => (Kind::Bridge(self.bridge(p)?), "bridge"),
             Some(conn_type::BOND) => (Kind::Bond(self.bond(p)?), "bond"),
-            Some(conn_type::VLAN) => (Kind::Vlan(self.vlan(p)?), "vlan"),
+            Some(conn_type::VLAN) => (
+                Kind::Vlan(match vlan {
+                    Some(v) => v,
+                    None => self.vlan(p)?,
+                }),
+                "vlan",
+            ),
             other => {
                 return Err(err(p, format!("connection type '{}' is not one nmiface handles", other.unwrap_or(""))))
             }
@@ -140,7 +241,8 @@ impl<'p> Reader<'p> {
         };
         let mut ports = Vec::new();
         for port in self.ports_of(p) {
-            let pname = name_of(port)?;
+            self.findings.extend(unexpressed::findings(port, Some(p)));
+            let Some(pname) = self.port_name(port, p)? else { continue };
             match port.conn_type() {
                 Some(conn_type::ETHERNET) => ports.push(Member::Ethernet(EthernetPort {
                     name: pname,
@@ -223,7 +325,8 @@ impl<'p> Reader<'p> {
         }
         let mut ports = Vec::new();
         for port in self.ports_of(p) {
-            let pname = name_of(port)?;
+            self.findings.extend(unexpressed::findings(port, Some(p)));
+            let Some(pname) = self.port_name(port, p)? else { continue };
             if port.conn_type() != Some(conn_type::ETHERNET) {
                 self.note(
                     port,
@@ -254,13 +357,7 @@ impl<'p> Reader<'p> {
     fn vlan(&mut self, p: &Profile) -> Result<Vlan, ReverseError> {
         // GetSettings leaves out properties at their default; vlan.id defaults to 0.
         let tag = p.get("vlan", "id").and_then(Value::as_uint).unwrap_or(0);
-        let parent = str_prop(p, "vlan", "parent").ok_or_else(|| err(p, "no vlan.parent"))?;
-        // Others may name the parent by profile UUID; resolve it when that profile is here.
-        let parent = match self.by_uuid.get(parent) {
-            Some(q) => q.interface_name().unwrap_or(parent),
-            None => parent,
-        };
-        let parent = IfName::new(parent).map_err(|m| err(p, format!("vlan.parent: {m}")))?;
+        let parent = self.vlan_parent(p)?;
         let flags = p.get("vlan", "flags").and_then(Value::as_uint).unwrap_or(u64::from(vlan_flag::REORDER_HEADERS));
         if flags & !u64::from(vlan_flag::ALL) != 0 {
             self.note(p, Severity::Unsupported, format!("vlan.flags {flags:#x}: unknown bits left out"));
@@ -278,97 +375,44 @@ impl<'p> Reader<'p> {
         };
         Ok(Vlan { tag: tag.min(u64::from(u16::MAX)) as u16, parent, reorder_hdr: has(vlan_flag::REORDER_HEADERS), ext })
     }
+}
 
-    fn ipv4(&mut self, p: &Profile) -> Result<Option<Ipv4>, ReverseError> {
-        let method = str_prop(p, "ipv4", "method").unwrap_or("auto");
-        let nat = method == "shared";
-        let dhcp = match method {
-            "disabled" => return Ok(None),
-            "auto" => Some(Dhcp { peerdns: !ignore_auto_dns(p, "ipv4") }),
-            "manual" | "shared" => None,
-            other => {
-                self.note(
-                    p,
-                    Severity::Unsupported,
-                    format!("ipv4.method '{other}' has no libvirt equivalent; left out"),
-                );
-                return Ok(None);
-            }
-        };
-        let addresses = addresses(p, "ipv4")
-            .into_iter()
-            .map(|(a, prefix)| {
-                a.parse()
-                    .map(|address| Ipv4Net { address, prefix })
-                    .map_err(|_| err(p, format!("bad IPv4 address '{a}'")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let gateway = gateway(p, "ipv4").map(|g| g.parse()).transpose().map_err(|_| err(p, "bad ipv4.gateway"))?;
-        if dhcp.is_none() && addresses.is_empty() && !nat {
-            return Ok(None);
+impl Reader<'_> {
+    /// A VLAN's parent: `vlan.parent` as an interface name or as the UUID of the parent's
+    /// profile, or (no `vlan.parent`) the device with the MAC in the VLAN's own
+    /// `802-3-ethernet.mac-address`, which is how NetworkManager finds the parent then.
+    fn vlan_parent(&mut self, p: &Profile) -> Result<IfName, ReverseError> {
+        if let Some(parent) = str_prop(p, "vlan", "parent") {
+            let Some(q) = self.by_uuid.get(parent).copied() else {
+                return IfName::new(parent).map_err(|m| err(p, format!("vlan.parent: {m}")));
+            };
+            // The parent's profile may itself be bound by MAC.
+            return match self.name_of(q)? {
+                Some(n) => Ok(n),
+                None => Err(err(p, format!("vlan.parent is profile '{}', which names no interface and no MAC", q.id))),
+            };
         }
-        Ok(Some(Ipv4 { dhcp, addresses, gateway, nat }))
-    }
-
-    fn ipv6(&mut self, p: &Profile) -> Result<Option<Ipv6>, ReverseError> {
-        let method = str_prop(p, "ipv6", "method").unwrap_or("auto");
-        let (autoconf, dhcp) = match method {
-            "disabled" | "ignore" => return Ok(None),
-            "auto" => {
-                if ignore_auto_dns(p, "ipv6") {
-                    self.note(
-                        p,
-                        Severity::Approximated,
-                        "ipv6.ignore-auto-dns with SLAAC has no libvirt form; left out".into(),
-                    );
+        let mac = bound_mac(p).ok_or_else(|| err(p, "no vlan.parent and no 802-3-ethernet.mac-address"))?;
+        let name = match self.device_with(&mac) {
+            Some(d) => d.to_string(),
+            None => {
+                // A profile of the host bound to that MAC with a name names the parent too.
+                let named = self.by_uuid.values().find(|q| bound_mac(q) == Some(mac) && q.interface_name().is_some());
+                match named.and_then(|q| q.interface_name()) {
+                    Some(n) => n.to_string(),
+                    None => enx_name(&mac),
                 }
-                (true, None)
-            }
-            "dhcp" => (false, Some(Dhcp { peerdns: !ignore_auto_dns(p, "ipv6") })),
-            "manual" | "link-local" => (false, None),
-            other => {
-                self.note(
-                    p,
-                    Severity::Unsupported,
-                    format!("ipv6.method '{other}' has no libvirt equivalent; left out"),
-                );
-                return Ok(None);
             }
         };
-        let addresses = addresses(p, "ipv6")
-            .into_iter()
-            .map(|(a, prefix)| {
-                a.parse()
-                    .map(|address| Ipv6Net { address, prefix })
-                    .map_err(|_| err(p, format!("bad IPv6 address '{a}'")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let gateway = gateway(p, "ipv6").map(|g| g.parse()).transpose().map_err(|_| err(p, "bad ipv6.gateway"))?;
-        Ok(Some(Ipv6 { autoconf, dhcp, addresses, gateway }))
+        self.note(
+            p,
+            Severity::Approximated,
+            format!("the VLAN's parent is given by MAC {mac} (802-3-ethernet.mac-address, no vlan.parent): the XML names it {name}"),
+        );
+        IfName::new(&name).map_err(|m| err(p, format!("vlan parent: {m}")))
     }
 }
 
 fn mtu_of(p: &Profile) -> Option<u32> {
     p.get("802-3-ethernet", "mtu").and_then(Value::as_uint).filter(|m| *m > 0).map(|m| m as u32)
-}
-
-fn ignore_auto_dns(p: &Profile, family: &str) -> bool {
-    p.get(family, "ignore-auto-dns").and_then(Value::as_bool).unwrap_or(false)
-}
-
-fn gateway<'a>(p: &'a Profile, family: &str) -> Option<&'a str> {
-    str_prop(p, family, "gateway").filter(|g| !g.is_empty())
-}
-
-fn addresses(p: &Profile, family: &str) -> Vec<(String, u8)> {
-    let Some(list) = p.get(family, "address-data").and_then(Value::as_dict_list) else {
-        return Vec::new();
-    };
-    list.iter()
-        .filter_map(|a| {
-            let addr = a.get("address")?.as_str()?.to_string();
-            let prefix = a.get("prefix")?.as_uint()?.min(128) as u8;
-            Some((addr, prefix))
-        })
-        .collect()
 }
