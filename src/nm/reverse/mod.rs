@@ -8,6 +8,7 @@
 //! profile bound to its NIC by MAC, a VLAN parent) are resolved with [`Around`]: the host's
 //! devices and other profiles.
 
+mod bond;
 mod ip;
 mod unexpressed;
 
@@ -17,10 +18,9 @@ use super::translate::profile_uuid;
 use super::value::Value;
 use crate::finding::{Finding, Severity};
 use crate::model::{
-    ArpValidate, Bond, BondMode, Bridge, Carrier, Ethernet, EthernetPort, Host, IfName, Interface, Kind, Mac, Member,
-    Monitor, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
+    Bridge, Ethernet, EthernetPort, Host, IfName, Interface, Kind, Mac, Member, StartMode, Vlan, DEFAULT_FORWARD_DELAY,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// A profile that cannot be read back into the model.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +48,9 @@ pub struct Around<'a> {
     pub devices: &'a [(String, Mac)],
     /// Every profile of the host (a VLAN's parent may be any of them).
     pub profiles: &'a [Profile],
+    /// Whether a profile bound to its NIC by MAC is named after the device with that MAC
+    /// (live), or by its MAC alone (the definition: `dumpxml --inactive`).
+    pub name_by_device: bool,
 }
 
 /// Rebuilds the interfaces described by `profiles`. Profiles with no controller become
@@ -68,7 +71,13 @@ pub fn host_from_profiles_around(profiles: &[Profile], around: Around<'_>) -> Re
     }
     let by_uuid: HashMap<String, &Profile> =
         around.profiles.iter().chain(profiles).map(|p| (p.uuid.to_string(), p)).collect();
-    let mut r = Reader { by_master, by_uuid, devices: around.devices, findings: Vec::new() };
+    let mut r = Reader {
+        by_master,
+        by_uuid,
+        devices: around.devices,
+        name_by_device: around.name_by_device,
+        findings: Vec::new(),
+    };
     let mut interfaces = Vec::new();
     for p in profiles.iter().filter(|p| p.master().is_none()) {
         let iface = r.interface(p)?;
@@ -83,6 +92,7 @@ struct Reader<'p> {
     by_master: HashMap<&'p str, Vec<&'p Profile>>,
     by_uuid: HashMap<String, &'p Profile>,
     devices: &'p [(String, Mac)],
+    name_by_device: bool,
     findings: Vec<Finding>,
 }
 
@@ -124,7 +134,8 @@ impl<'p> Reader<'p> {
             return IfName::new(n).map(Some).map_err(|m| err(p, m));
         }
         let Some(mac) = bound_mac(p) else { return Ok(None) };
-        let (name, how) = match self.device_with(&mac) {
+        let device = if self.name_by_device { self.device_with(&mac) } else { None };
+        let (name, how) = match device {
             Some(d) => (d.to_string(), format!("the XML names {d}, the device that has that MAC now")),
             None => {
                 let n = enx_name(&mac);
@@ -261,97 +272,6 @@ impl<'p> Reader<'p> {
         ports.sort_by(|a, b| a.name().cmp(b.name()));
         let replaces = p.user_data(crate::nm::user_key::REPLACES).and_then(|u| uuid::Uuid::parse_str(u).ok());
         Ok(Bridge { stp, forward_delay, mac, replaces, ports })
-    }
-
-    fn bond(&mut self, p: &Profile) -> Result<Bond, ReverseError> {
-        let empty = BTreeMap::new();
-        let opts = p.get("bond", "options").and_then(Value::as_str_dict).unwrap_or(&empty);
-        let mode = match opts.get("mode") {
-            Some(m) => BondMode::parse(m).ok_or_else(|| err(p, format!("unknown bond mode '{m}'")))?,
-            None => BondMode::BalanceRr,
-        };
-        let num = |k: &str| opts.get(k).and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        let monitor = if num("arp_interval") > 0 {
-            let targets = opts.get("arp_ip_target").map(String::as_str).unwrap_or("");
-            let mut list = targets.split(',').map(str::trim).filter(|t| !t.is_empty());
-            let first = list.next().ok_or_else(|| err(p, "arp_interval without arp_ip_target"))?;
-            let target = first.parse().map_err(|_| err(p, format!("invalid arp_ip_target '{first}'")))?;
-            // libvirt's format holds one target; the others go to the extension.
-            let mut more_targets = Vec::new();
-            for t in list {
-                more_targets.push(t.parse().map_err(|_| err(p, format!("invalid arp_ip_target '{t}'")))?);
-            }
-            let validate = opts.get("arp_validate").map(|v| match v.as_str() {
-                "0" => Some(ArpValidate::None),
-                "1" => Some(ArpValidate::Active),
-                "2" => Some(ArpValidate::Backup),
-                "3" => Some(ArpValidate::All),
-                other => ArpValidate::parse(other),
-            });
-            let validate = match validate {
-                Some(None) => {
-                    let v = opts.get("arp_validate").cloned().unwrap_or_default();
-                    self.note(
-                        p,
-                        Severity::Unsupported,
-                        format!("arp_validate '{v}' has no libvirt equivalent; left out"),
-                    );
-                    None
-                }
-                Some(v) => v,
-                None => None,
-            };
-            Some(Monitor::Arp { interval: num("arp_interval"), target, more_targets, validate })
-        } else if num("miimon") > 0 {
-            let carrier = opts.get("use_carrier").map(|v| if v == "0" { Carrier::Ioctl } else { Carrier::Netif });
-            Some(Monitor::Mii { freq: num("miimon"), downdelay: num("downdelay"), updelay: num("updelay"), carrier })
-        } else {
-            // Neither set: NetworkManager applies its default MII monitoring.
-            Some(Monitor::default_mii())
-        };
-        let mut options = crate::model::BondOptions::default();
-        for spec in crate::model::bond::OPTION_SPECS.iter() {
-            if let Some(v) = opts.get(spec.key) {
-                if let Err(m) = options.set(spec.key, v) {
-                    self.note(p, Severity::Unsupported, format!("bond option {}: {m}; left out", spec.key));
-                }
-            }
-        }
-        let mapped = |k: &str| {
-            super::bond::BOND_CORE_KEYS.contains(&k) || crate::model::bond::OPTION_SPECS.iter().any(|s| s.key == k)
-        };
-        for (k, v) in opts.iter().filter(|(k, _)| !mapped(k)) {
-            self.note(p, Severity::Unsupported, format!("bond option {k}={v} has no libvirt equivalent; left out"));
-        }
-        let mut ports = Vec::new();
-        for port in self.ports_of(p) {
-            self.findings.extend(unexpressed::findings(port, Some(p)));
-            let Some(pname) = self.port_name(port, p)? else { continue };
-            if port.conn_type() != Some(conn_type::ETHERNET) {
-                self.note(
-                    port,
-                    Severity::Unsupported,
-                    "a bond port that is not ethernet has no libvirt equivalent; left out".into(),
-                );
-                continue;
-            }
-            let ext = crate::model::PortExt {
-                prio: port.get("bond-port", "prio").and_then(Value::as_int).and_then(|v| i32::try_from(v).ok()),
-                // NM leaves out queue-id 0, its default.
-                queue_id: port
-                    .get("bond-port", "queue-id")
-                    .and_then(Value::as_uint)
-                    .and_then(|v| u16::try_from(v).ok()),
-            };
-            ports.push(EthernetPort { name: pname, mac: self.mac(port, "mac-address"), port: ext });
-        }
-        let primary = match opts.get("primary") {
-            Some(pr) if mode.has_primary() => Some(IfName::new(pr).map_err(|m| err(p, m))?),
-            _ => None,
-        };
-        let mut bond = Bond { mode, monitor, primary, ports, options };
-        bond.sort_ports();
-        Ok(bond)
     }
 
     fn vlan(&mut self, p: &Profile) -> Result<Vlan, ReverseError> {
