@@ -57,8 +57,9 @@ impl Agent {
                 let nmiface = self.scope.owns(&s.profile);
                 let name = match nmiface {
                     true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
-                    // Bound by MAC only: the device it applies to, else the profile's name.
-                    false => match (s.profile.interface_name(), configured_mac(&s.profile)) {
+                    // A NIC's profile bound by MAC only: the device it applies to, else the
+                    // profile's name (a VLAN's MAC names its parent, not itself).
+                    false => match (s.profile.interface_name(), nic_mac(&s.profile)) {
                         (Some(n), _) => n.to_string(),
                         (None, Some(mac)) => device_with(&devices, &mac).unwrap_or(&s.profile.id).to_string(),
                         (None, None) => s.profile.id.clone(),
@@ -69,7 +70,7 @@ impl Agent {
                     .iter()
                     .find(|d| d.interface == name && d.real && !d.hw_address.is_empty())
                     .map(|d| d.hw_address.to_lowercase())
-                    .or_else(|| configured_mac(&s.profile).map(|m| m.to_string()));
+                    .or_else(|| nic_mac(&s.profile).map(|m| m.to_string()));
                 let profile = s.profile.id.clone();
                 Some(Listed {
                     name,
@@ -275,7 +276,7 @@ fn pick<'a>(
         .filter(|s| match s.profile.interface_name() {
             Some(n) => n == name || s.profile.id == name,
             // Bound by MAC (or to any device): by its name, or the device it applies to.
-            None => s.profile.id == name || (device_mac.is_some() && configured_mac(&s.profile) == device_mac),
+            None => s.profile.id == name || (device_mac.is_some() && nic_mac(&s.profile) == device_mac),
         })
         .collect();
     if let Some(s) = candidates.iter().find(|s| active.contains(s.path.as_str())) {
@@ -298,6 +299,11 @@ fn device_with<'d>(devices: &'d [crate::nm_client::DeviceInfo], mac: &Mac) -> Op
         .iter()
         .find(|d| d.real && Mac::parse(&d.hw_address).ok().as_ref() == Some(mac))
         .map(|d| d.interface.as_str())
+}
+
+/// The MAC an Ethernet profile binds its NIC by.
+fn nic_mac(p: &Profile) -> Option<Mac> {
+    (p.conn_type() == Some(conn_type::ETHERNET)).then(|| configured_mac(p)).flatten()
 }
 
 /// The MAC a profile binds to, if it names one.

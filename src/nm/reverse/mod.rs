@@ -139,10 +139,8 @@ impl<'p> Reader<'p> {
             Some(d) => (d.to_string(), format!("the XML names {d}, the device that has that MAC now")),
             None => {
                 let n = enx_name(&mac);
-                (
-                    n.clone(),
-                    format!("no device has that MAC; the XML names it {n} (systemd's name for a NIC by its MAC)"),
-                )
+                let why = if self.name_by_device { "no device has that MAC" } else { "the definition names no device" };
+                (n.clone(), format!("{why}; the XML names it {n} (systemd's name for a NIC by its MAC)"))
             }
         };
         self.note(
