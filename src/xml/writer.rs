@@ -111,7 +111,11 @@ fn interface(out: &mut Out, iface: &Interface) {
     let path = format!("/interface[@name='{name}']");
     // The extension namespace is declared only where used, so other documents stay plain
     // libvirt XML.
-    let ns = if uses_extensions(iface) { format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS) } else { String::new() };
+    let ns = if uses_extensions(iface, out.live.is_none()) {
+        format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS)
+    } else {
+        String::new()
+    };
     out.open(&format!("<interface type='{}' name='{}'{ns}>", iface.kind.type_name(), escape_attr(name)));
     if let Some(uuid) = iface.uuid {
         out.note(
@@ -373,16 +377,18 @@ fn vlan(out: &mut Out, v: &Vlan) {
     out.close("</vlan>");
 }
 
-/// Whether an interface uses anything of nmiface's extension namespace.
-fn uses_extensions(iface: &Interface) -> bool {
+/// Whether an interface uses anything of nmiface's extension namespace; `protocols`: whether
+/// its protocols are written (live XML lists addresses only).
+fn uses_extensions(iface: &Interface, protocols: bool) -> bool {
     let bond = |b: &Bond| {
         !b.options.is_empty()
             || b.ports.iter().any(|p| !p.port.is_empty())
             || matches!(&b.monitor, Some(Monitor::Arp { more_targets, .. }) if !more_targets.is_empty())
     };
     let vlan = |v: &Vlan| !v.reorder_hdr || !v.ext.is_default();
-    if iface.ipv4.as_ref().is_some_and(|v| v.nat || !v.extra.is_empty())
-        || iface.ipv6.as_ref().is_some_and(|v| !v.extra.is_empty())
+    if protocols
+        && (iface.ipv4.as_ref().is_some_and(|v| v.nat || !v.extra.is_empty())
+            || iface.ipv6.as_ref().is_some_and(|v| !v.extra.is_empty()))
     {
         return true;
     }
