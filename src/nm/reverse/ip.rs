@@ -235,6 +235,21 @@ mod tests {
     }
 
     #[test]
+    fn apply_sees_a_dns_or_route_change_and_reapplies_it_in_place() {
+        use crate::nm::compare::{changes, reapplicable};
+        let (a, _) = profile(Target::default());
+        assert!(changes(&a, &a).is_empty());
+        let mut b = a.clone();
+        let ipv4 = b.settings.get_mut("ipv4").unwrap();
+        ipv4.insert("dns-data".into(), Value::StrList(vec!["192.0.2.99".into()]));
+        ipv4.insert("route-metric".into(), Value::I64(50));
+        let c = changes(&b, &a);
+        let names: Vec<&str> = c.iter().map(|c| c.property.as_str()).collect();
+        assert_eq!(names, ["ipv4.dns-data", "ipv4.route-metric"]);
+        assert!(reapplicable(&c));
+    }
+
+    #[test]
     fn before_1_42_dns_servers_are_left_out_with_a_finding() {
         let (p, findings) = profile(Target { nm: crate::nm::NmVersion::new(1, 30, 0) });
         assert!(p.get("ipv4", "dns-data").is_none() && p.get("ipv4", "dns-search").is_some());
