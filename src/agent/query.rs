@@ -5,6 +5,7 @@ use crate::finding::Finding;
 use crate::gaps::{self, CheckReport};
 use crate::model::{Host, IfName, Interface, Kind, Mac, Member};
 use crate::nm::{self, conn_type, user_key, DeviceState, Profile};
+use crate::nm_client::StoredProfile;
 use crate::xml::{self, LiveLink, LiveState};
 use tracing::instrument;
 
@@ -27,8 +28,8 @@ pub struct Listed {
     pub nmiface: bool,
     /// The NetworkManager profile's name (`connection.id`).
     pub profile: String,
-    /// The profile's UUID (the session service's object paths are made from it).
-    #[serde(skip)]
+    /// The profile's UUID (the session service's object paths are made from it; `dumpxml UUID`
+    /// names this very profile, also where several share a name).
     pub uuid: uuid::Uuid,
 }
 
@@ -56,14 +57,20 @@ impl Agent {
                 let nmiface = self.scope.owns(&s.profile);
                 let name = match nmiface {
                     true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
-                    false => s.profile.interface_name().unwrap_or(&s.profile.id).to_string(),
+                    // A NIC's profile bound by MAC only: the device it applies to, else the
+                    // profile's name (a VLAN's MAC names its parent, not itself).
+                    false => match (s.profile.interface_name(), nic_mac(&s.profile)) {
+                        (Some(n), _) => n.to_string(),
+                        (None, Some(mac)) => device_with(&devices, &mac).unwrap_or(&s.profile.id).to_string(),
+                        (None, None) => s.profile.id.clone(),
+                    },
                 };
                 let kind = kind_word(s.profile.conn_type()?).to_string();
                 let mac = devices
                     .iter()
                     .find(|d| d.interface == name && d.real && !d.hw_address.is_empty())
                     .map(|d| d.hw_address.to_lowercase())
-                    .or_else(|| configured_mac(&s.profile).map(|m| m.to_string()));
+                    .or_else(|| nic_mac(&s.profile).map(|m| m.to_string()));
                 let profile = s.profile.id.clone();
                 Some(Listed {
                     name,
@@ -134,15 +141,15 @@ impl Agent {
         Ok(Some(live))
     }
 
-    /// The interface whose device (or definition) has this MAC (`virsh iface-name`).
+    /// The interface whose device (or definition) has this MAC (`virsh iface-name`), among
+    /// every profile `list` shows; several profiles of one device name it once.
     pub async fn name_of(&self, mac: &Mac) -> Result<String, AgentError> {
         let listed = self.list().await?;
         let text = mac.to_string();
-        let mut hits: Vec<String> = listed
-            .into_iter()
-            .filter(|l| l.nmiface && l.mac.as_deref() == Some(text.as_str()))
-            .map(|l| l.name)
-            .collect();
+        let mut hits: Vec<String> =
+            listed.into_iter().filter(|l| l.mac.as_deref() == Some(text.as_str())).map(|l| l.name).collect();
+        hits.sort();
+        hits.dedup();
         match hits.len() {
             1 => Ok(hits.remove(0)),
             0 => Err(AgentError::NoSuchMac(*mac)),
@@ -150,41 +157,29 @@ impl Agent {
         }
     }
 
-    /// The MAC of interface `name` (`virsh iface-mac`).
+    /// The MAC of interface `name` (`virsh iface-mac`): nmiface's interface of that name, else
+    /// any profile `list` shows under it.
     pub async fn mac_of(&self, name: &IfName) -> Result<String, AgentError> {
         let listed = self.list().await?;
+        // nmiface's first (list sorts them first), then others' profiles.
         let l = listed
             .into_iter()
-            .find(|l| l.nmiface && l.name == name.as_str())
+            .filter(|l| l.name == name.as_str())
+            .min_by_key(|l| (!l.nmiface, l.mac.is_none()))
             .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), foreign: None })?;
         l.mac.ok_or_else(|| AgentError::NoMacYet(name.to_string()))
     }
 
-    /// Another NetworkManager profile for `name` as libvirt XML, read-only, with what the format
-    /// cannot say as findings: the active profile for that device, else its only one.
+    /// Another NetworkManager profile as libvirt XML, read-only, with what the format cannot
+    /// say as findings. `name` is a profile UUID, a profile name (`connection.id`), an
+    /// interface name, or the device a profile bound by MAC applies to; of several, the active
+    /// one, else the only one.
     pub async fn dumpxml_foreign(&self, name: &str, inactive: bool) -> Result<(String, Vec<Finding>), AgentError> {
-        let (profiles, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
-        let (profiles, active) = (profiles?, active?);
-        let active: std::collections::HashSet<&str> = active.iter().map(|(_, p)| p.as_str()).collect();
-        let candidates: Vec<&crate::nm_client::StoredProfile> = profiles
-            .iter()
-            .filter(|s| !self.scope.owns(&s.profile) && s.profile.master().is_none())
-            .filter(|s| {
-                s.profile.interface_name() == Some(name)
-                    || (s.profile.interface_name().is_none() && s.profile.id == name)
-            })
-            .collect();
-        let chosen = match candidates.iter().find(|s| active.contains(s.path.as_str())) {
-            Some(s) => *s,
-            None => match candidates.as_slice() {
-                [one] => *one,
-                [] => return Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
-                many => {
-                    let names = many.iter().map(|s| s.profile.id.clone()).collect();
-                    return Err(AgentError::AmbiguousProfile { name: name.to_string(), profiles: names });
-                }
-            },
-        };
+        let (profiles, active, devices) =
+            tokio::join!(self.nm.profiles(), self.nm.active_profiles(), self.nm.devices());
+        let (profiles, active_list, devices) = (profiles?, active?, devices?);
+        let active: std::collections::HashSet<&str> = active_list.iter().map(|(_, p)| p.as_str()).collect();
+        let chosen = pick(&profiles, &active, &devices, name, |p| self.scope.owns(p))?;
         let kind = chosen.profile.conn_type().unwrap_or("");
         if ![conn_type::ETHERNET, conn_type::BRIDGE, conn_type::BOND, conn_type::VLAN].contains(&kind) {
             return Err(AgentError::NotExpressible { name: name.to_string(), kind: kind_word(kind).to_string() });
@@ -198,13 +193,29 @@ impl Agent {
                 .filter(|s| s.profile.master().is_some_and(|m| m == uuid || Some(m) == chosen.profile.interface_name()))
                 .map(|s| s.profile.clone()),
         );
-        if chosen.profile.interface_name().is_none() {
-            // Bound by MAC or to any device: name it after the device it is active on.
-            if let Some(c) = mine.first_mut() {
-                c.settings.entry("connection".into()).or_default().insert("interface-name".into(), name.into());
+        if chosen.profile.interface_name().is_none() && configured_mac(&chosen.profile).is_none() {
+            // Bound to no device at all: name it after the device it is active on, else the
+            // interface name asked for.
+            let on_device = active_list
+                .iter()
+                .find(|(_, p)| p.as_str() == chosen.path.as_str())
+                .and_then(|(ac, _)| devices.iter().find(|d| d.active_connection.as_deref() == Some(ac.as_str())))
+                .map(|d| d.interface.clone())
+                .or_else(|| IfName::new(name).ok().map(|_| name.to_string()));
+            if let (Some(c), Some(dev)) = (mine.first_mut(), on_device) {
+                c.settings.entry("connection".into()).or_default().insert("interface-name".into(), dev.into());
             }
         }
-        let recovered = nm::host_from_profiles(&mine)?;
+        let macs: Vec<(String, Mac)> = devices
+            .iter()
+            .filter(|d| d.real)
+            .filter_map(|d| Some((d.interface.clone(), Mac::parse(&d.hw_address).ok()?)))
+            .collect();
+        let all: Vec<Profile> = profiles.iter().map(|s| s.profile.clone()).collect();
+        // The definition alone (--inactive) names a NIC bound by MAC by that MAC, not by the
+        // device that has it now.
+        let around = nm::Around { devices: &macs, profiles: &all, name_by_device: !inactive };
+        let recovered = nm::host_from_profiles_around(&mine, around)?;
         let mut findings = recovered.findings;
         let Some(iface) = recovered.host.interfaces.into_iter().next() else {
             return Err(AgentError::NotDefined { name: name.to_string(), foreign: None });
@@ -237,6 +248,62 @@ impl Agent {
         };
         Ok(gaps::assess(host, findings, &facts))
     }
+}
+
+/// The profile `dumpxml_foreign` shows for `name` (see there); `owns`: nmiface's own, which
+/// only a UUID reaches here (by name they are found before).
+fn pick<'a>(
+    profiles: &'a [StoredProfile],
+    active: &std::collections::HashSet<&str>,
+    devices: &[crate::nm_client::DeviceInfo],
+    name: &str,
+    owns: impl Fn(&Profile) -> bool,
+) -> Result<&'a StoredProfile, AgentError> {
+    if let Ok(uuid) = uuid::Uuid::parse_str(name) {
+        if let Some(s) = profiles.iter().find(|s| s.profile.uuid == uuid) {
+            // A port's UUID shows its controller, the interface it is part of.
+            let ctrl = s.profile.master().and_then(|m| {
+                profiles.iter().find(|c| c.profile.uuid.to_string() == m || c.profile.interface_name() == Some(m))
+            });
+            return Ok(ctrl.unwrap_or(s));
+        }
+    }
+    let device_mac =
+        devices.iter().find(|d| d.interface == name && d.real).and_then(|d| Mac::parse(&d.hw_address).ok());
+    let candidates: Vec<&StoredProfile> = profiles
+        .iter()
+        .filter(|s| !owns(&s.profile) && s.profile.master().is_none())
+        .filter(|s| match s.profile.interface_name() {
+            Some(n) => n == name || s.profile.id == name,
+            // Bound by MAC (or to any device): by its name, or the device it applies to.
+            None => s.profile.id == name || (device_mac.is_some() && nic_mac(&s.profile) == device_mac),
+        })
+        .collect();
+    if let Some(s) = candidates.iter().find(|s| active.contains(s.path.as_str())) {
+        return Ok(s);
+    }
+    match candidates.as_slice() {
+        [one] => Ok(one),
+        [] => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+        many => {
+            // Named with their UUIDs, which `dumpxml UUID` takes.
+            let names = many.iter().map(|s| format!("'{}' ({})", s.profile.id, s.profile.uuid)).collect();
+            Err(AgentError::AmbiguousProfile { name: name.to_string(), profiles: names })
+        }
+    }
+}
+
+/// The device with `mac`, by name.
+fn device_with<'d>(devices: &'d [crate::nm_client::DeviceInfo], mac: &Mac) -> Option<&'d str> {
+    devices
+        .iter()
+        .find(|d| d.real && Mac::parse(&d.hw_address).ok().as_ref() == Some(mac))
+        .map(|d| d.interface.as_str())
+}
+
+/// The MAC an Ethernet profile binds its NIC by.
+fn nic_mac(p: &Profile) -> Option<Mac> {
+    (p.conn_type() == Some(conn_type::ETHERNET)).then(|| configured_mac(p)).flatten()
 }
 
 /// The MAC a profile binds to, if it names one.

@@ -240,7 +240,13 @@ impl Agent {
     /// user's); else it is started now only.
     pub fn nat_model(bridge: &str, subnet: Option<Ipv4Net>, persist: bool) -> Result<Document, AgentError> {
         let name = if_name(bridge)?;
-        let ipv4 = Ipv4 { dhcp: None, addresses: subnet.into_iter().collect(), gateway: None, nat: true };
+        let ipv4 = Ipv4 {
+            dhcp: None,
+            addresses: subnet.into_iter().collect(),
+            gateway: None,
+            nat: true,
+            extra: Default::default(),
+        };
         let kind = Kind::Bridge(Bridge { stp: false, forward_delay: 0, mac: None, replaces: None, ports: Vec::new() });
         let start = if persist { StartMode::Onboot } else { StartMode::None };
         let iface = Interface { name, uuid: None, start, mtu: None, ipv4: Some(ipv4), ipv6: None, kind };

@@ -14,7 +14,10 @@ mod name;
 
 pub use bond::{ArpValidate, Bond, BondMode, BondOptions, Carrier, Monitor, DEFAULT_MIIMON};
 pub use host::HostError;
-pub use ip::{classful_prefix, netmask_to_prefix, Dhcp, Ipv4, Ipv4Net, Ipv6, Ipv6Net};
+pub use ip::{
+    check_dns_option, check_search_domain, classful_prefix, netmask_to_prefix, Dhcp, IpExtra, Ipv4, Ipv4Net, Ipv6,
+    Ipv6Net, Route, DNS_OPTIONS,
+};
 pub use mac::Mac;
 pub use name::{IfName, IFNAME_MAX};
 

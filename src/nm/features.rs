@@ -310,6 +310,14 @@ fn interface_needs(iface: &Interface, out: &mut Vec<Need>) {
     if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
         out.push(Need::NatSharing);
     }
+    // DNS servers go as `dns-data`; the legacy `dns` (au/aay) nmiface does not write.
+    let v4 = iface.ipv4.as_ref().is_some_and(|v| !v.extra.dns.is_empty());
+    let v6 = iface.ipv6.as_ref().is_some_and(|v| !v.extra.dns.is_empty());
+    for (family, used) in [("ipv4", v4), ("ipv6", v6)] {
+        if used {
+            out.push(Need::Nm { feature: NmFeature::DnsData, label: format!("{family}.dns-data") });
+        }
+    }
     if iface.ipv6.is_none() {
         out.push(Need::Ipv6Disabled);
     }

@@ -59,6 +59,34 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// `routeN=DEST/PREFIX[,GATEWAY[,METRIC]]` and, with a table, `routeN_options=table=T`, as
+/// NetworkManager's keyfile writer spells them (an unset gateway before a metric is the
+/// family's any-address).
+fn route_line(family: &str, n: usize, r: &std::collections::BTreeMap<String, Value>) -> String {
+    let dest = r.get("dest").and_then(Value::as_str).unwrap_or("");
+    let prefix = r.get("prefix").and_then(Value::as_uint).unwrap_or(0);
+    let mut line = format!("route{n}={dest}/{prefix}");
+    let gw = r.get("next-hop").and_then(Value::as_str);
+    let metric = r.get("metric").and_then(Value::as_uint);
+    match (gw, metric) {
+        (Some(g), Some(m)) => {
+            let _ = write!(line, ",{g},{m}");
+        }
+        (Some(g), None) => {
+            let _ = write!(line, ",{g}");
+        }
+        (None, Some(m)) => {
+            let any = if family == "ipv4" { "0.0.0.0" } else { "::" };
+            let _ = write!(line, ",{any},{m}");
+        }
+        (None, None) => {}
+    }
+    if let Some(t) = r.get("table").and_then(Value::as_uint) {
+        let _ = write!(line, "\nroute{n}_options=table={t}");
+    }
+    line
+}
+
 /// The keyfile text of one profile.
 pub fn to_keyfile(p: &Profile) -> String {
     let mut out = String::new();
@@ -82,6 +110,15 @@ pub fn to_keyfile(p: &Profile) -> String {
                         let addr = a.get("address").and_then(Value::as_str).unwrap_or("");
                         let prefix = a.get("prefix").and_then(Value::as_uint).unwrap_or(0);
                         let _ = writeln!(out, "address{}={addr}/{prefix}", i + 1);
+                    }
+                }
+                // The keyfile knows DNS servers under the legacy name, whatever the D-Bus form.
+                ("ipv4" | "ipv6", "dns-data", v) => {
+                    let _ = writeln!(out, "dns={}", scalar(v));
+                }
+                ("ipv4" | "ipv6", "route-data", Value::DictList(list)) => {
+                    for (i, r) in list.iter().enumerate() {
+                        let _ = writeln!(out, "{}", route_line(name, i + 1, r));
                     }
                 }
                 (_, _, Value::StrDict(d)) => {

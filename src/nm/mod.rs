@@ -26,7 +26,7 @@ pub use features::{needs, supports, NmFeature, Since};
 pub use keyfile::to_keyfile;
 pub use keyfile_dir::{write_keyfiles, KeyfileWriteError, KEYFILE_MODE};
 pub use profile::{conn_type, user_key, Key, Profile, Setting, Settings, USER_DATA_VALUE_MAX};
-pub use reverse::{host_from_profiles, Recovered, ReverseError};
+pub use reverse::{host_from_profiles, host_from_profiles_around, Around, Recovered, ReverseError};
 pub use scope::Scope;
 pub use translate::{port_id, profile_uuid, translate, InterfaceProfiles, Translation, UUID_NAMESPACE};
 pub use value::Value;

@@ -225,7 +225,15 @@ impl Translator<'_> {
         if let Some(mtu) = iface.mtu {
             put(&mut s, "802-3-ethernet", "mtu", mtu);
         }
-        super::ip::settings(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref(), self.target);
+        for family in super::ip::settings(&mut s, iface.ipv4.as_ref(), iface.ipv6.as_ref(), self.target) {
+            let f = NmFeature::DnsData;
+            let message = format!(
+                "{family} DNS servers need {family}.dns-data (NetworkManager {}; target: {}); left out",
+                needs(f),
+                self.target.nm
+            );
+            self.unsupported(&format!("{path}/protocol[@family='{family}']/nmi:dns"), message);
+        }
         let inherit = Inherit { top: name, base_uuid: iface.uuid, start: iface.start, mtu: iface.mtu };
         let mut profiles = Vec::new();
         let mut ports = Vec::new();

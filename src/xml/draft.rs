@@ -135,7 +135,7 @@ fn ipv4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
     if dhcp.is_none() && addresses.is_empty() {
         return Ok(None);
     }
-    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat: false }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat: false, extra: Default::default() }))
 }
 
 /// The kind-defining child of a reply-variant `<interface>`, if any.
@@ -266,7 +266,7 @@ fn nat_share(
         format!("NAT sharing: NetworkManager masquerades to whichever uplink is active, not only {uplink}"),
     );
     let addresses = c.ipv4.map(|v| v.addresses).unwrap_or_default();
-    let ipv4 = Some(Ipv4 { dhcp: None, addresses, gateway: None, nat: true });
+    let ipv4 = Some(Ipv4 { dhcp: None, addresses, gateway: None, nat: true, extra: Default::default() });
     // No STP: VMs attach and detach their taps; a listening delay would only hold them back.
     let kind = Kind::Bridge(Bridge { stp: false, forward_delay: 0, mac: None, replaces: None, ports: Vec::new() });
     Ok(Interface { name: bridge, uuid: c.uuid, start: c.start, mtu: c.mtu, ipv4, ipv6: None, kind })

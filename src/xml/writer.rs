@@ -7,7 +7,7 @@
 //! cannot express is reported as findings.
 
 use crate::finding::{Finding, Severity};
-use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
+use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, IpExtra, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
 use std::fmt::Write;
 
 struct Out<'l> {
@@ -111,7 +111,11 @@ fn interface(out: &mut Out, iface: &Interface) {
     let path = format!("/interface[@name='{name}']");
     // The extension namespace is declared only where used, so other documents stay plain
     // libvirt XML.
-    let ns = if uses_extensions(iface) { format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS) } else { String::new() };
+    let ns = if uses_extensions(iface, out.live.is_none()) {
+        format!(" xmlns:nmi='{}'", super::tree::NMIFACE_NS)
+    } else {
+        String::new()
+    };
     out.open(&format!("<interface type='{}' name='{}'{ns}>", iface.kind.type_name(), escape_attr(name)));
     if let Some(uuid) = iface.uuid {
         out.note(
@@ -174,6 +178,7 @@ fn ipv4(out: &mut Out, v4: &Ipv4) {
     if let Some(gw) = v4.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
     }
+    extra(out, &v4.extra);
     out.close("</protocol>");
 }
 
@@ -191,7 +196,40 @@ fn ipv6(out: &mut Out, v6: &Ipv6) {
     if let Some(gw) = v6.gateway {
         out.line(&format!("<route gateway='{gw}'/>"));
     }
+    extra(out, &v6.extra);
     out.close("</protocol>");
+}
+
+/// nmiface's DNS and routing elements, after libvirt's own (`src/xml/libvirt/extra.rs`).
+fn extra<A: std::fmt::Display>(out: &mut Out, x: &IpExtra<A>) {
+    for s in &x.dns {
+        out.line(&format!("<nmi:dns server='{s}'/>"));
+    }
+    for d in &x.search {
+        out.line(&format!("<nmi:dns-search domain='{}'/>", escape_attr(d)));
+    }
+    for o in &x.dns_options {
+        out.line(&format!("<nmi:dns-option value='{}'/>", escape_attr(o)));
+    }
+    for r in &x.routes {
+        let mut s = format!("<nmi:route address='{}' prefix='{}'", r.address, r.prefix);
+        if let Some(g) = &r.gateway {
+            let _ = write!(s, " gateway='{g}'");
+        }
+        if let Some(m) = r.metric {
+            let _ = write!(s, " metric='{m}'");
+        }
+        if let Some(t) = r.table {
+            let _ = write!(s, " table='{t}'");
+        }
+        out.line(&(s + "/>"));
+    }
+    if let Some(m) = x.route_metric {
+        out.line(&format!("<nmi:route-metric value='{m}'/>"));
+    }
+    if let Some(t) = x.route_table {
+        out.line(&format!("<nmi:route-table value='{t}'/>"));
+    }
 }
 
 fn live_protocols(out: &mut Out, live: &LiveState) {
@@ -339,15 +377,19 @@ fn vlan(out: &mut Out, v: &Vlan) {
     out.close("</vlan>");
 }
 
-/// Whether an interface uses anything of nmiface's extension namespace.
-fn uses_extensions(iface: &Interface) -> bool {
+/// Whether an interface uses anything of nmiface's extension namespace; `protocols`: whether
+/// its protocols are written (live XML lists addresses only).
+fn uses_extensions(iface: &Interface, protocols: bool) -> bool {
     let bond = |b: &Bond| {
         !b.options.is_empty()
             || b.ports.iter().any(|p| !p.port.is_empty())
             || matches!(&b.monitor, Some(Monitor::Arp { more_targets, .. }) if !more_targets.is_empty())
     };
     let vlan = |v: &Vlan| !v.reorder_hdr || !v.ext.is_default();
-    if iface.ipv4.as_ref().is_some_and(|v| v.nat) {
+    if protocols
+        && (iface.ipv4.as_ref().is_some_and(|v| v.nat || !v.extra.is_empty())
+            || iface.ipv6.as_ref().is_some_and(|v| !v.extra.is_empty()))
+    {
         return true;
     }
     match &iface.kind {

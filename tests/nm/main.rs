@@ -13,6 +13,7 @@
 
 mod ansible;
 mod contract;
+mod faithful;
 mod gaps;
 mod hardening;
 mod idempotent;
@@ -69,6 +70,7 @@ const TRIALS: &[Named] = &[
     ("dhcp_lease_from_the_wire", dhcp_lease),
     ("bond_and_vlan_report_the_kernel_gap", kernel_gap),
     ("foreign_profiles_are_never_touched", ownership),
+    ("faithful::foreign_profiles_are_dumped_faithfully", faithful::foreign_profiles_are_dumped_faithfully),
     ("gaps::bond_and_vlan_report_the_kernel_gap", gaps::bond_and_vlan_report_the_kernel_gap),
     ("gaps::apply_with_a_kernel_gap_changes_nothing", gaps::apply_with_a_kernel_gap_changes_nothing),
     ("gaps::the_daemon_is_asked_what_a_version_cannot_settle", gaps::the_daemon_is_asked_what_a_version_cannot_settle),

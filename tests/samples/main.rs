@@ -196,8 +196,12 @@ fn plain(iface: &nmiface::model::Interface) -> nmiface::model::Interface {
         v.reorder_hdr = true;
     }
     let mut i = iface.clone();
+    if let Some(v6) = &mut i.ipv6 {
+        v6.extra = Default::default();
+    }
     if let Some(v4) = &mut i.ipv4 {
         v4.nat = false;
+        v4.extra = Default::default();
         if v4.addresses.is_empty() && v4.dhcp.is_none() {
             i.ipv4 = None;
         }
@@ -233,7 +237,14 @@ fn oracle_canonical(doc: &xml::Document, label: &str) -> Result<(), Failed> {
 fn oracle_sample(p: &Path) -> Result<(), Failed> {
     let name = stem(p);
     if name.starts_with("libvirt-") {
-        oracle::accepts(&read(p), &name).map_err(|e| format!("the sample itself: {e}"))?;
+        let text = read(p);
+        let plain = oracle::without_extensions(&text);
+        if plain != text {
+            // libvirt's schema knows no other namespace, so the sample passes it without
+            // nmiface's elements; libvirt's parser (no --validate) takes it whole.
+            oracle::parser_accepts(&text, &name).map_err(|e| format!("the sample itself: {e}"))?;
+        }
+        oracle::accepts(&plain, &name).map_err(|e| format!("the sample itself: {e}"))?;
     }
     oracle_canonical(&parse(p)?, &name)
 }

@@ -4,6 +4,7 @@ use super::super::context::{Cx, Res};
 use super::super::path::Path;
 use super::super::tree::Element;
 use super::super::values;
+use super::extra::{extra, Family, EXTRA_CHILDREN};
 use super::leaf;
 use crate::finding::Severity;
 use crate::model::{classful_prefix, Dhcp, Ipv4, Ipv4Net, Ipv6, Ipv6Net};
@@ -82,7 +83,8 @@ pub(super) fn lone_gateway<T: std::fmt::Display>(
 }
 
 pub(super) fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Option<Ipv4>> {
-    cx.allow_children(el, path, &["dhcp", "ip", "route", "nmi:nat"])?;
+    let allowed: Vec<&str> = ["dhcp", "ip", "route", "nmi:nat"].into_iter().chain(EXTRA_CHILDREN).collect();
+    cx.allow_children(el, path, &allowed)?;
     let dhcp = dhcp(cx, el, path)?;
     // Extension: NAT sharing (NM's shared method), which libvirt's format has no word for.
     let nat = match cx.ext(el, path, "nat")? {
@@ -124,15 +126,25 @@ pub(super) fn protocol_v4(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res
         addresses.push(Ipv4Net { address, prefix });
     }
     let gateway = lone_gateway(cx, route(cx, el, path, values::ipv4)?, addresses.is_empty(), path);
+    let extra = extra(cx, el, path, &Family { parse: values::ipv4, max_prefix: 32, name: "IPv4" })?;
     if addresses.is_empty() && dhcp.is_none() && !nat {
+        if !extra.is_empty() {
+            // NetworkManager has no IPv4 method that keeps DNS or routes without addresses.
+            return Err(cx.err(
+                el.start,
+                path,
+                "DNS servers and routes need IPv4 addresses: add an <ip>, <dhcp/> or <nmi:nat/> (or move them to the ipv6 protocol)",
+            ));
+        }
         cx.note(Severity::Info, el.start, path, "empty <protocol family='ipv4'>: no IPv4 configuration");
         return Ok(None);
     }
-    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat }))
+    Ok(Some(Ipv4 { dhcp, addresses, gateway: gateway.map(|g| g.0), nat, extra }))
 }
 
 pub(super) fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Ipv6> {
-    cx.allow_children(el, path, &["autoconf", "dhcp", "ip", "route"])?;
+    let allowed: Vec<&str> = ["autoconf", "dhcp", "ip", "route"].into_iter().chain(EXTRA_CHILDREN).collect();
+    cx.allow_children(el, path, &allowed)?;
     let autoconf = match cx.one(el, path, "autoconf")? {
         Some(a) => {
             leaf(cx, a, &path.child("autoconf"), &[])?;
@@ -170,5 +182,6 @@ pub(super) fn protocol_v6(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res
         addresses.push(Ipv6Net { address, prefix });
     }
     let gateway = lone_gateway(cx, route(cx, el, path, values::ipv6)?, addresses.is_empty(), path);
-    Ok(Ipv6 { autoconf, dhcp, addresses, gateway: gateway.map(|g| g.0) })
+    let extra = extra(cx, el, path, &Family { parse: values::ipv6, max_prefix: 128, name: "IPv6" })?;
+    Ok(Ipv6 { autoconf, dhcp, addresses, gateway: gateway.map(|g| g.0), extra })
 }

@@ -6,6 +6,7 @@
 //! and records a finding.
 
 mod bond;
+mod extra;
 mod ip;
 
 use super::context::{Cx, Res};
