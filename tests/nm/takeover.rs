@@ -152,6 +152,75 @@ pub fn adopt_keeps_what_the_document_cannot_say() -> R {
     adopt_by_device(&sb)
 }
 
+/// `dumpxml` of a hand-made profile, then `define --adopt` of that XML onto it: no setting of
+/// the user's changes (only nmiface's marks are added).
+pub fn dumpxml_then_adopt_changes_nothing() -> R {
+    let sb = Sandbox::up(false);
+    ok(
+        "nmcli add",
+        &nmcli(
+            &sb,
+            &[
+                "con",
+                "add",
+                "type",
+                "ethernet",
+                "ifname",
+                "eth2",
+                "con-name",
+                "Office",
+                "autoconnect",
+                "no",
+                "ipv4.method",
+                "manual",
+                "ipv4.addresses",
+                "192.168.77.30/24",
+                "ipv4.gateway",
+                "192.168.77.1",
+                "ipv4.dns",
+                "192.168.77.1 9.9.9.9",
+                "ipv4.dns-search",
+                "office.example",
+                "ipv4.routes",
+                "10.98.0.0/16 192.168.77.1 70",
+                "ipv4.route-metric",
+                "300",
+                "connection.zone",
+                "internal",
+                "ipv6.method",
+                "disabled",
+            ],
+        ),
+    )?;
+    let before = settings(&sb, "Office");
+    let out = sb.nmiface(&["dumpxml", "--inactive", "Office"]);
+    ensure(matches!(out.status.code(), Some(0 | 1)), || format!("dumpxml: {}", text(&out.stderr)))?;
+    let xml = text(&out.stdout);
+    for want in ["9.9.9.9", "office.example", "10.98.0.0"] {
+        ensure(xml.contains(want), || format!("the dump lacks {want}:\n{xml}"))?;
+    }
+    let f = sb.write("office.xml", &xml);
+    let count = || text(&nmcli(&sb, &["-g", "UUID", "con", "show"]).stdout).lines().count();
+    let profiles = count();
+    let out = sb.nmiface(&["define", "--adopt", "--json", &f]);
+    ensure(matches!(out.status.code(), Some(0 | 1)), || {
+        format!("define --adopt: {}{}", text(&out.stdout), text(&out.stderr))
+    })?;
+    let after = settings(&sb, "Office");
+    let changed: Vec<String> = differences(&before, &after)
+        .into_iter()
+        .filter(|k| !k.starts_with("user.") && k != "connection.timestamp")
+        .collect();
+    ensure(changed.is_empty(), || {
+        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
+        let lines: Vec<String> =
+            changed.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&before, k), show(&after, k))).collect();
+        format!("the round trip changed:\n{}", lines.join("\n"))
+    })?;
+    let now = count();
+    ensure(now == profiles, || format!("the round trip added profiles: {profiles} before, {now} after"))
+}
+
 /// A stock host's "Wired connection 1" (or any name) is adopted by device; without `--adopt`
 /// a definition beside it warns (exit 1) naming it; two candidates refuse `--adopt`.
 fn adopt_by_device(sb: &Sandbox) -> R {
