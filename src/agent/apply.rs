@@ -79,7 +79,9 @@ impl Agent {
     ) -> Result<Option<Applied>, AgentError> {
         let desired = self.desired(doc)?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let plan = plan::define(&desired, &existing, adopt, &self.scope)?;
+        // A plan that cannot be made is not "nothing to do": define says why, after its checks
+        // of who holds the devices.
+        let Ok(plan) = plan::define(&desired, &existing, adopt, &self.scope) else { return Ok(None) };
         let mains_run = plan
             .unchanged
             .iter()

@@ -78,6 +78,7 @@ impl Agent {
         self.refuse_wifi_ports(doc).await?;
         let mut desired = self.desired(doc)?;
         let mut view = super::takeover::DeviceView::default();
+        self.refuse_others(&desired, &stored, &mut view).await?;
         let moved = self.carry_over(&mut desired, &stored, &mut view).await?;
         let owners = self.device_owners(&desired, &stored, adopt, &mut view).await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
@@ -102,6 +103,8 @@ impl Agent {
             };
             *p = nm::merge::merge(&origin.wanted, held).profile;
         }
+        // After the merges, which start again from the translation's UUIDs.
+        self.unsquat(&mut plan.add, &mut plan.update).await?;
         if let Some(j) = journal {
             for p in &exact {
                 j.remember(p);

@@ -79,6 +79,14 @@ pub enum AgentError {
     /// A tap was asked on a bridge that is not the caller's (another user's, or none).
     #[error("no bridge {0} of yours: make one with nmiface share --nat --bridge {0}")]
     NotYourBridge(String),
+    /// A per-user change would take a device or a name root or another user holds.
+    #[error("{name} is not yours to change: {holder}; your own profiles need a name nobody else uses (root's and other users' devices and profiles are theirs)")]
+    HeldByOthers {
+        /// The device or interface name.
+        name: String,
+        /// Who holds it, in words.
+        holder: String,
+    },
     /// The name asked for is taken by a device or a profile.
     #[error("the name {0} is in use (a network device or a NetworkManager profile has it)")]
     NameInUse(String),

@@ -86,8 +86,9 @@ impl Agent {
             Safety::Unprotected => steps(None).await.map_err(Guarded::Failed),
             Safety::Transaction(j) => steps(Some(j)).await.map_err(Guarded::Failed),
             Safety::Journal { store } => {
-                let mut journal =
-                    Journal::for_change(String::new(), 0, store.cloned()).map_err(|e| Guarded::Failed(e.into()))?;
+                let mut journal = Journal::for_change(String::new(), 0, store.cloned())
+                    .map(|j| j.in_scope(self.scope.clone()))
+                    .map_err(|e| Guarded::Failed(e.into()))?;
                 match steps(Some(&mut journal)).await {
                     Ok(t) if !failed(&t) => {
                         journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
@@ -189,7 +190,9 @@ impl Agent {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
         let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
-        let journal = match Journal::for_change(checkpoint.clone(), rollback_timeout, store.cloned()) {
+        let journal = match Journal::for_change(checkpoint.clone(), rollback_timeout, store.cloned())
+            .map(|j| j.in_scope(self.scope.clone()))
+        {
             Ok(j) => j,
             Err(e) => {
                 let _ = self.nm.checkpoint_destroy(&checkpoint).await;
@@ -205,6 +208,10 @@ impl Agent {
     /// a profile another user or tool added meanwhile stays), then restores the profiles it
     /// saved. Returns what could not be restored.
     pub async fn undo(&self, j: &Journal) -> Vec<RestoreProblem> {
+        // In the scope the changes were made in, whoever finishes them.
+        if j.scope != self.scope {
+            return Box::pin(self.with_client(self.nm.clone()).with_scope(j.scope.clone()).undo(j)).await;
+        }
         let mut problems = Vec::new();
         let rollback = match j.checkpoint() {
             Some(cp) => self.nm.checkpoint_rollback(cp).await,
@@ -252,7 +259,7 @@ impl Agent {
     pub async fn open_transaction(&self, rollback_timeout: u32, checkpoint: bool) -> Result<Journal, AgentError> {
         if !checkpoint {
             let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
-            return Ok(Journal::new(String::new(), 0, Some(known)));
+            return Ok(Journal::new(String::new(), 0, Some(known)).in_scope(self.scope.clone()));
         }
         let existing = self.nm.checkpoints().await?;
         if !existing.is_empty() {
@@ -260,7 +267,7 @@ impl Agent {
         }
         let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
         let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
-        Ok(Journal::new(checkpoint, rollback_timeout, Some(known)))
+        Ok(Journal::new(checkpoint, rollback_timeout, Some(known)).in_scope(self.scope.clone()))
     }
 
     /// Drops a checkpoint, keeping what was changed.

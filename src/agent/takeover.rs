@@ -81,6 +81,57 @@ impl Agent {
         })
     }
 
+    /// A per-user change never takes a device or a name that root or another user holds: not a
+    /// name another party's profile is bound to (a profile of the whole system, or another
+    /// user's, as far as NetworkManager shows it), and not a device that is active with a
+    /// profile that is not the caller's (another user's private profiles are invisible, their
+    /// devices are not). Refused before anything changes. A no-op for system-wide changes:
+    /// those are NetworkManager's polkit rules' to allow.
+    pub(super) async fn refuse_others(
+        &self,
+        desired: &[Profile],
+        stored: &[StoredProfile],
+        view: &mut DeviceView,
+    ) -> Result<(), AgentError> {
+        if self.scope == nm::Scope::System {
+            return Ok(());
+        }
+        let ours: Vec<uuid::Uuid> = desired.iter().map(|p| p.uuid).collect();
+        // The caller's own hand-made private profiles are the caller's (`--adopt` takes them).
+        let private_to_me =
+            |p: &Profile| matches!(&self.scope, nm::Scope::User(me) if p.permitted_users() == [me.as_str()]);
+        for want in desired {
+            let Some(name) = want.interface_name() else { continue };
+            let theirs = stored.iter().find(|s| {
+                !ours.contains(&s.profile.uuid)
+                    && !self.scope.owns(&s.profile)
+                    && !private_to_me(&s.profile)
+                    && s.profile.interface_name() == Some(name)
+            });
+            if let Some(s) = theirs {
+                return Err(AgentError::HeldByOthers {
+                    name: name.to_string(),
+                    holder: format!("profile '{}', which {}", s.profile.id, crate::plan::Whose::of(&s.profile)),
+                });
+            }
+            self.load_devices(view).await?;
+            let active = view.devices.as_ref().and_then(|d| d.iter().find(|d| d.interface == name && d.real));
+            let Some(ac) = active.and_then(|d| d.active_connection.clone()) else { continue };
+            if view.active.is_none() {
+                view.active = Some(self.nm.active_profiles().await?.into_iter().collect());
+            }
+            let profile = view.active.as_ref().and_then(|a| a.get(&ac)).cloned();
+            let mine = profile.as_ref().and_then(|p| stored.iter().find(|s| s.path.as_str() == p.as_str()));
+            if !mine.is_some_and(|s| self.scope.owns(&s.profile) || private_to_me(&s.profile)) {
+                return Err(AgentError::HeldByOthers {
+                    name: name.to_string(),
+                    holder: "a profile that is not yours (the system's or another user's) is active on it".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     async fn load_devices(&self, view: &mut DeviceView) -> Result<(), AgentError> {
         if view.devices.is_none() {
             view.devices = Some(self.nm.devices().await?);
@@ -202,4 +253,64 @@ impl Agent {
 
 fn mac_bytes(d: &DeviceInfo) -> Option<Vec<u8>> {
     crate::model::Mac::parse(&d.hw_address).ok().map(|m| m.bytes().to_vec())
+}
+
+/// A random UUID (version 4) from the kernel's random source: for a profile whose derived UUID
+/// someone else took (another user's private profile squatting it), so a user cannot be locked
+/// out of a name by another.
+pub(super) fn fresh_uuid() -> Result<uuid::Uuid, AgentError> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| AgentError::InvalidName(format!("/dev/urandom: {e}")))?;
+    Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
+}
+
+/// Gives profiles new UUIDs (`map`: old -> new), with the references to them: ports' controller
+/// and the controller's port list.
+pub(super) fn renumber<'a>(profiles: impl Iterator<Item = &'a mut Profile>, map: &BTreeMap<uuid::Uuid, uuid::Uuid>) {
+    let renamed = |s: &str| match uuid::Uuid::parse_str(s).ok().and_then(|u| map.get(&u)) {
+        Some(new) => new.to_string(),
+        None => s.to_string(),
+    };
+    for p in profiles {
+        if let Some(new) = map.get(&p.uuid) {
+            p.uuid = *new;
+            p.settings.entry("connection".into()).or_default().insert("uuid".into(), nm::Value::Str(new.to_string()));
+        }
+        if let Some(m) = p.master().map(&renamed) {
+            p.settings.entry("connection".into()).or_default().insert("master".into(), nm::Value::Str(m));
+        }
+        let ports = p.user_data(nm::user_key::PORTS).map(|l| l.split(' ').map(&renamed).collect::<Vec<_>>().join(" "));
+        if let (Some(list), Some(nm::Value::StrDict(d))) =
+            (ports, p.settings.get_mut("user").and_then(|u| u.get_mut("data")))
+        {
+            d.insert(nm::user_key::PORTS.to_string(), list);
+        }
+    }
+}
+
+impl Agent {
+    /// For a user: the profiles about to be added whose UUID someone else holds (a private
+    /// profile of another user, invisible here) get fresh random ones, references included.
+    pub(super) async fn unsquat(&self, add: &mut [Profile], update: &mut [(usize, Profile)]) -> Result<(), AgentError> {
+        if self.scope == nm::Scope::System {
+            // Root sees every profile: the plan already refused a UUID that is not nmiface's.
+            return Ok(());
+        }
+        let uuids: Vec<String> = add.iter().map(|p| p.uuid.to_string()).collect();
+        let taken = crate::nm_client::bounded(&uuids, |u| self.nm.uuid_taken(u)).await;
+        let mut map = BTreeMap::new();
+        for (p, t) in add.iter().zip(taken) {
+            if t? {
+                tracing::warn!(uuid = %p.uuid, "a profile nmiface cannot see holds this UUID: taking a fresh one");
+                map.insert(p.uuid, fresh_uuid()?);
+            }
+        }
+        if !map.is_empty() {
+            renumber(add.iter_mut().chain(update.iter_mut().map(|(_, p)| p)), &map);
+        }
+        Ok(())
+    }
 }

@@ -147,6 +147,11 @@ impl Agent {
         let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
+        // Another user's private profile may hold the UUID this tap would get.
+        if self.nm.uuid_taken(&p[0].uuid.to_string()).await? {
+            let map = std::collections::BTreeMap::from([(p[0].uuid, super::takeover::fresh_uuid()?)]);
+            super::takeover::renumber(p.iter_mut(), &map);
+        }
         // Blocked from autoconnecting until activated here: else NetworkManager activates it on
         // add, and the activation below would start it a second time.
         let path = self.nm.add(&p[0], TO_DISK | BLOCK_AUTOCONNECT).await?;
@@ -174,11 +179,14 @@ impl Agent {
     /// Removes this scope's tap `name` (its device goes with its profile).
     pub async fn tap_remove(&self, name: &str) -> Result<(), AgentError> {
         let uuid = self.scope.uuid(tap_uuid(name)).to_string();
-        match self.nm.profile_by_uuid(&uuid).await? {
-            Some(s) if self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some() => {
-                Ok(self.nm.delete(&s.path.as_ref()).await?)
-            }
-            _ => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+        let found = match self.nm.profile_by_uuid(&uuid).await? {
+            Some(s) if self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some() => Some(s),
+            // Made under a fresh UUID (the derived one was taken): found by name.
+            _ => self.taps(None).await?.into_iter().find(|s| s.profile.interface_name() == Some(name)),
+        };
+        match found {
+            Some(s) => Ok(self.nm.delete(&s.path.as_ref()).await?),
+            None => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
         }
     }
 }

@@ -40,7 +40,9 @@ impl NmClient {
         debug!(call = "GetConnectionByUuid", uuid);
         let path = match self.settings.get_connection_by_uuid(uuid).await.map_err(NmError::from) {
             Ok(p) => p,
-            Err(NmError::UnknownConnection) => return Ok(None),
+            // Not yours is not here: another user's private profile under this UUID (one that
+            // squats a UUID nmiface derives) must not break this caller's lookups.
+            Err(NmError::UnknownConnection | NmError::PermissionDenied { .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
         let proxy: SettingsConnectionProxy<'_> = proxies::build(&self.conn, path.clone()).await?;
@@ -52,6 +54,19 @@ impl NmClient {
             Err(e) => return Err(e),
         };
         Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))
+    }
+
+    /// Whether any profile has `uuid`, visible to this caller or not: another user's private
+    /// profile is found by UUID but cannot be read (`GetSettings` refuses), so a UUID can be
+    /// taken where [`NmClient::profile_by_uuid`] finds nothing.
+    pub async fn uuid_taken(&self, uuid: &str) -> Result<bool, NmError> {
+        debug!(call = "GetConnectionByUuid", uuid);
+        match self.settings.get_connection_by_uuid(uuid).await.map_err(NmError::from) {
+            // NetworkManager refuses to name another user's private profile: it exists.
+            Ok(_) | Err(NmError::PermissionDenied { .. }) => Ok(true),
+            Err(NmError::UnknownConnection) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Asks the daemon whether it knows `setting.property`, without creating anything: the

@@ -98,6 +98,10 @@ pub struct Journal {
     pub saved: Vec<Profile>,
     /// Profiles nmiface added (recorded before they are sent).
     pub added: BTreeSet<Uuid>,
+    /// Whose profiles the changes were made on (system-wide, or one user's): the undo works in
+    /// that scope, whoever finishes it (a user's `--system apply` killed halfway is finished by
+    /// the user's next change, which must not take the system profiles for someone else's).
+    pub scope: crate::nm::Scope,
     /// Where the journal is written ahead of each change.
     store: Option<Store>,
 }
@@ -114,8 +118,15 @@ impl Journal {
             known,
             saved: Vec::new(),
             added: BTreeSet::new(),
+            scope: crate::nm::Scope::System,
             store: None,
         }
+    }
+
+    /// The same journal, for changes on `scope`'s profiles.
+    pub fn in_scope(mut self, scope: crate::nm::Scope) -> Self {
+        self.scope = scope;
+        self
     }
 
     /// One atomic change's journal, written to `store` ahead of each change ([`Journal::sync`]).
@@ -186,6 +197,10 @@ impl Journal {
             "known": self.known,
             "saved": self.saved,
             "added": self.added,
+            "scope": match &self.scope {
+                crate::nm::Scope::System => "system".to_string(),
+                crate::nm::Scope::User(u) => format!("user:{u}"),
+            },
         })
     }
 
@@ -221,9 +236,14 @@ impl Journal {
             serde_json::Value::Null => BTreeSet::new(),
             a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
         };
+        let scope = match v["scope"].as_str() {
+            None | Some("system") => crate::nm::Scope::System,
+            Some(s) => crate::nm::Scope::User(s.strip_prefix("user:").ok_or("bad scope")?.to_string()),
+        };
         Ok(Self {
             kind,
             added,
+            scope,
             store: None,
             checkpoint,
             begun: v["begun"].as_u64().unwrap_or(0),

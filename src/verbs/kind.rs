@@ -140,7 +140,7 @@ impl VerbError {
             VerbError::Tx(t) => t.kind(),
             VerbError::Gaps { .. } => ErrorKind::Unsupported,
             VerbError::TransactionExpired { .. } => ErrorKind::TransactionExpired,
-            VerbError::InTransaction { .. } => ErrorKind::Busy,
+            VerbError::InTransaction { .. } | VerbError::OtherScope { .. } => ErrorKind::Busy,
             VerbError::RollbackIncomplete { .. } => ErrorKind::RollbackIncomplete,
             VerbError::NotStarted { .. } => ErrorKind::ActivationFailed,
         }
@@ -170,7 +170,8 @@ impl AgentError {
             | AgentError::NoFreeSubnet
             | AgentError::DeviceExists(_)
             | AgentError::ProfileExists(_)
-            | AgentError::AlreadyPort { .. } => ErrorKind::InUse,
+            | AgentError::AlreadyPort { .. }
+            | AgentError::HeldByOthers { .. } => ErrorKind::InUse,
             AgentError::Reverse(_)
             | AgentError::NotExpressible { .. }
             | AgentError::SystemScopeOnly { .. }

@@ -88,6 +88,15 @@ pub enum VerbError {
         /// How the host was protected (no rollback happened).
         protection: Protection,
     },
+    /// The open transaction is on other profiles (system-wide, or the user's own) than the
+    /// change asked for: a change cannot join it, or `rollback` would not know whose to undo.
+    #[error("the open transaction is on {open}; this change is on {asked} and cannot join it: commit or rollback the transaction first (with --system exactly when it was begun with --system)")]
+    OtherScope {
+        /// Whose profiles the transaction is on.
+        open: String,
+        /// Whose profiles the change is on.
+        asked: String,
+    },
     /// A rollback ran but could not restore everything.
     #[error("rolled back, but not everything was restored: {}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     RollbackIncomplete {
@@ -282,6 +291,9 @@ impl Context {
                 Ok(None)
             }
             JournalKind::Transaction => {
+                if j.scope != *self.agent.scope() {
+                    return Err(VerbError::OtherScope { open: whose(&j.scope), asked: whose(self.agent.scope()) });
+                }
                 if j.checkpoint().is_some() && !self.agent.checkpoints().await?.contains(&j.checkpoint) {
                     return Err(VerbError::TransactionExpired { checkpoint: j.checkpoint });
                 }
@@ -384,6 +396,14 @@ fn takeover_findings(defined: &[crate::agent::Defined]) -> Vec<Finding> {
         out.extend(d.compete.iter().map(|c| at(Severity::Approximated, c.clone())));
     }
     out
+}
+
+/// Whose profiles a scope means, for messages.
+fn whose(s: &crate::nm::Scope) -> String {
+    match s {
+        crate::nm::Scope::System => "system-wide profiles".into(),
+        crate::nm::Scope::User(u) => format!("{u}'s own profiles"),
+    }
 }
 
 /// The names of a document's interfaces, for the lock's holder description.

@@ -62,7 +62,7 @@ impl Context {
     pub async fn rollback(&self, checkpoint: Option<&str>) -> Result<(), VerbError> {
         let _lock = self.lock("rollback".into()).await?;
         let j = match checkpoint {
-            Some(cp) => Journal::new(cp.to_string(), 0, Some(Default::default())),
+            Some(cp) => Journal::new(cp.to_string(), 0, Some(Default::default())).in_scope(self.agent.scope().clone()),
             None => match self.store()?.load()? {
                 Some(j) => j,
                 None => {

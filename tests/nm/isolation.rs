@@ -1,0 +1,176 @@
+//! Users cannot disturb each other or root, with two unprivileged users (A, B) and root in the
+//! `--users` sandbox: a per-user change never takes a device or a name root or another user
+//! holds (checked on the device, not only the profile); a UUID another user squats does not lock
+//! a user out; a transaction records whose profiles it is on, and a change of the other scope
+//! cannot join it.
+
+use super::{ensure, nmcli, text, R};
+use crate::sandbox::Sandbox;
+use std::process::Output;
+
+const NM: &str = "org.freedesktop.NetworkManager";
+
+fn as_user(sb: &Sandbox, user: &str, args: &[&str]) -> Output {
+    let mut full = vec![env!("CARGO_BIN_EXE_nmiface")];
+    full.extend_from_slice(args);
+    sb.as_user(user, &full).current_dir("/").output().unwrap()
+}
+
+fn ok(what: &str, out: &Output) -> R {
+    ensure(out.status.success(), || {
+        format!("{what}: exit {:?}: {}{}", out.status.code(), text(&out.stdout), text(&out.stderr))
+    })
+}
+
+/// Exit 2, and `--json`'s error kind.
+fn refused(what: &str, out: &Output, kind: &str) -> R {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    ensure(out.status.code() == Some(2) && v["error"]["kind"] == kind, || {
+        format!(
+            "{what}: wanted exit 2 ({kind}), got {:?}: {}{}",
+            out.status.code(),
+            text(&out.stdout),
+            text(&out.stderr)
+        )
+    })
+}
+
+fn active(sb: &Sandbox) -> String {
+    text(&nmcli(sb, &["-g", "NAME,DEVICE", "con", "show", "--active"]).stdout)
+}
+
+fn bridge(name: &str, addr: &str) -> String {
+    format!(
+        "<interface type='bridge' name='{name}'><start mode='none'/><protocol family='ipv4'><ip address='{addr}' prefix='24'/></protocol><bridge stp='off'/></interface>"
+    )
+}
+
+pub fn users_cannot_take_each_others_devices() -> R {
+    let sb = Sandbox::up_users(true);
+    let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
+    for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
+        sb.login(user);
+        for action in ["settings.modify.own", "network-control", "settings.modify.system"] {
+            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
+        }
+    }
+    // Root's bridge br10 with eth0 as its port, and root's profile on eth1, made with nmcli
+    // (its default names: nothing collides with nmiface's by name) and up.
+    for args in [
+        &[
+            "con",
+            "add",
+            "type",
+            "bridge",
+            "ifname",
+            "br10",
+            "con-name",
+            "bridge-br10",
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            "192.168.77.10/24",
+            "bridge.stp",
+            "no",
+        ][..],
+        &["con", "add", "type", "ethernet", "ifname", "eth0", "con-name", "bridge-slave-eth0", "master", "br10"][..],
+        &[
+            "con",
+            "add",
+            "type",
+            "ethernet",
+            "ifname",
+            "eth1",
+            "con-name",
+            "Wired connection 2",
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            "192.168.78.1/24",
+        ][..],
+    ] {
+        let out = nmcli(&sb, args);
+        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
+    }
+    for id in ["bridge-br10", "bridge-slave-eth0", "Wired connection 2"] {
+        let out = nmcli(&sb, &["con", "up", id]);
+        ensure(out.status.success(), || format!("nmcli up {id}: {}", text(&out.stderr)))?;
+    }
+    let before = active(&sb);
+
+    // B's per-user bridge named like root's, B's ethernet profile for root's NIC, B's NAT share
+    // on root's bridge: refused, root's devices untouched.
+    let f = sb.write("b-br10.xml", &bridge("br10", "198.51.100.10"));
+    refused("B: apply br10", &as_user(&sb, &b, &["apply", "--json", &f]), "InUse")?;
+    let eth =
+        "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='198.51.100.11' prefix='24'/></protocol></interface>";
+    let f = sb.write("b-eth1.xml", eth);
+    refused("B: apply eth1", &as_user(&sb, &b, &["apply", "--json", &f]), "InUse")?;
+    refused("B: share on br10", &as_user(&sb, &b, &["share", "--nat", "--bridge", "br10", "--json"]), "InUse")?;
+    ensure(active(&sb) == before, || format!("root's devices changed:\nbefore {before}\nafter {}", active(&sb)))?;
+
+    // A's NAT bridge, then B's bridge of the same name: A's device is A's.
+    ok("A: share", &as_user(&sb, &a, &["share", "--nat", "--bridge", "vmnat0"]))?;
+    let f = sb.write("b-vmnat0.xml", &bridge("vmnat0", "198.51.100.12"));
+    refused("B: apply A's bridge name", &as_user(&sb, &b, &["apply", "--json", &f]), "InUse")?;
+    ensure(active(&sb).contains("vmnat0"), || "A's bridge went down".into())?;
+
+    // B squats the UUID A's next share would get: A is not locked out.
+    let a_scope = nmiface::nm::Scope::User(a.clone());
+    let squat = a_scope.uuid(nmiface::nm::profile_uuid(None, "bridge", "virbr1", None)).to_string();
+    let out = sb
+        .as_user(
+            &b,
+            &[
+                "nmcli",
+                "con",
+                "add",
+                "type",
+                "bridge",
+                "ifname",
+                "sq0",
+                "con-name",
+                "squat",
+                "connection.uuid",
+                &squat,
+                "connection.permissions",
+                &format!("user:{b}"),
+                "ipv4.method",
+                "disabled",
+                "ipv6.method",
+                "disabled",
+            ],
+        )
+        .output()
+        .unwrap();
+    ensure(out.status.success(), || format!("B: nmcli add squat: {}", text(&out.stderr)))?;
+    ok("A: share virbr1 beside a squatted UUID", &as_user(&sb, &a, &["share", "--nat"]))?;
+    ok("A: tap add on virbr1", &as_user(&sb, &a, &["tap", "add", "virbr1", "--name", "atap0"]))?;
+    ok("A: leases virbr1", &as_user(&sb, &a, &["leases", "virbr1"]))?;
+    ok("A: dumpxml virbr1", &as_user(&sb, &a, &["dumpxml", "virbr1"]))?;
+    ok("A: tap remove", &as_user(&sb, &a, &["tap", "remove", "atap0"]))?;
+    ok("A: stop virbr1", &as_user(&sb, &a, &["stop", "virbr1"]))?;
+    ok("A: undefine virbr1", &as_user(&sb, &a, &["undefine", "virbr1"]))?;
+    let f = sb.write("a-br7.xml", &bridge("abr7", "198.51.100.17"));
+    ok("A: a journalled change after all that", &as_user(&sb, &a, &["define", &f]))?;
+
+    // A's transaction is on A's own profiles: a --system change cannot join it, and rollback
+    // undoes exactly what it recorded.
+    ok("A: begin", &as_user(&sb, &a, &["begin"]))?;
+    let f = sb.write("a-sys.xml", &bridge("asys0", "198.51.100.20"));
+    refused(
+        "A: --system define inside A's transaction",
+        &as_user(&sb, &a, &["--system", "define", "--json", &f]),
+        "Busy",
+    )?;
+    ensure(!text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout).contains("asys0"), || {
+        "the refused --system define left a profile".into()
+    })?;
+    let f = sb.write("a-tx.xml", &bridge("atx0", "198.51.100.21"));
+    ok("A: define inside the transaction", &as_user(&sb, &a, &["define", &f]))?;
+    ok("A: rollback", &as_user(&sb, &a, &["rollback"]))?;
+    ensure(!text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout).contains("atx0"), || "rollback kept atx0".into())?;
+    ensure(active(&sb).contains("bridge-br10:br10") && active(&sb).contains("Wired connection 2:eth1"), || {
+        format!("root's devices at the end: {}", active(&sb))
+    })
+}
