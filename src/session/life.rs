@@ -44,6 +44,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         sync_wanted: tokio::sync::Notify::new(),
         last_sync: Mutex::new(Instant::now()),
         leases_seen: Default::default(),
+        stop: tokio::sync::watch::channel(false).0,
     });
     let server = session.object_server();
     server.at(MANAGER_PATH, zbus::fdo::ObjectManager).await?;
@@ -63,6 +64,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         r = watch_clients(svc.clone()) => r?,
         () = leases(svc.clone()) => {}
         () = idle(svc.clone(), o.idle_exit) => {}
+        r = terminated(svc.clone()) => r?,
     }
     let _ = session.release_name(BUS_NAME).await;
     Ok(())
@@ -183,6 +185,26 @@ async fn watch_clients(svc: Arc<Service>) -> Result<(), ServeError> {
                 *svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
             }
         }
+    }
+    Ok(())
+}
+
+/// Returns when the service is told to stop (SIGTERM: systemd at logout or `systemctl stop`;
+/// SIGHUP; SIGINT), once the changes in flight have been abandoned and rolled back (their calls
+/// answer `Interrupted`), at most 30 s later: a half-made bridge must not stay behind.
+async fn terminated(svc: Arc<Service>) -> Result<(), ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut hup, mut int) =
+        (signal(SignalKind::terminate())?, signal(SignalKind::hangup())?, signal(SignalKind::interrupt())?);
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = hup.recv() => info!("SIGHUP: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+    }
+    svc.stop.send_replace(true);
+    let end = Instant::now() + Duration::from_secs(30);
+    while svc.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }

@@ -88,7 +88,7 @@ impl Manager {
     /// Creates or updates the profiles of the interfaces in `xml` (`virsh iface-define`);
     /// `flags`: 1 ADOPT, 2 FORCE, 4 SYSTEM. Returns the first interface's object.
     ///
-    /// Errors: InvalidXml, NotOwned, NoRuntimeDirectory.
+    /// Errors: InvalidXml, NotOwned, InUse, NoRuntimeDirectory.
     #[zbus(name = "InterfaceDefineXML")]
     async fn interface_define_xml(
         &self,

@@ -91,6 +91,9 @@ pub enum ServeError {
     /// Who runs the service is unknown.
     #[error(transparent)]
     User(#[from] crate::identity::UnknownUser),
+    /// The signal handlers (SIGTERM, SIGHUP, SIGINT) could not be installed.
+    #[error("signal handlers: {0}")]
+    Signals(#[from] std::io::Error),
     /// Another process owns the name already.
     #[error("{BUS_NAME} is owned by another process on this session bus")]
     NameTaken,

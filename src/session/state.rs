@@ -101,6 +101,9 @@ pub(super) struct Service {
     pub(super) last_sync: Mutex<Instant>,
     /// The leases seen per exported share, for `LeaseAdded`.
     pub(super) leases_seen: tokio::sync::Mutex<SeenLeases>,
+    /// Set when the service is told to stop (SIGTERM from systemd at logout, SIGHUP, SIGINT):
+    /// changes in flight are abandoned and what they left rolled back before it exits.
+    pub(super) stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -188,7 +191,17 @@ impl Service {
             }
             false => ctx.pick(flags),
         };
-        let r = f(c).await.map_err(ServiceError::from);
+        let r = match changes {
+            true => {
+                let mut stop = self.stop.subscribe();
+                tokio::select! {
+                    r = f(c) => r.map_err(ServiceError::from),
+                    // The watch's guard must not live across an await (it is not Send).
+                    () = async { drop(stop.wait_for(|s| *s).await) } => self.abandon(c).await,
+                }
+            }
+            false => f(c).await.map_err(ServiceError::from),
+        };
         if changes {
             let _ = self.sync_with(true, wanted).await;
         }
@@ -196,6 +209,19 @@ impl Service {
             Ok(t) => Ok(t),
             Err(e) => Err(self.explain(e, system, interactive).await),
         }
+    }
+
+    /// After a change was abandoned because the service is stopping (its future dropped, so
+    /// its lock is free): rolls back what its journal, written ahead, says it left.
+    async fn abandon<T>(&self, c: &Context) -> Result<T, ServiceError> {
+        let outcome = match c.recover().await {
+            Ok(()) => "what it had changed was rolled back".to_string(),
+            Err(e) => format!("rolling it back failed ({e}); the next change finishes it"),
+        };
+        Err(ServiceError::new(
+            ErrorKind::Interrupted,
+            format!("the service is stopping: the change was abandoned, {outcome}"),
+        ))
     }
 
     /// NetworkManager's answers for this user, as last read.

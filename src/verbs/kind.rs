@@ -63,6 +63,9 @@ pub enum ErrorKind {
     /// NetworkManager would allow it after authentication, and the caller did not allow
     /// interactive authorization on its message (the session service only).
     InteractiveAuthorizationRequired,
+    /// The service was told to stop (SIGTERM at logout) during the change: it was abandoned and
+    /// what it left rolled back (the session service only).
+    Interrupted,
     /// A failure of the service's own bus, not of the request.
     Failed,
 }
@@ -93,6 +96,7 @@ impl ErrorKind {
             ErrorKind::InvalidArgs => "InvalidArgs",
             ErrorKind::AccessDenied => "AccessDenied",
             ErrorKind::InteractiveAuthorizationRequired => "InteractiveAuthorizationRequired",
+            ErrorKind::Interrupted => "Interrupted",
             ErrorKind::Failed => "Failed",
         }
     }
@@ -121,6 +125,7 @@ impl ErrorKind {
         ErrorKind::InvalidArgs,
         ErrorKind::AccessDenied,
         ErrorKind::InteractiveAuthorizationRequired,
+        ErrorKind::Interrupted,
         ErrorKind::Failed,
     ];
 }

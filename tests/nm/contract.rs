@@ -6,7 +6,7 @@
 //! the same verdict for the same request.
 
 use super::session::{bridge, error_name, paths, s, Desk, MGR, SVC};
-use super::{ensure, text, wait_for, R};
+use super::{ensure, nmcli, text, wait_for, R};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::sync::Mutex;
@@ -169,7 +169,39 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
         declared(&introspect(&d, path)?, &mut decl);
     }
     c.fails("define: bad XML", &c.mgr("InterfaceDefineXML", &[&s("<interface"), "0"]), "InvalidXml")?;
-    c.fails("define over ctf", &c.mgr("InterfaceDefineXML", &[&s(&bridge("ctf", "192.0.2.41")), "0"]), "NotOwned")?;
+    c.fails("define over ctf", &c.mgr("InterfaceDefineXML", &[&s(&bridge("ctf", "192.0.2.41")), "0"]), "InUse")?;
+    // A's own hand-made private profile of that name: A's, but not nmiface's (adopt takes it).
+    let mine =
+        d.sb.as_user(
+            &a,
+            &[
+                "nmcli",
+                "con",
+                "add",
+                "type",
+                "bridge",
+                "ifname",
+                "ctm",
+                "con-name",
+                "ctm",
+                "connection.permissions",
+                &format!("user:{a}"),
+                "ipv4.method",
+                "disabled",
+                "ipv6.method",
+                "disabled",
+                "autoconnect",
+                "no",
+            ],
+        )
+        .output()
+        .unwrap();
+    ensure(mine.status.success(), || format!("A: nmcli add ctm: {}", text(&mine.stderr)))?;
+    c.fails(
+        "define over A's own ctm",
+        &c.mgr("InterfaceDefineXML", &[&s(&bridge("ctm", "192.0.2.43")), "0"]),
+        "NotOwned",
+    )?;
     c.ok("lookup ct0", &c.mgr("InterfaceLookupByName", &["ct0"]))?;
     c.fails("lookup nosuch", &c.mgr("InterfaceLookupByName", &["nosuch"]), "NotFound")?;
     c.fails("lookup ctf", &c.mgr("InterfaceLookupByName", &["ctf"]), "NotOwned")?;
@@ -282,7 +314,34 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     ensure(missing.is_empty(), || format!("members without a trial: {missing:?}\n(called: {seen:?})"))?;
 
     cli_and_service_agree(&d)?;
-    closed_pipes_are_not_errors(&d)
+    closed_pipes_are_not_errors(&d)?;
+    a_stopped_service_rolls_back(&d)
+}
+
+/// systemd stopping the service (SIGTERM, as at logout) during a change: the change is
+/// abandoned, the call answers `Interrupted`, and what it made is rolled back before the
+/// service exits: no half-made bridge stays behind.
+fn a_stopped_service_rolls_back(d: &Desk) -> R {
+    let a = d.a.0.clone();
+    // A DHCP bridge with no DHCP server: NetworkManager waits for a lease (45 s).
+    let slow = r#"<interface type="bridge" name="ctslow"><start mode="none"/><protocol family="ipv4"><dhcp/></protocol><bridge stp="off"/></interface>"#;
+    let pid = d.service_pid(&a).ok_or("A's service is not running")?;
+    let (out, _) = std::thread::scope(|scope| {
+        let call = scope.spawn(|| d.mgr(&a, "Apply", &[&s(slow), "{'timeout': <uint32 50>}"]));
+        let seen = wait_for(10, || text(&nmcli(&d.sb, &["-g", "NAME", "con", "show"]).stdout).contains("ctslow"));
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        (call.join().unwrap(), seen)
+    });
+    let name = error_name(&out);
+    ensure(name.ends_with(".Interrupted"), || {
+        let log = std::fs::read_to_string(d.sb.dir().join(format!("session-{}.log", d.a.1))).unwrap_or_default();
+        format!("Apply when the service was stopped: {name:?}: {}{}\nservice log:\n{log}", text(&out.stdout), text(&out.stderr))
+    })?;
+    ensure(!text(&nmcli(&d.sb, &["-g", "NAME", "con", "show"]).stdout).contains("ctslow"), || {
+        "the abandoned change left its profile".into()
+    })?;
+    ensure(wait_for(10, || d.service_pid(&a).as_deref() != Some(pid.as_str())), || "the service did not exit".into())
 }
 
 /// A reader that stops early (`| head`, `| true`) is not an error: `list --json` exits 0 however

@@ -62,7 +62,7 @@ impl Desk {
     }
 
     /// The service's pid on `user`'s bus, if it runs (asking the bus does not activate it).
-    fn service_pid(&self, user: &str) -> Option<String> {
+    pub(super) fn service_pid(&self, user: &str) -> Option<String> {
         let out = self
             .sb
             .as_user(user, &["gdbus", "call", "--session", "--dest", "org.freedesktop.DBus"])
@@ -72,7 +72,7 @@ impl Desk {
             .ok()
             .filter(|o| o.status.success())?;
         // `(uint32 1234,)`
-        Some(text(&out.stdout).trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+        text(&out.stdout).split_whitespace().last().map(|w| w.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
     }
 }
 
@@ -174,7 +174,14 @@ pub fn user_profiles_are_private_and_networkmanager_decides() -> R {
     let f = d.sb.write("fake0.xml", &bridge("fake0", "192.0.2.1"));
     let out = d.sb.nmiface(&["define", &f]);
     ok("root: define fake0", &out)?;
-    ok("B: define its own nat0", &d.mgr(&b, "InterfaceDefineXML", &[&s(&bridge("nat0", "198.51.100.1")), "0"]))?;
+    // B cannot take the name of A's running bridge (its device is A's), but B's own nmiface
+    // profiles are never A's either.
+    fails_with(
+        "B: define a nat0 of its own",
+        &d.mgr(&b, "InterfaceDefineXML", &[&s(&bridge("nat0", "198.51.100.1")), "0"]),
+        "org.nmiface.Interfaces1.Error.InUse",
+    )?;
+    ok("B: define its own natb", &d.mgr(&b, "InterfaceDefineXML", &[&s(&bridge("natb", "198.51.100.1")), "0"]))?;
     let out = d.mgr(&a, "ListInterfaces", &["0"]);
     ensure(paths(&out) == vec![nat0.clone()], || format!("A's list: {}", text(&out.stdout)))?;
     fails_with(
