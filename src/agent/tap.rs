@@ -103,6 +103,7 @@ impl Agent {
         owner: u32,
         multi_queue: bool,
         timeout: Duration,
+        journal: Option<&mut crate::transaction::Journal>,
     ) -> Result<TapAdded, AgentError> {
         let (found, system_bridge) = match self.find(bridge).await {
             Ok(f) => (f, false),
@@ -151,6 +152,12 @@ impl Agent {
         if self.nm.uuid_taken(&p[0].uuid.to_string()).await? {
             let map = std::collections::BTreeMap::from([(p[0].uuid, super::takeover::fresh_uuid()?)]);
             super::takeover::renumber(p.iter_mut(), &map);
+        }
+        // Recorded ahead: an interrupted `tap add` (Ctrl-C, a killed service) or a transaction's
+        // rollback removes the tap instead of leaking it.
+        if let Some(j) = journal {
+            j.remember_added(p[0].uuid);
+            j.sync()?;
         }
         // Blocked from autoconnecting until activated here: else NetworkManager activates it on
         // add, and the activation below would start it a second time.

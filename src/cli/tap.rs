@@ -1,6 +1,6 @@
 //! `tap add`, `tap remove`, `tap list`, `leases`: VMs on your NAT bridge without root.
 
-use super::{block_on, connect, say, say_json, Outcome};
+use super::{block_on, connect, interruptible, say, say_json, Outcome};
 use nmiface::verbs::TapRequest;
 use std::time::Duration;
 
@@ -86,7 +86,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                     multi_queue: a.multi_queue,
                     timeout: Duration::from_secs(a.timeout),
                 };
-                let out = ctx.tap_add(&r).await?;
+                // Ctrl-C or SIGTERM: the tap recorded ahead is removed, nothing leaks.
+                let out = interruptible(&ctx, async { Ok(ctx.tap_add(&r).await?) }).await?;
                 if a.json {
                     say_json(&serde_json::to_value(&out)?);
                 } else {

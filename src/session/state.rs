@@ -27,7 +27,8 @@ impl Contexts {
     pub(super) async fn new(nm: NmClient, me: &Scope) -> Result<Self, VerbError> {
         let (user, system) = tokio::join!(Context::with_client(nm.clone()), Context::with_client(nm));
         let user = user?.with_scope(me.clone()).await?;
-        let system = system?;
+        // A user's system-wide changes are protected as NetworkManager lets this user: asked.
+        let system = system?.with_scope(Scope::System).await?;
         let nm_version = user.version().to_string();
         Ok(Self { user, system, nm_version })
     }
@@ -280,7 +281,9 @@ impl Service {
         let Ok(ctx) = self.contexts() else { return };
         match self.nm.permissions().await {
             Ok(p) => {
-                ctx.user.set_checkpoints_allowed(p.get(CHECKPOINT_ACTION).map(String::as_str) == Some("yes"));
+                let allowed = p.get(CHECKPOINT_ACTION).map(String::as_str) == Some("yes");
+                ctx.user.set_checkpoints_allowed(allowed);
+                ctx.system.set_checkpoints_allowed(allowed);
                 let changed = *self.permissions.lock().unwrap_or_else(|e| e.into_inner()) != p;
                 *self.permissions.lock().unwrap_or_else(|e| e.into_inner()) = p;
                 if changed {

@@ -221,6 +221,13 @@ impl Context {
                 true => self.agent.taps(Some(name)).await?,
                 false => Vec::new(),
             };
+            // The taps go too: journalled first, so a rollback brings them back.
+            let mut j = j;
+            if let Some(j) = j.as_deref_mut() {
+                for t in &taps {
+                    j.remember(&self.agent.client().with_secrets(t).await?);
+                }
+            }
             let n = self.agent.undefine(&found, j).await?;
             for t in &taps {
                 self.agent.tap_remove(&t.profile.id).await?;
@@ -242,6 +249,7 @@ impl Context {
         let host = found.model().map_err(crate::agent::AgentError::from)?;
         let forced = gate(&self.agent.check(&host, &[], true).await?, true, force, "start")?;
         let _lock = self.lock(format!("start {name}")).await?;
+        self.finish_leftover().await?;
         if self.agent.is_running(&found).await? {
             return Ok(StartOutcome { forced, already: true });
         }
@@ -252,6 +260,7 @@ impl Context {
     /// Deactivates an interface (`virsh iface-destroy`).
     pub async fn stop(&self, name: &str, timeout: Duration) -> Result<(), VerbError> {
         let _lock = self.lock(format!("stop {name}")).await?;
+        self.finish_leftover().await?;
         let found = self.agent.find(name).await?;
         Ok(self.agent.stop(&found, timeout).await?)
     }

@@ -183,7 +183,10 @@ impl Context {
     /// The same context working on `scope`'s profiles. For a user, whether NetworkManager
     /// allows checkpoints is asked when a change first needs to know.
     pub async fn with_scope(mut self, scope: crate::nm::Scope) -> Result<Self, VerbError> {
-        if let crate::nm::Scope::User(_) = scope {
+        // Anyone but root asks: a user's system-wide change (`--system`, allowed by
+        // settings.modify.system as Debian gives netdev and sudo) must not demand checkpoint
+        // rights that only an administrator has; without them the journal protects it.
+        if matches!(scope, crate::nm::Scope::User(_)) || crate::identity::current_uid() != Some(0) {
             self.checkpoints.store(UNKNOWN, std::sync::atomic::Ordering::Relaxed);
         }
         self.agent = self.agent.with_scope(scope);
@@ -310,6 +313,18 @@ impl Context {
             return Err(VerbError::RollbackIncomplete { problems });
         }
         j.discard()?;
+        Ok(())
+    }
+
+    /// With the lock held: an interrupted change's journal (its process is gone, since we hold
+    /// the lock) is rolled back first, whatever verb comes next (start, stop, tap remove too,
+    /// not only the changes that read the journal anyway).
+    async fn finish_leftover(&self) -> Result<(), VerbError> {
+        if let Some(j) = self.store()?.load()? {
+            if let JournalKind::Change { pid } = j.kind {
+                self.finish_interrupted(&j, pid).await?;
+            }
+        }
         Ok(())
     }
 

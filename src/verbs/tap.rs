@@ -49,9 +49,31 @@ impl Context {
         let owner = crate::identity::current_uid().ok_or_else(|| {
             VerbError::Agent(crate::agent::AgentError::InvalidName("cannot tell this process's uid".into()))
         })?;
-        let _lock = self.lock(format!("tap add {}", r.bridge)).await?;
-        let TapAdded { name, bridge, system_bridge } =
-            self.agent.tap_add(&r.bridge, r.name.as_deref(), owner, r.multi_queue, r.timeout).await?;
+        let store = self.store()?.clone();
+        let TapAdded { name, bridge, system_bridge } = self
+            .changing(format!("tap add {}", r.bridge), async |j| {
+                // Outside a transaction, a journal of its own: written ahead, removed when done.
+                let mut own = match j {
+                    Some(_) => None,
+                    None => Some(
+                        crate::transaction::Journal::for_change(String::new(), 0, Some(store))?
+                            .in_scope(self.agent.scope().clone()),
+                    ),
+                };
+                let journal = match (j, own.as_mut()) {
+                    (Some(j), _) => Some(j),
+                    (None, Some(o)) => Some(o),
+                    (None, None) => None,
+                };
+                let added =
+                    self.agent.tap_add(&r.bridge, r.name.as_deref(), owner, r.multi_queue, r.timeout, journal).await;
+                if let Some(o) = &own {
+                    // Done (made and up, or failed and cleaned up by tap_add itself).
+                    o.discard()?;
+                }
+                added
+            })
+            .await?;
         Ok(TapOutcome {
             domain_xml: crate::nm::tap::libvirt_interface(&name, None),
             qemu: crate::nm::tap::qemu_words(&name, r.multi_queue),
@@ -65,6 +87,7 @@ impl Context {
     /// Removes the caller's tap `name`.
     pub async fn tap_remove(&self, name: &str) -> Result<(), VerbError> {
         let _lock = self.lock(format!("tap remove {name}")).await?;
+        self.finish_leftover().await?;
         Ok(self.agent.tap_remove(name).await?)
     }
 

@@ -336,7 +336,11 @@ fn a_stopped_service_rolls_back(d: &Desk) -> R {
     let name = error_name(&out);
     ensure(name.ends_with(".Interrupted"), || {
         let log = std::fs::read_to_string(d.sb.dir().join(format!("session-{}.log", d.a.1))).unwrap_or_default();
-        format!("Apply when the service was stopped: {name:?}: {}{}\nservice log:\n{log}", text(&out.stdout), text(&out.stderr))
+        format!(
+            "Apply when the service was stopped: {name:?}: {}{}\nservice log:\n{log}",
+            text(&out.stdout),
+            text(&out.stderr)
+        )
     })?;
     ensure(!text(&nmcli(&d.sb, &["-g", "NAME", "con", "show"]).stdout).contains("ctslow"), || {
         "the abandoned change left its profile".into()

@@ -170,6 +170,31 @@ pub fn users_cannot_take_each_others_devices() -> R {
     ok("A: define inside the transaction", &as_user(&sb, &a, &["define", &f]))?;
     ok("A: rollback", &as_user(&sb, &a, &["rollback"]))?;
     ensure(!text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout).contains("atx0"), || "rollback kept atx0".into())?;
+    // Taps are inside transactions: one added is removed by rollback, and undefine's taps come
+    // back with their bridge.
+    let names = || text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
+    ok("A: begin", &as_user(&sb, &a, &["begin"]))?;
+    ok("A: tap add in a transaction", &as_user(&sb, &a, &["tap", "add", "vmnat0", "--name", "atap1"]))?;
+    ok("A: rollback", &as_user(&sb, &a, &["rollback"]))?;
+    ensure(!names().contains("atap1"), || "rollback kept the tap added inside the transaction".into())?;
+    ok("A: tap add", &as_user(&sb, &a, &["tap", "add", "vmnat0", "--name", "atap2"]))?;
+    ok("A: begin", &as_user(&sb, &a, &["begin"]))?;
+    ok("A: undefine vmnat0 with its tap", &as_user(&sb, &a, &["undefine", "vmnat0"]))?;
+    ensure(!names().contains("atap2"), || "undefine kept the tap".into())?;
+    ok("A: rollback", &as_user(&sb, &a, &["rollback"]))?;
+    ensure(names().contains("atap2") && names().contains("vmnat0"), || {
+        format!("rollback did not bring back the bridge and its tap: {}", names())
+    })?;
+
+    // --system as a user with settings.modify.system but no checkpoint rights: the journal
+    // protects the change (it was refused for want of checkpoint rights).
+    let f = sb.write("a-sys1.xml", &bridge("asys1", "198.51.100.22"));
+    let out = as_user(&sb, &a, &["--system", "apply", "--json", &f]);
+    ok("A: --system apply", &out)?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    ensure(v["protection"] == "journal", || format!("--system apply as a user: {v}"))?;
+    ok("A: --system undefine", &as_user(&sb, &a, &["--system", "undefine", "asys1"]))?;
+
     ensure(active(&sb).contains("bridge-br10:br10") && active(&sb).contains("Wired connection 2:eth1"), || {
         format!("root's devices at the end: {}", active(&sb))
     })
