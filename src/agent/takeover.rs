@@ -114,22 +114,37 @@ impl Agent {
                     holder: format!("profile '{}', which {}", s.profile.id, crate::plan::Whose::of(&s.profile)),
                 });
             }
-            self.load_devices(view).await?;
-            let active = view.devices.as_ref().and_then(|d| d.iter().find(|d| d.interface == name && d.real));
-            let Some(ac) = active.and_then(|d| d.active_connection.clone()) else { continue };
-            if view.active.is_none() {
-                view.active = Some(self.nm.active_profiles().await?.into_iter().collect());
-            }
-            let profile = view.active.as_ref().and_then(|a| a.get(&ac)).cloned();
-            let mine = profile.as_ref().and_then(|p| stored.iter().find(|s| s.path.as_str() == p.as_str()));
-            if !mine.is_some_and(|s| self.scope.owns(&s.profile) || private_to_me(&s.profile)) {
-                return Err(AgentError::HeldByOthers {
-                    name: name.to_string(),
-                    holder: "a profile that is not yours (the system's or another user's) is active on it".into(),
-                });
-            }
+            self.refuse_held_device(name, stored, view).await?;
         }
         Ok(())
+    }
+
+    /// For a user: refuses when device `name` is active with a profile that is not among
+    /// `mine` (the caller's profiles: nmiface's of this scope, or the caller's own private
+    /// ones), e.g. another user's NAT bridge of the same name, or root's bridge.
+    pub(super) async fn refuse_held_device(
+        &self,
+        name: &str,
+        mine: &[StoredProfile],
+        view: &mut DeviceView,
+    ) -> Result<(), AgentError> {
+        let nm::Scope::User(me) = &self.scope else { return Ok(()) };
+        self.load_devices(view).await?;
+        let active = view.devices.as_ref().and_then(|d| d.iter().find(|d| d.interface == name && d.real));
+        let Some(ac) = active.and_then(|d| d.active_connection.clone()) else { return Ok(()) };
+        if view.active.is_none() {
+            view.active = Some(self.nm.active_profiles().await?.into_iter().collect());
+        }
+        let profile = view.active.as_ref().and_then(|a| a.get(&ac)).cloned();
+        let held = profile.as_ref().and_then(|p| mine.iter().find(|s| s.path.as_str() == p.as_str()));
+        let callers = |p: &Profile| self.scope.owns(p) || p.permitted_users() == [me.as_str()];
+        match held.is_some_and(|s| callers(&s.profile)) {
+            true => Ok(()),
+            false => Err(AgentError::HeldByOthers {
+                name: name.to_string(),
+                holder: "a profile that is not yours (the system's or another user's) is active on it".into(),
+            }),
+        }
     }
 
     async fn load_devices(&self, view: &mut DeviceView) -> Result<(), AgentError> {
@@ -310,6 +325,32 @@ impl Agent {
         }
         if !map.is_empty() {
             renumber(add.iter_mut().chain(update.iter_mut().map(|(_, p)| p)), &map);
+        }
+        Ok(())
+    }
+}
+
+impl Agent {
+    /// Before a user's `start`: the interface's device is not held by another party's profile,
+    /// and, for a NAT bridge, its subnet is not on another interface already.
+    pub async fn refuse_others_at_start(&self, found: &super::StoredInterface) -> Result<(), AgentError> {
+        let mine: Vec<StoredProfile> = found.profiles().cloned().collect();
+        self.refuse_held_device(&found.name, &mine, &mut DeviceView::default()).await?;
+        let main = &found.main.profile;
+        if main.get("ipv4", "method").and_then(nm::Value::as_str) != Some("shared") {
+            return Ok(());
+        }
+        let own = super::tap::ipv4_nets(main);
+        for (n, owner) in self.networks_in_use().await? {
+            if owner == found.name {
+                continue;
+            }
+            if let Some(m) = own.iter().find(|m| super::overlaps(**m, n)) {
+                return Err(AgentError::SubnetCollides {
+                    asked: format!("{}/{}", m.address, m.prefix),
+                    taken: format!("{}/{} ({owner})", n.address, n.prefix),
+                });
+            }
         }
         Ok(())
     }

@@ -36,7 +36,7 @@ pub fn choose_subnet(taken: &[Ipv4Net]) -> Option<Ipv4Net> {
         .find(|c| !taken.iter().any(|t| overlaps(*c, *t)))
 }
 
-fn ipv4_nets(p: &Profile) -> Vec<Ipv4Net> {
+pub(super) fn ipv4_nets(p: &Profile) -> Vec<Ipv4Net> {
     let Some(crate::nm::Value::DictList(list)) = p.get("ipv4", "address-data") else { return Vec::new() };
     list.iter()
         .filter_map(|d| {

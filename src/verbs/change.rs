@@ -250,6 +250,9 @@ impl Context {
         let forced = gate(&self.agent.check(&host, &[], true).await?, true, force, "start")?;
         let _lock = self.lock(format!("start {name}")).await?;
         self.finish_leftover().await?;
+        // A user's profile must not take a device someone else holds, nor a NAT subnet another
+        // bridge serves (NetworkManager's dnsmasq could not bind: a false success).
+        self.agent.refuse_others_at_start(&found).await?;
         if self.agent.is_running(&found).await? {
             return Ok(StartOutcome { forced, already: true });
         }

@@ -195,6 +195,20 @@ pub fn users_cannot_take_each_others_devices() -> R {
     ensure(v["protection"] == "journal", || format!("--system apply as a user: {v}"))?;
     ok("A: --system undefine", &as_user(&sb, &a, &["--system", "undefine", "asys1"]))?;
 
+    // B's stopped NAT bridge, whose subnet A then takes (B's profile is invisible to A): B's
+    // start is refused, not a success whose dnsmasq cannot bind.
+    ok(
+        "B: share",
+        &as_user(&sb, &b, &["share", "--nat", "--bridge", "bnat", "--persist", "--subnet", "10.42.77.0/24"]),
+    )?;
+    ok("B: stop", &as_user(&sb, &b, &["stop", "bnat"]))?;
+    ok(
+        "A: share on B's subnet",
+        &as_user(&sb, &a, &["share", "--nat", "--bridge", "anat", "--subnet", "10.42.77.0/24"]),
+    )?;
+    refused("B: start on A's subnet", &as_user(&sb, &b, &["start", "bnat", "--json"]), "InUse")?;
+    ensure(active(&sb).contains("anat"), || "A's bridge went down".into())?;
+
     ensure(active(&sb).contains("bridge-br10:br10") && active(&sb).contains("Wired connection 2:eth1"), || {
         format!("root's devices at the end: {}", active(&sb))
     })
