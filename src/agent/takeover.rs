@@ -129,13 +129,21 @@ impl Agent {
         view: &mut DeviceView,
     ) -> Result<(), AgentError> {
         let nm::Scope::User(me) = &self.scope else { return Ok(()) };
-        self.load_devices(view).await?;
-        let active = view.devices.as_ref().and_then(|d| d.iter().find(|d| d.interface == name && d.real));
-        let Some(ac) = active.and_then(|d| d.active_connection.clone()) else { return Ok(()) };
-        if view.active.is_none() {
-            view.active = Some(self.nm.active_profiles().await?.into_iter().collect());
-        }
-        let profile = view.active.as_ref().and_then(|a| a.get(&ac)).cloned();
+        // One device by name, not all of them: a user's change pays at most three calls here
+        // (a new bridge's name has no device: one).
+        let device = match &view.devices {
+            Some(all) => all.iter().find(|d| d.interface == name).cloned(),
+            None => match self.nm.device(name).await {
+                Ok(d) => Some(d),
+                Err(crate::nm_client::NmError::UnknownDevice { .. }) => None,
+                Err(e) => return Err(e.into()),
+            },
+        };
+        let Some(ac) = device.filter(|d| d.real).and_then(|d| d.active_connection) else { return Ok(()) };
+        let profile = match view.active.as_ref() {
+            Some(a) => a.get(&ac).cloned(),
+            None => self.nm.active_profile(&ac).await?,
+        };
         let held = profile.as_ref().and_then(|p| mine.iter().find(|s| s.path.as_str() == p.as_str()));
         let callers = |p: &Profile| self.scope.owns(p) || p.permitted_users() == [me.as_str()];
         match held.is_some_and(|s| callers(&s.profile)) {

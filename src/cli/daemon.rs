@@ -31,7 +31,7 @@ pub async fn connect() -> anyhow::Result<Context> {
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted by {signal}: {outcome}")]
 pub struct Interrupted {
-    /// `SIGINT` or `SIGTERM`.
+    /// `SIGINT`, `SIGTERM` or `SIGHUP`.
     pub signal: &'static str,
     /// The shell's exit status for it (128 + the signal's number).
     pub status: u8,
@@ -39,17 +39,20 @@ pub struct Interrupted {
     pub outcome: String,
 }
 
-/// Runs a change; on SIGINT or SIGTERM the change is abandoned, what it left is rolled back
+/// Runs a change; on SIGINT, SIGTERM or SIGHUP the change is abandoned, what it left is rolled back
 /// (its journal was written ahead), and the command fails with [`Interrupted`]. Inside an open
 /// transaction the changes stay journalled: `nmiface rollback` undoes them.
 pub async fn interruptible<T>(ctx: &Context, f: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    // The terminal closing (an SSH session dying) hangs the change up too.
+    let mut hup = signal(SignalKind::hangup())?;
     let mut f = Box::pin(f);
     let (name, status) = tokio::select! {
         r = &mut f => return r,
         _ = term.recv() => ("SIGTERM", 143),
         _ = int.recv() => ("SIGINT", 130),
+        _ = hup.recv() => ("SIGHUP", 129),
     };
     // Dropping the change ends its D-Bus calls and releases its lock; then roll back.
     drop(f);

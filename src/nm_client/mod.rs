@@ -290,6 +290,18 @@ impl NmClient {
         Ok(pairs.into_iter().flatten().collect())
     }
 
+    /// The profile path behind one active connection (`None`: it ended meanwhile).
+    pub async fn active_profile(&self, ac: &str) -> Result<Option<String>, NmError> {
+        let path = zbus::zvariant::OwnedObjectPath::try_from(ac.to_string()).map_err(zbus::Error::from)?;
+        let proxy: ActiveProxy<'_> = proxies::build(&self.conn, path).await?;
+        debug!(call = "Get Connection", %ac);
+        match proxy.connection().await.map_err(NmError::from) {
+            Ok(p) => Ok(Some(p.to_string())),
+            Err(NmError::ObjectGone) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `address-data` of an IP4Config/IP6Config object, as (address, prefix).
     pub async fn addresses(&self, config: &str, v6: bool) -> Result<Vec<(String, u32)>, NmError> {
         let iface =

@@ -146,15 +146,19 @@ pub fn an_interrupted_apply_rolls_back() -> R {
     let sb = Sandbox::up(false);
     let before = snapshot(&sb);
     let f = sb.write("eth1.xml", DHCP_ETH1);
-    let child = sb.spawn_nmiface(&["apply", "--timeout", "30", &f]);
-    std::thread::sleep(Duration::from_secs(2));
-    let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
-    let out = child.wait_with_output().map_err(|e| e.to_string())?;
-    ensure(out.status.code() == Some(130), || {
-        format!("SIGINT'd apply: exit {:?}: {}", out.status.code(), text(&out.stderr))
-    })?;
-    let after = snapshot(&sb);
-    ensure(after == before, || format!("not rolled back on SIGINT:\n{}", diff(&before, &after)))
+    // Ctrl-C, and the terminal hanging up (an SSH session that died).
+    for (signal, status) in [("INT", 130), ("HUP", 129)] {
+        let child = sb.spawn_nmiface(&["apply", "--timeout", "30", &f]);
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = std::process::Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status();
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        ensure(out.status.code() == Some(status), || {
+            format!("SIG{signal}'d apply: exit {:?}: {}", out.status.code(), text(&out.stderr))
+        })?;
+        let after = snapshot(&sb);
+        ensure(after == before, || format!("not rolled back on SIG{signal}:\n{}", diff(&before, &after)))?;
+    }
+    Ok(())
 }
 
 /// Item 12: a rollback deletes only what nmiface added, not a profile someone else added
