@@ -278,6 +278,24 @@ mod tests {
         assert!(p.add.iter().all(|port| port.master() == Some("00000000-0000-0000-0000-000000000007")));
     }
 
+    /// A refusal says whose the profile in the way is: root's share blocked by a user's
+    /// private nmiface profile once said "not created by nmiface".
+    #[test]
+    fn a_refusal_says_whose_profile_is_in_the_way() {
+        let want = profiles(BRIDGE);
+        let mut alices = want.clone();
+        Scope::User("alice".into()).stamp(&mut alices);
+        let mut theirs = alices[0].clone();
+        theirs.uuid = want[0].uuid;
+        let err = define(&want, &[theirs], false, &Scope::System).unwrap_err();
+        assert_eq!(err.whose, Whose::OtherUsers(vec!["alice".into()]));
+        assert!(err.to_string().contains("private to alice") && !err.to_string().contains("--adopt"), "{err}");
+        let mut foreign = want[0].clone();
+        foreign.settings.get_mut("user").unwrap().clear();
+        let err = define(&want, &[foreign], false, &Scope::User("bob".into())).unwrap_err();
+        assert!(err.to_string().contains("not created by nmiface") && err.to_string().contains("--adopt"), "{err}");
+    }
+
     #[test]
     fn a_device_may_be_a_port_of_two_nmiface_interfaces() {
         // Regression: defining bond0 over eth1 took over br0's eth1 port profile.
