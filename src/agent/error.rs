@@ -118,6 +118,15 @@ pub enum AgentError {
         /// Its profile.
         profile: String,
     },
+    /// The NIC's own profile was taken over by a running bridge (`nmiface bridge`): activating
+    /// it would pull the NIC out of the bridge and leave both with the same addresses.
+    #[error("{nic}'s own profile was taken over by bridge {bridge} (`nmiface bridge {nic} {bridge}`): starting it would pull {nic} out of {bridge}, which is running; `nmiface unbridge {bridge}` gives {nic} its own profile back")]
+    TakenOverByBridge {
+        /// The NIC.
+        nic: String,
+        /// The bridge that took it over.
+        bridge: String,
+    },
     /// The NIC's profile is not an ethernet profile.
     #[error("{nic}'s profile '{profile}' is not an ethernet profile")]
     NotEthernetProfile {

@@ -99,17 +99,28 @@ impl Agent {
             return Ok(xml::write_interface(&iface).0);
         }
         // Like libvirt's backends: live state for an active interface, else its definition.
-        match self.live_state(&iface).await? {
+        let mut iface = iface;
+        match self.live_state(&mut iface).await? {
             Some(live) => Ok(xml::write_interface_live(&iface, &live).0),
             None => Ok(xml::write_interface(&iface).0),
         }
     }
 
-    async fn live_state(&self, iface: &Interface) -> Result<Option<LiveState>, AgentError> {
+    /// The live state of an active interface; its ports become the devices that are its ports
+    /// now (a NIC another profile took is no longer one, whatever the port profile says).
+    async fn live_state(&self, iface: &mut Interface) -> Result<Option<LiveState>, AgentError> {
         let devices = self.nm.devices().await?;
         let up = |state: DeviceState| state == DeviceState::Activated;
-        if !devices.iter().any(|d| d.interface == iface.name.as_str() && d.real && up(d.state)) {
+        let Some(own) = devices.iter().find(|d| d.interface == iface.name.as_str() && d.real && up(d.state)) else {
             return Ok(None);
+        };
+        if let Some(real) = &own.ports {
+            let is_port = |name: &str| devices.iter().any(|d| d.real && d.interface == name && real.contains(&d.path));
+            match &mut iface.kind {
+                Kind::Bridge(b) => b.ports.retain(|m| is_port(m.name().as_str())),
+                Kind::Bond(b) => b.ports.retain(|p| is_port(p.name.as_str())),
+                _ => {}
+            }
         }
         let mut names = vec![iface.name.to_string()];
         if let Kind::Bridge(b) = &iface.kind {
@@ -217,12 +228,16 @@ impl Agent {
         let around = nm::Around { devices: &macs, profiles: &all, name_by_device: !inactive };
         let recovered = nm::host_from_profiles_around(&mine, around)?;
         let mut findings = recovered.findings;
-        let Some(iface) = recovered.host.interfaces.into_iter().next() else {
+        let Some(mut iface) = recovered.host.interfaces.into_iter().next() else {
             return Err(AgentError::NotDefined { name: name.to_string(), foreign: None });
         };
-        let (xml, more) = match (inactive, self.live_state(&iface).await?) {
-            (false, Some(live)) => xml::write_interface_live(&iface, &live),
-            _ => xml::write_interface(&iface),
+        let live = match inactive {
+            true => None,
+            false => self.live_state(&mut iface).await?,
+        };
+        let (xml, more) = match live {
+            Some(live) => xml::write_interface_live(&iface, &live),
+            None => xml::write_interface(&iface),
         };
         findings.extend(more);
         Ok((xml, findings))

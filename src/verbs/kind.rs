@@ -170,7 +170,8 @@ impl AgentError {
             | AgentError::NoFreeSubnet
             | AgentError::DeviceExists(_)
             | AgentError::ProfileExists(_)
-            | AgentError::AlreadyPort { .. } => ErrorKind::InUse,
+            | AgentError::AlreadyPort { .. }
+            | AgentError::TakenOverByBridge { .. } => ErrorKind::InUse,
             AgentError::Reverse(_)
             | AgentError::NotExpressible { .. }
             | AgentError::SystemScopeOnly { .. }

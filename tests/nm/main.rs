@@ -17,6 +17,7 @@ mod faithful;
 mod gaps;
 mod hardening;
 mod idempotent;
+mod newuser;
 mod sandbox;
 mod session;
 mod share;
@@ -119,6 +120,7 @@ const TRIALS: &[Named] = &[
     ("takeover::adopt_keeps_what_the_document_cannot_say", takeover::adopt_keeps_what_the_document_cannot_say),
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
+    ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
 ];
 
 fn samples() -> Vec<PathBuf> {
