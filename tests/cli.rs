@@ -86,3 +86,18 @@ fn missing_file_exits_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no-such-file.xml"));
 }
+
+// See: issue 24, item 2. The table opens with the document's interfaces, not nmiface's own
+// needs of NetworkManager (those with -v), and files a bond's finding under the bond.
+#[test]
+fn check_table_shows_plumbing_only_with_v_and_files_findings_by_interface() {
+    let f = "xml-samples/libvirt-bond-balance-alb-arpmon-no-validate.xml";
+    let out = nmiface(&["check", "--offline", f], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(!table.contains("AddConnection2") && !table.contains("user.data"), "{table}");
+    assert!(table.lines().any(|l| l.starts_with("bond0") && l.contains("<bond><arpmon>")), "{table}");
+    assert!(!table.lines().any(|l| l.starts_with("- ")), "{table}");
+    let out = nmiface(&["-v", "check", "--offline", f], None);
+    assert!(text(&out.stdout).contains("Settings.AddConnection2"), "{}", text(&out.stdout));
+}

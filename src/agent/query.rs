@@ -254,14 +254,36 @@ impl Agent {
             let Some((setting, prop, value)) = f.probe() else { continue };
             probed.push((f, self.nm.knows_property(setting, prop, value).await?));
         }
+        let devices = match kernel {
+            true => Some(self.host_devices().await?),
+            false => None,
+        };
         let facts = gaps::Facts {
             nm: self.version,
             nm_source: "daemon",
             kernel: kernel.then(crate::host_probe::kernel),
             probed,
             runtime: kernel.then(crate::host_probe::runtime),
+            devices,
         };
         Ok(gaps::assess(host, findings, &facts))
+    }
+}
+
+impl Agent {
+    /// The host's real devices and the controller each is a port of now, for `check`.
+    async fn host_devices(&self) -> Result<Vec<gaps::HostDevice>, AgentError> {
+        let devices = self.nm.devices().await?;
+        Ok(devices
+            .iter()
+            .filter(|d| d.real)
+            .map(|d| gaps::HostDevice {
+                name: d.interface.clone(),
+                controller: crate::nm_client::DeviceInfo::controller_of(&devices, d)
+                    .flatten()
+                    .map(|c| c.interface.clone()),
+            })
+            .collect())
     }
 }
 

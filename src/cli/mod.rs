@@ -117,7 +117,7 @@ pub fn main() -> ExitCode {
     daemon::set_system(cli.system);
     let result = match cli.command {
         Command::Translate(args) => translate::run(args),
-        Command::Check(a) => check::run(a),
+        Command::Check(a) => check::run(a, cli.verbose > 0),
         Command::Define(a) => lifecycle::define(a),
         Command::Undefine(a) => lifecycle::undefine(a),
         Command::Start(a) => lifecycle::start(a),

@@ -121,6 +121,7 @@ const TRIALS: &[Named] = &[
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
+    ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
 ];
 
 fn samples() -> Vec<PathBuf> {

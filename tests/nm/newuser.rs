@@ -51,3 +51,41 @@ pub fn bridge_drift_is_seen_and_repaired() -> R {
     })?;
     ensure(master(&sb, "eth1").as_deref() == Some("br1"), || "bridge again did not put eth1 back into br1".into())
 }
+
+/// Item 2: `check` against the daemon knows the host's devices: a port that names no device,
+/// or a NIC that is another controller's port now, is a gap (exit 1), which `apply` would
+/// fail on; the same bridge over its own port is fine.
+pub fn check_knows_the_hosts_devices() -> R {
+    let sb = Sandbox::up(false);
+    let missing = sb.write(
+        "eth9.xml",
+        "<interface type='bridge' name='br2'><bridge><interface type='ethernet' name='eth9'/></bridge></interface>",
+    );
+    let out = sb.nmiface(&["check", &missing]);
+    let table = text(&out.stdout);
+    ensure(out.status.code() == Some(1) && table.contains("no network device eth9"), || {
+        format!("check of a port eth9 that does not exist: exit {:?}\n{table}", out.status.code())
+    })?;
+    let br1 =
+        "<interface type='bridge' name='br1'><bridge><interface type='ethernet' name='eth2'/></bridge></interface>";
+    let f = sb.write("br1.xml", br1);
+    let out = sb.nmiface(&["apply", &f]);
+    ensure(out.status.success(), || format!("apply br1: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["check", &f]);
+    ensure(out.status.code() == Some(0), || {
+        format!("check of br1 as it is: exit {:?}\n{}", out.status.code(), text(&out.stdout))
+    })?;
+    let taken = sb.write(
+        "br3.xml",
+        "<interface type='bridge' name='br3'><bridge><interface type='ethernet' name='eth2'/></bridge></interface>",
+    );
+    let out = sb.nmiface(&["check", "--json", &taken]);
+    let json = text(&out.stdout);
+    ensure(
+        out.status.code() == Some(1) && json.contains("eth2 is a port of br1") && json.contains("\"by\": \"host\""),
+        || format!("check of a port br1 holds: exit {:?}\n{json}", out.status.code()),
+    )?;
+    let out = sb.nmiface(&["apply", &taken]);
+    ensure(out.status.code() == Some(2), || format!("apply of a port br1 holds: exit {:?}", out.status.code()))?;
+    ensure(master(&sb, "eth2").as_deref() == Some("br1"), || "the refused apply took eth2 from br1".into())
+}
