@@ -101,3 +101,27 @@ fn check_table_shows_plumbing_only_with_v_and_files_findings_by_interface() {
     let out = nmiface(&["-v", "check", "--offline", f], None);
     assert!(text(&out.stdout).contains("Settings.AddConnection2"), "{}", text(&out.stdout));
 }
+
+// See: issue 24, item 4. A missing bus is said once, with one path.
+#[test]
+fn no_bus_is_said_once() {
+    for bus in [Some("unix:path=/nonexistent/nmiface-test-bus"), None] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nmiface"));
+        cmd.arg("list").env_remove("RUST_LOG");
+        match bus {
+            Some(b) => cmd.env("DBUS_SYSTEM_BUS_ADDRESS", b),
+            None => cmd.env_remove("DBUS_SYSTEM_BUS_ADDRESS"),
+        };
+        let out = cmd.output().unwrap();
+        let err = text(&out.stderr);
+        if bus.is_none() && err.is_empty() {
+            continue; // a host with a system bus: nothing to see
+        }
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        for once in ["cannot reach NetworkManager", "cannot connect", "Failed to connect", "(os error 2)"] {
+            assert!(err.matches(once).count() <= 1, "'{once}' more than once: {err}");
+        }
+        assert!(!err.contains("/var/run/dbus"), "{err}");
+    }
+}

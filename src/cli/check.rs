@@ -51,7 +51,7 @@ pub fn run(args: Args, verbose: bool) -> anyhow::Result<Outcome> {
         block_on(async {
             let ctx = Context::connect()
                 .await
-                .context("cannot reach NetworkManager (use --offline, or --nm-version X.Y, to check without it)")?;
+                .context("check asks the running NetworkManager (--offline, or --nm-version X.Y, checks without it)")?;
             Ok(ctx.check(&doc).await?)
         })?
     };

@@ -145,17 +145,37 @@ pub fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<daemon::Interrupted>().is_some() => {
             let status = e.downcast_ref::<daemon::Interrupted>().map_or(2, |i| i.status);
-            let _ = writeln!(std::io::stderr(), "nmiface: {e:#}");
+            let _ = writeln!(std::io::stderr(), "nmiface: {}", said_once(&e));
             ExitCode::from(status)
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "nmiface: error: {e:#}");
+            let message = said_once(&e);
+            let _ = writeln!(std::io::stderr(), "nmiface: error: {message}");
             if std::env::args().any(|a| a == "--json") {
-                say_json(&serde_json::json!({"error": {"kind": error_kind(&e), "message": format!("{e:#}")}}));
+                say_json(&serde_json::json!({"error": {"kind": error_kind(&e), "message": message}}));
             }
             ExitCode::from(2)
         }
     }
+}
+
+/// An error with its causes, each said once: anyhow's `{:#}` appends every cause after the
+/// message, but many messages already embed their cause (thiserror's `{source}`, zbus's
+/// "Failed to connect …: <io error>"), which made a missing bus read three times. A cause
+/// whose text is already in what was said adds nothing and is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The kind of a failed command, as the session service would name it: a verb's own, else

@@ -131,7 +131,9 @@ impl NmClient {
     /// takes a client.
     pub async fn connect_system() -> Result<Self, NmError> {
         let bus = |e| NmError::Bus(Box::new(e));
-        let conn = zbus::connection::Builder::system()
+        // The address messages name, not zbus's own default (`/var/run/dbus/…`, where ours
+        // says `/run/dbus/…`): one path in every message.
+        let conn = zbus::connection::Builder::address(system_bus_address().as_str())
             .map_err(bus)?
             .method_timeout(method_timeout())
             .build()

@@ -43,7 +43,7 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum VerbError {
     /// NetworkManager could not be reached.
-    #[error("cannot reach NetworkManager (system bus {address}): {source}")]
+    #[error("cannot reach NetworkManager{}: {source}", on_bus(address, source))]
     Connect {
         /// The bus address tried.
         address: String,
@@ -152,6 +152,15 @@ const UNKNOWN: u8 = 2;
 
 /// NetworkManager's polkit action for every checkpoint method.
 pub const CHECKPOINT_ACTION: &str = "org.freedesktop.NetworkManager.checkpoint-rollback";
+
+/// ` (system bus ADDRESS)`, unless the cause names the address already.
+fn on_bus(address: &str, source: &NmError) -> String {
+    let bare = address.strip_prefix("unix:path=").unwrap_or(address);
+    match source.to_string().contains(bare) {
+        true => String::new(),
+        false => format!(" (system bus {address})"),
+    }
+}
 
 impl Context {
     /// Connects to NetworkManager on the system bus.
