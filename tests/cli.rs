@@ -125,3 +125,33 @@ fn no_bus_is_said_once() {
         assert!(!err.contains("/var/run/dbus"), "{err}");
     }
 }
+
+// See: issue 24, item 3. The session service's files name this very binary, whatever PATH
+// holds, and --uninstall takes them away.
+#[test]
+fn session_install_user_names_this_binary() {
+    let home = std::env::temp_dir().join(format!("nmiface-home-{}", std::process::id()));
+    let run = |arg: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nmiface"))
+            .args(["session", arg])
+            .env("HOME", &home)
+            .env("PATH", "/nonexistent")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .output()
+            .unwrap()
+    };
+    let out = run("--install-user");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let activation = home.join(".local/share/dbus-1/services/org.nmiface.Interfaces1.service");
+    let unit = home.join(".config/systemd/user/nmiface-session.service");
+    let exe = std::fs::canonicalize(env!("CARGO_BIN_EXE_nmiface")).unwrap();
+    let a = std::fs::read_to_string(&activation).unwrap();
+    assert!(a.contains(&format!("\nExec={} session\n", exe.display())), "{a}");
+    let u = std::fs::read_to_string(&unit).unwrap();
+    assert!(u.contains(&format!("\nExecStart={} session", exe.display())), "{u}");
+    let out = run("--uninstall");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!activation.exists() && !unit.exists());
+    let _ = std::fs::remove_dir_all(&home);
+}
