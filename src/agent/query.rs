@@ -31,6 +31,25 @@ pub struct Listed {
     /// The profile's UUID (the session service's object paths are made from it; `dumpxml UUID`
     /// names this very profile, also where several share a name).
     pub uuid: uuid::Uuid,
+    /// Whose nmiface profile it is: `system` (system-wide), `user` (one user's, named in
+    /// `user`), `null` for a profile nmiface did not make. An nmiface profile of another scope
+    /// than the caller's has `"nmiface": false` (read-only for this caller) and its scope here.
+    pub scope: Option<&'static str>,
+    /// For a `user` profile: that user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// Whose nmiface profile `p` is, by its marks and its permissions (see [`Listed::scope`]).
+fn scope_of(p: &Profile) -> (Option<&'static str>, Option<String>) {
+    if p.user_data(user_key::MANAGED) != Some("1") {
+        return (None, None);
+    }
+    match p.permitted_users().as_slice() {
+        [] => (Some("system"), None),
+        [one] => (Some("user"), Some(one.to_string())),
+        _ => (None, None),
+    }
 }
 
 /// A NetworkManager connection type as `list` names it.
@@ -55,11 +74,14 @@ impl Agent {
             .filter(|s| s.profile.master().is_none())
             .filter_map(|s| {
                 let nmiface = self.scope.owns(&s.profile);
-                let name = match nmiface {
-                    true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
+                let (scope, user) = scope_of(&s.profile);
+                let marked = s.profile.user_data(user_key::INTERFACE).filter(|_| scope.is_some());
+                let name = match (nmiface, marked) {
+                    (true, None) => return None,
+                    (_, Some(n)) => n.to_string(),
                     // A NIC's profile bound by MAC only: the device it applies to, else the
                     // profile's name (a VLAN's MAC names its parent, not itself).
-                    false => match (s.profile.interface_name(), nic_mac(&s.profile)) {
+                    (false, None) => match (s.profile.interface_name(), nic_mac(&s.profile)) {
                         (Some(n), _) => n.to_string(),
                         (None, Some(mac)) => device_with(&devices, &mac).unwrap_or(&s.profile.id).to_string(),
                         (None, None) => s.profile.id.clone(),
@@ -80,6 +102,8 @@ impl Agent {
                     nmiface,
                     profile,
                     uuid: s.profile.uuid,
+                    scope,
+                    user,
                 })
             })
             .collect();

@@ -122,6 +122,7 @@ const TRIALS: &[Named] = &[
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
     ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
+    ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),
 ];
 
 fn samples() -> Vec<PathBuf> {

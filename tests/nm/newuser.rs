@@ -89,3 +89,54 @@ pub fn check_knows_the_hosts_devices() -> R {
     ensure(out.status.code() == Some(2), || format!("apply of a port br1 holds: exit {:?}", out.status.code()))?;
     ensure(master(&sb, "eth2").as_deref() == Some("br1"), || "the refused apply took eth2 from br1".into())
 }
+
+/// Item 5: `list` says whose an nmiface profile of another scope is, and `--json` has `scope`:
+/// a user sees root's nmiface bridge as nmiface's, system-wide, read-only; root sees the user's
+/// as that user's; another tool's profile has `scope: null`.
+pub fn list_says_whose_profiles_are() -> R {
+    let sb = Sandbox::up_users(false);
+    let (a, _) = sb.user_a();
+    let bridge = |name: &str, addr: &str| {
+        format!("<interface type='bridge' name='{name}'><start mode='none'/><protocol family='ipv4'><ip address='{addr}' prefix='24'/></protocol><bridge stp='off' delay='0'/></interface>")
+    };
+    let sys = sb.write("sysbr.xml", &bridge("sysbr", "192.0.2.1"));
+    let mine = sb.write("usrbr.xml", &bridge("usrbr", "192.0.2.2"));
+    let _ = std::process::Command::new("chmod").args(["a+r", &sys, &mine]).status();
+    let out = sb.nmiface(&["define", &sys]);
+    ensure(out.status.success(), || format!("root: define sysbr: {}", text(&out.stderr)))?;
+    let foreign = nmcli(&sb, &["con", "add", "type", "bridge", "ifname", "other0", "con-name", "other0"]);
+    ensure(foreign.status.success(), || format!("nmcli: {}", text(&foreign.stderr)))?;
+    let as_a = |args: &[&str]| {
+        let mut full = vec![env!("CARGO_BIN_EXE_nmiface")];
+        full.extend_from_slice(args);
+        sb.as_user(&a, &full).current_dir("/").output().unwrap()
+    };
+    let out = as_a(&["define", &mine]);
+    ensure(out.status.success(), || format!("A: define usrbr: {}", text(&out.stderr)))?;
+
+    let row = |json: &serde_json::Value, name: &str| -> serde_json::Value {
+        json.as_array().into_iter().flatten().find(|l| l["name"] == name).cloned().unwrap_or_default()
+    };
+    let out = as_a(&["list", "--all", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("A: list --json: {e}"))?;
+    let (s, u, o) = (row(&json, "sysbr"), row(&json, "usrbr"), row(&json, "other0"));
+    ensure(s["scope"] == "system" && s["nmiface"] == false, || format!("A sees sysbr as {s}"))?;
+    ensure(u["scope"] == "user" && u["nmiface"] == true && u["user"] == a.as_str(), || format!("A sees usrbr as {u}"))?;
+    ensure(o["scope"].is_null() && o["nmiface"] == false, || format!("A sees other0 as {o}"))?;
+    let out = as_a(&["list", "--all"]);
+    let table = text(&out.stdout);
+    let line = |name: &str| table.lines().find(|l| l.trim_start().starts_with(name)).unwrap_or("").to_string();
+    ensure(line("sysbr").contains("nmiface's, system-wide, read-only for you"), || format!("A: list:\n{table}"))?;
+    ensure(line("other0").contains("not nmiface's"), || format!("A: list:\n{table}"))?;
+
+    let out = sb.nmiface(&["list", "--all"]);
+    let table = text(&out.stdout);
+    let line = table.lines().find(|l| l.trim_start().starts_with("usrbr")).unwrap_or("");
+    ensure(line.contains(&format!("user {a}'s own")) && !line.contains("not nmiface's"), || {
+        format!("root: list:\n{table}")
+    })?;
+    let out = sb.nmiface(&["list", "--all", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("root: list --json: {e}"))?;
+    let u = row(&json, "usrbr");
+    ensure(u["scope"] == "user" && u["nmiface"] == false, || format!("root sees usrbr as {u}"))
+}
