@@ -225,10 +225,19 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
             }
         }
         if let Some((pending, secs)) = pending {
-            let keep = ask_to_keep(secs, pending.checkpoint(), args.define.json).await;
-            ctx.settle(pending, keep).await?;
-            if !keep {
-                anyhow::bail!("not confirmed within {secs} s: the change was rolled back; the host is as before");
+            let answer = ask_to_keep(secs, pending.checkpoint(), args.define.json).await;
+            ctx.settle(pending, answer == Answer::Keep).await?;
+            let why = match answer {
+                Answer::Keep => None,
+                Answer::Silence => Some(format!("not confirmed within {secs} s")),
+                Answer::Closed => {
+                    Some("standard input was closed before `commit` came (--confirm reads the answer there)".into())
+                }
+                Answer::Other(a) => Some(format!("the answer was '{a}', not `commit`")),
+                Answer::Interrupted => Some("interrupted at the question".into()),
+            };
+            if let Some(why) = why {
+                anyhow::bail!("{why}: the change was rolled back; the host is as before");
             }
             say(if args.define.json { r#"{"confirmed": true}"# } else { "Changes kept" });
         }
@@ -264,10 +273,25 @@ fn print_diff(diffs: &[ProfileDiff], json: bool) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// The answer to `--confirm`'s question.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// `commit` (or `yes`, `y`).
+    Keep,
+    /// Nothing within the time.
+    Silence,
+    /// End of input: stdin is closed (`</dev/null`, a finished pipe).
+    Closed,
+    /// Another answer.
+    Other(String),
+    /// SIGINT at the question.
+    Interrupted,
+}
+
 /// Asks on stdin whether to keep a tried change: `commit` (or `yes`, `y`) within `secs` keeps it;
 /// anything else, end of input, or silence rolls it back. With `json`, a machine answers the same
 /// way after reading the JSON result.
-async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> bool {
+async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> Answer {
     if json {
         say(&serde_json::json!({"confirm": {"checkpoint": checkpoint, "seconds": secs, "answer": "commit"}})
             .to_string());
@@ -284,17 +308,22 @@ async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> bool {
     });
     let read = tokio::time::timeout(Duration::from_secs(u64::from(secs)), rx);
     // Ctrl-C at the question is a "no" (the signal handlers of the change are still installed).
-    let line = tokio::select! {
+    let answer = tokio::select! {
         r = read => match r {
-            Ok(Ok((n, line))) if n > 0 => Some(line),
-            _ => None,
+            Ok(Ok((n, line))) if n > 0 => match line.trim() {
+                "commit" | "yes" | "y" => Answer::Keep,
+                other => Answer::Other(other.chars().take(40).collect()),
+            },
+            // End of input, or an unreadable stdin (read_line's error counts as 0 bytes).
+            Ok(_) => Answer::Closed,
+            Err(_) => Answer::Silence,
         },
-        _ = tokio::signal::ctrl_c() => None,
+        _ = tokio::signal::ctrl_c() => Answer::Interrupted,
     };
-    if line.is_none() && !json {
+    if !json && matches!(answer, Answer::Silence | Answer::Closed | Answer::Interrupted) {
         eprintln!();
     }
-    line.is_some_and(|l| matches!(l.trim(), "commit" | "yes" | "y"))
+    answer
 }
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {

@@ -162,6 +162,17 @@ fn on_bus(address: &str, source: &NmError) -> String {
     }
 }
 
+/// What [`Context::recover`] found after an interrupted verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// No change was under way (it had not started, or had finished).
+    Nothing,
+    /// The interrupted change was rolled back.
+    RolledBack,
+    /// The change is part of the open transaction: `rollback` undoes it, `commit` keeps it.
+    InTransaction,
+}
+
 impl Context {
     /// Connects to NetworkManager on the system bus.
     pub async fn connect() -> Result<Self, VerbError> {
@@ -312,15 +323,26 @@ impl Context {
 
     /// After an interrupted verb (SIGINT, SIGTERM): rolls back the change it left, if any.
     /// An open transaction stays open: its journal was written ahead of every change, so
-    /// `rollback` still restores everything.
-    pub async fn recover(&self) -> Result<(), VerbError> {
+    /// `rollback` still restores everything. Says what it found, for the caller's message.
+    pub async fn recover(&self) -> Result<Recovered, VerbError> {
         let _lock = self.lock("recover".into()).await?;
-        if let Some(j) = self.store()?.load()? {
-            if let JournalKind::Change { pid } = j.kind {
-                self.finish_interrupted(&j, pid).await?;
+        let Some(j) = self.store()?.load()? else { return Ok(Recovered::Nothing) };
+        match j.kind {
+            // This very process's change: no notice about "a change by process N".
+            JournalKind::Change { pid } if pid == std::process::id() => {
+                let problems = self.agent.undo(&j).await;
+                if !problems.is_empty() {
+                    return Err(VerbError::RollbackIncomplete { problems });
+                }
+                j.discard()?;
+                Ok(Recovered::RolledBack)
             }
+            JournalKind::Change { pid } => {
+                self.finish_interrupted(&j, pid).await?;
+                Ok(Recovered::RolledBack)
+            }
+            JournalKind::Transaction => Ok(Recovered::InTransaction),
         }
-        Ok(())
     }
 
     /// Runs a change under the lock, with the open transaction's journal if there is one, and

@@ -123,6 +123,7 @@ const TRIALS: &[Named] = &[
     ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
     ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
     ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),
+    ("newuser::interrupts_and_confirm_say_what_happened", newuser::interrupts_and_confirm_say_what_happened),
 ];
 
 fn samples() -> Vec<PathBuf> {

@@ -140,3 +140,48 @@ pub fn list_says_whose_profiles_are() -> R {
     let u = row(&json, "usrbr");
     ensure(u["scope"] == "user" && u["nmiface"] == false, || format!("root sees usrbr as {u}"))
 }
+
+/// Item 6: SIGINT during `apply` says what became of the change without blaming "process N"
+/// (nmiface itself) and names a transaction only when one is open; `--confirm` with a closed
+/// stdin says so instead of "not confirmed within 5 s".
+pub fn interrupts_and_confirm_say_what_happened() -> R {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::up(false);
+    let f = sb.write(
+        "eth1.xml",
+        "<interface type='ethernet' name='eth1'><protocol family='ipv4'><dhcp/></protocol></interface>",
+    );
+    let interrupted = |sb: &Sandbox| -> Result<String, String> {
+        let child = sb.spawn_nmiface(&["apply", "--timeout", "30", &f]);
+        std::thread::sleep(Duration::from_secs(2));
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let out = child.wait_with_output().map_err(|e| e.to_string())?;
+        let err = text(&out.stderr);
+        match out.status.code() {
+            Some(130) => Ok(err),
+            other => Err(format!("SIGINT'd apply: exit {other:?}: {err}")),
+        }
+    };
+    let err = interrupted(&sb)?;
+    ensure(!err.contains("process") && !err.contains("transaction") && err.contains("rolled back"), || {
+        format!("SIGINT'd apply said: {err}")
+    })?;
+    let out = sb.nmiface(&["begin"]);
+    ensure(out.status.success(), || format!("begin: {}", text(&out.stderr)))?;
+    let err = interrupted(&sb)?;
+    ensure(err.contains("open transaction") && err.contains("nmiface rollback") && !err.contains("process"), || {
+        format!("SIGINT'd apply in a transaction said: {err}")
+    })?;
+    let out = sb.nmiface(&["rollback"]);
+    ensure(out.status.success(), || format!("rollback: {}", text(&out.stderr)))?;
+
+    let g = sb.write("eth2.xml", "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.2' prefix='24'/></protocol></interface>");
+    let t0 = Instant::now();
+    let out = sb.nmiface(&["apply", "--confirm", "5", &g]); // stdin: /dev/null
+    let err = text(&out.stderr);
+    ensure(
+        out.status.code() == Some(2) && err.contains("standard input was closed") && !err.contains("not confirmed"),
+        || format!("--confirm with stdin closed: exit {:?}: {err}", out.status.code()),
+    )?;
+    ensure(t0.elapsed() < Duration::from_secs(5), || format!("waited {:?} on a closed stdin", t0.elapsed()))
+}
