@@ -124,6 +124,10 @@ const TRIALS: &[Named] = &[
     ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
     ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),
     ("newuser::interrupts_and_confirm_say_what_happened", newuser::interrupts_and_confirm_say_what_happened),
+    (
+        "newuser::verbose_logs_every_call_without_colours_in_a_pipe",
+        newuser::verbose_logs_every_call_without_colours_in_a_pipe,
+    ),
 ];
 
 fn samples() -> Vec<PathBuf> {

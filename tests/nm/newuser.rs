@@ -185,3 +185,22 @@ pub fn interrupts_and_confirm_say_what_happened() -> R {
     )?;
     ensure(t0.elapsed() < Duration::from_secs(5), || format!("waited {:?} on a closed stdin", t0.elapsed()))
 }
+
+/// Item 7: `-v` logs every NetworkManager call of `list` and `apply`, and no log carries
+/// terminal colours into a pipe.
+pub fn verbose_logs_every_call_without_colours_in_a_pipe() -> R {
+    let sb = Sandbox::up(false);
+    let out = sb.nmiface(&["-v", "list"]);
+    let err = text(&out.stderr);
+    ensure(out.status.success() && err.contains("ListConnections") && err.contains("GetDevices"), || {
+        format!("-v list logged: {err}")
+    })?;
+    let f = sb.write("eth2.xml", "<interface type='ethernet' name='eth2'><protocol family='ipv4'><ip address='192.0.2.2' prefix='24'/></protocol></interface>");
+    let out = sb.nmiface(&["-v", "apply", &f]);
+    let err = text(&out.stderr);
+    ensure(out.status.success() && err.contains("AddConnection2") && err.contains("ActivateConnection"), || {
+        format!("-v apply logged: {err}")
+    })?;
+    let out = sb.nmiface(&["-vv", "list"]);
+    ensure(!out.stderr.contains(&0x1b), || format!("-vv list wrote escape codes into a pipe: {:?}", text(&out.stderr)))
+}
