@@ -164,12 +164,11 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
             return print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
         }
         let t0 = Instant::now();
-        let mut printers: std::collections::HashMap<String, Box<dyn FnMut(Progress) + Send>> = Default::default();
-        let mut progress = |name: &str, p: Progress| {
-            printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(
-                p,
-            )
-        };
+        // One line for every interface the change starts, created at the first event (a change
+        // that starts nothing shows none).
+        let mut printer: Option<Box<dyn FnMut(Progress) + Send>> = None;
+        let mut progress =
+            |_: &str, p: Progress| printer.get_or_insert_with(|| Box::new(progress_printer("applying".into())))(p);
         let o = ApplyOptions {
             adopt: args.define.adopt,
             force: args.define.force,

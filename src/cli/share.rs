@@ -100,7 +100,7 @@ pub struct ShareArgs {
 
 fn printer() -> impl FnMut(&str, Progress) + Send {
     let mut p = progress_printer("starting".into());
-    move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), elapsed: pr.elapsed })
+    move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), ..pr })
 }
 
 impl Steps {
