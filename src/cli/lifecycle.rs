@@ -6,7 +6,7 @@ use super::{
     block_on, clear_progress, connect, interruptible, print_findings, print_forced, progress_printer, read_input, say,
     say_json, Outcome,
 };
-use nmiface::agent::{How, ProfileDiff};
+use nmiface::agent::How;
 use nmiface::finding::{any_loses_meaning, Finding};
 use nmiface::nm_client::Progress;
 use nmiface::verbs::{defaults, ApplyOptions, DefineOptions};
@@ -50,8 +50,9 @@ pub struct ApplyArgs {
     /// Do not take a checkpoint: a failure leaves what was done so far.
     #[arg(long, conflicts_with = "confirm")]
     no_checkpoint: bool,
-    /// Print what apply would change, profile by profile (a diff of NetworkManager settings),
-    /// and change nothing.
+    /// Print what apply would change, profile by profile (NetworkManager settings as
+    /// `bridge.stp: no → yes`, the stored XML as a line diff) and which interfaces would be
+    /// re-activated, and change nothing. Exits 3 when changes are pending, 0 when none.
     #[arg(long, conflicts_with_all = ["confirm", "no_checkpoint"])]
     check: bool,
     /// Try the change: keep it only if confirmed (type `commit`) within SECONDS, else roll it
@@ -161,7 +162,7 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let ctx = connect().await?;
         if args.check {
-            return print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
+            return super::diff::print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
         }
         let t0 = Instant::now();
         // One line for every interface the change starts, created at the first event (a change
@@ -242,34 +243,6 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
         }
         Ok(exit_for(&out.findings))
     })
-}
-
-/// `apply --check`: each profile's planned action and the settings that would change.
-fn print_diff(diffs: &[ProfileDiff], json: bool) -> anyhow::Result<Outcome> {
-    let changed = diffs.iter().any(|d| d.action != "unchanged");
-    if json {
-        say_json(&serde_json::json!({"changed": changed, "profiles": diffs}));
-        return Ok(Outcome::Clean);
-    }
-    if !changed {
-        say("Nothing to do: every profile already holds these settings");
-    }
-    for d in diffs.iter().filter(|d| d.action != "unchanged") {
-        say(&format!("{} profile '{}' (interface {})", d.action, d.profile, d.interface));
-        for c in &d.changes {
-            let show = |v: &nmiface::nm::Value| serde_json::to_string(v).unwrap_or_default();
-            match &c.before {
-                Some(b) => say(&format!("  - {}: {}", c.property, show(b))),
-                None if d.action == "update" => say(&format!("  - {}: (not set)", c.property)),
-                None => {}
-            }
-            match &c.after {
-                Some(a) => say(&format!("  + {}: {}", c.property, show(a))),
-                None => say(&format!("  + {}: (NetworkManager's default)", c.property)),
-            }
-        }
-    }
-    Ok(Outcome::Clean)
 }
 
 /// The answer to `--confirm`'s question.

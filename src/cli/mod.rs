@@ -2,6 +2,7 @@
 
 mod check;
 mod daemon;
+mod diff;
 mod lifecycle;
 mod output;
 mod query;
@@ -65,7 +66,10 @@ changed. If nmiface dies meanwhile, NetworkManager rolls back by itself after --
 without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.\n\n\
 --confirm SECONDS tries the change (like netplan try): it asks to keep it, and rolls it back unless it \
 reads `commit` on stdin in time; with --json it prints the result, then a line {\"confirm\": {…}}, and \
-waits for the answer on stdin.")]
+waits for the answer on stdin.\n\n\
+--check changes nothing and exits 0 when the host already matches FILE, 3 when changes are pending \
+(2 on error); --check --json prints {\"changed\", \"profiles\": [{\"profile\", \"interface\", \"action\", \
+\"changes\": [{\"property\", \"before\", \"after\"}]}]} with D-Bus-typed values.")]
     Apply(lifecycle::ApplyArgs),
     /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
     /// did not define are listed read-only.
@@ -109,6 +113,9 @@ pub enum Outcome {
     Clean,
     /// Done, but with findings that lose meaning.
     Findings,
+    /// `apply --check`: changes are pending (exit 3, like `diff`'s 1, which nmiface's exit
+    /// status already gives to findings).
+    Pending,
 }
 
 /// Parses arguments, runs the command, and returns the exit code.
@@ -143,6 +150,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Pending) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<daemon::Interrupted>().is_some() => {
             let status = e.downcast_ref::<daemon::Interrupted>().map_or(2, |i| i.status);

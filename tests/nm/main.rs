@@ -128,6 +128,7 @@ const TRIALS: &[Named] = &[
         "newuser::verbose_logs_every_call_without_colours_in_a_pipe",
         newuser::verbose_logs_every_call_without_colours_in_a_pipe,
     ),
+    ("newuser::apply_check_reads_plainly", newuser::apply_check_reads_plainly),
 ];
 
 fn samples() -> Vec<PathBuf> {

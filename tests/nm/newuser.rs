@@ -204,3 +204,34 @@ pub fn verbose_logs_every_call_without_colours_in_a_pipe() -> R {
     let out = sb.nmiface(&["-vv", "list"]);
     ensure(!out.stderr.contains(&0x1b), || format!("-vv list wrote escape codes into a pipe: {:?}", text(&out.stderr)))
 }
+
+/// Item 9: `apply --check` prints values in words, the stored XML as a line diff, what would be
+/// re-activated, and exits 3 when changes are pending, 0 when none.
+pub fn apply_check_reads_plainly() -> R {
+    let sb = Sandbox::up(false);
+    let br = |stp: &str| {
+        format!("<interface type='bridge' name='br0'>\n<start mode='none'/>\n<protocol family='ipv4'><ip address='192.0.2.1' prefix='24'/></protocol>\n<bridge stp='{stp}' delay='2'/>\n</interface>\n")
+    };
+    let off = sb.write("off.xml", &br("off"));
+    let on = sb.write("on.xml", &br("on"));
+    let out = sb.nmiface(&["apply", &off]);
+    ensure(out.status.success(), || format!("apply: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["apply", "--check", &off]);
+    ensure(out.status.code() == Some(0), || format!("--check of what is there: exit {:?}", out.status.code()))?;
+    let out = sb.nmiface(&["apply", "--check", &on]);
+    let said = text(&out.stdout);
+    ensure(out.status.code() == Some(3), || format!("--check with changes: exit {:?}\n{said}", out.status.code()))?;
+    for want in [
+        "bridge.stp: no → yes",
+        "  - <bridge stp='off' delay='2'/>",
+        "  + <bridge stp='on' delay='2'/>",
+        "    <start mode='none'/>",
+        "br0 would be re-activated",
+    ] {
+        ensure(said.contains(want), || format!("--check does not say '{want}':\n{said}"))?;
+    }
+    ensure(!said.contains("{\"b\""), || format!("--check prints D-Bus types:\n{said}"))?;
+    let out = sb.nmiface(&["apply", "--check", "--json", &on]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("--json: {e}"))?;
+    ensure(v["changed"] == true && v["profiles"][0]["changes"].is_array(), || format!("--check --json: {v}"))
+}
