@@ -13,6 +13,7 @@ mod context;
 mod draft;
 mod input;
 mod libvirt;
+mod live;
 mod path;
 mod tree;
 mod values;
