@@ -67,8 +67,9 @@ without a keep-alive. Inside a transaction (nmiface begin) the transaction prote
 --confirm SECONDS tries the change (like netplan try): it asks to keep it, and rolls it back unless it \
 reads `commit` on stdin in time; with --json it prints the result, then a line {\"confirm\": {…}}, and \
 waits for the answer on stdin.\n\n\
---check changes nothing and exits 0 when the host already matches FILE, 3 when changes are pending \
-(2 on error); --check --json prints {\"changed\", \"profiles\": [{\"profile\", \"interface\", \"action\", \
+Exit status: 0 ok; 1 finished, but something was approximated or is unsupported (findings on stderr); \
+2 error, and the host is as before; 3 with --check: changes are pending (0: none).\n\n\
+--check changes nothing; --check --json prints {\"changed\", \"profiles\": [{\"profile\", \"interface\", \"action\", \
 \"changes\": [{\"property\", \"before\", \"after\"}]}]} with D-Bus-typed values.")]
     Apply(lifecycle::ApplyArgs),
     /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
