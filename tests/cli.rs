@@ -155,3 +155,12 @@ fn session_install_user_names_this_binary() {
     assert!(!activation.exists() && !unit.exists());
     let _ = std::fs::remove_dir_all(&home);
 }
+
+// See: issue 24, item 12. A misspelt `type` is named, not only "needs a 'type' attribute".
+#[test]
+fn a_misspelt_type_attribute_is_named() {
+    let out = nmiface(&["translate", "-"], Some("<interface typ='bridge' name='br0'>\n</interface>\n"));
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("<stdin>:1:12: /interface/@typ: unknown attribute 'typ'"), "{err}");
+}

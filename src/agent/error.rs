@@ -74,8 +74,14 @@ pub enum AgentError {
     },
     /// A tap was asked on a bridge that is not for VMs: neither a NAT bridge (NetworkManager's
     /// shared method) nor a NIC bridged by `nmiface bridge`.
-    #[error("{0} is not a bridge for VMs: a tap goes on your NAT bridge (nmiface share --nat) or on a NIC's bridge (nmiface bridge)")]
+    #[error("{0} is not a bridge for VMs: a VM needs its bridge to give it a network, and a bridge with only an address of its own gives no DHCP, no DNS and no way out; a tap goes on your NAT bridge (NetworkManager's shared method: `nmiface share --nat --bridge {0}`, or <nmi:nat/> in the bridge's ipv4 protocol) or on a NIC's bridge (`nmiface bridge NIC {0}`, the VM on the LAN)")]
     NotAVmBridge(String),
+    /// No profile of any tool, and no device, answers to the name `dumpxml` was given.
+    #[error("no NetworkManager profile or interface '{0}' on this host (`nmiface list --all` shows them)")]
+    NoSuchProfile(String),
+    /// `tap remove` of a tap this caller does not have (gone already, or never made).
+    #[error("no tap '{0}' of yours (`nmiface tap list` shows them)")]
+    NoSuchTap(String),
     /// A tap was asked on a bridge that is not the caller's (another user's, or none).
     #[error("no bridge {0} of yours: make one with nmiface share --nat --bridge {0}")]
     NotYourBridge(String),

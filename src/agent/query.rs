@@ -201,7 +201,7 @@ impl Agent {
             .into_iter()
             .filter(|l| l.name == name.as_str())
             .min_by_key(|l| (!l.nmiface, l.mac.is_none()))
-            .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), foreign: None })?;
+            .ok_or_else(|| AgentError::NoSuchProfile(name.to_string()))?;
         l.mac.ok_or_else(|| AgentError::NoMacYet(name.to_string()))
     }
 
@@ -345,7 +345,7 @@ fn pick<'a>(
     }
     match candidates.as_slice() {
         [one] => Ok(one),
-        [] => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+        [] => Err(AgentError::NoSuchProfile(name.to_string())),
         many => {
             // Named with their UUIDs, which `dumpxml UUID` takes.
             let names = many.iter().map(|s| format!("'{}' ({})", s.profile.id, s.profile.uuid)).collect();

@@ -178,7 +178,7 @@ impl Agent {
             Some(s) if self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some() => {
                 Ok(self.nm.delete(&s.path.as_ref()).await?)
             }
-            _ => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+            _ => Err(AgentError::NoSuchTap(name.to_string())),
         }
     }
 }

@@ -155,6 +155,8 @@ impl AgentError {
             AgentError::NotOwned(_) | AgentError::NotDefined { foreign: Some(_), .. } => ErrorKind::NotOwned,
             AgentError::NotYourBridge(_) => ErrorKind::NotOwned,
             AgentError::NotDefined { foreign: None, .. }
+            | AgentError::NoSuchProfile(_)
+            | AgentError::NoSuchTap(_)
             | AgentError::NoSuchDevice(_)
             | AgentError::NoSuchMac(_)
             | AgentError::NoMacYet(_)

@@ -129,6 +129,7 @@ const TRIALS: &[Named] = &[
         newuser::verbose_logs_every_call_without_colours_in_a_pipe,
     ),
     ("newuser::apply_check_reads_plainly", newuser::apply_check_reads_plainly),
+    ("newuser::messages_name_the_right_cause", newuser::messages_name_the_right_cause),
 ];
 
 fn samples() -> Vec<PathBuf> {

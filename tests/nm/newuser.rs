@@ -235,3 +235,32 @@ pub fn apply_check_reads_plainly() -> R {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("--json: {e}"))?;
     ensure(v["changed"] == true && v["profiles"][0]["changes"].is_array(), || format!("--check --json: {v}"))
 }
+
+/// Item 12: messages name the right cause: `dumpxml` and `mac` of a name nothing has serve every
+/// profile (not only nmiface's), `tap remove` of a gone tap says so, and `tap add` on a bridge
+/// with only a static address says what makes a bridge for VMs.
+pub fn messages_name_the_right_cause() -> R {
+    let sb = Sandbox::up(false);
+    for args in [["dumpxml", "nosuch0"], ["mac", "nosuch0"]] {
+        let out = sb.nmiface(&args);
+        let err = text(&out.stderr);
+        ensure(
+            out.status.code() == Some(2) && !err.contains("defined by nmiface") && err.contains("list --all"),
+            || format!("{args:?}: exit {:?}: {err}", out.status.code()),
+        )?;
+    }
+    let out = sb.nmiface(&["tap", "remove", "vtap9"]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains("no tap 'vtap9' of yours"), || {
+        format!("tap remove of a gone tap: exit {:?}: {err}", out.status.code())
+    })?;
+    let f = sb.write("vmbr0.xml", "<interface type='bridge' name='vmbr0'><start mode='none'/><protocol family='ipv4'><ip address='192.0.2.1' prefix='24'/></protocol><bridge stp='off'/></interface>");
+    let out = sb.nmiface(&["define", &f]);
+    ensure(out.status.success(), || format!("define vmbr0: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["tap", "add", "vmbr0"]);
+    let err = text(&out.stderr);
+    ensure(
+        out.status.code() == Some(2) && err.contains("no DHCP") && err.contains("share --nat --bridge vmbr0"),
+        || format!("tap add on a plain bridge: exit {:?}: {err}", out.status.code()),
+    )
+}
