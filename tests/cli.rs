@@ -164,3 +164,16 @@ fn a_misspelt_type_attribute_is_named() {
     let err = text(&out.stderr);
     assert!(err.contains("<stdin>:1:12: /interface/@typ: unknown attribute 'typ'"), "{err}");
 }
+
+// See: issue 24, item 13. translate has a readable form; piped without a format, it stays JSON.
+#[test]
+fn translate_reads_as_text_and_stays_json_when_piped() {
+    let f = "xml-samples/libvirt-bridge-stp-off-fractional-delay.xml";
+    let out = nmiface(&["translate", "--format", "text", f], None);
+    let t = text(&out.stdout);
+    assert!(t.contains("bridge.stp: no") && t.contains("profile '") && !t.contains("{\"b\""), "{t}");
+    let out = nmiface(&["translate", f], None);
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "piped default is not JSON");
+    let out = nmiface(&["translate", "--json", f], None);
+    assert!(serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok(), "--json is not JSON");
+}

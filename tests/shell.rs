@@ -124,3 +124,32 @@ fn check_with_man(dir: &Path, pages: &BTreeSet<String>) {
         assert!(rendered.contains("SYNOPSIS") && rendered.contains("nmiface"), "man -l {page}:\n{rendered}");
     }
 }
+
+// See: issue 24, item 13. bash completes a FILE after `apply `, options only after `-`, and
+// nothing (not file names) after an option that takes a number.
+#[test]
+fn bash_completes_by_kind() {
+    if Command::new("bash").arg("--version").output().is_err() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nmiface-compl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("br0.xml"), "").unwrap();
+    let script = dir.join("nmiface.bash");
+    std::fs::write(&script, nmiface(&["completions", "bash"]).stdout).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _nmiface nmiface \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" 2>/dev/null; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash").arg("-c").arg(prog).current_dir(&dir).output().unwrap();
+        text(&out.stdout)
+    };
+    let after_apply = complete("nmiface apply ''", 2);
+    assert!(after_apply.contains("br0.xml") && !after_apply.contains("--adopt"), "{after_apply}");
+    let after_dash = complete("nmiface apply --", 2);
+    assert!(after_dash.contains("--adopt"), "{after_dash}");
+    let after_timeout = complete("nmiface apply --timeout ''", 3);
+    assert_eq!(after_timeout.trim(), "", "file names after --timeout");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -30,6 +30,7 @@ ITEM = {\"feature\", \"status\": supported|approximated|unsupported, \"by\": nm-
 \"detail\", \"remedy\"}.")]
 pub struct Args {
     /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     file: String,
     /// Print the report as JSON.
     #[arg(long)]

@@ -25,6 +25,7 @@ pub struct Wait {
 #[derive(Debug, clap::Args)]
 pub struct DefineArgs {
     /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     file: String,
     /// Take over conflicting profiles nmiface did not create (they are updated in place).
     #[arg(long)]
@@ -305,7 +306,8 @@ pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
         if args.json {
             say_json(&serde_json::json!({"undefined": args.name, "profiles": n}));
         } else {
-            say(&format!("Interface {} undefined ({n} profiles deleted)", args.name));
+            let profiles = if n == 1 { "profile" } else { "profiles" };
+            say(&format!("Interface {} undefined ({n} {profiles} deleted)", args.name));
         }
         Ok(Outcome::Clean)
     })

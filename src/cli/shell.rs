@@ -33,8 +33,71 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<Outcome> {
     // stdout (`| head`) into an io::Error, which the caller reports as success.
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "nmiface", &mut script);
+    if args.shell == clap_complete::Shell::Bash {
+        script = bash_by_kind(&String::from_utf8_lossy(&script), &cmd).into_bytes();
+    }
     std::io::stdout().lock().write_all(&script).context("writing the completion script")?;
     Ok(Outcome::Clean)
+}
+
+/// What bash completes, per subcommand block of clap_complete's script (`nmiface__subcmd__apply`):
+/// whether its positional is a file, and its options whose value is not a path.
+fn bash_kinds(cmd: &clap::Command, block: String, out: &mut Vec<(String, bool, Vec<String>)>) {
+    use clap::ValueHint;
+    let file = cmd.get_positionals().any(|a| a.get_value_hint() == ValueHint::FilePath);
+    let path_hints = [ValueHint::FilePath, ValueHint::DirPath, ValueHint::AnyPath, ValueHint::ExecutablePath];
+    let not_paths = cmd
+        .get_opts()
+        .filter(|a| !path_hints.contains(&a.get_value_hint()))
+        .flat_map(|a| {
+            let long = a.get_long().map(|l| format!("--{l}"));
+            let short = a.get_short().map(|c| format!("-{c}"));
+            long.into_iter().chain(short)
+        })
+        .collect();
+    for sub in cmd.get_subcommands() {
+        bash_kinds(sub, format!("{block}__subcmd__{}", sub.get_name().replace('-', "__")), out);
+    }
+    out.push((block, file, not_paths));
+}
+
+/// clap_complete's bash script, made to complete by kind: after a command whose argument is a
+/// FILE, file names (options only after `-`), and after an option whose value is a number or a
+/// name (`--timeout`), nothing at all: its `-o default` would otherwise offer file names there.
+fn bash_by_kind(script: &str, cmd: &clap::Command) -> String {
+    let mut kinds = Vec::new();
+    bash_kinds(cmd, "nmiface".into(), &mut kinds);
+    let mut block: Option<&(String, bool, Vec<String>)> = None;
+    let mut option: Option<String> = None;
+    let mut out = String::with_capacity(script.len());
+    for line in script.lines() {
+        let t = line.trim();
+        if line.starts_with("        ") && !line.starts_with("         ") && t.ends_with(')') {
+            let name = t.trim_end_matches(')');
+            block = kinds.iter().find(|(b, _, _)| b == name);
+        }
+        let mut new = line.to_string();
+        if let Some((_, file, not_paths)) = block {
+            // Options only after a `-`, not also at the first word (that is the FILE).
+            if let (true, Some(at)) = (*file, line.find(" || ${COMP_CWORD} -eq")) {
+                if let Some(end) = line[at..].find(" ]]") {
+                    new = format!("{}{}", &line[..at], &line[at + end..]);
+                }
+            }
+            if *file && line == "            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )" {
+                new = "            COMPREPLY=( $(compgen -f -- \"${cur}\") )".to_string();
+            }
+            if let Some(o) = t.strip_suffix(')').filter(|o| o.starts_with('-')) {
+                option = Some(o.to_string());
+            }
+            if t == "COMPREPLY=($(compgen -f \"${cur}\"))" && option.as_ref().is_some_and(|o| not_paths.contains(o)) {
+                new = line.replace(t, "COMPREPLY=(); compopt +o default +o bashdefault 2>/dev/null");
+            }
+        }
+        out.push_str(&new);
+        out.push('\n');
+    }
+    out
 }
 
 /// Runs `nmiface man`.

@@ -130,6 +130,7 @@ const TRIALS: &[Named] = &[
     ),
     ("newuser::apply_check_reads_plainly", newuser::apply_check_reads_plainly),
     ("newuser::messages_name_the_right_cause", newuser::messages_name_the_right_cause),
+    ("newuser::small_outputs_read_right", newuser::small_outputs_read_right),
 ];
 
 fn samples() -> Vec<PathBuf> {

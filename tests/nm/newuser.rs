@@ -264,3 +264,32 @@ pub fn messages_name_the_right_cause() -> R {
         || format!("tap add on a plain bridge: exit {:?}: {err}", out.status.code()),
     )
 }
+
+/// Item 13: "1 profile deleted", and `tap list` prints a table, or says there is none.
+pub fn small_outputs_read_right() -> R {
+    let sb = Sandbox::up(false);
+    let f = sb.write("eth3.xml", "<interface type='ethernet' name='eth3'><start mode='none'/></interface>");
+    let out = sb.nmiface(&["define", &f]);
+    ensure(out.status.success(), || format!("define eth3: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["undefine", "eth3"]);
+    ensure(text(&out.stdout).contains("(1 profile deleted)"), || format!("undefine: {}", text(&out.stdout)))?;
+    let out = sb.nmiface(&["tap", "list"]);
+    ensure(out.status.success() && text(&out.stdout).starts_with("No taps of yours"), || {
+        format!("tap list with none: exit {:?}: {}{}", out.status.code(), text(&out.stdout), text(&out.stderr))
+    })?;
+    let out = sb.nmiface(&["share", "--nat", "--bridge", "nat0", "--subnet", "10.42.9.0/24"]);
+    ensure(out.status.success(), || format!("share: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["tap", "add", "nat0", "--name", "vt0"]);
+    ensure(out.status.success(), || format!("tap add: {}", text(&out.stderr)))?;
+    let out = sb.nmiface(&["tap", "list"]);
+    let table = text(&out.stdout);
+    ensure(table.lines().next().is_some_and(|l| l.starts_with("TAP") && l.contains("BRIDGE")), || {
+        format!("tap list:\n{table}")
+    })?;
+    ensure(table.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == ["vt0", "nat0"]), || {
+        format!("tap list:\n{table}")
+    })?;
+    let out = sb.nmiface(&["tap", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("tap list --json: {e}"))?;
+    ensure(v == serde_json::json!(["vt0"]), || format!("tap list --json changed shape: {v}"))
+}
