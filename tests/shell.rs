@@ -70,16 +70,32 @@ fn one_man_page_per_command_and_each_parses() {
     expected.insert("nmiface.1".to_string());
     let written: BTreeSet<String> =
         std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(written, expected);
+    assert!(written.is_superset(&expected), "missing pages: {:?}", expected.difference(&written));
     let printed: BTreeSet<String> =
         text(&out.stdout).lines().map(|l| Path::new(l).file_name().unwrap().to_string_lossy().into_owned()).collect();
-    assert_eq!(printed, expected, "man prints the pages it wrote");
+    assert_eq!(printed, written, "man prints the pages it wrote");
+    // See: issue 24, item 11. Every page a page names exists (nmiface-tap(1) names
+    // nmiface-tap-add(1)), every page has its exit status, environment and files in sections of
+    // their own, and no literal backtick is left for man to show.
+    for page in &written {
+        let roff = std::fs::read_to_string(dir.join(page)).unwrap();
+        for named in roff.lines().filter_map(|l| l.strip_suffix("(1)")).filter(|l| l.starts_with("nmiface")) {
+            let file = format!("{}.1", named.replace("\\-", "-"));
+            assert!(written.contains(&file), "{page} names {named}(1), which is not written");
+        }
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH FILES"] {
+            assert!(roff.contains(section), "{page} has no {section}");
+        }
+        assert!(!roff.contains(".SH EXTRA") && !roff.contains('`'), "{page}:\n{roff}");
+    }
+    let apply = std::fs::read_to_string(dir.join("nmiface-apply.1")).unwrap();
+    assert!(apply.contains("3 with --check: changes are pending") || apply.contains("3 with \\-\\-check"), "{apply}");
 
     let define = std::fs::read_to_string(dir.join("nmiface-define.1")).unwrap();
     assert!(define.contains(".TH nmiface-define 1 2024-02-29 \"nmiface "), "{define}");
     assert!(define.contains("\\-\\-adopt"), "the page lists the command's options:\n{define}");
 
-    check_with_man(&dir, &expected);
+    check_with_man(&dir, &written);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -107,4 +123,33 @@ fn check_with_man(dir: &Path, pages: &BTreeSet<String>) {
         assert!(out.stderr.is_empty(), "man -l {page} warns:\n{}", text(&out.stderr));
         assert!(rendered.contains("SYNOPSIS") && rendered.contains("nmiface"), "man -l {page}:\n{rendered}");
     }
+}
+
+// See: issue 24, item 13. bash completes a FILE after `apply `, options only after `-`, and
+// nothing (not file names) after an option that takes a number.
+#[test]
+fn bash_completes_by_kind() {
+    if Command::new("bash").arg("--version").output().is_err() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("nmiface-compl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("br0.xml"), "").unwrap();
+    let script = dir.join("nmiface.bash");
+    std::fs::write(&script, nmiface(&["completions", "bash"]).stdout).unwrap();
+    let complete = |words: &str, cword: usize| {
+        let prog = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD={cword}; _nmiface nmiface \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\" 2>/dev/null; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = Command::new("bash").arg("-c").arg(prog).current_dir(&dir).output().unwrap();
+        text(&out.stdout)
+    };
+    let after_apply = complete("nmiface apply ''", 2);
+    assert!(after_apply.contains("br0.xml") && !after_apply.contains("--adopt"), "{after_apply}");
+    let after_dash = complete("nmiface apply --", 2);
+    assert!(after_dash.contains("--adopt"), "{after_dash}");
+    let after_timeout = complete("nmiface apply --timeout ''", 3);
+    assert_eq!(after_timeout.trim(), "", "file names after --timeout");
+    let _ = std::fs::remove_dir_all(&dir);
 }

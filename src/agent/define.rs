@@ -270,6 +270,10 @@ pub struct ProfileDiff {
     pub action: &'static str,
     /// The properties that would change (for `add`, all it would get).
     pub changes: Vec<nm::compare::Change>,
+    /// A port's profile (a change to it re-activates its controller). Not in the JSON, which
+    /// keeps its documented shape.
+    #[serde(skip)]
+    pub port: bool,
 }
 
 impl Agent {
@@ -288,15 +292,24 @@ impl Agent {
         let mut out = Vec::new();
         for p in &plan.add {
             let changes = masked(nm::compare::changes(p, &empty));
-            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "add", changes });
+            let port = p.master().is_some();
+            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "add", changes, port });
         }
         for (i, p) in &plan.update {
             let changes = masked(nm::compare::changes(p, &existing[*i]));
-            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "update", changes });
+            let port = p.master().is_some();
+            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "update", changes, port });
         }
         for &i in &plan.delete {
             let p = &existing[i];
-            out.push(ProfileDiff { profile: p.id.clone(), interface: iface(p), action: "delete", changes: Vec::new() });
+            let port = p.master().is_some();
+            out.push(ProfileDiff {
+                profile: p.id.clone(),
+                interface: iface(p),
+                action: "delete",
+                changes: Vec::new(),
+                port,
+            });
         }
         for &i in &plan.unchanged {
             let p = &existing[i];
@@ -305,6 +318,7 @@ impl Agent {
                 interface: iface(p),
                 action: "unchanged",
                 changes: Vec::new(),
+                port: p.master().is_some(),
             });
         }
         Ok(out)

@@ -74,8 +74,14 @@ pub enum AgentError {
     },
     /// A tap was asked on a bridge that is not for VMs: neither a NAT bridge (NetworkManager's
     /// shared method) nor a NIC bridged by `nmiface bridge`.
-    #[error("{0} is not a bridge for VMs: a tap goes on your NAT bridge (nmiface share --nat) or on a NIC's bridge (nmiface bridge)")]
+    #[error("{0} is not a bridge for VMs: a VM needs its bridge to give it a network, and a bridge with only an address of its own gives no DHCP, no DNS and no way out; a tap goes on your NAT bridge (NetworkManager's shared method: `nmiface share --nat --bridge {0}`, or <nmi:nat/> in the bridge's ipv4 protocol) or on a NIC's bridge (`nmiface bridge NIC {0}`, the VM on the LAN)")]
     NotAVmBridge(String),
+    /// No profile of any tool, and no device, answers to the name `dumpxml` was given.
+    #[error("no NetworkManager profile or interface '{0}' on this host (`nmiface list --all` shows them)")]
+    NoSuchProfile(String),
+    /// `tap remove` of a tap this caller does not have (gone already, or never made).
+    #[error("no tap '{0}' of yours (`nmiface tap list` shows them)")]
+    NoSuchTap(String),
     /// A tap was asked on a bridge that is not the caller's (another user's, or none).
     #[error("no bridge {0} of yours: make one with nmiface share --nat --bridge {0}")]
     NotYourBridge(String),
@@ -125,6 +131,15 @@ pub enum AgentError {
         controller: String,
         /// Its profile.
         profile: String,
+    },
+    /// The NIC's own profile was taken over by a running bridge (`nmiface bridge`): activating
+    /// it would pull the NIC out of the bridge and leave both with the same addresses.
+    #[error("{nic}'s own profile was taken over by bridge {bridge} (`nmiface bridge {nic} {bridge}`): starting it would pull {nic} out of {bridge}, which is running; `nmiface unbridge {bridge}` gives {nic} its own profile back")]
+    TakenOverByBridge {
+        /// The NIC.
+        nic: String,
+        /// The bridge that took it over.
+        bridge: String,
     },
     /// The NIC's profile is not an ethernet profile.
     #[error("{nic}'s profile '{profile}' is not an ethernet profile")]

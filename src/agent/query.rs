@@ -31,6 +31,25 @@ pub struct Listed {
     /// The profile's UUID (the session service's object paths are made from it; `dumpxml UUID`
     /// names this very profile, also where several share a name).
     pub uuid: uuid::Uuid,
+    /// Whose nmiface profile it is: `system` (system-wide), `user` (one user's, named in
+    /// `user`), `null` for a profile nmiface did not make. An nmiface profile of another scope
+    /// than the caller's has `"nmiface": false` (read-only for this caller) and its scope here.
+    pub scope: Option<&'static str>,
+    /// For a `user` profile: that user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// Whose nmiface profile `p` is, by its marks and its permissions (see [`Listed::scope`]).
+fn scope_of(p: &Profile) -> (Option<&'static str>, Option<String>) {
+    if p.user_data(user_key::MANAGED) != Some("1") {
+        return (None, None);
+    }
+    match p.permitted_users().as_slice() {
+        [] => (Some("system"), None),
+        [one] => (Some("user"), Some(one.to_string())),
+        _ => (None, None),
+    }
 }
 
 /// A NetworkManager connection type as `list` names it.
@@ -55,11 +74,14 @@ impl Agent {
             .filter(|s| s.profile.master().is_none())
             .filter_map(|s| {
                 let nmiface = self.scope.owns(&s.profile);
-                let name = match nmiface {
-                    true => s.profile.user_data(user_key::INTERFACE)?.to_string(),
+                let (scope, user) = scope_of(&s.profile);
+                let marked = s.profile.user_data(user_key::INTERFACE).filter(|_| scope.is_some());
+                let name = match (nmiface, marked) {
+                    (true, None) => return None,
+                    (_, Some(n)) => n.to_string(),
                     // A NIC's profile bound by MAC only: the device it applies to, else the
                     // profile's name (a VLAN's MAC names its parent, not itself).
-                    false => match (s.profile.interface_name(), nic_mac(&s.profile)) {
+                    (false, None) => match (s.profile.interface_name(), nic_mac(&s.profile)) {
                         (Some(n), _) => n.to_string(),
                         (None, Some(mac)) => device_with(&devices, &mac).unwrap_or(&s.profile.id).to_string(),
                         (None, None) => s.profile.id.clone(),
@@ -80,6 +102,8 @@ impl Agent {
                     nmiface,
                     profile,
                     uuid: s.profile.uuid,
+                    scope,
+                    user,
                 })
             })
             .collect();
@@ -99,17 +123,28 @@ impl Agent {
             return Ok(xml::write_interface(&iface).0);
         }
         // Like libvirt's backends: live state for an active interface, else its definition.
-        match self.live_state(&iface).await? {
+        let mut iface = iface;
+        match self.live_state(&mut iface).await? {
             Some(live) => Ok(xml::write_interface_live(&iface, &live).0),
             None => Ok(xml::write_interface(&iface).0),
         }
     }
 
-    async fn live_state(&self, iface: &Interface) -> Result<Option<LiveState>, AgentError> {
+    /// The live state of an active interface; its ports become the devices that are its ports
+    /// now (a NIC another profile took is no longer one, whatever the port profile says).
+    async fn live_state(&self, iface: &mut Interface) -> Result<Option<LiveState>, AgentError> {
         let devices = self.nm.devices().await?;
         let up = |state: DeviceState| state == DeviceState::Activated;
-        if !devices.iter().any(|d| d.interface == iface.name.as_str() && d.real && up(d.state)) {
+        let Some(own) = devices.iter().find(|d| d.interface == iface.name.as_str() && d.real && up(d.state)) else {
             return Ok(None);
+        };
+        if let Some(real) = &own.ports {
+            let is_port = |name: &str| devices.iter().any(|d| d.real && d.interface == name && real.contains(&d.path));
+            match &mut iface.kind {
+                Kind::Bridge(b) => b.ports.retain(|m| is_port(m.name().as_str())),
+                Kind::Bond(b) => b.ports.retain(|p| is_port(p.name.as_str())),
+                _ => {}
+            }
         }
         let mut names = vec![iface.name.to_string()];
         if let Kind::Bridge(b) = &iface.kind {
@@ -166,7 +201,7 @@ impl Agent {
             .into_iter()
             .filter(|l| l.name == name.as_str())
             .min_by_key(|l| (!l.nmiface, l.mac.is_none()))
-            .ok_or_else(|| AgentError::NotDefined { name: name.to_string(), foreign: None })?;
+            .ok_or_else(|| AgentError::NoSuchProfile(name.to_string()))?;
         l.mac.ok_or_else(|| AgentError::NoMacYet(name.to_string()))
     }
 
@@ -217,12 +252,16 @@ impl Agent {
         let around = nm::Around { devices: &macs, profiles: &all, name_by_device: !inactive };
         let recovered = nm::host_from_profiles_around(&mine, around)?;
         let mut findings = recovered.findings;
-        let Some(iface) = recovered.host.interfaces.into_iter().next() else {
+        let Some(mut iface) = recovered.host.interfaces.into_iter().next() else {
             return Err(AgentError::NotDefined { name: name.to_string(), foreign: None });
         };
-        let (xml, more) = match (inactive, self.live_state(&iface).await?) {
-            (false, Some(live)) => xml::write_interface_live(&iface, &live),
-            _ => xml::write_interface(&iface),
+        let live = match inactive {
+            true => None,
+            false => self.live_state(&mut iface).await?,
+        };
+        let (xml, more) = match live {
+            Some(live) => xml::write_interface_live(&iface, &live),
+            None => xml::write_interface(&iface),
         };
         findings.extend(more);
         Ok((xml, findings))
@@ -239,14 +278,36 @@ impl Agent {
             let Some((setting, prop, value)) = f.probe() else { continue };
             probed.push((f, self.nm.knows_property(setting, prop, value).await?));
         }
+        let devices = match kernel {
+            true => Some(self.host_devices().await?),
+            false => None,
+        };
         let facts = gaps::Facts {
             nm: self.version,
             nm_source: "daemon",
             kernel: kernel.then(crate::host_probe::kernel),
             probed,
             runtime: kernel.then(crate::host_probe::runtime),
+            devices,
         };
         Ok(gaps::assess(host, findings, &facts))
+    }
+}
+
+impl Agent {
+    /// The host's real devices and the controller each is a port of now, for `check`.
+    async fn host_devices(&self) -> Result<Vec<gaps::HostDevice>, AgentError> {
+        let devices = self.nm.devices().await?;
+        Ok(devices
+            .iter()
+            .filter(|d| d.real)
+            .map(|d| gaps::HostDevice {
+                name: d.interface.clone(),
+                controller: crate::nm_client::DeviceInfo::controller_of(&devices, d)
+                    .flatten()
+                    .map(|c| c.interface.clone()),
+            })
+            .collect())
     }
 }
 
@@ -284,7 +345,7 @@ fn pick<'a>(
     }
     match candidates.as_slice() {
         [one] => Ok(one),
-        [] => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+        [] => Err(AgentError::NoSuchProfile(name.to_string())),
         many => {
             // Named with their UUIDs, which `dumpxml UUID` takes.
             let names = many.iter().map(|s| format!("'{}' ({})", s.profile.id, s.profile.uuid)).collect();

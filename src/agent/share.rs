@@ -17,7 +17,7 @@ use super::{Agent, AgentError, Safety, StoredInterface};
 use crate::finding::{Finding, Severity};
 use crate::model::{self, Bridge, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode};
 use crate::nm::{self, conn_type, user_key, DeviceType, Scope};
-use crate::nm_client::{Awaited, StoredProfile};
+use crate::nm_client::{Awaited, DeviceInfo, StoredProfile};
 use crate::transaction::Journal;
 use crate::xml::{self, Document};
 use std::time::Duration;
@@ -136,6 +136,60 @@ impl Agent {
             && b.forward_delay == delay
             && b.replaces.is_some();
         Ok(same.then_some(found))
+    }
+
+    /// The running bridge that took over `s`'s own profile (`nmiface bridge` recorded its UUID
+    /// in `nmiface.replaces`), by interface name: starting `s` would pull its NIC out of it.
+    /// Bridging a NIC is system-wide only, so only system-wide bridges are asked.
+    pub async fn taken_over_by(&self, s: &StoredInterface) -> Result<Option<String>, AgentError> {
+        if s.main.profile.conn_type() != Some(conn_type::ETHERNET) {
+            return Ok(None);
+        }
+        let uuid = s.main.profile.uuid.to_string();
+        let (profiles, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
+        let (profiles, active) = (profiles?, active?);
+        Ok(profiles
+            .iter()
+            .filter(|b| Scope::System.owns(&b.profile) && b.profile.user_data(user_key::REPLACES) == Some(&uuid))
+            .find(|b| active.iter().any(|(_, p)| p == b.path.as_str()))
+            .and_then(|b| b.profile.user_data(user_key::INTERFACE).map(str::to_string)))
+    }
+
+    /// The bridge's NIC ports whose device is not its port now (another profile took the NIC,
+    /// or the bridge has no device): read from the devices, since a port profile says only where
+    /// a NIC should be. A NetworkManager that does not report ports (before 1.34) counts as
+    /// attached: nothing is guessed.
+    pub async fn detached_ports<'s>(&self, s: &'s StoredInterface) -> Result<Vec<&'s StoredProfile>, AgentError> {
+        let devices = self.nm.devices().await?;
+        let bridge = devices.iter().find(|d| d.real && d.interface == s.name);
+        Ok(s.ports
+            .iter()
+            .filter(|p| p.profile.conn_type() == Some(conn_type::ETHERNET))
+            .filter(|p| {
+                let nic = p.profile.interface_name();
+                let dev = devices.iter().find(|d| d.real && Some(d.interface.as_str()) == nic);
+                match (bridge, dev) {
+                    (Some(b), Some(d)) => {
+                        DeviceInfo::controller_of(&devices, d).is_some_and(|c| c.is_none_or(|c| c.path != b.path))
+                    }
+                    _ => true,
+                }
+            })
+            .collect())
+    }
+
+    /// Activates the port profiles of NICs that left their running bridge (see
+    /// [`Agent::detached_ports`]), so `bridge NIC BRIDGE` again puts the NIC back.
+    pub async fn reattach(&self, ports: &[&StoredProfile], timeout: Duration) -> Result<(), AgentError> {
+        for p in ports {
+            let Some(nic) = p.profile.interface_name() else { continue };
+            let eth = [nic.to_string()];
+            let awaited = Awaited { main: nic, ports: &[], ethernet: &eth, ready_at_ip_config: false };
+            self.nm.activate_and_wait(&p.path, awaited, timeout, &mut |_| {}).await.map_err(|failure| {
+                AgentError::Activation { interface: nic.to_string(), failure: Box::new(failure), hint: None }
+            })?;
+        }
+        Ok(())
     }
 
     /// `virsh iface-unbridge`: the bridge and its port go; the NIC's standalone profile (the one

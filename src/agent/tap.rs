@@ -193,7 +193,7 @@ impl Agent {
         };
         match found {
             Some(s) => Ok(self.nm.delete(&s.path.as_ref()).await?),
-            None => Err(AgentError::NotDefined { name: name.to_string(), foreign: None }),
+            None => Err(AgentError::NoSuchTap(name.to_string())),
         }
     }
 }

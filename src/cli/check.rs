@@ -17,6 +17,9 @@ use std::io::Write;
 /// missing module; by libvirt's format), with a one-line remedy.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Exit status: 0 no gaps, 1 gaps, 2 error.\n\n\
+Run against the daemon, check also reads the host's devices: a port that names no device, or a \
+device that is another controller's port now, is a gap. What nmiface itself needs of \
+NetworkManager (Settings.AddConnection2, user.data) is listed with -v, or when it is missing.\n\n\
 By default nmiface asks the running NetworkManager for its version (and, where a version number \
 cannot tell because of backports, whether it knows a property, without creating anything) and reads \
 the kernel's modules. --nm-version X.Y checks against that version's table instead; with --offline \
@@ -27,6 +30,7 @@ ITEM = {\"feature\", \"status\": supported|approximated|unsupported, \"by\": nm-
 \"detail\", \"remedy\"}.")]
 pub struct Args {
     /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     file: String,
     /// Print the report as JSON.
     #[arg(long)]
@@ -39,7 +43,7 @@ pub struct Args {
     offline: bool,
 }
 
-pub fn run(args: Args) -> anyhow::Result<Outcome> {
+pub fn run(args: Args, verbose: bool) -> anyhow::Result<Outcome> {
     let (source, text) = read_input(&args.file)?;
     let doc = xml::parse_document(&source, &text)?;
     let report = if args.offline || args.nm_version.is_some() {
@@ -48,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         block_on(async {
             let ctx = Context::connect()
                 .await
-                .context("cannot reach NetworkManager (use --offline, or --nm-version X.Y, to check without it)")?;
+                .context("check asks the running NetworkManager (--offline, or --nm-version X.Y, checks without it)")?;
             Ok(ctx.check(&doc).await?)
         })?
     };
@@ -57,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        print_table(&mut out, &report)?;
+        print_table(&mut out, &report, verbose)?;
     }
     Ok(if report.gaps > 0 { Outcome::Findings } else { Outcome::Clean })
 }
@@ -70,8 +74,10 @@ fn status_word(s: Status) -> &'static str {
     }
 }
 
-/// The human table: one line per feature, details and remedies indented below gaps.
-pub fn print_table(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()> {
+/// The human table: one line per feature, details and remedies indented below gaps. nmiface's
+/// own needs (plumbing) only when `verbose` or missing; a reading finding of a one-interface
+/// document is filed under that interface, by element.
+pub fn print_table(out: &mut impl Write, r: &CheckReport, verbose: bool) -> std::io::Result<()> {
     let kernel = match &r.kernel {
         Some(k) => {
             let s = |m: gaps::ModuleState| {
@@ -82,7 +88,24 @@ pub fn print_table(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()>
         None => "kernel not checked".to_string(),
     };
     writeln!(out, "NetworkManager {} ({}); {kernel}", r.nm_version, r.nm_source)?;
-    let rows: Vec<(String, &gaps::Item)> = r.items().map(|(i, item)| (i.unwrap_or("-").to_string(), item)).collect();
+    let only = match r.interfaces.as_slice() {
+        [one] => Some(one.interface.as_str()),
+        _ => None,
+    };
+    let plumbing = r.requirements.iter().filter(|i| verbose || i.status != Status::Supported).map(|i| ("-", i));
+    let own = r.interfaces.iter().flat_map(|c| c.items.iter().map(move |i| (c.interface.as_str(), i)));
+    let mapping = r.mapping.iter().map(|i| (only.unwrap_or("-"), i));
+    let rows: Vec<(String, gaps::Item)> = plumbing
+        .chain(own)
+        .map(|(n, i)| (n.to_string(), i.clone()))
+        .chain(mapping.map(|(n, i)| {
+            let mut i = i.clone();
+            if only.is_some() {
+                i.feature = element_of(&i.feature);
+            }
+            (n.to_string(), i)
+        }))
+        .collect();
     let w1 = rows.iter().map(|(i, _)| i.len()).max().unwrap_or(9).max(9);
     let w2 = rows.iter().map(|(_, it)| it.feature.len()).max().unwrap_or(7).clamp(7, 48);
     writeln!(out, "{:<w1$}  {:<w2$}  STATUS", "INTERFACE", "FEATURE")?;
@@ -96,4 +119,26 @@ pub fn print_table(out: &mut impl Write, r: &CheckReport) -> std::io::Result<()>
         }
     }
     writeln!(out, "{} gap{}", r.gaps, if r.gaps == 1 { "" } else { "s" })
+}
+
+/// A reading finding's XPath in a one-interface document as the element it names:
+/// `/interface/bond/arpmon (line 9)` is `<bond><arpmon> (line 9)`.
+fn element_of(path: &str) -> String {
+    let (path, line) = match path.split_once(" (") {
+        Some((p, l)) => (p, format!(" ({l}")),
+        None => (path, String::new()),
+    };
+    let steps: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .skip(1)
+        .map(|s| match s.strip_prefix('@') {
+            Some(attr) => format!("@{attr}"),
+            None => format!("<{s}>"),
+        })
+        .collect();
+    match steps.is_empty() {
+        true => format!("<{}>{line}", path.trim_start_matches('/')),
+        false => format!("{}{line}", steps.join("")),
+    }
 }

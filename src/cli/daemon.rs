@@ -1,7 +1,7 @@
 //! Reaching NetworkManager from the CLI: one runtime, one [`Context`], and what happens when the
 //! user interrupts a change.
 
-use nmiface::verbs::Context;
+use nmiface::verbs::{Context, Recovered};
 use std::future::Future;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -57,7 +57,11 @@ pub async fn interruptible<T>(ctx: &Context, f: impl Future<Output = anyhow::Res
     // Dropping the change ends its D-Bus calls and releases its lock; then roll back.
     drop(f);
     let outcome = match ctx.recover().await {
-        Ok(()) => "the change was rolled back (inside a transaction, `nmiface rollback` undoes it)".to_string(),
+        Ok(Recovered::RolledBack) => "the change was rolled back; the host is as before".to_string(),
+        Ok(Recovered::Nothing) => "no change was recorded, so nothing was rolled back".to_string(),
+        Ok(Recovered::InTransaction) => {
+            "what was changed stays in the open transaction: `nmiface rollback` undoes it".to_string()
+        }
         Err(e) => format!("rolling back failed: {e}"),
     };
     Err(Interrupted { signal: name, status, outcome }.into())

@@ -6,7 +6,7 @@ use super::{
     block_on, clear_progress, connect, interruptible, print_findings, print_forced, progress_printer, read_input, say,
     say_json, Outcome,
 };
-use nmiface::agent::{How, ProfileDiff};
+use nmiface::agent::How;
 use nmiface::finding::{any_loses_meaning, Finding};
 use nmiface::nm_client::Progress;
 use nmiface::verbs::{defaults, ApplyOptions, DefineOptions};
@@ -25,6 +25,7 @@ pub struct Wait {
 #[derive(Debug, clap::Args)]
 pub struct DefineArgs {
     /// Interface XML (libvirt format, 2009 draft, or an <interfaces> host file); - reads stdin.
+    #[arg(value_hint = clap::ValueHint::FilePath)]
     file: String,
     /// Take over conflicting profiles nmiface did not create (they are updated in place).
     #[arg(long)]
@@ -50,8 +51,9 @@ pub struct ApplyArgs {
     /// Do not take a checkpoint: a failure leaves what was done so far.
     #[arg(long, conflicts_with = "confirm")]
     no_checkpoint: bool,
-    /// Print what apply would change, profile by profile (a diff of NetworkManager settings),
-    /// and change nothing.
+    /// Print what apply would change, profile by profile (NetworkManager settings as
+    /// `bridge.stp: no → yes`, the stored XML as a line diff) and which interfaces would be
+    /// re-activated, and change nothing. Exits 3 when changes are pending, 0 when none.
     #[arg(long, conflicts_with_all = ["confirm", "no_checkpoint"])]
     check: bool,
     /// Try the change: keep it only if confirmed (type `commit`) within SECONDS, else roll it
@@ -161,15 +163,14 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let ctx = connect().await?;
         if args.check {
-            return print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
+            return super::diff::print_diff(&ctx.diff(&doc, args.define.adopt).await?, args.define.json);
         }
         let t0 = Instant::now();
-        let mut printers: std::collections::HashMap<String, Box<dyn FnMut(Progress) + Send>> = Default::default();
-        let mut progress = |name: &str, p: Progress| {
-            printers.entry(name.to_string()).or_insert_with(|| Box::new(progress_printer(format!("starting {name}"))))(
-                p,
-            )
-        };
+        // One line for every interface the change starts, created at the first event (a change
+        // that starts nothing shows none).
+        let mut printer: Option<Box<dyn FnMut(Progress) + Send>> = None;
+        let mut progress =
+            |_: &str, p: Progress| printer.get_or_insert_with(|| Box::new(progress_printer("applying".into())))(p);
         let o = ApplyOptions {
             adopt: args.define.adopt,
             force: args.define.force,
@@ -225,10 +226,19 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
             }
         }
         if let Some((pending, secs)) = pending {
-            let keep = ask_to_keep(secs, pending.checkpoint(), args.define.json).await;
-            ctx.settle(pending, keep).await?;
-            if !keep {
-                anyhow::bail!("not confirmed within {secs} s: the change was rolled back; the host is as before");
+            let answer = ask_to_keep(secs, pending.checkpoint(), args.define.json).await;
+            ctx.settle(pending, answer == Answer::Keep).await?;
+            let why = match answer {
+                Answer::Keep => None,
+                Answer::Silence => Some(format!("not confirmed within {secs} s")),
+                Answer::Closed => {
+                    Some("standard input was closed before `commit` came (--confirm reads the answer there)".into())
+                }
+                Answer::Other(a) => Some(format!("the answer was '{a}', not `commit`")),
+                Answer::Interrupted => Some("interrupted at the question".into()),
+            };
+            if let Some(why) = why {
+                anyhow::bail!("{why}: the change was rolled back; the host is as before");
             }
             say(if args.define.json { r#"{"confirmed": true}"# } else { "Changes kept" });
         }
@@ -236,38 +246,25 @@ pub fn apply(args: ApplyArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// `apply --check`: each profile's planned action and the settings that would change.
-fn print_diff(diffs: &[ProfileDiff], json: bool) -> anyhow::Result<Outcome> {
-    let changed = diffs.iter().any(|d| d.action != "unchanged");
-    if json {
-        say_json(&serde_json::json!({"changed": changed, "profiles": diffs}));
-        return Ok(Outcome::Clean);
-    }
-    if !changed {
-        say("Nothing to do: every profile already holds these settings");
-    }
-    for d in diffs.iter().filter(|d| d.action != "unchanged") {
-        say(&format!("{} profile '{}' (interface {})", d.action, d.profile, d.interface));
-        for c in &d.changes {
-            let show = |v: &nmiface::nm::Value| serde_json::to_string(v).unwrap_or_default();
-            match &c.before {
-                Some(b) => say(&format!("  - {}: {}", c.property, show(b))),
-                None if d.action == "update" => say(&format!("  - {}: (not set)", c.property)),
-                None => {}
-            }
-            match &c.after {
-                Some(a) => say(&format!("  + {}: {}", c.property, show(a))),
-                None => say(&format!("  + {}: (NetworkManager's default)", c.property)),
-            }
-        }
-    }
-    Ok(Outcome::Clean)
+/// The answer to `--confirm`'s question.
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    /// `commit` (or `yes`, `y`).
+    Keep,
+    /// Nothing within the time.
+    Silence,
+    /// End of input: stdin is closed (`</dev/null`, a finished pipe).
+    Closed,
+    /// Another answer.
+    Other(String),
+    /// SIGINT at the question.
+    Interrupted,
 }
 
 /// Asks on stdin whether to keep a tried change: `commit` (or `yes`, `y`) within `secs` keeps it;
 /// anything else, end of input, or silence rolls it back. With `json`, a machine answers the same
 /// way after reading the JSON result.
-async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> bool {
+async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> Answer {
     if json {
         say(&serde_json::json!({"confirm": {"checkpoint": checkpoint, "seconds": secs, "answer": "commit"}})
             .to_string());
@@ -284,17 +281,22 @@ async fn ask_to_keep(secs: u32, checkpoint: &str, json: bool) -> bool {
     });
     let read = tokio::time::timeout(Duration::from_secs(u64::from(secs)), rx);
     // Ctrl-C at the question is a "no" (the signal handlers of the change are still installed).
-    let line = tokio::select! {
+    let answer = tokio::select! {
         r = read => match r {
-            Ok(Ok((n, line))) if n > 0 => Some(line),
-            _ => None,
+            Ok(Ok((n, line))) if n > 0 => match line.trim() {
+                "commit" | "yes" | "y" => Answer::Keep,
+                other => Answer::Other(other.chars().take(40).collect()),
+            },
+            // End of input, or an unreadable stdin (read_line's error counts as 0 bytes).
+            Ok(_) => Answer::Closed,
+            Err(_) => Answer::Silence,
         },
-        _ = tokio::signal::ctrl_c() => None,
+        _ = tokio::signal::ctrl_c() => Answer::Interrupted,
     };
-    if line.is_none() && !json {
+    if !json && matches!(answer, Answer::Silence | Answer::Closed | Answer::Interrupted) {
         eprintln!();
     }
-    line.is_some_and(|l| matches!(l.trim(), "commit" | "yes" | "y"))
+    answer
 }
 
 pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
@@ -304,7 +306,8 @@ pub fn undefine(args: NameArgs) -> anyhow::Result<Outcome> {
         if args.json {
             say_json(&serde_json::json!({"undefined": args.name, "profiles": n}));
         } else {
-            say(&format!("Interface {} undefined ({n} profiles deleted)", args.name));
+            let profiles = if n == 1 { "profile" } else { "profiles" };
+            say(&format!("Interface {} undefined ({n} {profiles} deleted)", args.name));
         }
         Ok(Outcome::Clean)
     })

@@ -2,6 +2,7 @@
 
 mod check;
 mod daemon;
+mod diff;
 mod lifecycle;
 mod output;
 mod query;
@@ -27,9 +28,10 @@ use std::process::ExitCode;
 #[command(name = "nmiface", version, propagate_version = true, max_term_width = 100)]
 #[command(after_help = "Exit status: 0 ok; 1 finished, but something was approximated or is unsupported \
 (findings on stderr); 2 error (bad input, usage), nothing changed.\n\n\
-Logging: RUST_LOG=nmiface=debug (or -v, -vv) shows what nmiface does, on stderr.")]
+Logging: -v (or RUST_LOG=nmiface=debug) logs every NetworkManager call on stderr; -vv traces more.")]
 pub struct Cli {
-    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace).
+    /// More log output on stderr (-v: every NetworkManager call and what nmiface does, -vv:
+    /// trace, also zbus's own). Colours only on a terminal.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     /// Work on system-wide profiles. Root always does; run as a desktop user, nmiface makes and
@@ -64,7 +66,11 @@ changed. If nmiface dies meanwhile, NetworkManager rolls back by itself after --
 without a keep-alive. Inside a transaction (nmiface begin) the transaction protects the host instead.\n\n\
 --confirm SECONDS tries the change (like netplan try): it asks to keep it, and rolls it back unless it \
 reads `commit` on stdin in time; with --json it prints the result, then a line {\"confirm\": {…}}, and \
-waits for the answer on stdin.")]
+waits for the answer on stdin.\n\n\
+Exit status: 0 ok; 1 finished, but something was approximated or is unsupported (findings on stderr); \
+2 error, and the host is as before; 3 with --check: changes are pending (0: none).\n\n\
+--check changes nothing; --check --json prints {\"changed\", \"profiles\": [{\"profile\", \"interface\", \"action\", \
+\"changes\": [{\"property\", \"before\", \"after\"}]}]} with D-Bus-typed values.")]
     Apply(lifecycle::ApplyArgs),
     /// List the host's interfaces: name, state, MAC, profile (virsh iface-list); profiles nmiface
     /// did not define are listed read-only.
@@ -108,6 +114,9 @@ pub enum Outcome {
     Clean,
     /// Done, but with findings that lose meaning.
     Findings,
+    /// `apply --check`: changes are pending (exit 3, like `diff`'s 1, which nmiface's exit
+    /// status already gives to findings).
+    Pending,
 }
 
 /// Parses arguments, runs the command, and returns the exit code.
@@ -117,7 +126,7 @@ pub fn main() -> ExitCode {
     daemon::set_system(cli.system);
     let result = match cli.command {
         Command::Translate(args) => translate::run(args),
-        Command::Check(a) => check::run(a),
+        Command::Check(a) => check::run(a, cli.verbose > 0),
         Command::Define(a) => lifecycle::define(a),
         Command::Undefine(a) => lifecycle::undefine(a),
         Command::Start(a) => lifecycle::start(a),
@@ -142,20 +151,41 @@ pub fn main() -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Findings) => ExitCode::from(1),
+        Ok(Outcome::Pending) => ExitCode::from(3),
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if e.downcast_ref::<daemon::Interrupted>().is_some() => {
             let status = e.downcast_ref::<daemon::Interrupted>().map_or(2, |i| i.status);
-            let _ = writeln!(std::io::stderr(), "nmiface: {e:#}");
+            let _ = writeln!(std::io::stderr(), "nmiface: {}", said_once(&e));
             ExitCode::from(status)
         }
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "nmiface: error: {e:#}");
+            let message = said_once(&e);
+            let _ = writeln!(std::io::stderr(), "nmiface: error: {message}");
             if std::env::args().any(|a| a == "--json") {
-                say_json(&serde_json::json!({"error": {"kind": error_kind(&e), "message": format!("{e:#}")}}));
+                say_json(&serde_json::json!({"error": {"kind": error_kind(&e), "message": message}}));
             }
             ExitCode::from(2)
         }
     }
+}
+
+/// An error with its causes, each said once: anyhow's `{:#}` appends every cause after the
+/// message, but many messages already embed their cause (thiserror's `{source}`, zbus's
+/// "Failed to connect …: <io error>"), which made a missing bus read three times. A cause
+/// whose text is already in what was said adds nothing and is left out.
+fn said_once(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// The kind of a failed command, as the session service would name it: a verb's own, else
@@ -186,16 +216,23 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging(verbose: u8) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
+    // Every NetworkManager call is logged at debug (house style), so -v starts there: README
+    // and --help promise that -v shows every call.
     let default = match verbose {
         0 => "warn",
-        1 => "nmiface=info",
-        2 => "nmiface=debug",
-        _ => "nmiface=trace",
+        1 => "nmiface=debug",
+        _ => "nmiface=trace,zbus=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // Escape codes only where a terminal reads them, not in a pipe or a log file.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .try_init();
 }
 
 /// Reads a document from a path, or standard input for `-`. Returns the name to show in

@@ -44,7 +44,12 @@ pub struct MacArg {
 
 pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
     block_on(async {
-        let all = connect().await?.list().await?;
+        let ctx = connect().await?;
+        let all = ctx.list().await?;
+        let me = match ctx.agent().scope() {
+            nmiface::nm::Scope::User(me) => Some(me.clone()),
+            nmiface::nm::Scope::System => None,
+        };
         let shown: Vec<&Listed> = all
             .iter()
             .filter(|l| {
@@ -68,11 +73,18 @@ pub fn list(args: ListArgs) -> anyhow::Result<Outcome> {
         writeln!(out, "{}", "-".repeat(w + 48))?;
         for l in shown {
             let state = if l.active { "active" } else { "inactive" };
-            // Profiles nmiface did not define are shown read-only, by their NetworkManager name.
-            let profile = if l.nmiface {
-                "(nmiface)".to_string()
-            } else {
-                format!("'{}' ({}, not nmiface's)", l.profile, l.kind)
+            // Profiles nmiface did not define, or defined for another scope, are shown
+            // read-only, by their NetworkManager name and whose they are.
+            let whose = match (l.scope, &l.user, &me) {
+                (Some("system"), _, _) => "nmiface's, system-wide, read-only for you (--system changes it)".to_string(),
+                (Some(_), Some(u), Some(me)) if u == me => "nmiface's, your own (without --system)".to_string(),
+                (Some(_), Some(u), Some(_)) => format!("nmiface's, another user's ({u})"),
+                (Some(_), Some(u), None) => format!("nmiface's, user {u}'s own, read-only"),
+                _ => "not nmiface's".to_string(),
+            };
+            let profile = match l.nmiface {
+                true => "(nmiface)".to_string(),
+                false => format!("'{}' ({}, {whose})", l.profile, l.kind),
             };
             writeln!(out, " {:<w$}   {:<8}   {:<17}   {profile}", l.name, state, l.mac.as_deref().unwrap_or(""))?;
         }

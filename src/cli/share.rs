@@ -67,6 +67,9 @@ pub struct UnbridgeArgs {
 /// Creates a bridge for the VMs with NetworkManager's shared method: NetworkManager serves DHCP
 /// and DNS on it (its dnsmasq) and masquerades to whichever uplink is active. Attach VMs to the
 /// bridge (libvirt: <interface type='bridge'><source bridge='virbr1'/>).
+///
+/// To undo it: `nmiface undefine virbr1` (the bridge, its profile, and your taps on it go).
+/// Running it again with another --subnet re-addresses the bridge.
 #[derive(Debug, clap::Args)]
 pub struct ShareArgs {
     /// NAT sharing (the only mode of `share`; L2 sharing of a NIC is `nmiface bridge`).
@@ -100,7 +103,7 @@ pub struct ShareArgs {
 
 fn printer() -> impl FnMut(&str, Progress) + Send {
     let mut p = progress_printer("starting".into());
-    move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), elapsed: pr.elapsed })
+    move |name: &str, pr: Progress| p(Progress { what: format!("{name}: {}", pr.what), ..pr })
 }
 
 impl Steps {

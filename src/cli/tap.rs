@@ -102,12 +102,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
                 say(&format!("Tap {} removed", a.tap));
             }
             TapCommand::List(a) => {
-                let taps = ctx.taps(a.bridge.as_deref()).await?;
                 if a.json {
-                    say_json(&serde_json::json!(taps));
+                    say_json(&serde_json::json!(ctx.taps(a.bridge.as_deref()).await?));
                 } else {
-                    for t in taps {
-                        say(&t);
+                    let rows = ctx.taps_with_bridges(a.bridge.as_deref()).await?;
+                    match (rows.is_empty(), a.bridge.as_deref()) {
+                        (true, Some(b)) => say(&format!("No taps of yours on {b} (nmiface tap add {b} makes one)")),
+                        (true, None) => say("No taps of yours (nmiface tap add BRIDGE makes one)"),
+                        (false, _) => {
+                            let w = rows.iter().map(|(t, _)| t.len()).max().unwrap_or(3).max(3);
+                            say(&format!("{:<w$}  BRIDGE", "TAP"));
+                            for (tap, bridge) in rows {
+                                say(&format!("{tap:<w$}  {bridge}"));
+                            }
+                        }
                     }
                 }
             }

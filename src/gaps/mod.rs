@@ -7,5 +7,5 @@ mod report;
 
 pub use crate::nm::features::{needs, probe_candidates, supports, NmFeature, Since};
 pub use report::{
-    assess, By, CheckReport, Facts, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts, Status,
+    assess, By, CheckReport, Facts, HostDevice, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts, Status,
 };

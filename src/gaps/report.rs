@@ -55,6 +55,18 @@ pub struct Facts {
     pub probed: Vec<(NmFeature, bool)>,
     /// Programs NetworkManager runs for NAT sharing, unless checking offline.
     pub runtime: Option<RuntimeFacts>,
+    /// The host's network devices and who holds them, when asked of the daemon: a port must
+    /// exist and must not be another controller's port already.
+    pub devices: Option<Vec<HostDevice>>,
+}
+
+/// One network device of the host, as NetworkManager sees it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostDevice {
+    /// Kernel interface name.
+    pub name: String,
+    /// The controller it is a port of now (`None`: none, or the daemon does not say).
+    pub controller: Option<String>,
 }
 
 /// Programs NetworkManager needs at run time for shared (NAT) mode, where found.
@@ -90,6 +102,8 @@ pub enum By {
     Kernel,
     /// A program NetworkManager needs at run time.
     Runtime,
+    /// The host's devices: a port that does not exist, or that another controller holds.
+    Host,
     /// libvirt's format and NetworkManager's model do not map one to one.
     Mapping,
 }
@@ -293,6 +307,51 @@ impl Assessor<'_> {
     }
 }
 
+/// The host-device items of `iface`: each Ethernet port must exist and be free (or this very
+/// controller's port already). Nothing is said when the devices were not read.
+fn ports_on_host(iface: &crate::model::Interface, devices: &[HostDevice]) -> Vec<Item> {
+    use crate::model::{Kind, Member};
+    let mut ports: Vec<(&str, &str)> = Vec::new();
+    match &iface.kind {
+        Kind::Bridge(b) => {
+            for m in &b.ports {
+                match m {
+                    Member::Ethernet(p) => ports.push((iface.name.as_str(), p.name.as_str())),
+                    Member::Bond { name, bond } => {
+                        ports.extend(bond.ports.iter().map(|p| (name.as_str(), p.name.as_str())))
+                    }
+                    Member::Vlan { .. } => {}
+                }
+            }
+        }
+        Kind::Bond(b) => ports.extend(b.ports.iter().map(|p| (iface.name.as_str(), p.name.as_str()))),
+        _ => {}
+    }
+    let mut items = Vec::new();
+    for (controller, port) in ports {
+        let feature = format!("port {port}");
+        let gap = |detail: String, remedy: &str| Item {
+            feature: feature.clone(),
+            status: Status::Unsupported,
+            by: Some(By::Host),
+            detail,
+            remedy: Some(remedy.to_string()),
+        };
+        items.push(match devices.iter().find(|d| d.name == port) {
+            None => gap(
+                format!("this host has no network device {port}"),
+                "plug it in or name an existing NIC (`ip link` lists them)",
+            ),
+            Some(HostDevice { controller: Some(c), .. }) if c != controller => gap(
+                format!("{port} is a port of {c} now; {controller} would take it from {c}"),
+                &format!("take it out of {c} first (nmiface unbridge {c}, or undefine {c})"),
+            ),
+            Some(_) => Item::ok(feature, format!("{port} exists and is free for {controller}")),
+        });
+    }
+    items
+}
+
 /// Assesses `host` against `facts`. `findings` are those of reading and translating; their
 /// mapping gaps are listed by element (version gaps are assessed here, from the model).
 pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
@@ -304,6 +363,11 @@ pub fn assess(host: &Host, findings: &[Finding], facts: &Facts) -> CheckReport {
     for u in uses(host) {
         if let Some(check) = interfaces.iter_mut().find(|c| c.interface == u.interface.as_str()) {
             a.item(u.need, &mut check.items);
+        }
+    }
+    if let Some(devices) = &facts.devices {
+        for (check, iface) in interfaces.iter_mut().zip(&host.interfaces) {
+            check.items.extend(ports_on_host(iface, devices));
         }
     }
     let mapping: Vec<Item> = findings
@@ -347,13 +411,45 @@ mod tests {
         .unwrap();
         let t = translate(&d.host, &d.sources, &Target::default());
         assert_eq!(t.findings.len(), 1, "the translation leaves the VLAN out: {:?}", t.findings);
-        let facts =
-            Facts { nm: crate::nm::BASELINE, nm_source: "baseline", kernel: None, probed: Vec::new(), runtime: None };
+        let facts = Facts {
+            nm: crate::nm::BASELINE,
+            nm_source: "baseline",
+            kernel: None,
+            probed: Vec::new(),
+            runtime: None,
+            devices: None,
+        };
         let r = assess(&d.host, &t.findings, &facts);
         assert!(r.mapping.is_empty(), "reported twice: {:?}", r.mapping);
         let tag: Vec<_> = r.interfaces[0].items.iter().filter(|i| i.feature == "vlan tag 4095").collect();
         assert_eq!(tag.len(), 1);
         assert_eq!((tag[0].status, tag[0].by), (Status::Unsupported, Some(By::Mapping)));
         assert_eq!(r.blocking(false).len(), 1, "define must refuse it");
+    }
+
+    #[test]
+    fn a_missing_or_taken_port_is_a_host_gap() {
+        let d = crate::xml::parse_document(
+            "t",
+            "<interface type='bridge' name='br1'><bridge><interface type='ethernet' name='eth9'/><interface type='ethernet' name='eth1'/><interface type='ethernet' name='eth2'/></bridge></interface>",
+        )
+        .unwrap();
+        let dev = |n: &str, c: Option<&str>| HostDevice { name: n.into(), controller: c.map(Into::into) };
+        let facts = Facts {
+            nm: crate::nm::BASELINE,
+            nm_source: "daemon",
+            kernel: None,
+            probed: Vec::new(),
+            runtime: None,
+            devices: Some(vec![dev("eth1", Some("br0")), dev("eth2", Some("br1"))]),
+        };
+        let r = assess(&d.host, &[], &facts);
+        let host: Vec<_> = r.interfaces[0].items.iter().filter(|i| i.by == Some(By::Host)).collect();
+        assert_eq!(host.len(), 2, "{:?}", r.interfaces[0].items);
+        assert!(host[0].detail.contains("no network device eth9") || host[1].detail.contains("no network device eth9"));
+        assert!(host.iter().any(|i| i.detail.contains("eth1 is a port of br0")));
+        assert_eq!(r.gaps, 2);
+        assert_eq!(r.blocking(true).len(), 2, "apply must not go on with them");
+        assert!(r.blocking(false).is_empty(), "define of a profile for a NIC plugged in later is fine");
     }
 }

@@ -244,6 +244,17 @@ impl Bridge {
 
 /// Kernel and NetworkManager default forward delay, seconds.
 pub const DEFAULT_FORWARD_DELAY: u16 = 15;
+
+/// The forward delay of a bridge whose XML gives none: libvirt's 0 with STP off (the kernel
+/// forwards at once then, and a dump must not claim 15 s nobody asked for); with STP on 0 is
+/// impossible, and the kernel's and NetworkManager's 15 s stands.
+pub fn default_forward_delay(stp: bool) -> u16 {
+    if stp {
+        DEFAULT_FORWARD_DELAY
+    } else {
+        0
+    }
+}
 /// Smallest forward delay the kernel accepts while STP is on, seconds.
 pub const MIN_STP_FORWARD_DELAY: u16 = 2;
 /// Largest forward delay the kernel and NM accept, seconds.

@@ -125,6 +125,44 @@ impl Value {
             _ => None,
         }
     }
+
+    /// The value as a person reads it, without its D-Bus type: `yes`/`no`, numbers, a MAC as
+    /// `52:54:00:…`, lists comma-separated, an address as `192.0.2.1/24` (what `apply --check`
+    /// prints; `--json` keeps the typed form).
+    pub fn plain(&self) -> String {
+        match self {
+            Value::Bool(b) => if *b { "yes" } else { "no" }.to_string(),
+            Value::I32(v) => v.to_string(),
+            Value::U32(v) => v.to_string(),
+            Value::I64(v) => v.to_string(),
+            Value::U64(v) => v.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":"),
+            Value::StrList(l) => l.join(", "),
+            Value::StrDict(d) => d.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "),
+            Value::DictList(l) => l.iter().map(plain_entry).collect::<Vec<_>>().join(", "),
+            Value::Encoded(b) => format!("(a value nmiface does not read, {} bytes)", b.len()),
+        }
+    }
+}
+
+/// One `aa{sv}` entry: `address/prefix` (address-data, route-data's `dest/prefix`) followed by
+/// its other keys as `key=value`.
+fn plain_entry(d: &BTreeMap<String, Value>) -> String {
+    let head = match (d.get("address").or_else(|| d.get("dest")), d.get("prefix")) {
+        (Some(a), Some(p)) => Some(format!("{}/{}", a.plain(), p.plain())),
+        (Some(a), None) => Some(a.plain()),
+        _ => None,
+    };
+    let rest = d
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "address" | "dest" | "prefix"))
+        .map(|(k, v)| format!("{k}={}", v.plain()));
+    let parts: Vec<String> = head.into_iter().chain(rest).collect();
+    match parts.len() {
+        1 => parts.join(""),
+        _ => format!("{{{}}}", parts.join(" ")),
+    }
 }
 
 impl From<bool> for Value {
@@ -233,6 +271,24 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // See: issue 24, item 9. `apply --check` prints values, not their D-Bus encoding.
+    #[test]
+    fn plain_values_read_as_words() {
+        assert_eq!(Value::Bool(false).plain(), "no");
+        assert_eq!(Value::Bytes(vec![0x52, 0x54, 0, 0x12, 0x34, 0x56]).plain(), "52:54:00:12:34:56");
+        let a = BTreeMap::from([
+            ("address".to_string(), Value::Str("192.0.2.1".into())),
+            ("prefix".to_string(), Value::U32(24)),
+        ]);
+        assert_eq!(Value::DictList(vec![a]).plain(), "192.0.2.1/24");
+        let r = BTreeMap::from([
+            ("dest".to_string(), Value::Str("198.51.100.0".into())),
+            ("prefix".to_string(), Value::U32(24)),
+            ("metric".to_string(), Value::U32(100)),
+        ]);
+        assert_eq!(Value::DictList(vec![r]).plain(), "{198.51.100.0/24 metric=100}");
+    }
 
     #[test]
     fn tagged_json_round_trips() {

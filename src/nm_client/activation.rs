@@ -62,6 +62,10 @@ pub struct Progress {
     pub what: String,
     /// Time since the start.
     pub elapsed: Duration,
+    /// The device whose state changed.
+    pub device: String,
+    /// Its new state, NetworkManager's name (`ip-config`, `activated`, …).
+    pub state: &'static str,
 }
 
 fn rule(interface: &'static str) -> Result<MatchRule<'static>, zbus::Error> {
@@ -214,7 +218,8 @@ impl NmClient {
                     };
                     debug!(signal = "Device.StateChanged", device = %name, new = new.as_str(), reason);
                     if name.is_empty() { continue; }
-                    progress(Progress { what: format!("{name}: {}", new.as_str()), elapsed: start.elapsed() });
+                    let what = format!("{name}: {}", new.as_str());
+                    progress(Progress { what, elapsed: start.elapsed(), device: name.clone(), state: new.as_str() });
                     if name == main_ifname && w.ready_at_ip_config
                         && matches!(new, DeviceState::IpConfig | DeviceState::IpCheck | DeviceState::Secondaries) {
                         main_done = true;

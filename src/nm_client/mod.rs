@@ -77,6 +77,21 @@ pub struct DeviceInfo {
     pub real: bool,
     /// Its type.
     pub device_type: DeviceType,
+    /// A controller's port devices (D-Bus paths, `Device.Ports`); `None` where NetworkManager
+    /// does not say (before 1.34), so "no ports" is never guessed from an old daemon's silence.
+    pub ports: Option<Vec<String>>,
+}
+
+impl DeviceInfo {
+    /// The controller `device` is a port of now, among `devices`: `Some(None)` when no
+    /// controller lists it, `None` when NetworkManager does not report ports at all. Read from
+    /// the devices, not the profiles: a profile says where a NIC should be, not where it is.
+    pub fn controller_of<'d>(devices: &'d [DeviceInfo], device: &DeviceInfo) -> Option<Option<&'d DeviceInfo>> {
+        if devices.iter().all(|d| d.ports.is_none()) {
+            return None;
+        }
+        Some(devices.iter().find(|c| c.ports.as_ref().is_some_and(|p| p.contains(&device.path))))
+    }
 }
 
 /// A NetworkManager client over one connection.
@@ -116,7 +131,9 @@ impl NmClient {
     /// takes a client.
     pub async fn connect_system() -> Result<Self, NmError> {
         let bus = |e| NmError::Bus(Box::new(e));
-        let conn = zbus::connection::Builder::system()
+        // The address messages name, not zbus's own default (`/var/run/dbus/…`, where ours
+        // says `/run/dbus/…`): one path in every message.
+        let conn = zbus::connection::Builder::address(system_bus_address().as_str())
             .map_err(bus)?
             .method_timeout(method_timeout())
             .build()
@@ -266,6 +283,10 @@ impl NmClient {
             ip6_config: opt_path(all.get("Ip6Config")),
             real: all.get("Real").and_then(|v| bool::try_from(v).ok()).unwrap_or(true),
             device_type: DeviceType::from_code(all.get("DeviceType").and_then(|v| u32::try_from(v).ok()).unwrap_or(0)),
+            ports: all.get("Ports").and_then(|v| {
+                let paths = Vec::<OwnedObjectPath>::try_from(v.try_clone().ok()?).ok()?;
+                Some(paths.into_iter().map(|p| p.to_string()).collect())
+            }),
         }))
     }
 

@@ -216,7 +216,7 @@ impl Service {
     /// its lock is free): rolls back what its journal, written ahead, says it left.
     async fn abandon<T>(&self, c: &Context) -> Result<T, ServiceError> {
         let outcome = match c.recover().await {
-            Ok(()) => "what it had changed was rolled back".to_string(),
+            Ok(_) => "what it had changed was rolled back".to_string(),
             Err(e) => format!("rolling it back failed ({e}); the next change finishes it"),
         };
         Err(ServiceError::new(

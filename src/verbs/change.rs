@@ -246,6 +246,11 @@ impl Context {
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<StartOutcome, VerbError> {
         let found = self.agent.find(name).await?;
+        // A NIC whose own profile a running bridge took over: activating it would silently pull
+        // the NIC out of the bridge, leaving both with the same addresses.
+        if let Some(bridge) = self.agent.taken_over_by(&found).await? {
+            return Err(crate::agent::AgentError::TakenOverByBridge { nic: found.name.clone(), bridge }.into());
+        }
         let host = found.model().map_err(crate::agent::AgentError::from)?;
         let forced = gate(&self.agent.check(&host, &[], true).await?, true, force, "start")?;
         let _lock = self.lock(format!("start {name}")).await?;

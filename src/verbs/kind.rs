@@ -160,6 +160,8 @@ impl AgentError {
             AgentError::NotOwned(_) | AgentError::NotDefined { foreign: Some(_), .. } => ErrorKind::NotOwned,
             AgentError::NotYourBridge(_) => ErrorKind::NotOwned,
             AgentError::NotDefined { foreign: None, .. }
+            | AgentError::NoSuchProfile(_)
+            | AgentError::NoSuchTap(_)
             | AgentError::NoSuchDevice(_)
             | AgentError::NoSuchMac(_)
             | AgentError::NoMacYet(_)
@@ -176,7 +178,8 @@ impl AgentError {
             | AgentError::DeviceExists(_)
             | AgentError::ProfileExists(_)
             | AgentError::AlreadyPort { .. }
-            | AgentError::HeldByOthers { .. } => ErrorKind::InUse,
+            | AgentError::HeldByOthers { .. }
+            | AgentError::TakenOverByBridge { .. } => ErrorKind::InUse,
             AgentError::Reverse(_)
             | AgentError::NotExpressible { .. }
             | AgentError::SystemScopeOnly { .. }

@@ -19,6 +19,7 @@ mod change;
 pub mod defaults;
 mod kind;
 mod query;
+mod recover;
 mod share;
 mod tap;
 mod transaction;
@@ -26,6 +27,7 @@ mod transaction;
 pub use change::{ApplyOptions, ApplyOutcome, DefineOptions, DefineOutcome, Pending, Protection, StartOutcome};
 pub use kind::ErrorKind;
 pub use query::check_offline;
+pub use recover::Recovered;
 pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
 pub use tap::{TapOutcome, TapRequest};
 
@@ -43,7 +45,7 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum VerbError {
     /// NetworkManager could not be reached.
-    #[error("cannot reach NetworkManager (system bus {address}): {source}")]
+    #[error("cannot reach NetworkManager{}: {source}", on_bus(address, source))]
     Connect {
         /// The bus address tried.
         address: String,
@@ -161,6 +163,15 @@ const UNKNOWN: u8 = 2;
 
 /// NetworkManager's polkit action for every checkpoint method.
 pub const CHECKPOINT_ACTION: &str = "org.freedesktop.NetworkManager.checkpoint-rollback";
+
+/// ` (system bus ADDRESS)`, unless the cause names the address already.
+fn on_bus(address: &str, source: &NmError) -> String {
+    let bare = address.strip_prefix("unix:path=").unwrap_or(address);
+    match source.to_string().contains(bare) {
+        true => String::new(),
+        false => format!(" (system bus {address})"),
+    }
+}
 
 impl Context {
     /// Connects to NetworkManager on the system bus.
@@ -305,34 +316,10 @@ impl Context {
         }
     }
 
-    /// Rolls back a change whose process died before it finished (its journal was written ahead).
-    async fn finish_interrupted(&self, j: &Journal, pid: u32) -> Result<(), VerbError> {
-        (self.notice)(&format!("a change by process {pid} was interrupted; rolling it back first"));
-        let problems = self.agent.undo(j).await;
-        if !problems.is_empty() {
-            return Err(VerbError::RollbackIncomplete { problems });
-        }
-        j.discard()?;
-        Ok(())
-    }
-
     /// With the lock held: an interrupted change's journal (its process is gone, since we hold
     /// the lock) is rolled back first, whatever verb comes next (start, stop, tap remove too,
     /// not only the changes that read the journal anyway).
     async fn finish_leftover(&self) -> Result<(), VerbError> {
-        if let Some(j) = self.store()?.load()? {
-            if let JournalKind::Change { pid } = j.kind {
-                self.finish_interrupted(&j, pid).await?;
-            }
-        }
-        Ok(())
-    }
-
-    /// After an interrupted verb (SIGINT, SIGTERM): rolls back the change it left, if any.
-    /// An open transaction stays open: its journal was written ahead of every change, so
-    /// `rollback` still restores everything.
-    pub async fn recover(&self) -> Result<(), VerbError> {
-        let _lock = self.lock("recover".into()).await?;
         if let Some(j) = self.store()?.load()? {
             if let JournalKind::Change { pid } = j.kind {
                 self.finish_interrupted(&j, pid).await?;

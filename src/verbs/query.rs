@@ -59,6 +59,7 @@ pub fn check_offline(doc: &Document, nm: Option<NmVersion>, offline: bool) -> Ch
         kernel: (!offline).then(crate::host_probe::kernel),
         probed: Vec::new(),
         runtime: (!offline).then(crate::host_probe::runtime),
+        devices: None,
     };
     gaps::assess(&doc.host, &findings, &facts)
 }

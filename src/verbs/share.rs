@@ -90,13 +90,21 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
         let _lock = self.lock(format!("bridge {} {}", r.nic, r.bridge)).await?;
-        // The same bridge again: nothing to do (started, if it was asked and is not running).
+        // The same bridge again: nothing to do (started, if it was asked and is not running; its
+        // NIC put back, if another profile took it out since).
         if let Some(found) = self.agent.bridged_already(&r.nic, &r.bridge, &r.options).await? {
             let running = self.agent.is_running(&found).await?;
+            let detached = match running {
+                true => self.agent.detached_ports(&found).await?,
+                false => Vec::new(),
+            };
             if r.start && !running {
                 self.agent.start(&found, r.timeout, &mut |p| progress(&r.bridge, p)).await?;
             }
-            let changed = r.start && !running;
+            if r.start && !detached.is_empty() {
+                self.agent.reattach(&detached, r.timeout).await?;
+            }
+            let changed = r.start && (!running || !detached.is_empty());
             return Ok(ShareOutcome {
                 findings: Vec::new(),
                 forced: Vec::new(),

@@ -96,6 +96,22 @@ impl Context {
         Ok(self.agent.taps(bridge).await?.into_iter().map(|s| s.profile.id).collect())
     }
 
+    /// The caller's taps with the bridge each is a port of, as (tap, bridge), by tap name.
+    pub async fn taps_with_bridges(&self, bridge: Option<&str>) -> Result<Vec<(String, String)>, VerbError> {
+        let mut rows: Vec<(String, String)> = self
+            .agent
+            .taps(bridge)
+            .await?
+            .into_iter()
+            .map(|s| {
+                let of = s.profile.user_data(crate::nm::tap::TAP_OF).unwrap_or_default().to_string();
+                (s.profile.id, of)
+            })
+            .collect();
+        rows.sort();
+        Ok(rows)
+    }
+
     /// The leases NetworkManager's dnsmasq gave out on the caller's NAT bridge `bridge`.
     pub async fn leases(&self, bridge: &str) -> Result<Vec<Lease>, VerbError> {
         Ok(self.agent.leases(bridge).await?)

@@ -341,7 +341,7 @@ fn bridge(cx: &mut Cx<'_>, holder: &Element, path: &Path<'_>, stp_el: &Element, 
         ports.push(Member::Ethernet(EthernetPort { name, mac: None, port: Default::default() }));
     }
     ports.sort_by(|a, b| a.name().cmp(b.name()));
-    Ok(Bridge { stp, forward_delay: model::DEFAULT_FORWARD_DELAY, mac: None, replaces: None, ports })
+    Ok(Bridge { stp, forward_delay: model::default_forward_delay(stp), mac: None, replaces: None, ports })
 }
 
 fn vlan(cx: &Cx<'_>, el: &Element, path: &Path<'_>, parent: IfName) -> Res<Vlan> {

@@ -13,6 +13,7 @@ mod context;
 mod draft;
 mod input;
 mod libvirt;
+mod live;
 mod path;
 mod tree;
 mod values;
@@ -123,11 +124,22 @@ fn convert(cx: &mut Cx<'_>, el: &tree::Element, path: &str) -> Res<Interface> {
                 path,
                 "<interface> has both 'type' (libvirt format) and 'device' (2009 draft); use one dialect",
             )),
-            (None, None) => Err(cx.err(
-                el.start,
-                path,
-                "<interface> needs a 'type' attribute (libvirt format: ethernet, bridge, bond, vlan) or a 'device' attribute (2009 draft)",
-            )),
+            // A misspelt `type` (`typ='bridge'`) is named: it is why there is no type.
+            (None, None) => match el.attrs.iter().find(|a| !["name", "onboot"].contains(&a.name)) {
+                Some(a) => Err(cx.err(
+                    a.offset,
+                    path.attr(a.name),
+                    format!(
+                        "unknown attribute '{}' on <interface>: it needs a 'type' attribute (libvirt format: ethernet, bridge, bond, vlan) or a 'device' attribute (2009 draft)",
+                        a.name
+                    ),
+                )),
+                None => Err(cx.err(
+                    el.start,
+                    path,
+                    "<interface> needs a 'type' attribute (libvirt format: ethernet, bridge, bond, vlan) or a 'device' attribute (2009 draft)",
+                )),
+            },
         },
         "bond" | "bridge" | "vlan" => draft::controller(cx, el, path),
         other => Err(cx.err(

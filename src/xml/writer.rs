@@ -6,6 +6,7 @@
 //! NetworkManager will do, not what the input happened to leave implicit. What libvirt's format
 //! cannot express is reported as findings.
 
+pub use super::live::{LiveLink, LiveState};
 use crate::finding::{Finding, Severity};
 use crate::model::{Bond, Bridge, EthernetPort, Host, Interface, IpExtra, Ipv4, Ipv6, Kind, Member, Monitor, Vlan};
 use std::fmt::Write;
@@ -15,29 +16,6 @@ struct Out<'l> {
     depth: usize,
     findings: Vec<Finding>,
     live: Option<&'l LiveState>,
-}
-
-/// What a device is doing now, for `dumpxml` without `--inactive`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LiveLink {
-    /// RFC 2863 operstate as libvirt spells it (`up`, `down`, …).
-    pub state: String,
-    /// Link speed in Mb/s, when known.
-    pub speed: Option<u32>,
-    /// Current MAC.
-    pub mac: Option<crate::model::Mac>,
-}
-
-/// Live state of an interface and its ports: like libvirt's live XML, protocols then report the
-/// addresses the device has (not how it got them), and devices report `<link>` and MAC.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LiveState {
-    /// Per interface name.
-    pub links: std::collections::BTreeMap<String, LiveLink>,
-    /// Addresses of the top-level interface, as (address, prefix).
-    pub ipv4: Vec<(std::net::Ipv4Addr, u8)>,
-    /// IPv6 addresses, link-local included (as netcf reported them).
-    pub ipv6: Vec<(std::net::Ipv6Addr, u8)>,
 }
 
 impl Out<'_> {
@@ -52,6 +30,9 @@ impl Out<'_> {
         self.line(s);
         self.depth += 1;
     }
+    /// Closes an element on its own line, also an empty port (`<interface …>` `</interface>`):
+    /// byte for byte what libvirt's own formatter writes (the oracle tests compare), so a dump
+    /// reads like `virsh iface-dumpxml`.
     fn close(&mut self, s: &str) {
         self.depth -= 1;
         self.line(s);
@@ -129,7 +110,7 @@ fn interface(out: &mut Out, iface: &Interface) {
         out.line(&format!("<mtu size='{mtu}'/>"));
     }
     match out.live {
-        Some(live) => live_protocols(out, live),
+        Some(live) => live_protocols(out, live, iface),
         None => {
             if let Some(v4) = &iface.ipv4 {
                 ipv4(out, v4);
@@ -232,16 +213,30 @@ fn extra<A: std::fmt::Display>(out: &mut Out, x: &IpExtra<A>) {
     }
 }
 
-fn live_protocols(out: &mut Out, live: &LiveState) {
-    if !live.ipv4.is_empty() {
+/// The addresses the device has, with how it gets them where the definition says (`<dhcp/>`,
+/// `<autoconf/>`), as libvirt's live XML keeps them: a leased address alone reads as static.
+fn live_protocols(out: &mut Out, live: &LiveState, iface: &Interface) {
+    let v4_dhcp = iface.ipv4.as_ref().and_then(|v| v.dhcp);
+    if !live.ipv4.is_empty() || v4_dhcp.is_some() {
         out.open("<protocol family='ipv4'>");
+        if let Some(d) = v4_dhcp {
+            out.line(dhcp_line(d.peerdns));
+        }
         for (a, p) in &live.ipv4 {
             out.line(&format!("<ip address='{a}' prefix='{p}'/>"));
         }
         out.close("</protocol>");
     }
-    if !live.ipv6.is_empty() {
+    let v6 = iface.ipv6.as_ref();
+    let (autoconf, v6_dhcp) = (v6.is_some_and(|v| v.autoconf), v6.and_then(|v| v.dhcp));
+    if !live.ipv6.is_empty() || autoconf || v6_dhcp.is_some() {
         out.open("<protocol family='ipv6'>");
+        if autoconf {
+            out.line("<autoconf/>");
+        }
+        if let Some(d) = v6_dhcp {
+            out.line(dhcp_line(d.peerdns));
+        }
         for (a, p) in &live.ipv6 {
             out.line(&format!("<ip address='{a}' prefix='{p}'/>"));
         }

@@ -18,6 +18,7 @@ mod gaps;
 mod hardening;
 mod idempotent;
 mod isolation;
+mod newuser;
 mod sandbox;
 mod session;
 mod share;
@@ -121,6 +122,17 @@ const TRIALS: &[Named] = &[
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("isolation::users_cannot_take_each_others_devices", isolation::users_cannot_take_each_others_devices),
+    ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
+    ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
+    ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),
+    ("newuser::interrupts_and_confirm_say_what_happened", newuser::interrupts_and_confirm_say_what_happened),
+    (
+        "newuser::verbose_logs_every_call_without_colours_in_a_pipe",
+        newuser::verbose_logs_every_call_without_colours_in_a_pipe,
+    ),
+    ("newuser::apply_check_reads_plainly", newuser::apply_check_reads_plainly),
+    ("newuser::messages_name_the_right_cause", newuser::messages_name_the_right_cause),
+    ("newuser::small_outputs_read_right", newuser::small_outputs_read_right),
 ];
 
 fn samples() -> Vec<PathBuf> {

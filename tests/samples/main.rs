@@ -173,7 +173,14 @@ fn gap_table(doc: &xml::Document) -> String {
         let t = nm::translate(&doc.host, &doc.sources, &Target { nm });
         let mut findings = doc.findings.clone();
         findings.extend(t.findings);
-        let facts = gaps::Facts { nm, nm_source: "--nm-version", kernel: None, probed: Vec::new(), runtime: None };
+        let facts = gaps::Facts {
+            nm,
+            nm_source: "--nm-version",
+            kernel: None,
+            probed: Vec::new(),
+            runtime: None,
+            devices: None,
+        };
         table.insert(nm.to_string(), serde_json::to_value(gaps::assess(&doc.host, &findings, &facts)).unwrap());
     }
     serde_json::to_string_pretty(&table).unwrap() + "\n"

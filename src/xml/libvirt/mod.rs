@@ -171,7 +171,7 @@ fn bridge(cx: &mut Cx<'_>, el: &Element, path: &Path<'_>) -> Res<Bridge> {
             }
             d
         }
-        None => model::DEFAULT_FORWARD_DELAY,
+        None => model::default_forward_delay(stp),
     };
     let mut ports = Vec::new();
     for m in el.children.iter() {

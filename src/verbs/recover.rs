@@ -1,0 +1,52 @@
+//! After an interrupted change: rolling back what it left, and saying what was found.
+
+use super::{Context, VerbError};
+use crate::transaction::{Journal, JournalKind};
+
+/// What [`Context::recover`] found after an interrupted verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovered {
+    /// No change was under way (it had not started, or had finished).
+    Nothing,
+    /// The interrupted change was rolled back.
+    RolledBack,
+    /// The change is part of the open transaction: `rollback` undoes it, `commit` keeps it.
+    InTransaction,
+}
+
+impl Context {
+    /// Rolls back a change whose process died before it finished (its journal was written ahead).
+    pub(super) async fn finish_interrupted(&self, j: &Journal, pid: u32) -> Result<(), VerbError> {
+        (self.notice)(&format!("a change by process {pid} was interrupted; rolling it back first"));
+        let problems = self.agent.undo(j).await;
+        if !problems.is_empty() {
+            return Err(VerbError::RollbackIncomplete { problems });
+        }
+        j.discard()?;
+        Ok(())
+    }
+
+    /// After an interrupted verb (SIGINT, SIGTERM): rolls back the change it left, if any.
+    /// An open transaction stays open: its journal was written ahead of every change, so
+    /// `rollback` still restores everything. Says what it found, for the caller's message.
+    pub async fn recover(&self) -> Result<Recovered, VerbError> {
+        let _lock = self.lock("recover".into()).await?;
+        let Some(j) = self.store()?.load()? else { return Ok(Recovered::Nothing) };
+        match j.kind {
+            // This very process's change: no notice about "a change by process N".
+            JournalKind::Change { pid } if pid == std::process::id() => {
+                let problems = self.agent.undo(&j).await;
+                if !problems.is_empty() {
+                    return Err(VerbError::RollbackIncomplete { problems });
+                }
+                j.discard()?;
+                Ok(Recovered::RolledBack)
+            }
+            JournalKind::Change { pid } => {
+                self.finish_interrupted(&j, pid).await?;
+                Ok(Recovered::RolledBack)
+            }
+            JournalKind::Transaction => Ok(Recovered::InTransaction),
+        }
+    }
+}
