@@ -161,17 +161,8 @@ fn route<A: FromStr>(r: &std::collections::BTreeMap<String, Value>, max_prefix: 
 }
 
 /// Whether a value is an empty list or text (NetworkManager's way of saying "not set" for
-/// lists it always sends).
-pub(super) fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Str(s) => s.is_empty(),
-        Value::Bytes(b) => b.is_empty(),
-        Value::StrList(l) => l.is_empty(),
-        Value::StrDict(d) => d.is_empty(),
-        Value::DictList(l) => l.is_empty(),
-        _ => false,
-    }
-}
+/// lists it always sends): the merge's rule, one definition.
+pub(super) use crate::nm::merge::is_empty;
 
 fn ignore_auto_dns(p: &Profile, family: &str) -> bool {
     p.get(family, "ignore-auto-dns").and_then(Value::as_bool).unwrap_or(false)
