@@ -10,7 +10,8 @@
 //! - list, dumpxml, name, mac, the capability check: `query.rs`;
 //! - sharing with VMs (bridge, unbridge, NAT): `share.rs`; user-owned taps: `tap.rs`; where
 //!   the VMs are (lease file and neighbour table): `leases.rs`;
-//! - what a device already has (adopt by device, a NIC's settings moving with it): `takeover.rs`.
+//! - what a device already has (adopt by device, a NIC's settings moving with it): `takeover.rs`;
+//! - UUIDs another user squats: `squat.rs`.
 
 mod activate;
 mod apply;
@@ -21,6 +22,7 @@ mod leases;
 mod lookup;
 mod query;
 mod share;
+mod squat;
 mod takeover;
 mod tap;
 

@@ -150,8 +150,8 @@ impl Agent {
         self.scope.stamp(&mut p);
         // Another user's private profile may hold the UUID this tap would get.
         if self.nm.uuid_taken(&p[0].uuid.to_string()).await? {
-            let map = std::collections::BTreeMap::from([(p[0].uuid, super::takeover::fresh_uuid()?)]);
-            super::takeover::renumber(p.iter_mut(), &map);
+            let map = std::collections::BTreeMap::from([(p[0].uuid, super::squat::fresh_uuid()?)]);
+            super::squat::renumber(p.iter_mut(), &map);
         }
         // Recorded ahead: an interrupted `tap add` (Ctrl-C, a killed service) or a transaction's
         // rollback removes the tap instead of leaking it.
