@@ -85,6 +85,9 @@ pub enum AgentError {
     /// A tap was asked on a bridge that is not the caller's (another user's, or none).
     #[error("no bridge {0} of yours: make one with nmiface share --nat --bridge {0}")]
     NotYourBridge(String),
+    /// The kernel's random source could not be read (for a fresh UUID).
+    #[error("/dev/urandom: {0}")]
+    Randomness(#[source] std::io::Error),
     /// A per-user change would take a device or a name root or another user holds.
     #[error("{name} is not yours to change: {holder}; your own profiles need a name nobody else uses (root's and other users' devices and profiles are theirs)")]
     HeldByOthers {

@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 pub(super) fn fresh_uuid() -> Result<uuid::Uuid, AgentError> {
     use std::io::Read;
     let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| AgentError::InvalidName(format!("/dev/urandom: {e}")))?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut bytes)).map_err(AgentError::Randomness)?;
     Ok(uuid::Builder::from_random_bytes(bytes).into_uuid())
 }
 

@@ -54,7 +54,8 @@ pub enum ErrorKind {
     JournalFailed,
     /// A file nmiface reads or writes could have been planted by someone else.
     Untrusted,
-    /// The kernel's state nmiface reads (the neighbour table: where VMs are) could not be read.
+    /// What nmiface reads of the kernel (the neighbour table: where VMs are; its random source)
+    /// could not be read.
     KernelUnreadable,
     /// Bad arguments (an unknown option, a malformed MAC or name).
     InvalidArgs,
@@ -170,7 +171,7 @@ impl AgentError {
             AgentError::NotActive(_) => ErrorKind::NotActive,
             AgentError::Activation { .. } | AgentError::AddressMissing { .. } => ErrorKind::ActivationFailed,
             AgentError::Journal(t) => t.kind(),
-            AgentError::Neighbours(_) => ErrorKind::KernelUnreadable,
+            AgentError::Neighbours(_) | AgentError::Randomness(_) => ErrorKind::KernelUnreadable,
             AgentError::InvalidName(_) | AgentError::NotABridge { .. } => ErrorKind::InvalidArgs,
             AgentError::NameInUse(_)
             | AgentError::SubnetCollides { .. }
