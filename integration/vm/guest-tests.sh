@@ -269,7 +269,16 @@ t_stock_default_profile() {
         return 1
     fi
     before=$(profile_config "$uuid")
-    nmi apply libvirt-ethernet-dhcp-onboot.xml || return 1
+    # Exit 1 with a finding that names the stock profile: both come up by themselves, and at
+    # boot NetworkManager brings up one of them (issue "never lose what the user had").
+    run 1 "$NMIFACE" apply libvirt-ethernet-dhcp-onboot.xml || return 1
+    local stock
+    stock=$(nmcli -g connection.id con show "$uuid")
+    if [[ $OUT != *"'$stock'"*"--adopt"* ]]; then
+        indent "$OUT"
+        fail "apply beside the stock profile did not name '$stock' and --adopt"
+        return 1
+    fi
     active=$(nmcli -t -f NAME,DEVICE con show --active | awk -F: -v d="$NIC3" '$2 == d { print $1 }')
     if [[ $active != "$NIC3" ]]; then
         show "nmcli -t con show --active" nmcli -t con show --active
