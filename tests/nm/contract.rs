@@ -315,7 +315,63 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
 
     cli_and_service_agree(&d)?;
     closed_pipes_are_not_errors(&d)?;
+    adopt_through_the_service(&d)?;
     a_stopped_service_rolls_back(&d)
+}
+
+/// The service's `adopt` takes over by device the user's own hand-made profile (any name) and
+/// keeps what the document cannot say: its UUID, its name, its DNS servers and search domain.
+fn adopt_through_the_service(d: &Desk) -> R {
+    let a = d.a.0.clone();
+    let add =
+        d.sb.as_user(
+            &a,
+            &[
+                "nmcli",
+                "con",
+                "add",
+                "type",
+                "bridge",
+                "ifname",
+                "abr9",
+                "con-name",
+                "My bridge",
+                "connection.permissions",
+                &format!("user:{a}"),
+                "bridge.stp",
+                "no",
+                "ipv4.method",
+                "manual",
+                "ipv4.addresses",
+                "192.0.2.90/24",
+                "ipv4.dns",
+                "9.9.9.9",
+                "ipv4.dns-search",
+                "home.example",
+                "ipv6.method",
+                "disabled",
+            ],
+        )
+        .output()
+        .unwrap();
+    ensure(add.status.success(), || format!("A: nmcli add: {}", text(&add.stderr)))?;
+    let get = |prop: &str| text(&nmcli(&d.sb, &["-g", prop, "con", "show", "My bridge"]).stdout).trim().to_string();
+    let uuid = get("connection.uuid");
+    let doc = r#"<interface type="bridge" name="abr9"><start mode="none"/><protocol family="ipv4"><ip address="192.0.2.91" prefix="24"/></protocol><bridge stp="off"/></interface>"#;
+    let out = d.mgr(&a, "Apply", &[&s(doc), "{'adopt': <true>}"]);
+    ensure(out.status.success(), || format!("Apply with adopt: {}{}", text(&out.stdout), text(&out.stderr)))?;
+    ensure(text(&out.stdout).contains("kept"), || format!("Apply did not report what it kept: {}", text(&out.stdout)))?;
+    for (prop, want) in [
+        ("connection.uuid", uuid.as_str()),
+        ("ipv4.dns", "9.9.9.9"),
+        ("ipv4.dns-search", "home.example"),
+        ("ipv4.addresses", "192.0.2.91/24"),
+    ] {
+        let got = get(prop);
+        ensure(got == want, || format!("after the service's adopt, {prop} is {got:?}, wanted {want:?}"))?;
+    }
+    let n = text(&nmcli(&d.sb, &["-g", "NAME", "con", "show"]).stdout).lines().filter(|l| l.contains("abr9")).count();
+    ensure(n == 0, || "the service's adopt added a second profile for abr9".into())
 }
 
 /// systemd stopping the service (SIGTERM, as at logout) during a change: the change is
