@@ -41,21 +41,20 @@ pub(super) fn renumber<'a>(profiles: impl Iterator<Item = &'a mut Profile>, map:
 }
 
 impl Agent {
-    /// For a user: the profiles about to be added whose UUID someone else holds (a private
-    /// profile of another user, invisible here) get fresh random ones, references included.
+    /// For a user: every profile about to be added gets a fresh random UUID, references
+    /// included. A UUID derived from names is one another user can predict: squat (a private
+    /// profile of theirs under it, invisible here, locked the user out of the name) or probe
+    /// (NetworkManager answers "permission denied" for a UUID that exists, "unknown" for one
+    /// that does not: which names a user has defined). nmiface finds a user's profiles by their
+    /// marks and permissions, not by UUID, so nothing depends on deriving them.
     pub(super) async fn unsquat(&self, add: &mut [Profile], update: &mut [(usize, Profile)]) -> Result<(), AgentError> {
         if self.scope == nm::Scope::System {
             // Root sees every profile: the plan already refused a UUID that is not nmiface's.
             return Ok(());
         }
-        let uuids: Vec<String> = add.iter().map(|p| p.uuid.to_string()).collect();
-        let taken = crate::nm_client::bounded(&uuids, |u| self.nm.uuid_taken(u)).await;
         let mut map = BTreeMap::new();
-        for (p, t) in add.iter().zip(taken) {
-            if t? {
-                tracing::warn!(uuid = %p.uuid, "a profile nmiface cannot see holds this UUID: taking a fresh one");
-                map.insert(p.uuid, fresh_uuid()?);
-            }
+        for p in add.iter() {
+            map.insert(p.uuid, fresh_uuid()?);
         }
         if !map.is_empty() {
             renumber(add.iter_mut().chain(update.iter_mut().map(|(_, p)| p)), &map);

@@ -123,33 +123,28 @@ impl Agent {
             return Err(AgentError::NotAVmBridge(bridge.to_string()));
         }
         // In use: a device has the name, or a profile of this scope holds the tap already.
-        let devices: Vec<String> =
-            self.nm.devices().await?.into_iter().filter(|d| d.real).map(|d| d.interface).collect();
+        // A user's taps have UUIDs nobody can predict: their names are read from the profiles.
+        let (devices, taps) = tokio::join!(self.nm.devices(), self.taps(None));
+        let mut taken: Vec<String> = devices?.into_iter().filter(|d| d.real).map(|d| d.interface).collect();
+        taken.extend(taps?.into_iter().filter_map(|s| s.profile.interface_name().map(str::to_string)));
         let name = match name {
             Some(n) => {
                 let n = super::share::if_name(n)?.to_string();
-                let ours = self.nm.profile_by_uuid(&self.scope.uuid(tap_uuid(&n)).to_string()).await?;
-                if devices.contains(&n) || ours.is_some() {
+                if taken.contains(&n) {
                     return Err(AgentError::NameInUse(n));
                 }
                 n
             }
-            None => {
-                let mut free = None;
-                for n in (0..1000).map(|i| format!("vtap{i}")).filter(|n| !devices.contains(n)) {
-                    if self.nm.profile_by_uuid(&self.scope.uuid(tap_uuid(&n)).to_string()).await?.is_none() {
-                        free = Some(n);
-                        break;
-                    }
-                }
-                free.ok_or(AgentError::NameInUse("vtap*".into()))?
-            }
+            None => (0..1000)
+                .map(|i| format!("vtap{i}"))
+                .find(|n| !taken.contains(n))
+                .ok_or(AgentError::NameInUse("vtap*".into()))?,
         };
         let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
-        // Another user's private profile may hold the UUID this tap would get.
-        if self.nm.uuid_taken(&p[0].uuid.to_string()).await? {
+        // A user's tap gets a UUID nobody can predict (see `Agent::unsquat`).
+        if self.scope != Scope::System {
             let map = std::collections::BTreeMap::from([(p[0].uuid, super::squat::fresh_uuid()?)]);
             super::squat::renumber(p.iter_mut(), &map);
         }

@@ -56,19 +56,6 @@ impl NmClient {
         Ok(profile_from_dbus(&s).ok().map(|profile| StoredProfile { path, profile }))
     }
 
-    /// Whether any profile has `uuid`, visible to this caller or not: another user's private
-    /// profile is found by UUID but cannot be read (`GetSettings` refuses), so a UUID can be
-    /// taken where [`NmClient::profile_by_uuid`] finds nothing.
-    pub async fn uuid_taken(&self, uuid: &str) -> Result<bool, NmError> {
-        debug!(call = "GetConnectionByUuid", uuid);
-        match self.settings.get_connection_by_uuid(uuid).await.map_err(NmError::from) {
-            // NetworkManager refuses to name another user's private profile: it exists.
-            Ok(_) | Err(NmError::PermissionDenied { .. }) => Ok(true),
-            Err(NmError::UnknownConnection) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Asks the daemon whether it knows `setting.property`, without creating anything: the
     /// candidate has no `connection.type`, so verification fails after parsing; an "unknown
     /// property" (or setting) error means it is not known, "connection.type missing" that it is.

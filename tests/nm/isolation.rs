@@ -115,6 +115,31 @@ pub fn users_cannot_take_each_others_devices() -> R {
     refused("B: apply A's bridge name", &as_user(&sb, &b, &["apply", "--json", &f]), "InUse")?;
     ensure(active(&sb).contains("vmnat0"), || "A's bridge went down".into())?;
 
+    // B cannot probe which names A has defined: A's UUIDs are not derived from names (a
+    // derived one that exists answered "permission denied", one that does not "unknown").
+    let derived = nmiface::nm::Scope::User(a.clone()).uuid(nmiface::nm::profile_uuid(None, "bridge", "vmnat0", None));
+    let probe = sb
+        .as_user(
+            &b,
+            &[
+                "gdbus",
+                "call",
+                "--system",
+                "--dest",
+                "org.freedesktop.NetworkManager",
+                "--object-path",
+                "/org/freedesktop/NetworkManager/Settings",
+                "--method",
+                "org.freedesktop.NetworkManager.Settings.GetConnectionByUuid",
+                &derived.to_string(),
+            ],
+        )
+        .output()
+        .unwrap();
+    ensure(!text(&probe.stderr).contains("PermissionDenied"), || {
+        format!("B can tell A defined vmnat0: {}", text(&probe.stderr))
+    })?;
+
     // B squats the UUID A's next share would get: A is not locked out.
     let a_scope = nmiface::nm::Scope::User(a.clone());
     let squat = a_scope.uuid(nmiface::nm::profile_uuid(None, "bridge", "virbr1", None)).to_string();
