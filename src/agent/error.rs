@@ -252,7 +252,7 @@ fn leftover_hint(l: &[String]) -> String {
     match l {
         [] => String::new(),
         _ => format!(
-            " (NetworkManager has checkpoint {}: left by a crashed run? `nmiface rollback --checkpoint PATH` restores it, `nmiface commit --checkpoint PATH` drops it)",
+            " (NetworkManager has checkpoint {}, which this nmiface did not record: another user's or another tool's open transaction, or a crashed run. NetworkManager rolls it back by itself when its timeout passes; if it is a crashed run of yours, `nmiface rollback --checkpoint PATH` restores it and `nmiface commit --checkpoint PATH` drops it)",
             l.join(", ")
         ),
     }
