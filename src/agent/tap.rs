@@ -72,8 +72,13 @@ impl Agent {
 
     /// The subnet for NAT bridge `bridge`: `asked` if it collides with no other interface's
     /// network, else refused; not asked: the bridge's own if it has one, else the first free
-    /// `10.42.N.0/24`. Returns it and whether nmiface chose it.
-    pub async fn nat_subnet(&self, bridge: &str, asked: Option<Ipv4Net>) -> Result<(Ipv4Net, bool), AgentError> {
+    /// `10.42.N.0/24`. Returns it, whether nmiface chose it, and the bridge's own subnet when
+    /// `asked` replaces a different one (its VMs need new leases: said, never silent).
+    pub async fn nat_subnet(
+        &self,
+        bridge: &str,
+        asked: Option<Ipv4Net>,
+    ) -> Result<(Ipv4Net, bool, Option<Ipv4Net>), AgentError> {
         let all = self.networks_in_use().await?;
         let (own, others): (Vec<_>, Vec<_>) = all.into_iter().partition(|(_, owner)| owner == bridge);
         if let Some(a) = asked {
@@ -82,14 +87,14 @@ impl Agent {
                     asked: format!("{}/{}", a.address, a.prefix),
                     taken: format!("{}/{} ({owner})", n.address, n.prefix),
                 }),
-                None => Ok((a, false)),
+                None => Ok((a, false, own.first().map(|(n, _)| *n).filter(|n| *n != a))),
             };
         }
         if let Some((n, _)) = own.first() {
-            return Ok((*n, false));
+            return Ok((*n, false, None));
         }
         let taken: Vec<Ipv4Net> = others.into_iter().map(|(n, _)| n).collect();
-        Ok((choose_subnet(&taken).ok_or(AgentError::NoFreeSubnet)?, true))
+        Ok((choose_subnet(&taken).ok_or(AgentError::NoFreeSubnet)?, true, None))
     }
 
     /// Makes `name` (else the first free `vtapN`) a tap owned by `owner` and a port of `bridge`,

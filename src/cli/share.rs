@@ -69,7 +69,8 @@ pub struct UnbridgeArgs {
 /// bridge (libvirt: <interface type='bridge'><source bridge='virbr1'/>).
 ///
 /// To undo it: `nmiface undefine virbr1` (the bridge, its profile, and your taps on it go).
-/// Running it again with another --subnet re-addresses the bridge.
+/// Running it again with another --subnet re-addresses the bridge, and says so (its VMs need new
+/// leases).
 #[derive(Debug, clap::Args)]
 pub struct ShareArgs {
     /// NAT sharing (the only mode of `share`; L2 sharing of a NIC is `nmiface bridge`).
@@ -168,20 +169,22 @@ pub fn share(a: ShareArgs) -> anyhow::Result<Outcome> {
         clear_progress();
         let out = out?;
         print_forced(&out.forced);
+        super::print_findings(&a.bridge, &out.findings);
+        let outcome = if any_loses_meaning(&out.findings) { Outcome::Findings } else { Outcome::Clean };
         let (net, chosen) =
             out.subnet.map_or((String::new(), false), |(n, c)| (format!("{}/{}", n.address, n.prefix), c));
         if a.json {
             super::say_json(&serde_json::json!({
                 "bridge": a.bridge, "subnet": net, "subnet_chosen": chosen, "changed": out.changed,
-                "protection": out.protection, "scope": ctx.agent().scope().label(),
+                "protection": out.protection, "scope": ctx.agent().scope().label(), "findings": out.findings,
             }));
-            return Ok(Outcome::Clean);
+            return Ok(outcome);
         }
         let why = if chosen { " (chosen by nmiface: free of this host's networks)" } else { "" };
         say(&format!(
             "NAT sharing on bridge {} at {net}{why}: attach VMs to it (nmiface tap add {}); NetworkManager serves DHCP and DNS there",
             a.bridge, a.bridge
         ));
-        Ok(Outcome::Clean)
+        Ok(outcome)
     })
 }

@@ -144,12 +144,23 @@ impl Context {
         let _lock = self.lock(format!("share --nat {}", r.bridge)).await?;
         // Asked meanwhile (and kept): for a user, NetworkManager asks polkit about every action.
         let (subnet, allowed) = tokio::join!(self.agent.nat_subnet(&r.bridge, r.subnet), self.checkpoints_allowed());
-        let (subnet, _) = (subnet?, allowed?);
+        let ((net, chosen, previous), _) = (subnet?, allowed?);
         let persist = r.persist || *self.agent.scope() == crate::nm::Scope::System;
-        let doc = Agent::nat_model(&r.bridge, Some(subnet.0), persist)?;
+        let doc = Agent::nat_model(&r.bridge, Some(net), persist)?;
         let mut out =
             self.define_or_apply(&doc, "share", r.start, r.timeout, r.rollback_timeout, r.force, progress).await?;
-        out.subnet = Some(subnet);
+        if let Some(p) = previous {
+            out.findings.push(Finding::at(
+                crate::finding::Severity::Info,
+                r.bridge.clone(),
+                None,
+                format!(
+                    "re-addressed from {}/{} to {}/{}: VMs on it need new leases (restart their networking)",
+                    p.address, p.prefix, net.address, net.prefix
+                ),
+            ));
+        }
+        out.subnet = Some((net, chosen));
         Ok(out)
     }
 

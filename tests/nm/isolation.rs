@@ -232,6 +232,12 @@ pub fn users_cannot_take_each_others_devices() -> R {
         &as_user(&sb, &a, &["share", "--nat", "--bridge", "anat", "--subnet", "10.42.77.0/24"]),
     )?;
     refused("B: start on A's subnet", &as_user(&sb, &b, &["start", "bnat", "--json"]), "InUse")?;
+    // A moves anat elsewhere: said, not silent (its VMs need new leases).
+    let out = as_user(&sb, &a, &["share", "--nat", "--bridge", "anat", "--subnet", "10.42.78.0/24"]);
+    ok("A: share anat on another subnet", &out)?;
+    ensure(text(&out.stderr).contains("re-addressed from 10.42.77.1/24 to 10.42.78.1/24"), || {
+        format!("re-addressing anat was silent: {}", text(&out.stderr))
+    })?;
     ensure(active(&sb).contains("anat"), || "A's bridge went down".into())?;
 
     ensure(active(&sb).contains("bridge-br10:br10") && active(&sb).contains("Wired connection 2:eth1"), || {
