@@ -87,14 +87,15 @@ impl Agent {
         // document over what NetworkManager really holds, so nothing it cannot say is lost (the
         // listing leaves out values of types nmiface does not read, and GetSettings never
         // returns secrets; an update without them would delete a password).
-        let touched: Vec<usize> = plan.update.iter().map(|(i, _)| *i).chain(plan.delete.iter().copied()).collect();
-        let needs_exact = journal.is_some() || !plan.update.is_empty();
-        let exact: Vec<Profile> = match needs_exact {
-            true => {
-                bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await.into_iter().collect::<Result<_, _>>()?
-            }
-            false => Vec::new(),
-        };
+        // Deleted profiles are read only for a journal to keep them.
+        let touched: Vec<usize> = plan
+            .update
+            .iter()
+            .map(|(i, _)| *i)
+            .chain(plan.delete.iter().copied().filter(|_| journal.is_some()))
+            .collect();
+        let exact: Vec<Profile> =
+            bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await.into_iter().collect::<Result<_, _>>()?;
         for (i, p) in plan.update.iter_mut() {
             let (Some(held), Some(origin)) =
                 (touched.iter().position(|t| t == i).map(|k| &exact[k]), plan.origins.get(i))

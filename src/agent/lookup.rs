@@ -37,10 +37,15 @@ impl Agent {
     /// Finds an interface's profiles: first by the UUIDs nmiface derives (a few lookups), else by
     /// reading every profile (an interface defined with its own `<uuid>`).
     pub async fn find(&self, name: &str) -> Result<StoredInterface, AgentError> {
-        let uuids: Vec<String> = crate::model::Kind::TYPE_NAMES
-            .iter()
-            .map(|k| self.scope.uuid(profile_uuid(None, k, name, None)).to_string())
-            .collect();
+        // A user's profiles have random UUIDs (`Agent::unsquat`): the derived ones never match,
+        // so a user goes straight to reading the profiles.
+        let uuids: Vec<String> = match self.scope {
+            crate::nm::Scope::System => crate::model::Kind::TYPE_NAMES
+                .iter()
+                .map(|k| self.scope.uuid(profile_uuid(None, k, name, None)).to_string())
+                .collect(),
+            crate::nm::Scope::User(_) => Vec::new(),
+        };
         let found = try_join_all(uuids.iter().map(|u| self.nm.profile_by_uuid(u))).await?;
         let main = found.into_iter().flatten().find(|s| {
             self.scope.owns(&s.profile)

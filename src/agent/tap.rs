@@ -185,10 +185,13 @@ impl Agent {
 
     /// Removes this scope's tap `name` (its device goes with its profile).
     pub async fn tap_remove(&self, name: &str) -> Result<(), AgentError> {
-        let uuid = self.scope.uuid(tap_uuid(name)).to_string();
-        let found = match self.nm.profile_by_uuid(&uuid).await? {
+        let by_uuid = match self.scope {
+            Scope::System => self.nm.profile_by_uuid(&self.scope.uuid(tap_uuid(name)).to_string()).await?,
+            // A user's taps have random UUIDs: found by name.
+            Scope::User(_) => None,
+        };
+        let found = match by_uuid {
             Some(s) if self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some() => Some(s),
-            // Made under a fresh UUID (the derived one was taken): found by name.
             _ => self.taps(None).await?.into_iter().find(|s| s.profile.interface_name() == Some(name)),
         };
         match found {

@@ -9,7 +9,7 @@
 //! property is kept exactly as NetworkManager holds it, secrets included when the caller read
 //! them (`GetSecrets`), and values of types nmiface does not read as their wire encoding.
 
-use super::profile::{user_key, Key, Profile};
+use super::profile::{user_key, Profile};
 use super::value::Value;
 use std::collections::BTreeMap;
 
@@ -229,15 +229,14 @@ pub fn describe_kept(kept: &[(String, Vec<String>)]) -> Vec<String> {
     kept.iter().map(|(s, props)| format!("{s} ({})", props.join(", "))).collect()
 }
 
-/// A setting's name as a map key.
-pub fn key(s: &str) -> Key {
-    Key::Owned(s.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nm::{translate, Target};
+    use crate::nm::{translate, Key, Target};
+
+    fn key(s: &str) -> Key {
+        Key::Owned(s.to_string())
+    }
 
     fn translated(xml: &str) -> Profile {
         let d = crate::xml::parse_document("t", xml).unwrap();
