@@ -6,7 +6,7 @@
 //! the same verdict for the same request.
 
 use super::session::{bridge, error_name, paths, s, Desk, MGR, SVC};
-use super::{ensure, nmcli, text, wait_for, R};
+use super::{ensure, nmcli, private_bridge, text, wait_for, R};
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Output;
 use std::sync::Mutex;
@@ -171,32 +171,8 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     c.fails("define: bad XML", &c.mgr("InterfaceDefineXML", &[&s("<interface"), "0"]), "InvalidXml")?;
     c.fails("define over ctf", &c.mgr("InterfaceDefineXML", &[&s(&bridge("ctf", "192.0.2.41")), "0"]), "InUse")?;
     // A's own hand-made private profile of that name: A's, but not nmiface's (adopt takes it).
-    let mine =
-        d.sb.as_user(
-            &a,
-            &[
-                "nmcli",
-                "con",
-                "add",
-                "type",
-                "bridge",
-                "ifname",
-                "ctm",
-                "con-name",
-                "ctm",
-                "connection.permissions",
-                &format!("user:{a}"),
-                "ipv4.method",
-                "disabled",
-                "ipv6.method",
-                "disabled",
-                "autoconnect",
-                "no",
-            ],
-        )
-        .output()
-        .unwrap();
-    ensure(mine.status.success(), || format!("A: nmcli add ctm: {}", text(&mine.stderr)))?;
+    let disabled = ["ipv4.method", "disabled", "ipv6.method", "disabled", "autoconnect", "no"];
+    private_bridge(&d.sb, &a, "ctm", "ctm", &disabled)?;
     c.fails(
         "define over A's own ctm",
         &c.mgr("InterfaceDefineXML", &[&s(&bridge("ctm", "192.0.2.43")), "0"]),
@@ -323,38 +299,21 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
 /// keeps what the document cannot say: its UUID, its name, its DNS servers and search domain.
 fn adopt_through_the_service(d: &Desk) -> R {
     let a = d.a.0.clone();
-    let add =
-        d.sb.as_user(
-            &a,
-            &[
-                "nmcli",
-                "con",
-                "add",
-                "type",
-                "bridge",
-                "ifname",
-                "abr9",
-                "con-name",
-                "My bridge",
-                "connection.permissions",
-                &format!("user:{a}"),
-                "bridge.stp",
-                "no",
-                "ipv4.method",
-                "manual",
-                "ipv4.addresses",
-                "192.0.2.90/24",
-                "ipv4.dns",
-                "9.9.9.9",
-                "ipv4.dns-search",
-                "home.example",
-                "ipv6.method",
-                "disabled",
-            ],
-        )
-        .output()
-        .unwrap();
-    ensure(add.status.success(), || format!("A: nmcli add: {}", text(&add.stderr)))?;
+    let settings = [
+        "bridge.stp",
+        "no",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.0.2.90/24",
+        "ipv4.dns",
+        "9.9.9.9",
+        "ipv4.dns-search",
+        "home.example",
+        "ipv6.method",
+        "disabled",
+    ];
+    private_bridge(&d.sb, &a, "abr9", "My bridge", &settings)?;
     let get = |prop: &str| text(&nmcli(&d.sb, &["-g", prop, "con", "show", "My bridge"]).stdout).trim().to_string();
     let uuid = get("connection.uuid");
     let doc = r#"<interface type="bridge" name="abr9"><start mode="none"/><protocol family="ipv4"><ip address="192.0.2.91" prefix="24"/></protocol><bridge stp="off"/></interface>"#;

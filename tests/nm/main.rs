@@ -445,6 +445,17 @@ fn nmcli(sb: &Sandbox, args: &[&str]) -> std::process::Output {
     std::process::Command::new("nmcli").args(args).env("DBUS_SYSTEM_BUS_ADDRESS", sb.bus()).output().unwrap()
 }
 
+/// A bridge profile private to `user` (`connection.permissions=user:USER`), made by that user
+/// with nmcli, as a desktop's own tools make one; `settings`: more nmcli property/value words.
+fn private_bridge(sb: &Sandbox, user: &str, ifname: &str, name: &str, settings: &[&str]) -> R {
+    let permissions = format!("user:{user}");
+    let mut args = vec!["nmcli", "con", "add", "type", "bridge", "ifname", ifname, "con-name", name];
+    args.extend(["connection.permissions", permissions.as_str()]);
+    args.extend_from_slice(settings);
+    let out = sb.as_user(user, &args).output().unwrap();
+    ensure(out.status.success(), || format!("{user}: nmcli add {name}: {}", text(&out.stderr)))
+}
+
 /// The names of the active profiles, as root sees them.
 fn active(sb: &Sandbox) -> Vec<String> {
     text(&nmcli(sb, &["-g", "NAME", "con", "show", "--active"]).stdout).lines().map(str::to_string).collect()
