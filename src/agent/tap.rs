@@ -97,11 +97,36 @@ impl Agent {
         Ok((choose_subnet(&taken).ok_or(AgentError::NoFreeSubnet)?, true, None))
     }
 
+    /// Makes a tap (see `tap_add_in`) under `safety`: the open transaction's journal,
+    /// or a journal of its own written ahead and removed when done, so an interrupted or failed
+    /// `tap add` removes the tap instead of leaking it.
+    pub async fn tap_add(
+        &self,
+        bridge: &str,
+        name: Option<&str>,
+        owner: u32,
+        multi_queue: bool,
+        timeout: Duration,
+        safety: super::Safety<'_>,
+    ) -> Result<TapAdded, AgentError> {
+        let steps = async |j: Option<&mut crate::transaction::Journal>| {
+            self.tap_add_in(bridge, name, owner, multi_queue, timeout, j).await
+        };
+        self.guarded(safety, steps, |_| false).await.map_err(|g| match g {
+            super::guard::Guarded::Failed(e) => e,
+            super::guard::Guarded::RolledBack { result, problems, checkpoint } => AgentError::RolledBack {
+                cause: Box::new(result.err().unwrap_or(AgentError::Nm(crate::nm_client::NmError::ObjectGone))),
+                problems,
+                checkpoint,
+            },
+        })
+    }
+
     /// Makes `name` (else the first free `vtapN`) a tap owned by `owner` and a port of `bridge`,
     /// and activates it. The bridge must be this scope's NAT bridge, or a system-wide bridge
     /// nmiface made for a NIC (`nmiface bridge`): a VM on the LAN; anything else is refused
     /// before anything changes.
-    pub async fn tap_add(
+    async fn tap_add_in(
         &self,
         bridge: &str,
         name: Option<&str>,

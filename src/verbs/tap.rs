@@ -49,29 +49,13 @@ impl Context {
         let owner = crate::identity::current_uid().ok_or_else(|| {
             VerbError::Agent(crate::agent::AgentError::InvalidName("cannot tell this process's uid".into()))
         })?;
-        let store = self.store()?.clone();
+        let store = self.store()?;
         let TapAdded { name, bridge, system_bridge } = self
             .changing(format!("tap add {}", r.bridge), async |j| {
-                // Outside a transaction, a journal of its own: written ahead, removed when done.
-                let mut own = match j {
-                    Some(_) => None,
-                    None => Some(
-                        crate::transaction::Journal::for_change(String::new(), 0, Some(store))?
-                            .in_scope(self.agent.scope().clone()),
-                    ),
-                };
-                let journal = match (j, own.as_mut()) {
-                    (Some(j), _) => Some(j),
-                    (None, Some(o)) => Some(o),
-                    (None, None) => None,
-                };
-                let added =
-                    self.agent.tap_add(&r.bridge, r.name.as_deref(), owner, r.multi_queue, r.timeout, journal).await;
-                if let Some(o) = &own {
-                    // Done (made and up, or failed and cleaned up by tap_add itself).
-                    o.discard()?;
-                }
-                added
+                // The open transaction, else a journal of its own (no checkpoint: a tap is one
+                // profile, and its journal removes it).
+                let (s, _) = super::safety(j, store, true, false, 0);
+                self.agent.tap_add(&r.bridge, r.name.as_deref(), owner, r.multi_queue, r.timeout, s).await
             })
             .await?;
         Ok(TapOutcome {
