@@ -149,6 +149,17 @@ pub fn adopt_keeps_what_the_document_cannot_say() -> R {
     ensure(settings(&sb, "Corp wired").get("802-1x.password") == before.get("802-1x.password"), || {
         "the password is gone after apply".into()
     })?;
+    // Now nmiface's, edited since by a person with nmcli: a define of the same document keeps
+    // the edit and changes nothing else.
+    ok("nmcli mod", &nmcli(&sb, &["con", "mod", "Corp wired", "+ipv4.dns-search", "extra.example"]))?;
+    let edited = settings(&sb, "Corp wired");
+    ok("define again", &sb.nmiface(&["define", &doc]))?;
+    let again = settings(&sb, "Corp wired");
+    let changed: Vec<String> = differences(&edited, &again).into_iter().filter(|p| !asked_for(p)).collect();
+    ensure(changed.is_empty(), || format!("a define after a person's edit changed {changed:?}"))?;
+    ensure(again.get("ipv4.dns-search").is_some_and(|v| v.contains("extra.example")), || {
+        format!("the person's edit is gone: {:?}", again.get("ipv4.dns-search"))
+    })?;
     adopt_by_device(&sb)
 }
 
