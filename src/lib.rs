@@ -20,6 +20,8 @@
 //! - [`host_probe`]: kernel modules and programs, read from files.
 //! - [`host_neigh`]: the kernel's neighbour table and bridge FDBs over rtnetlink (dumps and
 //!   events, no privileges needed): where a user's VMs are.
+//! - [`host_tun`]: the tun ioctls and descriptor passing of the bridge helper (the one module
+//!   with `unsafe`).
 //! - [`identity`]: who runs nmiface (uid, user name) and the scope of profiles that follows.
 //! - [`transaction`]: the journal and the lock, in a private runtime directory.
 //! - [`agent`]: NetworkManager work per verb: fetch, plan, execute.
@@ -47,6 +49,7 @@ pub mod finding;
 pub mod gaps;
 pub mod host_neigh;
 pub mod host_probe;
+pub mod host_tun;
 pub mod identity;
 pub mod model;
 pub mod nm;

@@ -1,6 +1,7 @@
 //! The layout rules README.md's Layout section states, checked so they cannot rot: the pure core
 //! has no tokio or zbus in it, no import runs back up from `nm` to `gaps`, the crate docs list
-//! every module, and no source file grows past ~400 lines of non-test code.
+//! every module, no source file grows past ~400 lines of non-test code, and `unsafe` stays in
+//! src/host_tun.rs.
 
 use std::path::{Path, PathBuf};
 
@@ -87,4 +88,24 @@ fn no_source_file_is_over_400_lines_of_code() {
         }
     }
     assert!(big.is_empty(), "split these by concept (house style: ~400 lines of code per file):\n{}", big.join("\n"));
+}
+
+/// `unsafe` lives in one module, `host_tun.rs` (tun ioctls, a descriptor from the command line):
+/// the crate denies it, and no other file may allow it back.
+#[test]
+fn unsafe_code_stays_in_host_tun() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let bad: Vec<String> = files
+        .iter()
+        .filter(|f| !f.ends_with("host_tun.rs"))
+        .filter(|f| {
+            let c = code(f);
+            c.contains("unsafe ") || c.contains("unsafe_code") || c.contains("unsafe{")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(bad.is_empty(), "unsafe outside src/host_tun.rs: {bad:?}");
+    let manifest = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("unsafe_code = \"deny\""), "the crate must deny unsafe code");
 }

@@ -99,6 +99,9 @@ pub enum AgentError {
     /// The name asked for is taken by a device or a profile.
     #[error("the name {0} is in use (a network device or a NetworkManager profile has it)")]
     NameInUse(String),
+    /// The kernel refused to open a tap, or to make it go with its descriptor.
+    #[error(transparent)]
+    Tun(#[from] crate::host_tun::TunError),
     /// The kernel's neighbour table (where VMs are) could not be read.
     #[error("the neighbour table: {0}")]
     Neighbours(#[from] crate::host_neigh::NeighError),

@@ -94,6 +94,12 @@ impl Agent {
                         journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
                         Ok(t)
                     }
+                    // Refused before it changed anything: there is nothing to restore, and
+                    // saying "restored" would claim work that was not done.
+                    Err(e) if journal.saved.is_empty() && journal.added.is_empty() => {
+                        journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
+                        Err(Guarded::Failed(e))
+                    }
                     result => {
                         let mut problems = self.undo(&journal).await;
                         if problems.is_empty() {

@@ -34,7 +34,7 @@ pub use leases::{read_lease_file, LeaseFileError, LEASES_MAX};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
-pub use tap::{choose_subnet, overlaps, TapAdded};
+pub use tap::{choose_subnet, overlaps, TapAdded, TapLife, TapOrder};
 
 use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;

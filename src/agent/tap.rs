@@ -5,12 +5,44 @@ use super::{Agent, AgentError};
 use crate::model::Ipv4Net;
 use crate::nm::tap::{tap_profile, tap_uuid, TapSpec, TAP_OF};
 use crate::nm::{user_key, Profile, Scope};
-use crate::nm_client::{Awaited, StoredProfile, BLOCK_AUTOCONNECT, TO_DISK};
+use crate::nm_client::{Awaited, StoredProfile, BLOCK_AUTOCONNECT, IN_MEMORY, IN_MEMORY_ONLY, TO_DISK, VOLATILE};
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
+/// How long a tap lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TapLife {
+    /// A profile on disk: the tap stays (and comes back with its bridge) until `tap remove`.
+    Kept,
+    /// Opened here and handed to a VM as a descriptor (the bridge helper): the profile is in
+    /// memory and volatile, the tap transient, so both go when the VM closes it (it stops, is
+    /// destroyed or crashes) and neither survives a reboot.
+    Handed {
+        /// Open with a virtio-net header (qemu's `--use-vnet`).
+        vnet_hdr: bool,
+    },
+}
+
+/// What [`Agent::tap_add`] is asked to make.
+#[derive(Debug, Clone, Copy)]
+pub struct TapOrder<'a> {
+    /// The bridge the tap becomes a port of.
+    pub bridge: &'a str,
+    /// The tap's name (else the first free `vtapN`).
+    pub name: Option<&'a str>,
+    /// The uid that may open it.
+    pub owner: u32,
+    /// One queue per vCPU.
+    pub multi_queue: bool,
+    /// How long to wait for it to come up.
+    pub timeout: Duration,
+    /// Kept, or handed to a VM.
+    pub life: TapLife,
+}
+
 /// A tap made by [`Agent::tap_add`].
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TapAdded {
     /// The tap's name.
     pub name: String,
@@ -19,6 +51,9 @@ pub struct TapAdded {
     /// Whether the bridge is system-wide (a NIC bridged by `nmiface bridge`: the VM is on the
     /// LAN) rather than the user's own NAT bridge.
     pub system_bridge: bool,
+    /// The open tap, for [`TapLife::Handed`]: the tap lives as long as this descriptor and its
+    /// copies.
+    pub fd: Option<OwnedFd>,
 }
 
 /// Whether two networks overlap.
@@ -100,18 +135,8 @@ impl Agent {
     /// Makes a tap (see `tap_add_in`) under `safety`: the open transaction's journal,
     /// or a journal of its own written ahead and removed when done, so an interrupted or failed
     /// `tap add` removes the tap instead of leaking it.
-    pub async fn tap_add(
-        &self,
-        bridge: &str,
-        name: Option<&str>,
-        owner: u32,
-        multi_queue: bool,
-        timeout: Duration,
-        safety: super::Safety<'_>,
-    ) -> Result<TapAdded, AgentError> {
-        let steps = async |j: Option<&mut crate::transaction::Journal>| {
-            self.tap_add_in(bridge, name, owner, multi_queue, timeout, j).await
-        };
+    pub async fn tap_add(&self, order: TapOrder<'_>, safety: super::Safety<'_>) -> Result<TapAdded, AgentError> {
+        let steps = async |j: Option<&mut crate::transaction::Journal>| self.tap_add_in(order, j).await;
         self.guarded(safety, steps, |_| false).await.map_err(|g| match g {
             super::guard::Guarded::Failed(e) => e,
             super::guard::Guarded::RolledBack { result, problems, checkpoint } => AgentError::RolledBack {
@@ -128,13 +153,10 @@ impl Agent {
     /// before anything changes.
     async fn tap_add_in(
         &self,
-        bridge: &str,
-        name: Option<&str>,
-        owner: u32,
-        multi_queue: bool,
-        timeout: Duration,
+        order: TapOrder<'_>,
         journal: Option<&mut crate::transaction::Journal>,
     ) -> Result<TapAdded, AgentError> {
+        let TapOrder { bridge, name, owner, multi_queue, timeout, life } = order;
         let (found, system_bridge) = match self.find(bridge).await {
             Ok(f) => (f, false),
             Err(AgentError::NotDefined { .. }) if self.scope != Scope::System => {
@@ -170,7 +192,12 @@ impl Agent {
                 .find(|n| !taken.contains(n))
                 .ok_or(AgentError::NameInUse("vtap*".into()))?,
         };
-        let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue };
+        let vnet_hdr = match life {
+            TapLife::Kept => true,
+            TapLife::Handed { vnet_hdr } => vnet_hdr,
+        };
+        let spec =
+            TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
         // A user's tap gets a UUID nobody can predict (see `Agent::unsquat`).
@@ -186,14 +213,45 @@ impl Agent {
         }
         // Blocked from autoconnecting until activated here: else NetworkManager activates it on
         // add, and the activation below would start it a second time.
-        let path = self.nm.add(&p[0], TO_DISK | BLOCK_AUTOCONNECT).await?;
+        // A handed tap is in memory from the start: a crash before the hand-over leaves nothing
+        // a reboot keeps.
+        let store = if life == TapLife::Kept { TO_DISK } else { IN_MEMORY };
+        let path = self.nm.add(&p[0], store | BLOCK_AUTOCONNECT).await?;
         let w = Awaited { main: &name, ports: &[], ethernet: &[], ready_at_ip_config: false };
         if let Err(failure) = self.nm.activate_and_wait(&path.as_ref(), w, timeout, &mut |_| {}).await {
             // Nothing half-made stays behind.
             let _ = self.nm.delete(&path.as_ref()).await;
             return Err(AgentError::Activation { interface: name, failure: Box::new(failure), hint: None });
         }
-        Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge })
+        let fd = match life {
+            TapLife::Kept => None,
+            TapLife::Handed { vnet_hdr } => match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    let _ = self.nm.delete(&path.as_ref()).await;
+                    return Err(e);
+                }
+            },
+        };
+        Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge, fd })
+    }
+
+    /// Opens the active tap for a VM and ties its life to the descriptor: the tap goes with
+    /// its last descriptor (persist cleared), and NetworkManager deletes the profile when its
+    /// device goes (volatile, in memory only). Without the second, NetworkManager brings the
+    /// link back as soon as qemu closes it.
+    async fn hand_over(
+        &self,
+        path: &zbus::zvariant::ObjectPath<'_>,
+        profile: &Profile,
+        name: &str,
+        vnet_hdr: bool,
+        multi_queue: bool,
+    ) -> Result<OwnedFd, AgentError> {
+        let fd = crate::host_tun::open_tap(name, vnet_hdr, multi_queue)?;
+        crate::host_tun::make_transient(fd.as_fd(), name)?;
+        self.nm.update(path, profile, IN_MEMORY_ONLY | VOLATILE).await?;
+        Ok(fd)
     }
 
     /// The taps of this scope (`bridge`: only that bridge's).

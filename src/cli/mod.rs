@@ -1,5 +1,6 @@
 //! Argument parsing, logging setup, and the one place that turns outcomes into exit codes.
 
+mod bridge_helper;
 mod check;
 mod daemon;
 mod diff;
@@ -88,6 +89,7 @@ Exit status: 0 ok; 1 finished, but something was approximated or is unsupported 
     Share(share::ShareArgs),
     Tap(tap::Args),
     Leases(tap::LeasesArgs),
+    BridgeHelper(bridge_helper::Args),
     /// Open a transaction on a NetworkManager checkpoint (virsh iface-begin).
     Begin(lifecycle::BeginArgs),
     /// Keep the transaction's changes (virsh iface-commit).
@@ -121,7 +123,13 @@ pub enum Outcome {
 
 /// Parses arguments, runs the command, and returns the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Called by the helper's name (libvirt's `bridge_helper` is a path, with its own arguments).
+    let cli = match bridge_helper::called_as_helper() {
+        true => Cli::parse_from(
+            ["nmiface".into(), "bridge-helper".into()].into_iter().chain(std::env::args_os().skip(1)),
+        ),
+        false => Cli::parse(),
+    };
     init_logging(cli.verbose);
     daemon::set_system(cli.system);
     let result = match cli.command {
@@ -147,6 +155,7 @@ pub fn main() -> ExitCode {
         Command::Session(a) => session::run(a),
         Command::Tap(a) => tap::run(a),
         Command::Leases(a) => tap::leases(a),
+        Command::BridgeHelper(a) => bridge_helper::run(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

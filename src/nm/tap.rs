@@ -29,6 +29,8 @@ pub struct TapSpec<'a> {
     pub owner: u32,
     /// One queue per vCPU (qemu `queues=N`).
     pub multi_queue: bool,
+    /// Frames carry a virtio-net header (what qemu's virtio-net wants).
+    pub vnet_hdr: bool,
 }
 
 /// The UUID nmiface gives tap `name`'s profile (system-wide; a user's scope derives its own).
@@ -53,7 +55,7 @@ pub fn tap_profile(t: &TapSpec<'_>) -> Profile {
     put("connection", "slave-type", Value::Str("bridge".into()));
     put("tun", "mode", Value::U32(TUN_MODE_TAP));
     put("tun", "owner", Value::I64(i64::from(t.owner)));
-    put("tun", "vnet-hdr", Value::Bool(true));
+    put("tun", "vnet-hdr", Value::Bool(t.vnet_hdr));
     put("tun", "multi-queue", Value::Bool(t.multi_queue));
     let user = BTreeMap::from([
         (user_key::MANAGED.to_string(), "1".to_string()),
@@ -118,7 +120,7 @@ mod tests {
     #[test]
     fn a_tap_is_the_users_port_of_the_bridge() {
         let bridge_uuid = uuid::Uuid::from_u128(0x1234);
-        let spec = TapSpec { name: "vtap0", bridge: "nat0", bridge_uuid, owner: 1000, multi_queue: false };
+        let spec = TapSpec { name: "vtap0", bridge: "nat0", bridge_uuid, owner: 1000, multi_queue: false, vnet_hdr: true };
         let mut p = vec![tap_profile(&spec)];
         let alice = Scope::User("alice".into());
         alice.stamp(&mut p);

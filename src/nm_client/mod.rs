@@ -43,6 +43,14 @@ where
 
 /// `AddConnection2`/`Update2` flag: write to disk.
 pub const TO_DISK: u32 = 0x1;
+/// `AddConnection2`/`Update2` flag: keep in memory only (gone at NetworkManager's restart or
+/// the host's reboot).
+pub const IN_MEMORY: u32 = 0x2;
+/// `Update2` flag: in memory only, and forget any copy on disk.
+pub const IN_MEMORY_ONLY: u32 = 0x8;
+/// `Update2` flag: NetworkManager deletes the profile when it is no longer active (with an
+/// in-memory flag).
+pub const VOLATILE: u32 = 0x10;
 /// `AddConnection2`/`Update2` flag: do not autoconnect until activated by hand (so defining
 /// does not start anything, like `virsh iface-define`).
 pub const BLOCK_AUTOCONNECT: u32 = 0x20;

@@ -97,6 +97,21 @@ pub(super) fn tap_options(
     Ok(r)
 }
 
+/// The options of `OpenTap`: `vnet_hdr` (b, default true).
+pub(super) fn open_tap_options(
+    bridge: &str,
+    options: &HashMap<String, OwnedValue>,
+) -> Result<(crate::verbs::TapRequest, bool), ServiceError> {
+    let mut vnet_hdr = true;
+    for (k, v) in options {
+        match k.as_str() {
+            "vnet_hdr" => vnet_hdr = boolean(k, v)?,
+            _ => return Err(unknown(k, "vnet_hdr")),
+        }
+    }
+    Ok((crate::verbs::TapRequest::new(bridge), vnet_hdr))
+}
+
 fn bad(k: &str, want: &str) -> ServiceError {
     ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"))
 }

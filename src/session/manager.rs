@@ -2,7 +2,7 @@
 //! `org.libvirt.Connect` interface methods (define, look up, list, transactions), plus `Apply` and
 //! `Check`, NetworkManager's version and this user's permissions, and lifecycle events.
 
-use super::args::{options, parse, share_options, wire, WireFinding};
+use super::args::{open_tap_options, options, parse, share_options, wire, WireFinding};
 use super::state::{object_path, Service};
 use super::{flags, ErrorKind, ServiceError};
 use crate::gaps::Status;
@@ -277,6 +277,25 @@ impl Manager {
         let out = self.svc.call(&hdr, 0, true, &[], async |c| c.share(&r, &mut |_, _| {}).await).await?;
         let subnet = out.subnet.map(|(n, _)| format!("{}/{}", n.address, n.prefix)).unwrap_or_default();
         self.svc.export_share(&r.bridge, subnet).await
+    }
+
+    /// A tap of the caller's on `bridge` (the user's NAT bridge, or a NIC's bridge), opened
+    /// and handed over for a VM the caller launches itself: what `nmiface bridge-helper` does
+    /// for libvirt and qemu. Give the descriptor to qemu (`-netdev tap,fd=N`) and close it
+    /// here; NetworkManager deletes the tap and its profile when the last copy closes (the VM
+    /// stops, is destroyed or crashes). Options: `vnet_hdr` (b, default true: frames with a
+    /// virtio-net header). Returns the descriptor and the tap's name.
+    ///
+    /// Errors: InvalidArgs, NotOwned, Unsupported.
+    async fn open_tap(
+        &self,
+        bridge: String,
+        options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<(zbus::zvariant::OwnedFd, String), ServiceError> {
+        let (r, vnet_hdr) = open_tap_options(&bridge, &options)?;
+        let out = self.svc.call(&hdr, 0, true, &[], async |c| c.open_tap(&r, vnet_hdr).await).await?;
+        Ok((zbus::zvariant::OwnedFd::from(out.fd), out.tap))
     }
 
     /// nmiface's version.

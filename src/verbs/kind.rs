@@ -172,6 +172,8 @@ impl AgentError {
             AgentError::Activation { .. } | AgentError::AddressMissing { .. } => ErrorKind::ActivationFailed,
             AgentError::Journal(t) => t.kind(),
             AgentError::Neighbours(_) | AgentError::Randomness(_) => ErrorKind::KernelUnreadable,
+            // The kernel refused a tap NetworkManager made for the caller: nothing a user can cause.
+            AgentError::Tun(_) => ErrorKind::Failed,
             AgentError::InvalidName(_) | AgentError::NotABridge { .. } => ErrorKind::InvalidArgs,
             AgentError::NameInUse(_)
             | AgentError::SubnetCollides { .. }

@@ -29,7 +29,7 @@ pub use kind::ErrorKind;
 pub use query::check_offline;
 pub use recover::Recovered;
 pub use share::{BridgeRequest, ShareOutcome, ShareRequest};
-pub use tap::{TapOutcome, TapRequest};
+pub use tap::{OpenedTap, TapOutcome, TapRequest};
 
 use crate::agent::{Agent, AgentError, RestoreProblem, Safety};
 use crate::finding::Finding;

@@ -1,7 +1,7 @@
 //! VMs on a user's bridge: `tap add`, `tap remove`, `leases`.
 
 use super::{Context, VerbError};
-use crate::agent::TapAdded;
+use crate::agent::{AgentError, TapAdded, TapLife, TapOrder};
 use crate::nm::leases::Lease;
 use std::time::Duration;
 
@@ -43,21 +43,24 @@ pub struct TapOutcome {
     pub qemu: String,
 }
 
+/// A tap opened for a VM by [`Context::open_tap`].
+#[derive(Debug)]
+pub struct OpenedTap {
+    /// The open tap: hand it to the VM and close it here.
+    pub fd: std::os::fd::OwnedFd,
+    /// The tap's name.
+    pub tap: String,
+    /// Its bridge.
+    pub bridge: String,
+    /// The bridge is system-wide (a NIC's): the VM is on the LAN.
+    pub system_bridge: bool,
+}
+
 impl Context {
     /// Makes a tap owned by the caller a port of `r.bridge`, up and ready for a VM.
     pub async fn tap_add(&self, r: &TapRequest) -> Result<TapOutcome, VerbError> {
-        let owner = crate::identity::current_uid().ok_or_else(|| {
-            VerbError::Agent(crate::agent::AgentError::InvalidName("cannot tell this process's uid".into()))
-        })?;
-        let store = self.store()?;
-        let TapAdded { name, bridge, system_bridge } = self
-            .changing(format!("tap add {}", r.bridge), async |j| {
-                // The open transaction, else a journal of its own (no checkpoint: a tap is one
-                // profile, and its journal removes it).
-                let (s, _) = super::safety(j, store, true, false, 0);
-                self.agent.tap_add(&r.bridge, r.name.as_deref(), owner, r.multi_queue, r.timeout, s).await
-            })
-            .await?;
+        let (added, owner) = self.make_tap(r, TapLife::Kept).await?;
+        let TapAdded { name, bridge, system_bridge, .. } = added;
         Ok(TapOutcome {
             domain_xml: crate::nm::tap::libvirt_interface(&name, None),
             qemu: crate::nm::tap::qemu_words(&name, r.multi_queue),
@@ -66,6 +69,43 @@ impl Context {
             system_bridge,
             owner,
         })
+    }
+
+    /// Makes a tap as [`Context::tap_add`] does and opens it for a VM: the bridge helper's
+    /// work (`nmiface bridge-helper`, the service's `OpenTap`). The tap and its profile live as
+    /// long as the returned descriptor and its copies (the VM's): when the VM stops, is
+    /// destroyed or crashes, NetworkManager deletes both; nothing is on disk.
+    pub async fn open_tap(&self, r: &TapRequest, vnet_hdr: bool) -> Result<OpenedTap, VerbError> {
+        let (added, _) = self.make_tap(r, TapLife::Handed { vnet_hdr }).await?;
+        let TapAdded { name, bridge, system_bridge, fd } = added;
+        // Always there for a handed tap (the agent opens it or fails).
+        let fd = fd.ok_or_else(|| VerbError::Agent(AgentError::NoSuchTap(name.clone())))?;
+        Ok(OpenedTap { fd, tap: name, bridge, system_bridge })
+    }
+
+    async fn make_tap(&self, r: &TapRequest, life: TapLife) -> Result<(TapAdded, u32), VerbError> {
+        let owner = crate::identity::current_uid()
+            .ok_or_else(|| VerbError::Agent(AgentError::InvalidName("cannot tell this process's uid".into())))?;
+        // A name Linux cannot have is refused before anything is looked up.
+        crate::model::IfName::new(&r.bridge).map_err(AgentError::InvalidName)?;
+        let store = self.store()?;
+        let order = TapOrder {
+            bridge: &r.bridge,
+            name: r.name.as_deref(),
+            owner,
+            multi_queue: r.multi_queue,
+            timeout: r.timeout,
+            life,
+        };
+        let added = self
+            .changing(format!("tap add {}", r.bridge), async |j| {
+                // The open transaction, else a journal of its own (no checkpoint: a tap is one
+                // profile, and its journal removes it).
+                let (s, _) = super::safety(j, store, true, false, 0);
+                self.agent.tap_add(order, s).await
+            })
+            .await?;
+        Ok((added, owner))
     }
 
     /// Removes the caller's tap `name`.

@@ -256,6 +256,21 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     c.ok("GetLeases", &c.on(&share, "Share", "GetLeases", &[]))?;
     c.ok("RemoveTap", &c.on(&share, "Share", "RemoveTap", &["cttap0"]))?;
     c.fails("RemoveTap again", &c.on(&share, "Share", "RemoveTap", &["cttap0"]), "NotFound")?;
+    // OpenTap: the tap is handed over and lives as long as the descriptor (gdbus's, closed
+    // when gdbus exits): then NetworkManager deletes its device and its profile.
+    let out = c.mgr("OpenTap", &["ctn0", "{}"]);
+    c.ok("OpenTap", &out)?;
+    let tap = text(&out.stdout).split('\'').nth(1).unwrap_or("").to_string();
+    ensure(tap.starts_with("vtap"), || format!("OpenTap: {}", text(&out.stdout)))?;
+    let gone = wait_for(5, || {
+        let link = d.sb.exec(&["ip", "link", "show", &tap]);
+        let names = text(&super::nmcli(&d.sb, &["-g", "NAME", "con", "show"]).stdout);
+        !link.status.success() && !names.lines().any(|l| l == tap)
+    });
+    ensure(gone, || format!("{tap} or its profile outlived the descriptor OpenTap handed over"))?;
+    c.fails("OpenTap: unknown option", &c.mgr("OpenTap", &["ctn0", "{'bogus': <1>}"]), "InvalidArgs")?;
+    c.fails("OpenTap on another tool's bridge", &c.mgr("OpenTap", &["ctf", "{}"]), "NotOwned")?;
+    c.fails("OpenTap on a bridge not for VMs", &c.mgr("OpenTap", &["ct0", "{}"]), "Unsupported")?;
     c.ok("Undefine ct0", &c.on(&ct0, "Interface", "Undefine", &[]))?;
 
     // Signals, as a client saw them.
