@@ -85,6 +85,11 @@ gzip -9n "$ASSETS"/man/*.1
 "$B" completions bash >"$ASSETS/completions/nmiface"
 "$B" completions zsh >"$ASSETS/completions/_nmiface"
 "$B" completions fish >"$ASSETS/completions/nmiface.fish"
+# /usr/libexec/nmiface-bridge-helper -> ../bin/nmiface, shipped as a link (preserve-symlinks); the
+# link must resolve here too for cargo-deb to take it, so bin/nmiface beside it is the build's.
+mkdir -p "$ASSETS/libexec" "$ASSETS/bin"
+ln -s ../bin/nmiface "$ASSETS/libexec/nmiface-bridge-helper"
+ln -s "$(realpath "$B")" "$ASSETS/bin/nmiface"
 
 echo "deb.sh: cargo deb" >&2
 # --strip: the release profile keeps line tables (debug = 1) for backtraces, which would make
@@ -99,7 +104,8 @@ contents=$(dpkg-deb --contents "$DEB")
 for f in usr/bin/nmiface usr/share/man/man1/nmiface.1.gz usr/share/man/man1/nmiface-define.1.gz \
          usr/share/bash-completion/completions/nmiface usr/share/zsh/vendor-completions/_nmiface \
          usr/share/fish/vendor_completions.d/nmiface.fish usr/share/doc/nmiface/README.md \
-         usr/share/dbus-1/services/org.nmiface.Interfaces1.service usr/lib/systemd/user/nmiface-session.service; do
+         usr/share/dbus-1/services/org.nmiface.Interfaces1.service usr/lib/systemd/user/nmiface-session.service \
+         "usr/libexec/nmiface-bridge-helper -> ../bin/nmiface"; do
     grep -Eq " (\./)?$f\$" <<<"$contents" || die "$DEB lacks /$f; it has:"$'\n'"$contents"
 done
 pages=$(grep -c 'usr/share/man/man1/nmiface.*\.1\.gz$' <<<"$contents")
@@ -130,6 +136,11 @@ done
 echo "man -l: $(MANWIDTH=80 man -l /usr/share/man/man1/nmiface-define.1.gz 2>/dev/null | sed -n '4p' | xargs)"
 found=$(man -w nmiface-apply)
 echo "man -w nmiface-apply: $found"
+# libvirt runs the helper by path: the link is the helper, and says where it is.
+conf=$(/usr/libexec/nmiface-bridge-helper --libvirt-config)
+[[ $conf == 'bridge_helper = "/usr/libexec/nmiface-bridge-helper"' ]] ||
+    { echo "deb.sh: nmiface-bridge-helper --libvirt-config: '$conf'" >&2; exit 1; }
+echo "bridge helper: $conf"
 bash -c 'source /usr/share/bash-completion/completions/nmiface && complete -p nmiface'
 INNER
 after=$(dpkg-query -W -f='${Status} ${Version}' nmiface 2>/dev/null || true)

@@ -88,14 +88,16 @@ fn hand_over(bridge: String, fd: i32, vnet_hdr: bool, timeout: u64) -> anyhow::R
     })
 }
 
-/// The helper's path for libvirt: a link named [`HELPER_NAME`] to this binary, beside it or
-/// where the Debian package puts it; `make`: one under ~/.local/lib/nmiface when there is none.
+/// The helper's path for libvirt: a link named [`HELPER_NAME`] to this binary (the one it was
+/// called by, one beside it, or where the Debian package puts it); `make`: one under ~/.local/lib/nmiface when there is none.
 fn helper_path(make: bool) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?.canonicalize()?;
     let beside = exe.with_file_name(HELPER_NAME);
-    let candidates = [beside.clone(), PathBuf::from("/usr/libexec").join(HELPER_NAME)];
-    if let Some(p) = candidates.iter().find(|p| p.canonicalize().is_ok_and(|c| c == exe)) {
-        return Ok(p.clone());
+    // The link this process was called by, when it is one (an absolute path).
+    let called = std::env::args_os().next().map(PathBuf::from).filter(|p| p.is_absolute() && called_as_helper());
+    let candidates = called.into_iter().chain([beside.clone(), PathBuf::from("/usr/libexec").join(HELPER_NAME)]);
+    if let Some(p) = candidates.into_iter().find(|p| p.canonicalize().is_ok_and(|c| c == exe)) {
+        return Ok(p);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
     let own = home.map(|h| h.join(".local/lib/nmiface").join(HELPER_NAME));
