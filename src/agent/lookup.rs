@@ -68,7 +68,12 @@ impl Agent {
                 return Ok(StoredInterface { name: name.to_string(), main, ports });
             }
         }
-        let all = self.nm.profiles().await?;
+        self.find_in(&self.nm.profiles().await?, name)
+    }
+
+    /// [`Agent::find`] among profiles read already (every profile NetworkManager shows this
+    /// caller): for a verb that needs the list anyway, one read instead of two.
+    pub fn find_in(&self, all: &[StoredProfile], name: &str) -> Result<StoredInterface, AgentError> {
         let profiles: Vec<Profile> = all.iter().map(|s| s.profile.clone()).collect();
         let owned = plan::owned_by_interface(&profiles, name, &self.scope);
         let pick = |p: &Profile| all.iter().find(|s| s.profile.uuid == p.uuid).cloned();

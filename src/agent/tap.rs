@@ -157,11 +157,14 @@ impl Agent {
         journal: Option<&mut crate::transaction::Journal>,
     ) -> Result<TapAdded, AgentError> {
         let TapOrder { bridge, name, owner, multi_queue, timeout, life } = order;
-        let (found, system_bridge) = match self.find(bridge).await {
+        // One read of the profiles for the bridge and the taps: a VM start waits on this.
+        let (devices, all) = tokio::join!(self.nm.devices(), self.nm.profiles());
+        let all = all?;
+        let (found, system_bridge) = match self.find_in(&all, bridge) {
             Ok(f) => (f, false),
             Err(AgentError::NotDefined { .. }) if self.scope != Scope::System => {
                 let system = self.with_client(self.nm.clone()).with_scope(Scope::System);
-                match system.find(bridge).await {
+                match system.find_in(&all, bridge) {
                     Ok(f) if f.main.profile.user_data(user_key::REPLACES).is_some() => (f, true),
                     Ok(_) => return Err(AgentError::NotAVmBridge(bridge.to_string())),
                     Err(_) => return Err(AgentError::NotYourBridge(bridge.to_string())),
@@ -176,9 +179,9 @@ impl Agent {
         }
         // In use: a device has the name, or a profile of this scope holds the tap already.
         // A user's taps have UUIDs nobody can predict: their names are read from the profiles.
-        let (devices, taps) = tokio::join!(self.nm.devices(), self.taps(None));
         let mut taken: Vec<String> = devices?.into_iter().filter(|d| d.real).map(|d| d.interface).collect();
-        taken.extend(taps?.into_iter().filter_map(|s| s.profile.interface_name().map(str::to_string)));
+        let taps = all.iter().filter(|s| self.scope.owns(&s.profile) && s.profile.user_data(TAP_OF).is_some());
+        taken.extend(taps.filter_map(|s| s.profile.interface_name().map(str::to_string)));
         let name = match name {
             Some(n) => {
                 let n = super::share::if_name(n)?.to_string();
@@ -196,8 +199,7 @@ impl Agent {
             TapLife::Kept => true,
             TapLife::Handed { vnet_hdr } => vnet_hdr,
         };
-        let spec =
-            TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
+        let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
         // A user's tap gets a UUID nobody can predict (see `Agent::unsquat`).
@@ -225,13 +227,15 @@ impl Agent {
         }
         let fd = match life {
             TapLife::Kept => None,
-            TapLife::Handed { vnet_hdr } => match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
-                Ok(fd) => Some(fd),
-                Err(e) => {
-                    let _ = self.nm.delete(&path.as_ref()).await;
-                    return Err(e);
+            TapLife::Handed { vnet_hdr } => {
+                match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
+                    Ok(fd) => Some(fd),
+                    Err(e) => {
+                        let _ = self.nm.delete(&path.as_ref()).await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge, fd })
     }
