@@ -36,7 +36,8 @@
 #
 # Prints on stdout, one KEY=VALUE a line:
 #   LIBVIRTD=libvirtd --timeout=120   the session daemon virsh autostarted (not with --qemu)
-#   START_S=2.1          `virsh start` wall time (--qemu: qemu's start to the tap fd in qemu)
+#   START_S=2.1          `virsh start` wall time, 30 s at most (--qemu: qemu's start to the tap
+#                        fd in qemu, 30 s at most)
 #   TAP=vtap0            the tap the VM got (virsh domiflist; --qemu: qemu's tun fd's fdinfo)
 #   GUEST_MAC=, GUEST_IP=, DHCP_SERVER=, DNSMASQ_LEASE=, PING=ok|fail   as tap-guest.sh
 #   BOOT_S=12.3          start to the lease on the console, host's clock
@@ -162,11 +163,12 @@ inner() {
     return "$status"
 }
 
-# as_user CMD...: CMD as USER, login-like environment only.
-as_user() {
-    setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups -- env -i "${UENV[@]}" "$@"
+# virsh_u ARGS...: virsh as USER on its session daemon, $VIRSH_BOUND (default 20) s at most: a
+# daemon stuck on a helper that never answers holds the domain, and virsh would wait forever.
+virsh_u() {
+    timeout --kill-after=5 "${VIRSH_BOUND:-20}" setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups -- \
+        env -i "${UENV[@]}" virsh -q -c qemu:///session "$@"
 }
-virsh_u() { as_user virsh -q -c qemu:///session "$@"; }
 
 tun_count() { local n=0 f; for f in /sys/class/net/*/tun_flags; do [[ -e $f ]] && n=$((n + 1)); done; echo "$n"; }
 
@@ -207,10 +209,13 @@ dump_logs() {
 libvirt_start() { # libvirt_start [--paused]: virsh start; sets START_S, TAP; prints START_ERROR
     local t0 rc=0
     t0=$(now)
-    virsh_u start "$DOMAIN" "$@" >"$RUN/start.out" 2>"$RUN/start.err" || rc=$?
+    VIRSH_BOUND=30 virsh_u start "$DOMAIN" "$@" >"$RUN/start.out" 2>"$RUN/start.err" || rc=$?
     START_S=$(secs "$t0" "$(now)")
     echo "START_S=$START_S"
-    if ((rc != 0)); then
+    if ((rc == 124 || rc == 137)); then
+        echo "START_ERROR=virsh start did not return in 30 s (a helper that never answers?)"
+        return 1
+    elif ((rc != 0)); then
         echo "START_ERROR=$(start_error "$RUN/start.err")"
         return 1
     fi
@@ -229,7 +234,10 @@ libvirt_define() {
     say "virsh define (and the session daemon's autostart): $(secs "$t0" "$(now)") s"
     local pid
     pid=$(tr -dc 0-9 <"/run/user/$USER_UID/libvirt/libvirtd.pid" 2>/dev/null || true)
-    if [[ -n $pid ]]; then echo "LIBVIRTD=$(tr '\0' ' ' <"/proc/$pid/cmdline" | sed 's/ $//')"; fi
+    if [[ -n $pid ]]; then
+        echo "LIBVIRTD=$(tr '\0' ' ' <"/proc/$pid/cmdline" | sed 's/ $//')"
+        say "the session libvirtd's environment: $(tr '\0' ' ' <"/proc/$pid/environ")"
+    fi
 }
 
 libvirt_boot() {
@@ -320,7 +328,9 @@ qemu_start() {
     local t0 i
     qemu_cmd "$@"
     t0=$(now)
-    as_user "${QEMU_CMD[@]}" </dev/null >"$RUN/qemu.log" 2>&1 &
+    # exec: QPID is qemu's own pid (setpriv and env exec too), whose fds tell its tap.
+    (exec setpriv --reuid="$USER_UID" --regid="$USER_GID" --init-groups -- env -i "${UENV[@]}" "${QEMU_CMD[@]}") \
+        </dev/null >"$RUN/qemu.log" 2>&1 &
     QPID=$!
     TAP=
     for ((i = 0; i < 300; i++)); do

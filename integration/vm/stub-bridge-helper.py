@@ -12,7 +12,7 @@
 # fd N (one byte of data, SCM_RIGHTS) and exits 0. On any failure: one line on stderr, exit 1.
 #
 # Before anything else it appends what it was given to $HOME/stub-bridge-helper.log (or
-# /tmp/stub-bridge-helper-UID.log without HOME): argv, the environment, its open fds (targets and
+# /tmp/stub-bridge-helper-UID.log without HOME): argv, the environment as exec'd, its open fds (targets and
 # flags), its uid/gid/groups, capabilities, cwd, umask and parent, so that a harness run shows
 # what a bridge helper really receives from libvirt or qemu.
 #
@@ -55,8 +55,14 @@ def dump(log):
             lines += [line.strip() for line in f if line.startswith(("Cap", "NoNewPrivs", "Seccomp"))]
     except OSError as e:
         lines.append(f"proc: {e}")
-    for k in sorted(os.environ):
-        lines.append(f"env {k}={os.environ[k]}")
+    # The environment as exec'd (/proc/self/environ): os.environ also has what Python adds itself
+    # (PEP 538 sets LC_CTYPE=C.UTF-8 when the locale is C).
+    try:
+        with open("/proc/self/environ", "rb") as f:
+            env = sorted(e.decode(errors="replace") for e in f.read().split(b"\0") if e)
+    except OSError:
+        env = sorted(f"{k}={v}" for k, v in os.environ.items())
+    lines += [f"env {e}" for e in env]
     for fd in sorted(int(n) for n in os.listdir("/proc/self/fd")):
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
