@@ -9,10 +9,13 @@ set -euo pipefail
 # man-db (man -l, with groff-base) and dpkg-dev (dpkg-shlibdeps for cargo-deb's $auto
 # dependencies) are for the Debian package check, integration/deb.sh.
 # python3-dbusmock runs the polkit stand-in of `nm-sandbox.sh up --users`; gdbus (libglib2.0-bin)
-# and busctl (systemd) are the session tests' D-Bus clients.
+# and busctl (systemd) are the session tests' D-Bus clients. libvirt-daemon and its qemu driver run
+# a user's session libvirt on the bridge helper (integration/vm/libvirt-guest.sh), qemu-system-x86
+# the guests.
 PACKAGES=(network-manager dnsmasq-base nftables busybox iproute2
           libvirt-clients libxml2-utils dbus hyperfine man-db dpkg-dev
-          python3-dbusmock libglib2.0-bin systemd)
+          python3-dbusmock libglib2.0-bin systemd
+          libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86)
 
 die() { echo "install-deps.sh: $*" >&2; exit 1; }
 

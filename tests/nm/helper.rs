@@ -168,3 +168,86 @@ fn tempdir(sb: &Sandbox, name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+const GUEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/vm/libvirt-guest.sh");
+
+/// `integration/vm/libvirt-guest.sh ARGS`: its report, exit status and stderr.
+fn guest(args: &[&str]) -> (BTreeMap<String, Vec<String>>, Option<i32>, String) {
+    let out = std::process::Command::new("bash").arg(GUEST).args(args).output().unwrap();
+    let mut report: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in text(&out.stdout).lines() {
+        if let Some((k, v)) = l.split_once('=') {
+            report.entry(k.to_string()).or_default().push(v.to_string());
+        }
+    }
+    (report, out.status.code(), text(&out.stderr))
+}
+
+fn first<'a>(r: &'a BTreeMap<String, Vec<String>>, k: &str) -> &'a str {
+    r.get(k).and_then(|v| v.first()).map_or("", String::as_str)
+}
+
+/// libvirt's session mode unchanged, as a desktop user runs it (`virsh -c qemu:///session`,
+/// autostarted libvirtd with no `DBUS_SYSTEM_BUS_ADDRESS`, `bridge_helper` in the user's own
+/// qemu.conf pointing at `nmiface-bridge-helper`): a TCG guest on `<interface type='bridge'><source
+/// bridge='virbr-nat'/>` leases from NetworkManager's dnsmasq and pings the wire through NAT;
+/// its tap goes with it; 20 starts and destroys leave no tap and no profile; user B's domain on
+/// A's bridge does not start, and libvirt's error carries the helper's words; plain qemu with
+/// `-netdev bridge,helper="nmiface bridge-helper"` the same.
+pub fn a_libvirt_session_vm_on_the_helper() -> R {
+    let sb = Sandbox::up_users(true);
+    let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
+    for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
+        sb.login(user);
+        for action in ["settings.modify.own", "network-control"] {
+            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
+        }
+    }
+    let up = sb.write("up0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.168.77.2' prefix='24'/></protocol></interface>");
+    let out = sb.nmiface(&["apply", &up]);
+    ensure(out.status.success(), || format!("uplink: {}", text(&out.stderr)))?;
+    let share = [env!("CARGO_BIN_EXE_nmiface"), "share", "--nat", "--bridge", "virbr-nat"];
+    let out = sb.as_user(&a, &share).current_dir("/").output().unwrap();
+    ensure(out.status.success(), || format!("A: share: {}", text(&out.stderr)))?;
+    let helper = helper_link(&sb);
+    let before = taps_and_profiles(&sb);
+
+    let (r, code, err) = guest(&[&sb.name, &a, "virbr-nat", &helper, "192.168.77.1"]);
+    if code == Some(77) {
+        return super::taps::skip_guest(&err);
+    }
+    ensure(code == Some(0) && first(&r, "GUEST_IP").starts_with("10.42.0.") && first(&r, "PING") == "ok", || {
+        format!("the libvirt session guest: {r:?}\n{err}")
+    })?;
+    ensure(first(&r, "TAP").starts_with("vtap") && first(&r, "LEFT_RUNNING") == "none", || format!("{r:?}"))?;
+    ensure(wait_for(5, || taps_and_profiles(&sb) == before), || {
+        format!("after the guest: {:?}, before: {before:?}", taps_and_profiles(&sb))
+    })?;
+
+    // B's domain on A's bridge: refused, in the helper's words, through libvirt.
+    let (r, code, err) = guest(&["--cycles", "1", &sb.name, &b, "virbr-nat", &helper]);
+    let start_error = first(&r, "START_ERROR");
+    ensure(code == Some(1) && start_error.contains("no bridge virbr-nat of yours"), || {
+        format!("B's domain on A's bridge: exit {code:?}: {r:?}\n{err}")
+    })?;
+
+    // Twenty starts and destroys: each tap goes within 5 s, nothing is left.
+    let (r, code, err) = guest(&["--cycles", "20", &sb.name, &a, "virbr-nat", &helper]);
+    let gone = r.get("TAP_GONE_S").cloned().unwrap_or_default();
+    ensure(code == Some(0) && gone.len() == 20, || format!("20 cycles: exit {code:?}: {r:?}\n{err}"))?;
+    ensure(gone.iter().all(|g| g.parse::<f64>().is_ok_and(|s| s <= 5.0)), || {
+        format!("taps outlived their VM: {gone:?}")
+    })?;
+    ensure(r.get("TAPS_LEFT").is_some_and(|l| l.iter().all(|n| n == "0")), || format!("taps left: {r:?}"))?;
+    ensure(wait_for(5, || taps_and_profiles(&sb) == before), || {
+        format!("after 20 cycles: {:?}, before: {before:?}", taps_and_profiles(&sb))
+    })?;
+
+    // Plain qemu: -netdev bridge with the helper as a command (qemu runs it through sh -c).
+    let command = format!("{} bridge-helper", env!("CARGO_BIN_EXE_nmiface"));
+    let (r, code, err) = guest(&["--qemu", &sb.name, &a, "virbr-nat", &command, "192.168.77.1"]);
+    ensure(code == Some(0) && first(&r, "PING") == "ok", || format!("qemu -netdev bridge: {r:?}\n{err}"))?;
+    ensure(wait_for(5, || taps_and_profiles(&sb) == before), || {
+        format!("after qemu: {:?}, before: {before:?}", taps_and_profiles(&sb))
+    })
+}

@@ -119,6 +119,7 @@ const TRIALS: &[Named] = &[
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
     ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
     ("helper::a_tap_handed_over_goes_with_its_descriptor", helper::a_tap_handed_over_goes_with_its_descriptor),
+    ("helper::a_libvirt_session_vm_on_the_helper", helper::a_libvirt_session_vm_on_the_helper),
     ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),
     ("takeover::adopt_keeps_what_the_document_cannot_say", takeover::adopt_keeps_what_the_document_cannot_say),
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),

@@ -135,7 +135,7 @@ pub fn user_owned_taps_without_root() -> R {
 }
 
 /// Whether the real-kernel guest may be skipped: only outside CI, loudly.
-fn skip_guest(why: &str) -> R {
+pub(super) fn skip_guest(why: &str) -> R {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     eprintln!("\n*** {} the guest on a user's tap: {why} ***\n", if ci { "FAILING (CI=true)" } else { "SKIPPING" });
     ensure(!ci, || format!("the guest must run under CI=true: {why}"))
