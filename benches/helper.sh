@@ -11,6 +11,11 @@
 #            private mount namespace so the host keeps neither), alternated; ratio nmiface / qemu
 #   gone     the caller closes the tap (a VM exits) to the tap's link gone, and after all runs the
 #            taps and profiles left (0 and 0 wanted)
+#   vm       `virsh -c qemu:///session start --paused` of a TCG domain as the user
+#            (integration/vm/libvirt-guest.sh --cycles: the session daemon running already), its
+#            NIC <interface type='bridge'> on virbr-nat through nmiface-bridge-helper against
+#            <interface type='ethernet' managed='no'> on a tap made beforehand with `tap add`;
+#            ratio helper / pre-made tap; and the taps left after the helper's cycles
 #
 # Needs root and integration/install-deps.sh. RUNS=N (default 20).
 set -euo pipefail
@@ -72,3 +77,16 @@ max() { printf '%s\n' "$@" | sort -n | tail -1; }
 mo=$(median "${ours[@]}") mq=$(median "${theirs[@]}")
 echo "fd    nmiface-bridge-helper median ${mo} ms (max $(max "${ours[@]}")), qemu-bridge-helper (setuid) median ${mq} ms (max $(max "${theirs[@]}")), ratio $(awk -v a="$mo" -v b="$mq" 'BEGIN { printf "%.2f", a / b }')x, $RUNS runs each, alternated"
 echo "gone  close to link gone: median $(median "${gone[@]}") ms, max $(max "${gone[@]}") ms; left after $((RUNS + 2)) starts: $taps taps, $profiles tun profiles"
+
+# VM starts through libvirt's session mode: the helper against a pre-made tap.
+VMRUNS=${VMRUNS:-10}
+starts() { sed -n 's/^START_S=//p' | tail -n +2; }   # the first start pays the daemon's autostart
+h=$(bash integration/vm/libvirt-guest.sh --cycles $((VMRUNS + 1)) "$NAME" "$A" virbr-nat "$WORK/nmiface-bridge-helper" 2>/dev/null)
+$SB as "$NAME" "$A" -- "$B" tap add virbr-nat --name vmtap0 >/dev/null
+e=$(bash integration/vm/libvirt-guest.sh --cycles $((VMRUNS + 1)) --ethernet vmtap0 "$NAME" "$A" virbr-nat "$WORK/nmiface-bridge-helper" 2>/dev/null)
+mapfile -t hs < <(starts <<<"$h")
+mapfile -t es < <(starts <<<"$e")
+((${#hs[@]} == VMRUNS && ${#es[@]} == VMRUNS)) || { echo "libvirt-guest.sh failed: $h $e" >&2; exit 1; }
+mh=$(median "${hs[@]}") me=$(median "${es[@]}")
+left=$(sed -n 's/^TAPS_LEFT=//p' <<<"$h" | sort -n | tail -1)
+echo "vm    virsh start --paused: bridge helper median ${mh} s, pre-made tap (ethernet, managed='no') median ${me} s, ratio $(awk -v a="$mh" -v b="$me" 'BEGIN { printf "%.2f", a / b }')x, $VMRUNS starts each; most taps left after a helper cycle: $left"
