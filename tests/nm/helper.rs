@@ -11,6 +11,24 @@ use std::collections::BTreeMap;
 const NM: &str = "org.freedesktop.NetworkManager";
 const CALLER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/vm/helper-caller.py");
 
+/// A session client calling `Manager.OpenTap("virbr-nat", {})`: the tap it names must be the one
+/// behind the descriptor (TUNGETIFF), up while held, and gone within 5 s of the close.
+const OPEN_TAP_CLIENT: &str = r#"
+import dbus, fcntl, os, time
+m = dbus.Interface(dbus.SessionBus().get_object("org.nmiface.Interfaces1", "/org/nmiface/Interfaces1"),
+                   "org.nmiface.Interfaces1.Manager")
+fd, name = m.OpenTap("virbr-nat", dbus.Dictionary({}, signature="sv"), timeout=60)
+fd = fd.take()
+got = fcntl.ioctl(fd, 0x800454D2, b"\0" * 40)[:16].rstrip(b"\0").decode()
+print("tap", name, "fd", got, "match=" + ("yes" if got == name else "no"))
+print("up=" + ("yes" if os.path.exists("/sys/class/net/" + name) else "no"))
+os.close(fd)
+end = time.monotonic() + 5
+while os.path.exists("/sys/class/net/" + name) and time.monotonic() < end:
+    time.sleep(0.01)
+print("gone=" + ("no" if os.path.exists("/sys/class/net/" + name) else "yes"))
+"#;
+
 /// A link named `nmiface-bridge-helper` to the binary, as libvirt runs it (by path).
 pub fn helper_link(sb: &Sandbox) -> String {
     let link = sb.dir().join("nmiface-bridge-helper");
@@ -141,6 +159,19 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
     ensure(slowest <= 5000, || format!("a tap outlived its descriptor by {slowest} ms"))?;
     ensure(wait_for(5, || taps_and_profiles(&sb) == before), || {
         format!("after 20 starts: {:?}, before: {before:?}", taps_and_profiles(&sb))
+    })?;
+
+    // The service's OpenTap, from a client that launches qemu itself: the descriptor arrives
+    // over D-Bus, is the tap named, and the tap goes when the client closes it.
+    let dir = sb.service_dir(60);
+    sb.session_bus(&a, &dir);
+    let out = sb.as_user(&a, &["python3", "-c", OPEN_TAP_CLIENT]).current_dir("/").output().unwrap();
+    let said = text(&out.stdout);
+    ensure(out.status.success() && said.contains("match=yes") && said.contains("gone=yes"), || {
+        format!("OpenTap from a client: {said}{}", text(&out.stderr))
+    })?;
+    ensure(wait_for(5, || taps_and_profiles(&sb) == before), || {
+        format!("after OpenTap: {:?}, before: {before:?}", taps_and_profiles(&sb))
     })?;
 
     // libvirt's setting: printed, and written into a qemu.conf that keeps the rest.
