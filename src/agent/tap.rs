@@ -137,7 +137,8 @@ impl Agent {
     /// `tap add` removes the tap instead of leaking it.
     pub async fn tap_add(&self, order: TapOrder<'_>, safety: super::Safety<'_>) -> Result<TapAdded, AgentError> {
         let steps = async |j: Option<&mut crate::transaction::Journal>| self.tap_add_in(order, j).await;
-        self.guarded(safety, steps, |_| false).await.map_err(|g| match g {
+        // A tap is never under a checkpoint of its own (its safety is a journal): no devices.
+        self.guarded(safety, &super::touched::DeviceScope::default(), steps, |_| false).await.map_err(|g| match g {
             super::guard::Guarded::Failed(e) => e,
             super::guard::Guarded::RolledBack { result, problems, checkpoint } => AgentError::RolledBack {
                 cause: Box::new(result.err().unwrap_or(AgentError::Nm(crate::nm_client::NmError::ObjectGone))),
@@ -196,8 +197,7 @@ impl Agent {
             TapLife::Kept => true,
             TapLife::Handed { vnet_hdr } => vnet_hdr,
         };
-        let spec =
-            TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
+        let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
         // A user's tap gets a UUID nobody can predict (see `Agent::unsquat`).
@@ -225,13 +225,15 @@ impl Agent {
         }
         let fd = match life {
             TapLife::Kept => None,
-            TapLife::Handed { vnet_hdr } => match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
-                Ok(fd) => Some(fd),
-                Err(e) => {
-                    let _ = self.nm.delete(&path.as_ref()).await;
-                    return Err(e);
+            TapLife::Handed { vnet_hdr } => {
+                match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
+                    Ok(fd) => Some(fd),
+                    Err(e) => {
+                        let _ = self.nm.delete(&path.as_ref()).await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge, fd })
     }
