@@ -235,7 +235,7 @@ pub fn users_cannot_take_each_others_devices() -> R {
 /// address (a checkpoint over every device, with DISCONNECT_NEW_DEVICES, took it down), puts
 /// eth1 back on the profile it ran (a covered device re-activated), and removes root's bridge,
 /// profile and link (the journal deletes the profile nmiface added; NetworkManager then
-/// removes the device).
+/// removes the device). A change that binds to no existing device takes no checkpoint.
 pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
     let sb = Sandbox::up_users(true);
     let (a, a_uid) = sb.user_a();
@@ -269,7 +269,7 @@ pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
         "root-brfail.xml",
         "<interface type='bridge' name='brfail'><protocol family='ipv4'><dhcp/></protocol><bridge stp='off'><interface type='ethernet' name='eth1'/></bridge></interface>",
     );
-    let root = sb.spawn_nmiface(&["apply", "--timeout", "12", &f]);
+    let root = sb.spawn_nmiface(&["-v", "apply", "--timeout", "12", &f]);
     // Nothing returns early before root's apply is waited for.
     let started = super::wait_for(8, || active(&sb).contains("brfail"));
     let shared = started.then(|| as_user(&sb, &a, &["share", "--nat", "--bridge", "virbr-a"]));
@@ -288,7 +288,8 @@ pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
     ok("A: share virbr-a while root's apply runs", shared.as_ref().unwrap())?;
     ensure(!a_addr.is_empty(), || "A's bridge has no IPv4 address".into())?;
     let err = text(&out.stderr);
-    ensure(out.status.code() == Some(2) && err.contains("restored"), || {
+    // Under a checkpoint (over eth1): the -v log names the call.
+    ensure(out.status.code() == Some(2) && err.contains("restored") && err.contains("CheckpointCreate"), || {
         format!("root's apply should fail and restore the host: exit {:?}: {err}", out.status.code())
     })?;
 
@@ -308,5 +309,23 @@ pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
     })?;
     ensure(without_a(names()) == without_a(names_before.clone()), || {
         format!("profiles:\nbefore {names_before}\nafter {}", names())
+    })?;
+
+    // A change that binds to no existing device (a bridge without ports): no checkpoint (an
+    // empty device list would be every device to NetworkManager); its journal undoes it, the
+    // bridge's link included, and A's bridge stays up.
+    let f = sb.write(
+        "root-brlone.xml",
+        "<interface type='bridge' name='brlone'><protocol family='ipv4'><dhcp/></protocol><bridge stp='off'/></interface>",
+    );
+    let out = sb.nmiface(&["-v", "apply", "--timeout", "3", &f]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains("restored") && !err.contains("CheckpointCreate"), || {
+        format!("root's port-less bridge should fail, be undone without a checkpoint: {err}")
+    })?;
+    let gone = super::wait_for(5, || !sb.ip_json(&["link", "show"]).to_string().contains("\"brlone\""));
+    ensure(gone && !names().contains("brlone"), || "root's bridge brlone was left behind".into())?;
+    ensure(active(&sb).contains("virbr-a") && addr(&sb) == a_addr, || {
+        format!("A's bridge after root's second rollback: {}", active(&sb))
     })
 }
