@@ -88,6 +88,34 @@ impl Plan {
     }
 }
 
+/// What a planned change binds to, for a checkpoint over those devices alone (a checkpoint over
+/// every device would, rolled back, undo what other users did to theirs meanwhile).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touches {
+    /// Interface names the change's profiles bind to: added, updated, deleted, and unchanged
+    /// ones too (`apply` starts an unchanged profile that is not running).
+    pub names: BTreeSet<String>,
+    /// Indexes into `existing` of profiles updated or deleted: the device one is active on is
+    /// disturbed whatever its name (a profile bound by MAC, or adopted, names none).
+    pub held: BTreeSet<usize>,
+}
+
+impl Plan {
+    /// What this plan's change binds to, given the `existing` profiles it was planned against.
+    pub fn touches(&self, existing: &[Profile]) -> Touches {
+        let held: BTreeSet<usize> = self.update.iter().map(|(i, _)| *i).chain(self.delete.iter().copied()).collect();
+        let names = self
+            .add
+            .iter()
+            .chain(self.update.iter().map(|(_, p)| p))
+            .chain(held.iter().chain(&self.unchanged).filter_map(|&i| existing.get(i)))
+            .filter_map(Profile::interface_name)
+            .map(str::to_string)
+            .collect();
+        Touches { names, held }
+    }
+}
+
 /// Whether `have` stands where `want` would. NetworkManager keeps several profiles per device
 /// (one active at a time), so sharing a device is no conflict: a stock host has a "Wired
 /// connection N" profile on every NIC. A profile nmiface owns stands in the way when it is the
@@ -250,6 +278,24 @@ mod tests {
         let other = profiles(&BRIDGE.replace("name='br0'>", "name='br0'><mtu size='9000'/>"));
         let p = define(&other, &want, false, &Scope::System).unwrap();
         assert_eq!((p.add.len(), p.update.len(), p.delete.len()), (0, 3, 0));
+    }
+
+    #[test]
+    fn touches_names_every_device_the_change_binds_to() {
+        let before = profiles(BRIDGE);
+        let after = profiles(
+            "<interface type='bridge' name='br0'><mtu size='9000'/><bridge><interface type='ethernet' name='eth0'/></bridge></interface>",
+        );
+        let p = define(&after, &before, false, &Scope::System).unwrap();
+        let t = p.touches(&before);
+        // eth1 is no longer a port: its profile goes, and its device is disturbed.
+        assert_eq!(t.names, ["br0", "eth0", "eth1"].map(String::from).into());
+        assert!(p.delete.iter().chain(p.update.iter().map(|(i, _)| i)).all(|i| t.held.contains(i)));
+        assert!(t.held.contains(&p.delete[0]));
+        // Nothing held yet: the names alone.
+        let t = define(&before, &[], false, &Scope::System).unwrap().touches(&[]);
+        assert_eq!(t.names, ["br0", "eth0", "eth1"].map(String::from).into());
+        assert!(t.held.is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use super::define::Defined;
 use super::guard::Guarded;
+use super::touched::DeviceScope;
 use super::{Agent, AgentError, Safety};
 use crate::nm::{user_key, Profile};
 use crate::nm_client::{NmError, Progress, StoredProfile};
@@ -56,10 +57,34 @@ impl Agent {
         if let Some(done) = self.nothing_to_do(doc, adopt, &stored, &running)? {
             return Ok(done);
         }
+        let scope = self.device_scope(doc, adopt, &stored)?;
         let steps = async |journal: Option<&mut Journal>| {
             self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
         };
-        self.guarded(safety, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err())).await.map_err(rolled_back)
+        self.guarded(safety, &scope, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err()))
+            .await
+            .map_err(rolled_back)
+    }
+
+    /// The devices an apply of `doc` binds to, for its checkpoint: the interface names of every
+    /// profile it wants (a port names its NIC, a bridge or a takeover its own name, a re-defined
+    /// interface its existing device) and of those it would update or delete, and the profiles
+    /// it would update or delete (the device one runs is covered whatever its name). Planned
+    /// as `define` will plan it; if that plan cannot be made, `define` refuses before changing
+    /// anything, and the wanted names are enough.
+    fn device_scope(&self, doc: &Document, adopt: bool, stored: &[StoredProfile]) -> Result<DeviceScope, AgentError> {
+        let desired = self.desired(doc)?;
+        let mut scope = DeviceScope {
+            names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),
+            ..DeviceScope::default()
+        };
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        if let Ok(plan) = plan::define(&desired, &existing, adopt, &self.scope) {
+            let touches = plan.touches(&existing);
+            scope.names.extend(touches.names);
+            scope.profiles.extend(touches.held.into_iter().map(|i| stored[i].path.to_string()));
+        }
+        Ok(scope)
     }
 
     /// What an apply starts from: every stored profile, and the paths of the active ones.

@@ -222,8 +222,9 @@ pub enum AgentError {
         cause: Box<AgentError>,
         /// What the rollback could not restore (empty: everything was).
         problems: Vec<RestoreProblem>,
-        /// A NetworkManager checkpoint was rolled back (devices too); else only the journal's
-        /// profiles were restored (NetworkManager does not let this caller take checkpoints).
+        /// Devices were put back too (a NetworkManager checkpoint over those the change bound
+        /// to, and the undo disconnecting those it created); else only the journal's profiles
+        /// were restored (NetworkManager does not let this caller take checkpoints).
         checkpoint: bool,
     },
 }
@@ -241,6 +242,14 @@ pub enum RestoreProblem {
     /// The journal could not be removed after the rollback.
     #[error("journal: {0}")]
     Journal(crate::transaction::TxError),
+    /// A device the change created could not be disconnected.
+    #[error("device {device}: could not disconnect it: {error}")]
+    Disconnect {
+        /// The interface name.
+        device: String,
+        /// What NetworkManager said.
+        error: NmError,
+    },
     /// A journalled profile could not be written back.
     #[error("profile '{id}': {error}")]
     Profile {
@@ -263,7 +272,7 @@ fn leftover_hint(l: &[String]) -> String {
 
 fn restored_text(problems: &[RestoreProblem], checkpoint: bool) -> String {
     if problems.is_empty() && checkpoint {
-        "the host was restored to its state before the change (checkpoint rolled back, changed profiles restored)"
+        "the host was restored to its state before the change (the devices it touched put back, changed profiles restored)"
             .to_string()
     } else if problems.is_empty() {
         "the profiles the change touched were restored and those it added deleted (nmiface's journal; \

@@ -2,13 +2,19 @@
 //! guard), or the user's open transaction, and the one way back (undo: checkpoint rollback, then
 //! the journalled profiles written back).
 //!
-//! A checkpoint restores devices and deletes profiles added after it, and NetworkManager rolls it
-//! back by itself when its timeout passes, even if nmiface died. It does not restore a profile
-//! changed or deleted while inactive; the journal does.
+//! An atomic change's checkpoint covers only the devices the change binds to ([`DeviceScope`]):
+//! a checkpoint over every device, rolled back, would also put back what other users did to
+//! their devices meanwhile (NetworkManager restores every device in it, and DISCONNECT_NEW_DEVICES
+//! disconnects every device outside it). NetworkManager rolls it back by itself when its timeout
+//! passes, even if nmiface died. It does not restore a profile changed or deleted while
+//! inactive, nor delete one added; the journal does, and the undo disconnects the devices of
+//! the change's names that did not exist when it began (see [`Journal::new_devices`]).
 
+use super::touched::DeviceScope;
 use super::{Agent, AgentError, RestoreProblem};
 use crate::nm_client::{bounded, NmClient, NmError, BLOCK_AUTOCONNECT, TO_DISK};
 use crate::transaction::{Journal, Store};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// How a change protects the host.
@@ -54,7 +60,16 @@ pub(crate) enum Guarded<T> {
 /// One atomic change's checkpoint, kept alive until released or undone.
 struct Guard {
     journal: Journal,
-    keepalive: tokio::task::JoinHandle<()>,
+    /// `None` when no checkpoint was taken (the change binds to no existing device).
+    keepalive: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Guard {
+    fn stop_keepalive(&self) {
+        if let Some(k) = &self.keepalive {
+            k.abort();
+        }
+    }
 }
 
 /// A change made under a checkpoint that is held until the user confirms it (`apply
@@ -75,10 +90,11 @@ impl Held {
 impl Agent {
     /// Runs `steps` under `safety`. With a checkpoint, a step error, or a result `failed` calls
     /// a failure, rolls the host back and restores the journalled profiles; without one, the
-    /// result is returned as it is.
+    /// result is returned as it is. A checkpoint covers the devices of `scope` alone.
     pub(crate) async fn guarded<T>(
         &self,
         safety: Safety<'_>,
+        scope: &DeviceScope,
         steps: impl AsyncFnOnce(Option<&mut Journal>) -> Result<T, AgentError>,
         failed: impl FnOnce(&T) -> bool,
     ) -> Result<T, Guarded<T>> {
@@ -112,19 +128,20 @@ impl Agent {
                 }
             }
             Safety::Checkpoint { rollback_timeout, store } => {
-                let mut guard = self.guard(rollback_timeout, store).await.map_err(Guarded::Failed)?;
+                let mut guard = self.guard(rollback_timeout, store, Some(scope)).await.map_err(Guarded::Failed)?;
                 match steps(Some(&mut guard.journal)).await {
                     Ok(t) if !failed(&t) => {
-                        guard.keepalive.abort();
-                        self.nm
-                            .checkpoint_destroy(&guard.journal.checkpoint)
-                            .await
-                            .map_err(|e| Guarded::Failed(e.into()))?;
+                        guard.stop_keepalive();
+                        if let Some(cp) = guard.journal.checkpoint() {
+                            self.nm.checkpoint_destroy(cp).await.map_err(|e| Guarded::Failed(e.into()))?;
+                        }
                         guard.journal.discard().map_err(|e| Guarded::Failed(e.into()))?;
                         Ok(t)
                     }
+                    // Devices are put back either way: those that existed by the checkpoint,
+                    // those the change created by the undo's disconnect.
                     result => {
-                        guard.keepalive.abort();
+                        guard.stop_keepalive();
                         let mut problems = self.undo(&guard.journal).await;
                         if problems.is_empty() {
                             if let Err(e) = guard.journal.discard() {
@@ -148,10 +165,14 @@ impl Agent {
         failed: impl FnOnce(&T) -> bool,
     ) -> Result<(T, Held), Guarded<T>> {
         // Kept alive at a comfortable timeout while the change runs, then set to `confirm`.
-        let mut guard = self.guard(confirm.max(20), Some(store)).await.map_err(Guarded::Failed)?;
+        // Over every device, with DISCONNECT_NEW_DEVICES: a held change is undone by
+        // NetworkManager alone when the confirmation does not come (the session that would
+        // answer died with the network), and only that flag lets NetworkManager take down a
+        // device the change created (a new bridge holding the default route).
+        let mut guard = self.guard(confirm.max(20), Some(store), None).await.map_err(Guarded::Failed)?;
         match steps(Some(&mut guard.journal)).await {
             Ok(t) if !failed(&t) => {
-                guard.keepalive.abort();
+                guard.stop_keepalive();
                 match self.nm.checkpoint_extend(&guard.journal.checkpoint, confirm).await {
                     Ok(()) => Ok((t, Held { journal: guard.journal })),
                     Err(e) => {
@@ -161,7 +182,7 @@ impl Agent {
                 }
             }
             result => {
-                guard.keepalive.abort();
+                guard.stop_keepalive();
                 let problems = self.undo(&guard.journal).await;
                 if problems.is_empty() {
                     let _ = guard.journal.discard();
@@ -189,23 +210,52 @@ impl Agent {
     }
 
     /// Creates a checkpoint for one atomic change, with its journal written ahead to `store`,
-    /// and keeps it alive while the change runs.
-    async fn guard(&self, rollback_timeout: u32, store: Option<&Store>) -> Result<Guard, AgentError> {
+    /// and keeps it alive while the change runs. With `scope`, over the existing devices it
+    /// binds to; without, over every device (see [`NmClient::checkpoint_create`]).
+    async fn guard(
+        &self,
+        rollback_timeout: u32,
+        store: Option<&Store>,
+        scope: Option<&DeviceScope>,
+    ) -> Result<Guard, AgentError> {
         let existing = self.nm.checkpoints().await?;
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
-        let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
-        let journal = match Journal::for_change(checkpoint.clone(), rollback_timeout, store.cloned())
+        let (devices, new_devices) = match scope {
+            Some(s) => {
+                let (covered, new) = self.covered(s).await?;
+                (Some(covered), new)
+            }
+            None => (None, BTreeSet::new()),
+        };
+        // No existing device to cover: no checkpoint. An empty device list would mean every
+        // device to NetworkManager, and a checkpoint over none would not help: without
+        // DISCONNECT_NEW_DEVICES its rollback leaves a device the change created alone. The
+        // journal protects such a change: the undo disconnects the devices it created and
+        // deletes the profiles it added (NetworkManager then removes their software devices),
+        // and if nmiface dies, the next run finishes that journal (nothing of NetworkManager's
+        // rolls back by itself, but then nothing that existed was touched).
+        let checkpoint = match devices.as_deref() {
+            Some([]) => String::new(),
+            d => self.nm.checkpoint_create(d, rollback_timeout, self.tracks_global_dns()).await?,
+        };
+        let timeout = if checkpoint.is_empty() { 0 } else { rollback_timeout };
+        let journal = match Journal::for_change(checkpoint.clone(), timeout, store.cloned())
             .map(|j| j.in_scope(self.scope.clone()))
         {
-            Ok(j) => j,
+            Ok(mut j) => {
+                j.new_devices = new_devices;
+                j
+            }
             Err(e) => {
-                let _ = self.nm.checkpoint_destroy(&checkpoint).await;
+                if !checkpoint.is_empty() {
+                    let _ = self.nm.checkpoint_destroy(&checkpoint).await;
+                }
                 return Err(e.into());
             }
         };
-        let keepalive = keep_alive(self.nm.clone(), checkpoint, rollback_timeout);
+        let keepalive = (!checkpoint.is_empty()).then(|| keep_alive(self.nm.clone(), checkpoint, rollback_timeout));
         Ok(Guard { journal, keepalive })
     }
 
@@ -231,6 +281,7 @@ impl Agent {
             Err(NmError::Timeout) => return vec![RestoreProblem::Checkpoint(NmError::Timeout)],
             Err(e) => problems.push(RestoreProblem::Checkpoint(e)),
         }
+        problems.extend(self.disconnect_new(j).await);
         let added: Vec<String> = j.added.iter().map(ToString::to_string).collect();
         let removed = bounded(&added, |uuid| async move {
             match self.nm.profile_by_uuid(uuid).await {
@@ -271,7 +322,9 @@ impl Agent {
         if !existing.is_empty() {
             return Err(AgentError::LeftoverCheckpoints(existing));
         }
-        let checkpoint = self.nm.checkpoint_create(rollback_timeout, self.tracks_global_dns()).await?;
+        // Over every device: what the transaction will change is not known yet. (A rollback
+        // therefore also puts back what others did to their devices meanwhile.)
+        let checkpoint = self.nm.checkpoint_create(None, rollback_timeout, self.tracks_global_dns()).await?;
         let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
         Ok(Journal::new(checkpoint, rollback_timeout, Some(known)).in_scope(self.scope.clone()))
     }

@@ -5,6 +5,8 @@
 //! - [`define`](Agent::define), undefine, the settings diff: `define.rs`;
 //! - [`apply`](Agent::apply), in waves, idempotent: `apply.rs`;
 //! - checkpoints, the guard around one atomic change, undo: `guard.rs`;
+//! - what an atomic change binds to (the devices its checkpoint covers, those the undo
+//!   disconnects): `touched.rs`;
 //! - finding an interface's profiles: `lookup.rs`;
 //! - start and stop: `activate.rs`;
 //! - list, dumpxml, name, mac, the capability check: `query.rs`;
@@ -25,6 +27,7 @@ mod share;
 mod squat;
 mod takeover;
 mod tap;
+mod touched;
 
 pub use apply::{Applied, How, Started, ACTIVATIONS};
 pub use define::{Defined, ProfileDiff};

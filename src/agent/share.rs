@@ -234,7 +234,12 @@ impl Agent {
         let steps = async |j: Option<&mut Journal>| {
             self.unbridge_steps(found, &iface, &port, old.as_ref(), start, timeout, j).await
         };
-        match self.guarded(safety, steps, |_| false).await {
+        // The bridge and its NIC, and whatever runs the profiles that go or come back.
+        let scope = super::touched::DeviceScope {
+            names: [found.name.clone(), nic.clone()].into(),
+            profiles: found.profiles().chain(old.as_ref()).map(|p| p.path.to_string()).collect(),
+        };
+        match self.guarded(safety, &scope, steps, |_| false).await {
             Ok(()) => Ok(nic),
             Err(Guarded::Failed(e)) => Err(e),
             Err(Guarded::RolledBack { result, problems, checkpoint }) => {

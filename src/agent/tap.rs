@@ -137,7 +137,8 @@ impl Agent {
     /// `tap add` removes the tap instead of leaking it.
     pub async fn tap_add(&self, order: TapOrder<'_>, safety: super::Safety<'_>) -> Result<TapAdded, AgentError> {
         let steps = async |j: Option<&mut crate::transaction::Journal>| self.tap_add_in(order, j).await;
-        self.guarded(safety, steps, |_| false).await.map_err(|g| match g {
+        // A tap is never under a checkpoint of its own (its safety is a journal): no devices.
+        self.guarded(safety, &super::touched::DeviceScope::default(), steps, |_| false).await.map_err(|g| match g {
             super::guard::Guarded::Failed(e) => e,
             super::guard::Guarded::RolledBack { result, problems, checkpoint } => AgentError::RolledBack {
                 cause: Box::new(result.err().unwrap_or(AgentError::Nm(crate::nm_client::NmError::ObjectGone))),

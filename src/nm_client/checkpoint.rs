@@ -1,5 +1,6 @@
-//! NetworkManager checkpoints: a snapshot of every device's state and active profile that NM
-//! restores on request, or by itself when the rollback timeout passes (even if nmiface died).
+//! NetworkManager checkpoints: a snapshot of some devices' (or every device's) state and active
+//! profile that NM restores on request, or by itself when the rollback timeout passes (even if
+//! nmiface died).
 
 use super::{NmClient, NmError};
 use tracing::debug;
@@ -22,19 +23,42 @@ pub struct RollbackFailure {
 }
 
 impl NmClient {
-    /// Creates a checkpoint over all devices. With `track_dns` (the daemon's version has
-    /// TRACK_INTERNAL_GLOBAL_DNS) that flag is tried first and dropped if the daemon refuses it
-    /// (NM rejects unknown bits with "Invalid flags"); without, it is not tried at all: every
-    /// apply on NetworkManager 1.42 paid for a refused call before the one it took.
-    pub async fn checkpoint_create(&self, rollback_timeout: u32, track_dns: bool) -> Result<String, NmError> {
+    /// Creates a checkpoint. `devices` (object paths) given: over those devices alone, restoring
+    /// them and nothing else on rollback. `None`: over every device, with DISCONNECT_NEW_DEVICES
+    /// (a rollback also disconnects every device that appeared meanwhile, whoever started it):
+    /// for a transaction or a held change, which must be undone before it is known what they
+    /// touch, or by NetworkManager alone. An empty list is refused here, since NetworkManager
+    /// reads an empty list as "all devices".
+    ///
+    /// With `track_dns` (the daemon's version has TRACK_INTERNAL_GLOBAL_DNS) that flag is tried
+    /// first and dropped if the daemon refuses it (NM rejects unknown bits with "Invalid
+    /// flags"); without, it is not tried at all: every apply on NetworkManager 1.42 paid for a
+    /// refused call before the one it took.
+    pub async fn checkpoint_create(
+        &self,
+        devices: Option<&[String]>,
+        rollback_timeout: u32,
+        track_dns: bool,
+    ) -> Result<String, NmError> {
         // Not DELETE_NEW_CONNECTIONS: a rollback may delete only what nmiface added (its
-        // journal knows), never a profile another user or tool added meanwhile.
-        let base = DISCONNECT_NEW_DEVICES;
+        // journal knows), never a profile another user or tool added meanwhile. Nor, over a
+        // device list, DISCONNECT_NEW_DEVICES: NetworkManager would disconnect every device
+        // outside the list, other users' too.
+        let (paths, base) = match devices {
+            Some([]) => {
+                return Err(NmError::InvalidArguments { message: "a checkpoint over no device".into() });
+            }
+            Some(d) => {
+                let paths = d.iter().map(|p| ObjectPath::try_from(p.as_str())).collect::<Result<Vec<_>, _>>();
+                (paths.map_err(zbus::Error::from)?, 0)
+            }
+            None => (Vec::new(), DISCONNECT_NEW_DEVICES),
+        };
         let mut last = None;
         let tries: &[u32] = if track_dns { &[base | TRACK_INTERNAL_GLOBAL_DNS, base] } else { &[base] };
         for &flags in tries {
-            debug!(call = "CheckpointCreate", rollback_timeout, flags);
-            match self.nm.checkpoint_create(&[], rollback_timeout, flags).await {
+            debug!(call = "CheckpointCreate", devices = paths.len(), rollback_timeout, flags);
+            match self.nm.checkpoint_create(&paths, rollback_timeout, flags).await {
                 Ok(p) => return Ok(p.to_string()),
                 Err(e) => match NmError::from(e) {
                     NmError::InvalidFlags => last = Some(NmError::InvalidFlags),

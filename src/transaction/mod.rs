@@ -102,6 +102,12 @@ pub struct Journal {
     /// that scope, whoever finishes it (a user's `--system apply` killed halfway is finished by
     /// the user's next change, which must not take the system profiles for someone else's).
     pub scope: crate::nm::Scope,
+    /// Interface names an atomic change binds to that had no device when it began: its
+    /// checkpoint cannot cover a device that did not exist (and is not taken over every device,
+    /// which would undo other users' work), so the undo disconnects a device of these names
+    /// that runs one of the scope's profiles, as NetworkManager's DISCONNECT_NEW_DEVICES would
+    /// for every device.
+    pub new_devices: BTreeSet<String>,
     /// Where the journal is written ahead of each change.
     store: Option<Store>,
 }
@@ -119,6 +125,7 @@ impl Journal {
             saved: Vec::new(),
             added: BTreeSet::new(),
             scope: crate::nm::Scope::System,
+            new_devices: BTreeSet::new(),
             store: None,
         }
     }
@@ -197,6 +204,7 @@ impl Journal {
             "known": self.known,
             "saved": self.saved,
             "added": self.added,
+            "new_devices": self.new_devices,
             "scope": match &self.scope {
                 crate::nm::Scope::System => "system".to_string(),
                 crate::nm::Scope::User(u) => format!("user:{u}"),
@@ -236,6 +244,11 @@ impl Journal {
             serde_json::Value::Null => BTreeSet::new(),
             a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
         };
+        // Absent in a journal written before nmiface knew it: nothing to disconnect.
+        let new_devices = match &v["new_devices"] {
+            serde_json::Value::Null => BTreeSet::new(),
+            a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
+        };
         let scope = match v["scope"].as_str() {
             None | Some("system") => crate::nm::Scope::System,
             Some(s) => crate::nm::Scope::User(s.strip_prefix("user:").ok_or("bad scope")?.to_string()),
@@ -244,6 +257,7 @@ impl Journal {
             kind,
             added,
             scope,
+            new_devices,
             store: None,
             checkpoint,
             begun: v["begun"].as_u64().unwrap_or(0),

@@ -228,3 +228,104 @@ pub fn users_cannot_take_each_others_devices() -> R {
         format!("root's devices at the end: {}", active(&sb))
     })
 }
+
+/// Issue 22: root's failed apply rolls back the devices its change bound to and nothing else.
+/// A starts a NAT bridge while root's apply runs (a new bridge over eth1 whose DHCP never
+/// answers, so it fails after `--timeout`): root's rollback leaves A's bridge up with its
+/// address (a checkpoint over every device, with DISCONNECT_NEW_DEVICES, took it down), puts
+/// eth1 back on the profile it ran (a covered device re-activated), and removes root's bridge,
+/// profile and link (the journal deletes the profile nmiface added; NetworkManager then
+/// removes the device). A change that binds to no existing device takes no checkpoint.
+pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
+    let sb = Sandbox::up_users(true);
+    let (a, a_uid) = sb.user_a();
+    sb.login(&a);
+    for action in ["settings.modify.own", "network-control"] {
+        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
+    }
+    // eth1 runs a profile of root's: the rollback must bring it back, not merely leave it.
+    let eth1 = [
+        "con",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        "eth1",
+        "con-name",
+        "root-eth1",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.168.79.1/24",
+    ];
+    for args in [&eth1[..], &["con", "up", "root-eth1"][..]] {
+        let out = nmcli(&sb, args);
+        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
+    }
+    let names = || text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
+    let (active_before, names_before) = (active(&sb), names());
+
+    let f = sb.write(
+        "root-brfail.xml",
+        "<interface type='bridge' name='brfail'><protocol family='ipv4'><dhcp/></protocol><bridge stp='off'><interface type='ethernet' name='eth1'/></bridge></interface>",
+    );
+    let root = sb.spawn_nmiface(&["-v", "apply", "--timeout", "12", &f]);
+    // Nothing returns early before root's apply is waited for.
+    let started = super::wait_for(8, || active(&sb).contains("brfail"));
+    let shared = started.then(|| as_user(&sb, &a, &["share", "--nat", "--bridge", "virbr-a"]));
+    let addr = |sb: &Sandbox| -> Vec<String> {
+        let v = sb.ip_json(&["-4", "addr", "show", "dev", "virbr-a"]);
+        let infos =
+            v.as_array().into_iter().flatten().flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default());
+        infos.map(|i| format!("{}/{}", i["local"], i["prefixlen"])).collect()
+    };
+    let a_addr = addr(&sb);
+    let running = active(&sb);
+    let out = root.wait_with_output().unwrap();
+    ensure(started && running.contains("brfail"), || {
+        format!("root's apply was not under way while A shared; the trial proves nothing: {running}")
+    })?;
+    ok("A: share virbr-a while root's apply runs", shared.as_ref().unwrap())?;
+    ensure(!a_addr.is_empty(), || "A's bridge has no IPv4 address".into())?;
+    let err = text(&out.stderr);
+    // Under a checkpoint (over eth1): the -v log names the call.
+    ensure(out.status.code() == Some(2) && err.contains("restored") && err.contains("CheckpointCreate"), || {
+        format!("root's apply should fail and restore the host: exit {:?}: {err}", out.status.code())
+    })?;
+
+    // A's bridge: untouched by root's rollback.
+    let state = text(&nmcli(&sb, &["-g", "GENERAL.STATE", "device", "show", "virbr-a"]).stdout);
+    ensure(state.trim() == "100 (connected)" && active(&sb).contains("virbr-a"), || {
+        format!("root's rollback disturbed A's bridge: device {}, active: {}", state.trim(), active(&sb))
+    })?;
+    ensure(addr(&sb) == a_addr, || format!("A's bridge's address: {:?} before, {:?} after", a_addr, addr(&sb)))?;
+
+    // Root's half-made change: gone, eth1 back on root-eth1, nmcli's view as before but A's.
+    let gone = super::wait_for(5, || !sb.ip_json(&["link", "show"]).to_string().contains("\"brfail\""));
+    ensure(gone, || "root's bridge brfail is still a link".into())?;
+    let without_a = |s: String| s.lines().filter(|l| !l.contains("virbr-a")).collect::<Vec<_>>().join("\n");
+    ensure(without_a(active(&sb)) == without_a(active_before.clone()), || {
+        format!("active profiles:\nbefore {active_before}\nafter {}", active(&sb))
+    })?;
+    ensure(without_a(names()) == without_a(names_before.clone()), || {
+        format!("profiles:\nbefore {names_before}\nafter {}", names())
+    })?;
+
+    // A change that binds to no existing device (a bridge without ports): no checkpoint (an
+    // empty device list would be every device to NetworkManager); its journal undoes it, the
+    // bridge's link included, and A's bridge stays up.
+    let f = sb.write(
+        "root-brlone.xml",
+        "<interface type='bridge' name='brlone'><protocol family='ipv4'><dhcp/></protocol><bridge stp='off'/></interface>",
+    );
+    let out = sb.nmiface(&["-v", "apply", "--timeout", "3", &f]);
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(2) && err.contains("restored") && !err.contains("CheckpointCreate"), || {
+        format!("root's port-less bridge should fail, be undone without a checkpoint: {err}")
+    })?;
+    let gone = super::wait_for(5, || !sb.ip_json(&["link", "show"]).to_string().contains("\"brlone\""));
+    ensure(gone && !names().contains("brlone"), || "root's bridge brlone was left behind".into())?;
+    ensure(active(&sb).contains("virbr-a") && addr(&sb) == a_addr, || {
+        format!("A's bridge after root's second rollback: {}", active(&sb))
+    })
+}

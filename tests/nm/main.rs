@@ -125,6 +125,10 @@ const TRIALS: &[Named] = &[
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("isolation::users_cannot_take_each_others_devices", isolation::users_cannot_take_each_others_devices),
+    (
+        "isolation::roots_rollback_leaves_a_users_new_bridge_alone",
+        isolation::roots_rollback_leaves_a_users_new_bridge_alone,
+    ),
     ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
     ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
     ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),

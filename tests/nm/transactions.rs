@@ -184,7 +184,7 @@ pub fn leftover_checkpoint_is_reported_and_rolled_back() -> R {
     let rt = rt();
     let client = rt.block_on(sb.client());
     // What a crashed run leaves: a checkpoint no transaction file records.
-    let cp = rt.block_on(client.checkpoint_create(0, false)).unwrap();
+    let cp = rt.block_on(client.checkpoint_create(None, 0, false)).unwrap();
     let out = sb.nmiface(&["begin"]);
     let err = text(&out.stderr);
     ensure(out.status.code() == Some(2) && err.contains(&cp), || {
