@@ -81,8 +81,7 @@ fn name_bytes(name: &str) -> [u8; 16] {
 /// virtio-net header when `vnet_hdr`, one queue of several when `multi_queue` (it must match
 /// how the tap was made).
 pub fn open_tap(name: &str, vnet_hdr: bool, multi_queue: bool) -> Result<OwnedFd, TunError> {
-    let file =
-        std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(TunError::Device)?;
+    let file = std::fs::OpenOptions::new().read(true).write(true).open("/dev/net/tun").map_err(TunError::Device)?;
     let fd = OwnedFd::from(file);
     let mut flags = IFF_TAP | IFF_NO_PI;
     if vnet_hdr {
@@ -200,8 +199,9 @@ mod tests {
         let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut byte = [9u8; 1];
-        let got = rustix::net::recvmsg(&b, &mut [std::io::IoSliceMut::new(&mut byte)], &mut control, RecvFlags::empty())
-            .unwrap();
+        let got =
+            rustix::net::recvmsg(&b, &mut [std::io::IoSliceMut::new(&mut byte)], &mut control, RecvFlags::empty())
+                .unwrap();
         assert_eq!((got.bytes, byte[0]), (1, 0));
         let fds: Vec<OwnedFd> = control
             .drain()

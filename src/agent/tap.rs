@@ -196,8 +196,7 @@ impl Agent {
             TapLife::Kept => true,
             TapLife::Handed { vnet_hdr } => vnet_hdr,
         };
-        let spec =
-            TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
+        let spec = TapSpec { name: &name, bridge, bridge_uuid: found.main.profile.uuid, owner, multi_queue, vnet_hdr };
         let mut p = vec![tap_profile(&spec)];
         self.scope.stamp(&mut p);
         // A user's tap gets a UUID nobody can predict (see `Agent::unsquat`).
@@ -225,13 +224,15 @@ impl Agent {
         }
         let fd = match life {
             TapLife::Kept => None,
-            TapLife::Handed { vnet_hdr } => match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
-                Ok(fd) => Some(fd),
-                Err(e) => {
-                    let _ = self.nm.delete(&path.as_ref()).await;
-                    return Err(e);
+            TapLife::Handed { vnet_hdr } => {
+                match self.hand_over(&path.as_ref(), &p[0], &name, vnet_hdr, multi_queue).await {
+                    Ok(fd) => Some(fd),
+                    Err(e) => {
+                        let _ = self.nm.delete(&path.as_ref()).await;
+                        return Err(e);
+                    }
                 }
-            },
+            }
         };
         Ok(TapAdded { name, bridge: bridge.to_string(), system_bridge, fd })
     }

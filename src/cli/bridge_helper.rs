@@ -56,10 +56,7 @@ pub struct Args {
 
 /// Whether this process was started under the helper's name (libvirt's `bridge_helper`).
 pub fn called_as_helper() -> bool {
-    std::env::args_os()
-        .next()
-        .and_then(|a| Path::new(&a).file_name().map(|n| n == HELPER_NAME))
-        .unwrap_or(false)
+    std::env::args_os().next().and_then(|a| Path::new(&a).file_name().map(|n| n == HELPER_NAME)).unwrap_or(false)
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
@@ -160,7 +157,8 @@ fn libvirt_config(write: bool) -> anyhow::Result<Outcome> {
 /// `conf` with `line` as its only `bridge_helper` setting: the setting's place kept if it
 /// had one, else appended; everything else as it was.
 fn with_bridge_helper(conf: &str, line: &str) -> String {
-    let is_setting = |l: &str| l.trim_start().strip_prefix("bridge_helper").is_some_and(|r| r.trim_start().starts_with('='));
+    let is_setting =
+        |l: &str| l.trim_start().strip_prefix("bridge_helper").is_some_and(|r| r.trim_start().starts_with('='));
     let mut out = String::new();
     let mut placed = false;
     for l in conf.lines() {

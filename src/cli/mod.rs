@@ -125,9 +125,9 @@ pub enum Outcome {
 pub fn main() -> ExitCode {
     // Called by the helper's name (libvirt's `bridge_helper` is a path, with its own arguments).
     let cli = match bridge_helper::called_as_helper() {
-        true => Cli::parse_from(
-            ["nmiface".into(), "bridge-helper".into()].into_iter().chain(std::env::args_os().skip(1)),
-        ),
+        true => {
+            Cli::parse_from(["nmiface".into(), "bridge-helper".into()].into_iter().chain(std::env::args_os().skip(1)))
+        }
         false => Cli::parse(),
     };
     init_logging(cli.verbose);

@@ -120,7 +120,8 @@ mod tests {
     #[test]
     fn a_tap_is_the_users_port_of_the_bridge() {
         let bridge_uuid = uuid::Uuid::from_u128(0x1234);
-        let spec = TapSpec { name: "vtap0", bridge: "nat0", bridge_uuid, owner: 1000, multi_queue: false, vnet_hdr: true };
+        let spec =
+            TapSpec { name: "vtap0", bridge: "nat0", bridge_uuid, owner: 1000, multi_queue: false, vnet_hdr: true };
         let mut p = vec![tap_profile(&spec)];
         let alice = Scope::User("alice".into());
         alice.stamp(&mut p);

@@ -73,9 +73,10 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
     let file = text(&nmcli(&sb, &["-g", "NAME,FILENAME", "con", "show"]).stdout);
     let out = running.wait_with_output().unwrap();
     ensure(up, || format!("vtap0 never became a port of virbr-nat: {seen}"))?;
-    ensure(seen.contains("tun type tap") && seen.contains("vnet_hdr on") && seen.contains(&format!("user {a}")), || {
-        format!("the handed tap: {seen}")
-    })?;
+    ensure(
+        seen.contains("tun type tap") && seen.contains("vnet_hdr on") && seen.contains(&format!("user {a}")),
+        || format!("the handed tap: {seen}"),
+    )?;
     // In memory only: NetworkManager keeps it under /run, so no reboot brings it back.
     ensure(file.lines().any(|l| l.starts_with("vtap0:/run/")), || format!("vtap0's profile is not in memory: {file}"))?;
     let report = text(&out.stdout);
@@ -111,11 +112,16 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
         ensure(r.get("HELPER_EXIT").map(String::as_str) == Some("2") && code == Some(1), || {
             format!("{who} on {bridge}: {r:?}")
         })?;
-        ensure(err.contains(words) && !err.contains(" | "), || format!("{who} on {bridge}: wanted one line with '{words}': {err}"))?;
+        ensure(err.contains(words) && !err.contains(" | "), || {
+            format!("{who} on {bridge}: wanted one line with '{words}': {err}")
+        })?;
     }
     for (fd, words) in [("7", "--fd=7: no such open descriptor"), ("1", "--fd=1: not a socket")] {
-        let out =
-            sb.as_user(&a, &[&helper, "--use-vnet", "--br=virbr-nat", &format!("--fd={fd}")]).current_dir("/").output().unwrap();
+        let out = sb
+            .as_user(&a, &[&helper, "--use-vnet", "--br=virbr-nat", &format!("--fd={fd}")])
+            .current_dir("/")
+            .output()
+            .unwrap();
         let err = text(&out.stderr);
         ensure(out.status.code() == Some(2) && err.contains(words) && err.trim().lines().count() == 1, || {
             format!("--fd={fd}: exit {:?}: {err}", out.status.code())
@@ -146,7 +152,9 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
     };
     let printed = run("--libvirt-config");
     let line = format!("bridge_helper = \"{helper}\"");
-    ensure(text(&printed.stdout).trim() == line, || format!("--libvirt-config: {}{}", text(&printed.stdout), text(&printed.stderr)))?;
+    ensure(text(&printed.stdout).trim() == line, || {
+        format!("--libvirt-config: {}{}", text(&printed.stdout), text(&printed.stderr))
+    })?;
     let written = run("--install-libvirt");
     let conf = std::fs::read_to_string(home.join(".config/libvirt/qemu.conf")).unwrap_or_default();
     ensure(written.status.success() && conf == format!("user = \"me\"\n{line}\n"), || {
