@@ -197,7 +197,24 @@ impl Store {
         let _ = file.set_len(0);
         let _ = file.rewind();
         let _ = write!(file, "pid {}: {what}", std::process::id());
+        self.remove_stale_temporaries();
         Ok(Lock { _file: file })
+    }
+
+    /// Removes the temporary journals of processes that are gone: one killed outright while
+    /// writing ([`Store::save`]) left its `.transaction-KEY.PID.tmp` behind for good. Called
+    /// with the lock held; a temporary file of a live process is left alone.
+    fn remove_stale_temporaries(&self) {
+        let prefix = format!(".transaction-{}.", self.key);
+        let Ok(dir) = std::fs::read_dir(&self.dir) else { return };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(pid) = name.strip_prefix(&prefix).and_then(|r| r.strip_suffix(".tmp")) else { continue };
+            let Ok(pid) = pid.parse::<u32>() else { continue };
+            if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -210,6 +227,26 @@ pub struct Lock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_dead_writers_temporary_journal_goes_with_the_next_lock() {
+        let dir = std::env::temp_dir().join(format!("nmiface-stale-tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).unwrap();
+        let store = Store { dir: dir.clone(), key: "k".into() };
+        // No process has pid 0x7fff_fffe (above pid_max); ours is alive.
+        let dead = dir.join(".transaction-k.2147483646.tmp");
+        let live = dir.join(format!(".transaction-k.{}.tmp", std::process::id()));
+        let other = dir.join(".transaction-other.2147483646.tmp");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "{").unwrap();
+        }
+        let lock = store.lock("test", Duration::from_secs(1), &|_| {}).await.unwrap();
+        assert!(!dead.exists(), "a dead writer's temporary journal stayed");
+        assert!(live.exists() && other.exists(), "a live writer's or another bus's file went");
+        drop(lock);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use crate::nm::{translate, Target};
     use crate::transaction::TxError;
     use std::collections::BTreeSet;

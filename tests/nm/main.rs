@@ -18,6 +18,7 @@ mod gaps;
 mod hardening;
 mod helper;
 mod idempotent;
+mod interleave;
 mod isolation;
 mod newuser;
 mod sandbox;
@@ -140,6 +141,7 @@ const TRIALS: &[Named] = &[
     ("newuser::apply_check_reads_plainly", newuser::apply_check_reads_plainly),
     ("newuser::messages_name_the_right_cause", newuser::messages_name_the_right_cause),
     ("newuser::small_outputs_read_right", newuser::small_outputs_read_right),
+    ("interleave::a_generated_mix_keeps_parties_apart", interleave::a_generated_mix_keeps_parties_apart),
 ];
 
 fn samples() -> Vec<PathBuf> {
