@@ -33,7 +33,9 @@ Usage:
  With --users only:
   $PROG polkit NAME UID ACTION ANSWER   polkit's answer for UID (number, user
                                         name or *) and ACTION (fnmatch pattern):
-                                        yes, no or auth; replaces that rule
+                                        yes, no or auth, optionally @SECONDS
+                                        (answered that much later); replaces
+                                        that rule
   $PROG login NAME USER                 log USER in (a logind user record)
   $PROG logout NAME USER                log USER out
   $PROG session-bus NAME USER SERVICEDIR
@@ -706,7 +708,8 @@ cmd_polkit() {
     need_users_sandbox
     [[ $who == '*' || $who =~ ^[0-9]+$ ]] || who=$(uid_of "$who")
     [[ $action =~ ^[A-Za-z0-9._*?-]+$ ]] || die "polkit: bad ACTION '$action'"
-    [[ $answer =~ ^(yes|no|auth)$ ]] || die "polkit: ANSWER must be yes, no or auth"
+    [[ $answer =~ ^(yes|no|auth)(@[0-9]+(\.[0-9]+)?)?$ ]] ||
+        die "polkit: ANSWER must be yes, no or auth, optionally @SECONDS (answered that much later)"
     local tmp=$DIR/polkit.rules.tmp.$$
     {
         echo "$who $action $answer"

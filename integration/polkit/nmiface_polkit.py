@@ -16,6 +16,9 @@ UID is a number or "*", ACTION an fnmatch pattern, ANSWER one of
   auth  not authorized but a challenge (polkit's auth_self/auth_admin); if the
         caller set flag 1 (AllowUserInteraction), authorized instead: that
         stands in for an authentication agent that got the password.
+An ANSWER may end in "@SECONDS" (yes@2): that answer, given SECONDS later
+(at most 30), as a polkit that takes its time (an authentication agent the
+user is slow to answer); other questions are answered meanwhile.
 uid 0 is always authorized. Every question is appended to the log file as one
 line "UID ACTION FLAGS ANSWER" (ANSWER is the rule's answer, before flags).
 
@@ -25,6 +28,7 @@ Parameters (JSON, -p): {"rules": PATH, "log": PATH}.
 import fnmatch
 
 import dbus
+from gi.repository import GLib
 
 BUS_NAME = 'org.freedesktop.PolicyKit1'
 MAIN_OBJ = '/org/freedesktop/PolicyKit1/Authority'
@@ -55,12 +59,24 @@ def rule_answer(rules_path, uid, action):
         lines = []
     for line in lines:
         fields = line.split('#', 1)[0].split()
-        if len(fields) != 3 or fields[2] not in ('yes', 'no', 'auth'):
+        if len(fields) != 3 or split_answer(fields[2]) is None:
             continue
         who, pattern, answer = fields
         if who in ('*', str(uid)) and fnmatch.fnmatchcase(action, pattern):
             return answer
     return 'no'
+
+
+def split_answer(answer):
+    '''(answer, delay in seconds) of "yes", "no", "auth", optionally "@SECONDS"; None if bad.'''
+    word, _, delay = answer.partition('@')
+    if word not in ('yes', 'no', 'auth'):
+        return None
+    try:
+        seconds = float(delay) if delay else 0.0
+    except ValueError:
+        return None
+    return (word, seconds) if 0 <= seconds <= 30 else None
 
 
 def subject_uid(obj, subject):
@@ -74,17 +90,27 @@ def subject_uid(obj, subject):
     return -1
 
 
-@dbus.service.method(MAIN_IFACE, in_signature='(sa{sv})sa{ss}us', out_signature='(bba{ss})')
-def CheckAuthorization(self, subject, action_id, _details, flags, _cancellation_id):
+@dbus.service.method(MAIN_IFACE, in_signature='(sa{sv})sa{ss}us', out_signature='(bba{ss})',
+                     async_callbacks=('reply', 'error'))
+def CheckAuthorization(self, subject, action_id, _details, flags, _cancellation_id, reply, error):
     uid = subject_uid(self, subject)
-    answer = rule_answer(self.nmi_rules, uid, str(action_id))
+    rule = rule_answer(self.nmi_rules, uid, str(action_id))
+    answer, delay = split_answer(rule)
     with open(self.nmi_log, 'a', encoding='utf-8') as f:
-        f.write(f'{uid} {action_id} {int(flags)} {answer}\n')
+        f.write(f'{uid} {action_id} {int(flags)} {rule}\n')
     if answer == 'auth':
-        if int(flags) & ALLOW_USER_INTERACTION:
-            return (True, False, dbus.Dictionary({}, signature='ss'))
-        return (False, True, dbus.Dictionary({}, signature='ss'))
-    return (answer == 'yes', False, dbus.Dictionary({}, signature='ss'))
+        granted = bool(int(flags) & ALLOW_USER_INTERACTION)
+        result = (granted, not granted, dbus.Dictionary({}, signature='ss'))
+    else:
+        result = (answer == 'yes', False, dbus.Dictionary({}, signature='ss'))
+    if delay <= 0:
+        reply(result)
+        return
+
+    def later():
+        reply(result)
+        return False
+    GLib.timeout_add(int(delay * 1000), later)
 
 
 @dbus.service.method(MAIN_IFACE, in_signature='s', out_signature='')

@@ -54,7 +54,13 @@ pub async fn interruptible<T>(ctx: &Context, f: impl Future<Output = anyhow::Res
         _ = int.recv() => ("SIGINT", 130),
         _ = hup.recv() => ("SIGHUP", 129),
     };
-    // Dropping the change ends its D-Bus calls and releases its lock; then roll back.
+    // A NetworkManager call in flight lands first (NetworkManager would carry it out after the
+    // rollback looked); if that finished the change, it is kept and said so.
+    if let Some(r) = ctx.land_calls(f.as_mut(), nmiface::verbs::defaults::INTERRUPT_GRACE).await {
+        eprintln!("nmiface: {name} came as the change finished; it is kept as it is");
+        return r;
+    }
+    // Dropping the change releases its lock; then roll back.
     drop(f);
     let outcome = match ctx.recover().await {
         Ok(Recovered::RolledBack) => "the change was rolled back; the host is as before".to_string(),

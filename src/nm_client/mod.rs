@@ -112,6 +112,26 @@ pub struct NmClient {
     /// lets polkit ask the user for a password (the session service sets it when its caller
     /// allowed interaction on its own message).
     interactive: bool,
+    /// How many changes (add, update, activate) are in flight on this connection, shared by
+    /// every clone: an interrupted verb lets them land before it rolls back (see
+    /// [`NmClient::calls_in_flight`]).
+    in_flight: std::sync::Arc<tokio::sync::watch::Sender<usize>>,
+}
+
+/// Counts one change in flight while it lives (dropped with the call's future, finished or not).
+struct InFlight(std::sync::Arc<tokio::sync::watch::Sender<usize>>);
+
+impl InFlight {
+    fn enter(counter: &std::sync::Arc<tokio::sync::watch::Sender<usize>>) -> Self {
+        counter.send_modify(|n| *n += 1);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 fn opt_path(v: Option<&OwnedValue>) -> Option<String> {
@@ -167,7 +187,8 @@ impl NmClient {
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
             .await?;
-        Ok(Self { conn, nm, settings, interactive: false })
+        let in_flight = std::sync::Arc::new(tokio::sync::watch::channel(0).0);
+        Ok(Self { conn, nm, settings, interactive: false, in_flight })
     }
 
     /// The same client, sending changes (add, update, delete, activate, deactivate) with
@@ -187,10 +208,19 @@ impl NmClient {
             true => zbus::proxy::MethodFlags::AllowInteractiveAuth.into(),
             false => Default::default(),
         };
+        let _counted = InFlight::enter(&self.in_flight);
         match proxy.call_with_flags(method, flags, body).await? {
             Some(r) => Ok(r),
             None => Err(NmError::Dbus(Box::new(zbus::Error::InvalidReply))),
         }
+    }
+
+    /// How many changes are in flight on this connection, watched. A change's call dropped
+    /// mid-flight (its verb interrupted) is still carried out by NetworkManager, possibly after
+    /// a rollback had looked for what it makes, which would then stay: an interrupted verb
+    /// waits for this to reach 0 before rolling back.
+    pub fn calls_in_flight(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.in_flight.subscribe()
     }
 
     /// The underlying connection.

@@ -195,10 +195,21 @@ impl Service {
         let r = match changes {
             true => {
                 let mut stop = self.stop.subscribe();
+                let mut change = std::pin::pin!(f(c));
                 tokio::select! {
-                    r = f(c) => r.map_err(ServiceError::from),
+                    r = change.as_mut() => r.map_err(ServiceError::from),
                     // The watch's guard must not live across an await (it is not Send).
-                    () = async { drop(stop.wait_for(|s| *s).await) } => self.abandon(c).await,
+                    () = async { drop(stop.wait_for(|s| *s).await) } => {
+                        // A NetworkManager call in flight lands first; a change that finished
+                        // meanwhile answers as it is.
+                        match c.land_calls(change.as_mut(), crate::verbs::defaults::INTERRUPT_GRACE).await {
+                            Some(r) => r.map_err(ServiceError::from),
+                            None => {
+                                drop(change);
+                                self.abandon(c).await
+                            }
+                        }
+                    }
                 }
             }
             false => f(c).await.map_err(ServiceError::from),

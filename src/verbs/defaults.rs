@@ -18,3 +18,8 @@ pub const ROLLBACK_TIMEOUT: u32 = 20;
 /// Seconds an open transaction (`begin`) lasts before NetworkManager rolls it back by itself: a
 /// client that dies must not leave a checkpoint over every device until someone notices.
 pub const TRANSACTION_TIMEOUT: u32 = 600;
+
+/// How long an interrupted change may finish the NetworkManager call it has in flight before it
+/// is dropped and rolled back (see [`super::Context::land_calls`]): a call waiting on polkit lands
+/// within milliseconds when polkit answers without asking the user.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(5);

@@ -26,6 +26,32 @@ impl Context {
         Ok(())
     }
 
+    /// After an interrupt, before the change's future is dropped: keeps running it only until
+    /// no NetworkManager call of it is in flight, at most `grace`. NetworkManager carries out a
+    /// call whose caller went away (an add waiting on polkit lands later), so dropping the
+    /// change mid-call would let the rollback miss what the call makes. Returns the change's
+    /// result if it finished meanwhile (then there is nothing to roll back: say so).
+    pub async fn land_calls<F: std::future::Future>(
+        &self,
+        mut change: std::pin::Pin<&mut F>,
+        grace: std::time::Duration,
+    ) -> Option<F::Output> {
+        let mut calls = self.agent.client().calls_in_flight();
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            // Read after the change's last step ran: 0 means it is between calls (waiting on a
+            // signal, or about to start one it has not sent).
+            if *calls.borrow_and_update() == 0 {
+                return None;
+            }
+            tokio::select! {
+                r = change.as_mut() => return Some(r),
+                _ = calls.changed() => {}
+                () = tokio::time::sleep_until(deadline) => return None,
+            }
+        }
+    }
+
     /// After an interrupted verb (SIGINT, SIGTERM): rolls back the change it left, if any.
     /// An open transaction stays open: its journal was written ahead of every change, so
     /// `rollback` still restores everything. Says what it found, for the caller's message.

@@ -119,6 +119,7 @@ const TRIALS: &[Named] = &[
     ("session::cli_run_by_a_user", session::cli_run_by_a_user),
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
     ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
+    ("taps::an_interrupted_tap_add_leaves_no_tap", taps::an_interrupted_tap_add_leaves_no_tap),
     ("helper::a_tap_handed_over_goes_with_its_descriptor", helper::a_tap_handed_over_goes_with_its_descriptor),
     ("helper::a_libvirt_session_vm_on_the_helper", helper::a_libvirt_session_vm_on_the_helper),
     ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),

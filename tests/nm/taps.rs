@@ -268,3 +268,53 @@ pub fn a_vm_run_by_a_user() -> R {
     ensure(!left.lines().any(|l| l == "nat0" || l == tap), || format!("profiles left behind: {left}"))?;
     ensure(link(&sb, "nat0").is_empty() && link(&sb, &tap).is_empty(), || "links left behind".into())
 }
+
+/// Ctrl-C or SIGTERM while NetworkManager still waits on polkit for the tap's profile (the
+/// add is in flight, so the rollback would look before NetworkManager makes it): the
+/// interrupted `tap add` lets the add land, then removes it. Before, the tap's profile
+/// appeared a moment after "the change was rolled back" and stayed (found by the generated
+/// interleavings, `interleave.rs`).
+pub fn an_interrupted_tap_add_leaves_no_tap() -> R {
+    let sb = Sandbox::up_users(true);
+    let (a, a_uid) = sb.user_a();
+    sb.login(&a);
+    for action in ["settings.modify.own", "network-control"] {
+        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
+    }
+    ok("A: share", &nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat0"]))?;
+    // polkit now takes 2 s to say yes to a profile change: the add waits in NetworkManager.
+    sb.polkit(a_uid, &format!("{NM}.settings.modify.own"), "yes@2");
+    let log_before = sb.polkit_log().lines().count();
+    let args = [env!("CARGO_BIN_EXE_nmiface"), "tap", "add", "nat0", "--name", "slow0"];
+    let child = sb
+        .as_user(&a, &args)
+        .current_dir("/")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let asked = super::wait_for(10, || {
+        sb.polkit_log().lines().skip(log_before).any(|l| l.contains("settings.modify.own") && l.ends_with("yes@2"))
+    });
+    let pid = text(
+        &std::process::Command::new("pgrep")
+            .args(["-u", &a, "-f", "tap add nat0 --name slow0"])
+            .output()
+            .unwrap()
+            .stdout,
+    );
+    let pid = pid.lines().next().unwrap_or("").trim().to_string();
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    let out = child.wait_with_output().unwrap();
+    ensure(asked && !pid.is_empty(), || format!("the add never waited on polkit (pid '{pid}'): {}", sb.polkit_log()))?;
+    let err = text(&out.stderr);
+    ensure(out.status.code() == Some(143) && err.contains("rolled back"), || {
+        format!("SIGTERM during the add: exit {:?}: {}{err}", out.status.code(), text(&out.stdout))
+    })?;
+    // Past the polkit delay: nothing may appear.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let names = text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
+    ensure(!names.lines().any(|l| l == "slow0") && link(&sb, "slow0").is_empty(), || {
+        format!("the interrupted tap add left slow0: {names}{}", link(&sb, "slow0"))
+    })
+}
