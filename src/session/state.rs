@@ -195,7 +195,8 @@ impl Service {
         let r = match changes {
             true => {
                 let mut stop = self.stop.subscribe();
-                let mut change = std::pin::pin!(f(c));
+                // Boxed, so that an abandoned change can be dropped (its lock freed) before the rollback.
+                let mut change = Box::pin(f(c));
                 tokio::select! {
                     r = change.as_mut() => r.map_err(ServiceError::from),
                     // The watch's guard must not live across an await (it is not Send).
