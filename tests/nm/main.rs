@@ -124,6 +124,7 @@ const TRIALS: &[Named] = &[
     ("helper::a_libvirt_session_vm_on_the_helper", helper::a_libvirt_session_vm_on_the_helper),
     ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),
     ("takeover::adopt_keeps_what_the_document_cannot_say", takeover::adopt_keeps_what_the_document_cannot_say),
+    ("takeover::the_service_takes_over_without_loss", takeover::the_service_takes_over_without_loss),
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("isolation::users_cannot_take_each_others_devices", isolation::users_cannot_take_each_others_devices),

@@ -361,3 +361,63 @@ pub fn bridge_moves_the_nics_configuration() -> R {
         differences(&nic_before, &nic_after).into_iter().filter(|k| k != "connection.timestamp").collect();
     ensure(changed.is_empty(), || format!("unbridge did not restore the NIC's profile: {changed:?}"))
 }
+
+/// The same takeovers through the session service, for a user's own hand-made profile (a
+/// corporate-style wired profile private to A: 802.1X with its password, ethtool, Wake-on-LAN,
+/// zone, metered, DNS, search, a route, IPv6 token, proxy): `InterfaceDefineXML` with ADOPT of
+/// an address-only document, then `GetXMLDesc` of the result defined back with ADOPT. Compared
+/// property by property, secrets included: the first changes only what the document asks
+/// for, the round trip changes nothing.
+pub fn the_service_takes_over_without_loss() -> R {
+    use super::session::{paths, s, Desk};
+    let d = Desk::new(true, 60);
+    let (a, a_uid) = d.a.clone();
+    d.sb.login(&a);
+    for action in ["settings.modify.own", "network-control"] {
+        d.sb.polkit(a_uid, &format!("org.freedesktop.NetworkManager.{action}"), "yes");
+    }
+    let mut add: Vec<&str> = CORPORATE.to_vec();
+    let owner = format!("user:{a}");
+    add.extend(["connection.permissions", &owner]);
+    ok("nmcli add", &nmcli(&d.sb, &add))?;
+    let before = settings(&d.sb, "Corp wired");
+    ensure(before.get("802-1x.password").map(String::as_str) == Some("s3cret"), || format!("{before:?}"))?;
+    let doc = "<interface type='ethernet' name='eth2'><start mode='none'/><protocol family='ipv4'><ip address='192.168.77.21' prefix='24'/><route gateway='192.168.77.1'/></protocol></interface>";
+    let out = d.mgr(&a, "InterfaceDefineXML", &[&s(doc), "1"]);
+    ensure(out.status.success(), || {
+        format!("InterfaceDefineXML with ADOPT: {}{}", text(&out.stdout), text(&out.stderr))
+    })?;
+    let object = paths(&out).first().cloned().ok_or("no object")?;
+    let after = settings(&d.sb, "Corp wired");
+    ensure(after.get("connection.uuid") == before.get("connection.uuid"), || "the UUID changed".into())?;
+    let lost: Vec<String> = differences(&before, &after).into_iter().filter(|p| !asked_for(p)).collect();
+    ensure(lost.is_empty(), || {
+        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
+        let lines: Vec<String> =
+            lost.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&before, k), show(&after, k))).collect();
+        format!("the service's adopt changed without being asked:\n{}", lines.join("\n"))
+    })?;
+    ensure(after.get("ipv4.addresses").map(String::as_str) == Some("192.168.77.21/24"), || {
+        format!("the document's address: {:?}", after.get("ipv4.addresses"))
+    })?;
+
+    // Its XML from the service, defined back: nothing changes.
+    let get_xml = "import dbus, sys\nobj = dbus.SessionBus().get_object('org.nmiface.Interfaces1', sys.argv[1])\nprint(dbus.Interface(obj, 'org.nmiface.Interfaces1.Interface').GetXMLDesc(dbus.UInt32(1)), end='')";
+    let out = d.sb.as_user(&a, &["python3", "-c", get_xml, &object]).output().unwrap();
+    ensure(out.status.success(), || format!("GetXMLDesc: {}", text(&out.stderr)))?;
+    let xml = text(&out.stdout);
+    ensure(xml.contains("192.168.77.21") && xml.contains("eth2"), || format!("GetXMLDesc: {xml}"))?;
+    let out = d.mgr(&a, "InterfaceDefineXML", &[&s(&xml), "1"]);
+    ensure(out.status.success(), || {
+        format!("defining its own XML back: {}{}\n{xml}", text(&out.stdout), text(&out.stderr))
+    })?;
+    let again = settings(&d.sb, "Corp wired");
+    let changed: Vec<String> =
+        differences(&after, &again).into_iter().filter(|k| k != "connection.timestamp").collect();
+    ensure(changed.is_empty(), || {
+        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
+        let lines: Vec<String> =
+            changed.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&after, k), show(&again, k))).collect();
+        format!("the service's round trip changed:\n{}\n{xml}", lines.join("\n"))
+    })
+}
