@@ -112,6 +112,39 @@ pub(super) fn open_tap_options(
     Ok((crate::verbs::TapRequest::new(bridge), vnet_hdr))
 }
 
+/// The options of `InterfaceBridge`: `stp` (b), `delay` (u seconds), `start` (b), `timeout` (u
+/// seconds); `flags`: FORCE.
+pub(super) fn bridge_options(
+    nic: &str,
+    bridge: &str,
+    options: &HashMap<String, OwnedValue>,
+    flags: u32,
+) -> Result<crate::verbs::BridgeRequest, ServiceError> {
+    let mut r = crate::verbs::BridgeRequest {
+        nic: nic.to_string(),
+        bridge: bridge.to_string(),
+        options: crate::agent::BridgeOptions { stp: true, delay: None },
+        start: true,
+        timeout: ACTIVATION_TIMEOUT,
+        rollback_timeout: crate::verbs::defaults::ROLLBACK_TIMEOUT,
+        force: flags & flags::FORCE != 0,
+    };
+    let seconds = |k: &str, v: &OwnedValue| u32::try_from(v).map_err(|_| bad(k, "seconds (u)"));
+    for (k, v) in options {
+        match k.as_str() {
+            "stp" => r.options.stp = boolean(k, v)?,
+            "delay" => {
+                let d = seconds(k, v)?;
+                r.options.delay = Some(u16::try_from(d).map_err(|_| bad(k, "seconds (u) below 65536"))?);
+            }
+            "start" => r.start = boolean(k, v)?,
+            "timeout" => r.timeout = Duration::from_secs(seconds(k, v)?.into()),
+            _ => return Err(unknown(k, "stp, delay, start, timeout")),
+        }
+    }
+    Ok(r)
+}
+
 fn bad(k: &str, want: &str) -> ServiceError {
     ServiceError::new(ErrorKind::InvalidArgs, format!("option '{k}' must be {want}"))
 }

@@ -2,7 +2,7 @@
 //! `org.libvirt.Connect` interface methods (define, look up, list, transactions), plus `Apply` and
 //! `Check`, NetworkManager's version and this user's permissions, and lifecycle events.
 
-use super::args::{open_tap_options, options, parse, share_options, wire, WireFinding};
+use super::args::{bridge_options, open_tap_options, options, parse, share_options, wire, WireFinding};
 use super::state::{object_path, Service};
 use super::{flags, ErrorKind, ServiceError};
 use crate::gaps::Status;
@@ -277,6 +277,46 @@ impl Manager {
         let out = self.svc.call(&hdr, 0, true, &[], async |c| c.share(&r, &mut |_, _| {}).await).await?;
         let subnet = out.subnet.map(|(n, _)| format!("{}/{}", n.address, n.prefix)).unwrap_or_default();
         self.svc.export_share(&r.bridge, subnet).await
+    }
+
+    /// Shares NIC `nic` with VMs through a new bridge `bridge` (`nmiface bridge`, virsh
+    /// iface-bridge): the bridge takes over the NIC's configuration and MAC, the NIC becomes its
+    /// port, in one step; the NIC's profile is kept for `InterfaceUnbridge`. System-wide only:
+    /// `flags` needs SYSTEM (4; NetworkManager's polkit rules decide), FORCE (2) goes on despite
+    /// capability gaps. Options: `stp` (b, default true), `delay` (u seconds), `start` (b,
+    /// default true), `timeout` (u seconds). Returns the bridge's object.
+    ///
+    /// Errors: InvalidArgs, Unsupported, NotFound.
+    async fn interface_bridge(
+        &self,
+        nic: String,
+        bridge: String,
+        options: HashMap<String, OwnedValue>,
+        flags: u32,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<OwnedObjectPath, ServiceError> {
+        let r = bridge_options(&nic, &bridge, &options, flags)?;
+        let names = [bridge.clone()];
+        self.svc.call(&hdr, flags, true, &names, async |c| c.bridge(&r, &mut |_, _| {}).await).await?;
+        Ok(self.objects(&names, flags).await?.remove(0))
+    }
+
+    /// Undoes `InterfaceBridge` (`nmiface unbridge`, virsh iface-unbridge): the bridge goes, the
+    /// NIC gets its own profile back and is started. `flags`: SYSTEM (4), as for the bridge.
+    /// Returns the NIC's name.
+    ///
+    /// Errors: NotFound.
+    async fn interface_unbridge(
+        &self,
+        bridge: String,
+        flags: u32,
+        #[zbus(header)] hdr: Header<'_>,
+    ) -> Result<String, ServiceError> {
+        let (timeout, rollback) =
+            (crate::verbs::defaults::ACTIVATION_TIMEOUT, crate::verbs::defaults::ROLLBACK_TIMEOUT);
+        self.svc
+            .call(&hdr, flags, true, &[bridge.clone()], async |c| c.unbridge(&bridge, true, timeout, rollback).await)
+            .await
     }
 
     /// A tap of the caller's on `bridge` (the user's NAT bridge, or a NIC's bridge), opened

@@ -273,6 +273,33 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     c.fails("OpenTap on a bridge not for VMs", &c.mgr("OpenTap", &["ct0", "{}"]), "Unsupported")?;
     c.ok("Undefine ct0", &c.on(&ct0, "Interface", "Undefine", &[]))?;
 
+    // Bridging a NIC: system-wide only, and NetworkManager's polkit decides (yes for A here
+    // only for this part).
+    let eth1 = d.sb.write(
+        "ct-eth1.xml",
+        "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='198.51.100.21' prefix='24'/></protocol></interface>",
+    );
+    let out = d.sb.nmiface(&["apply", &eth1]);
+    ensure(out.status.success(), || format!("root: apply eth1: {}", text(&out.stderr)))?;
+    let bridge_nic = |nic: &str, opts: &str, flags: &str| c.mgr("InterfaceBridge", &[nic, "ctb0", opts, flags]);
+    c.fails("InterfaceBridge per-user", &bridge_nic("eth1", "{}", "0"), "Unsupported")?;
+    c.fails("InterfaceBridge: unknown option", &bridge_nic("eth1", "{'bogus': <1>}", "4"), "InvalidArgs")?;
+    let modify_system = "org.freedesktop.NetworkManager.settings.modify.system";
+    d.sb.polkit(a_uid, modify_system, "yes");
+    c.fails("InterfaceBridge of no NIC", &bridge_nic("nosuch0", "{}", "4"), "NotFound")?;
+    let out = bridge_nic("eth1", "{'stp': <false>}", "4");
+    c.ok("InterfaceBridge", &out)?;
+    ensure(text(&out.stdout).contains("/org/nmiface/Interfaces1/"), || {
+        format!("InterfaceBridge: {}", text(&out.stdout))
+    })?;
+    let port = text(&d.sb.exec(&["ip", "-d", "link", "show", "eth1"]).stdout);
+    ensure(port.contains("master ctb0"), || format!("eth1 after InterfaceBridge: {port}"))?;
+    let out = c.mgr("InterfaceUnbridge", &["ctb0", "4"]);
+    c.ok("InterfaceUnbridge", &out)?;
+    ensure(text(&out.stdout).contains("'eth1'"), || format!("InterfaceUnbridge: {}", text(&out.stdout)))?;
+    c.fails("InterfaceUnbridge again", &c.mgr("InterfaceUnbridge", &["ctb0", "4"]), "NotFound")?;
+    d.sb.polkit(a_uid, modify_system, "no");
+
     // Signals, as a client saw them.
     let ok_signal = |name: &str| wait_for(5, || monitor.log().contains(&format!(".{name} (")));
     for sig in ["InterfaceEvent", "ActivationProgress"] {
