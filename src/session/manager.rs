@@ -315,7 +315,9 @@ impl Manager {
         let (timeout, rollback) =
             (crate::verbs::defaults::ACTIVATION_TIMEOUT, crate::verbs::defaults::ROLLBACK_TIMEOUT);
         self.svc
-            .call(&hdr, flags, true, &[bridge.clone()], async |c| c.unbridge(&bridge, true, timeout, rollback).await)
+            .call(&hdr, flags, true, std::slice::from_ref(&bridge), async |c| {
+                c.unbridge(&bridge, true, timeout, rollback).await
+            })
             .await
     }
 
