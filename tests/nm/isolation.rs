@@ -373,8 +373,17 @@ pub fn roots_transaction_rollback_leaves_a_users_bridge_alone() -> R {
             v.as_array().into_iter().flatten().flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default());
         infos.map(|i| format!("{}/{}", i["local"], i["prefixlen"])).collect()
     };
-    let a_addr = addr(&sb);
-    ensure(!a_addr.is_empty(), || "A's bridge has no IPv4 address".into())?;
+    let state = || text(&nmcli(&sb, &["-g", "GENERAL.STATE", "device", "show", "virbr-a"]).stdout).trim().to_string();
+    // Its activation: the same object before and after root's rollback, or it was restarted.
+    let activation = || {
+        let out = text(&nmcli(&sb, &["-t", "-f", "DEVICE,ACTIVE-PATH", "con", "show", "--active"]).stdout);
+        out.lines().find(|l| l.starts_with("virbr-a:")).unwrap_or_default().to_string()
+    };
+    ensure(super::wait_for(20, || state() == "100 (connected)"), || {
+        format!("A's bridge did not come up: {}", state())
+    })?;
+    let (a_addr, a_activation) = (addr(&sb), activation());
+    ensure(!a_addr.is_empty() && !a_activation.is_empty(), || "A's bridge has no IPv4 address".into())?;
     let f = sb.write(
         "root-eth1.xml",
         "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='192.0.2.71' prefix='24'/></protocol></interface>",
@@ -385,9 +394,12 @@ pub fn roots_transaction_rollback_leaves_a_users_bridge_alone() -> R {
     })?;
     ok("root: rollback", &sb.nmiface(&["rollback"]))?;
 
-    let state = text(&nmcli(&sb, &["-g", "GENERAL.STATE", "device", "show", "virbr-a"]).stdout);
-    ensure(state.trim() == "100 (connected)" && active(&sb).contains("virbr-a"), || {
-        format!("root's rollback disturbed A's bridge: device {}, active: {}", state.trim(), active(&sb))
+    ensure(state() == "100 (connected)" && activation() == a_activation, || {
+        format!(
+            "root's rollback disturbed A's bridge: device {}, activation {} (was {a_activation})",
+            state(),
+            activation()
+        )
     })?;
     ensure(addr(&sb) == a_addr, || format!("A's bridge's address: {:?} before, {:?} after", a_addr, addr(&sb)))?;
     let without_a = |s: String| s.lines().filter(|l| !l.contains("virbr-a")).collect::<Vec<_>>().join("\n");
