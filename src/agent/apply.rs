@@ -72,7 +72,12 @@ impl Agent {
     /// it would update or delete (the device one runs is covered whatever its name). Planned
     /// as `define` will plan it; if that plan cannot be made, `define` refuses before changing
     /// anything, and the wanted names are enough.
-    fn device_scope(&self, doc: &Document, adopt: bool, stored: &[StoredProfile]) -> Result<DeviceScope, AgentError> {
+    pub(super) fn device_scope(
+        &self,
+        doc: &Document,
+        adopt: bool,
+        stored: &[StoredProfile],
+    ) -> Result<DeviceScope, AgentError> {
         let desired = self.desired(doc)?;
         let mut scope = DeviceScope {
             names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),

@@ -64,6 +64,13 @@ impl Agent {
         journal: Option<&mut Journal>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         let stored = self.nm.profiles().await?;
+        let mut journal = journal;
+        // Inside a transaction: a checkpoint over the devices it binds to, first (none when
+        // `apply`'s already covers them).
+        if let Some(j) = journal.as_deref_mut() {
+            let scope = self.device_scope(doc, adopt, &stored)?;
+            self.transaction_checkpoint(j, &scope).await?;
+        }
         self.define_over(doc, adopt, journal, stored).await
     }
 
@@ -249,6 +256,12 @@ impl Agent {
     #[instrument(skip_all, fields(interface = %s.name))]
     pub async fn undefine(&self, s: &StoredInterface, journal: Option<&mut Journal>) -> Result<usize, AgentError> {
         if let Some(j) = journal {
+            // Inside a transaction: a checkpoint over the devices its profiles run on, first.
+            let scope = super::touched::DeviceScope {
+                names: s.profiles().filter_map(|p| p.profile.interface_name()).map(str::to_string).collect(),
+                profiles: s.profiles().map(|p| p.path.to_string()).collect(),
+            };
+            self.transaction_checkpoint(j, &scope).await?;
             for p in bounded(s.profiles(), |p| self.nm.with_secrets(p)).await {
                 j.remember(&p?);
             }

@@ -186,9 +186,9 @@ pub enum AgentError {
     #[error("interface '{0}' has no MAC yet (its device does not exist)")]
     NoMacYet(String),
     /// `begin` while a transaction is open.
-    #[error("there is another transaction running (checkpoint {checkpoint}, begun {age} s ago); commit or rollback it first")]
+    #[error("there is another transaction running ({}begun {age} s ago); commit or rollback it first", match checkpoint.as_str() { "" => String::new(), c => format!("checkpoint {c}, ") })]
     TransactionRunning {
-        /// Its checkpoint.
+        /// Its checkpoints (comma-separated; empty before any change took one).
         checkpoint: String,
         /// Seconds since it began.
         age: u64,
@@ -204,7 +204,7 @@ pub enum AgentError {
     /// NetworkManager has checkpoints nmiface did not record (a crashed run, another tool).
     #[error("NetworkManager already has a checkpoint{}", leftover_hint(.0))]
     LeftoverCheckpoints(Vec<String>),
-    /// The transaction's checkpoint no longer exists.
+    /// The transaction's checkpoint no longer exists (or, none taken, its timeout passed).
     #[error("the transaction's checkpoint {0} is gone: NetworkManager rolled it back when its timeout passed")]
     CheckpointGone(String),
     /// A started interface lacks addresses it was given.

@@ -12,8 +12,8 @@
 
 use super::touched::DeviceScope;
 use super::{Agent, AgentError, RestoreProblem};
-use crate::nm_client::{bounded, NmClient, NmError, BLOCK_AUTOCONNECT, TO_DISK};
-use crate::transaction::{Journal, Store};
+use crate::nm_client::{boottime_ms, bounded, NmClient, NmError, BLOCK_AUTOCONNECT, TO_DISK};
+use crate::transaction::{Intent, Journal, JournalKind, Store, TxCheckpoint};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -100,7 +100,10 @@ impl Agent {
     ) -> Result<T, Guarded<T>> {
         match safety {
             Safety::Unprotected => steps(None).await.map_err(Guarded::Failed),
-            Safety::Transaction(j) => steps(Some(j)).await.map_err(Guarded::Failed),
+            Safety::Transaction(j) => {
+                self.transaction_checkpoint(j, scope).await.map_err(Guarded::Failed)?;
+                steps(Some(j)).await.map_err(Guarded::Failed)
+            }
             Safety::Journal { store } => {
                 let mut journal = Journal::for_change(String::new(), 0, store.cloned())
                     .map(|j| j.in_scope(self.scope.clone()))
@@ -218,17 +221,24 @@ impl Agent {
         store: Option<&Store>,
         scope: Option<&DeviceScope>,
     ) -> Result<Guard, AgentError> {
-        let existing = self.nm.checkpoints().await?;
-        if !existing.is_empty() {
-            return Err(AgentError::LeftoverCheckpoints(existing));
-        }
         let (devices, new_devices) = match scope {
             Some(s) => {
-                let (covered, new) = self.covered(s).await?;
+                let (covered, new) = self.covered(s, &BTreeSet::new()).await?;
                 (Some(covered), new)
             }
             None => (None, BTreeSet::new()),
         };
+        // Over every device: any checkpoint is in the way (NetworkManager would refuse the
+        // overlap). Over some: only one that covers one of them (another party's transaction
+        // on other devices is not a leftover of this change's).
+        let existing = match devices.as_deref() {
+            None => self.nm.checkpoints().await?,
+            Some([]) => Vec::new(),
+            Some(d) => self.overlapping(d, &[]).await?,
+        };
+        if !existing.is_empty() {
+            return Err(AgentError::LeftoverCheckpoints(existing));
+        }
         // No existing device to cover: no checkpoint. An empty device list would mean every
         // device to NetworkManager, and a checkpoint over none would not help: without
         // DISCONNECT_NEW_DEVICES its rollback leaves a device the change created alone. The
@@ -236,25 +246,33 @@ impl Agent {
         // deletes the profiles it added (NetworkManager then removes their software devices),
         // and if nmiface dies, the next run finishes that journal (nothing of NetworkManager's
         // rolls back by itself, but then nothing that existed was touched).
+        let mut journal = Journal::for_change(String::new(), 0, store.cloned())?.in_scope(self.scope.clone());
+        journal.new_devices = new_devices;
         let checkpoint = match devices.as_deref() {
             Some([]) => String::new(),
-            d => self.nm.checkpoint_create(d, rollback_timeout, self.tracks_global_dns()).await?,
-        };
-        let timeout = if checkpoint.is_empty() { 0 } else { rollback_timeout };
-        let journal = match Journal::for_change(checkpoint.clone(), timeout, store.cloned())
-            .map(|j| j.in_scope(self.scope.clone()))
-        {
-            Ok(mut j) => {
-                j.new_devices = new_devices;
-                j
-            }
-            Err(e) => {
-                if !checkpoint.is_empty() {
-                    let _ = self.nm.checkpoint_destroy(&checkpoint).await;
+            d => {
+                // Written ahead: killed right after the create, the journal still says a
+                // checkpoint may exist, and the next run finds it ([`Agent::intended`]).
+                journal.intent = Some(Intent {
+                    devices: d.map(<[String]>::to_vec).unwrap_or_default(),
+                    after: boottime_ms().unwrap_or(0),
+                    rollback_timeout,
+                });
+                journal.sync()?;
+                match self.nm.checkpoint_create(d, rollback_timeout, self.tracks_global_dns()).await {
+                    Ok(cp) => cp,
+                    Err(e) => {
+                        let _ = journal.discard();
+                        return Err(e.into());
+                    }
                 }
-                return Err(e.into());
             }
         };
+        // Recorded in memory; on disk with the change's first write (until then the intent
+        // finds it).
+        journal.intent = None;
+        journal.rollback_timeout = if checkpoint.is_empty() { 0 } else { rollback_timeout };
+        journal.checkpoint = checkpoint.clone();
         let keepalive = (!checkpoint.is_empty()).then(|| keep_alive(self.nm.clone(), checkpoint, rollback_timeout));
         Ok(Guard { journal, keepalive })
     }
@@ -269,17 +287,28 @@ impl Agent {
             return Box::pin(self.with_client(self.nm.clone()).with_scope(j.scope.clone()).undo(j)).await;
         }
         let mut problems = Vec::new();
-        let rollback = match j.checkpoint() {
-            Some(cp) => self.nm.checkpoint_rollback(cp).await,
-            None => Ok(Vec::new()),
-        };
-        match rollback {
-            Ok(failed) => problems.extend(failed.into_iter().map(RestoreProblem::Device)),
-            // Gone: NetworkManager already rolled back when the timeout passed (or restarted).
-            Err(NmError::NoSuchCheckpoint(_)) => {}
-            // Hung: every further call would wait as long; the journal stays for the next run.
+        // Newest first: rolling an older checkpoint back destroys the younger ones that overlap
+        // it, unrolled. One created but never recorded (the intent) is the newest of all.
+        let mut checkpoints: Vec<String> = match self.intended(j).await {
+            Ok(found) => found.into_iter().collect(),
             Err(NmError::Timeout) => return vec![RestoreProblem::Checkpoint(NmError::Timeout)],
-            Err(e) => problems.push(RestoreProblem::Checkpoint(e)),
+            Err(e) => {
+                problems.push(RestoreProblem::Checkpoint(e));
+                Vec::new()
+            }
+        };
+        checkpoints.extend(j.recorded_checkpoints().into_iter().map(str::to_string));
+        for cp in &checkpoints {
+            match self.nm.checkpoint_rollback(cp).await {
+                Ok(failed) => problems.extend(failed.into_iter().map(RestoreProblem::Device)),
+                // Gone: NetworkManager already rolled back when the timeout passed (or
+                // restarted).
+                Err(NmError::NoSuchCheckpoint(_)) => {}
+                // Hung: every further call would wait as long; the journal stays for the next
+                // run.
+                Err(NmError::Timeout) => return vec![RestoreProblem::Checkpoint(NmError::Timeout)],
+                Err(e) => problems.push(RestoreProblem::Checkpoint(e)),
+            }
         }
         problems.extend(self.disconnect_new(j).await);
         let added: Vec<String> = j.added.iter().map(ToString::to_string).collect();
@@ -308,25 +337,95 @@ impl Agent {
         problems
     }
 
-    /// Takes the checkpoint of a new transaction (`virsh iface-begin`), refusing when
-    /// NetworkManager has one nmiface did not record; the journal knows every profile that
-    /// exists now.
-    /// Without `checkpoint` (a user NetworkManager does not let take checkpoints) the journal
-    /// alone protects: it restores the user's own profiles, not device state.
+    /// The journal of a new transaction (`virsh iface-begin`): it knows every profile that
+    /// exists now, and takes no checkpoint: what the transaction will change is not known yet,
+    /// and a checkpoint over every device would, rolled back, also put back what others did to
+    /// their devices meanwhile. With `checkpoint`, each change inside takes one over the
+    /// devices it binds to ([`Agent::transaction_checkpoint`]), rolled back by NetworkManager
+    /// by itself `rollback_timeout` seconds after `begin`. Without (a user NetworkManager does
+    /// not let take checkpoints) the journal alone protects: it restores the user's own
+    /// profiles, not device state.
     pub async fn open_transaction(&self, rollback_timeout: u32, checkpoint: bool) -> Result<Journal, AgentError> {
-        if !checkpoint {
-            let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
-            return Ok(Journal::new(String::new(), 0, Some(known)).in_scope(self.scope.clone()));
-        }
-        let existing = self.nm.checkpoints().await?;
-        if !existing.is_empty() {
-            return Err(AgentError::LeftoverCheckpoints(existing));
-        }
-        // Over every device: what the transaction will change is not known yet. (A rollback
-        // therefore also puts back what others did to their devices meanwhile.)
-        let checkpoint = self.nm.checkpoint_create(None, rollback_timeout, self.tracks_global_dns()).await?;
         let known = self.nm.profiles().await?.into_iter().map(|s| s.profile.uuid).collect();
-        Ok(Journal::new(checkpoint, rollback_timeout, Some(known)).in_scope(self.scope.clone()))
+        Ok(Journal::transaction(rollback_timeout, known, checkpoint).in_scope(self.scope.clone()))
+    }
+
+    /// Before a change inside the transaction `j` (nothing for any other journal, or one the
+    /// journal alone protects): a checkpoint over the existing devices `scope` binds to that
+    /// none of the transaction's checkpoints covers yet (an earlier one holds the older state,
+    /// the one a rollback wants) and that the transaction did not create, with ALLOW_OVERLAPPING
+    /// (another party's checkpoint may cover them) and what is left of the transaction's
+    /// timeout, so NetworkManager still rolls everything back by itself when it expires.
+    /// Written ahead as an intent, then recorded, in `j`; so are the names the change may
+    /// create (disconnected by the undo).
+    pub(crate) async fn transaction_checkpoint(&self, j: &mut Journal, scope: &DeviceScope) -> Result<(), AgentError> {
+        if j.kind != JournalKind::Transaction || !j.device_checkpoints {
+            return Ok(());
+        }
+        let (covered, new) = self.covered(scope, &j.new_devices).await?;
+        j.new_devices.extend(new);
+        let already: BTreeSet<&str> = j.checkpoints.iter().flat_map(|c| c.devices.iter().map(String::as_str)).collect();
+        let devices: Vec<String> = covered.into_iter().filter(|d| !already.contains(d.as_str())).collect();
+        if devices.is_empty() {
+            j.sync()?;
+            return Ok(());
+        }
+        let timeout = match j.seconds_left() {
+            None => 0,
+            Some(0) => return Err(AgentError::CheckpointGone(expired_words(j))),
+            Some(s) => s,
+        };
+        let own = j.recorded_checkpoints().into_iter().map(str::to_string).collect::<Vec<_>>();
+        let leftovers = self.overlapping(&devices, &own).await?;
+        if !leftovers.is_empty() {
+            j.sync()?;
+            return Err(AgentError::LeftoverCheckpoints(leftovers));
+        }
+        j.intent =
+            Some(Intent { devices: devices.clone(), after: boottime_ms().unwrap_or(0), rollback_timeout: timeout });
+        j.sync()?;
+        let created = self.nm.checkpoint_create_overlapping(&devices, timeout, self.tracks_global_dns()).await;
+        j.intent = None;
+        if let Ok(path) = &created {
+            j.checkpoints.push(TxCheckpoint { path: path.clone(), devices });
+        }
+        j.sync()?;
+        created.map(|_| ()).map_err(Into::into)
+    }
+
+    /// The checkpoints NetworkManager has that cover one of `devices`, other than `own`: a
+    /// crashed run's orphan there would roll this change back at its timeout.
+    async fn overlapping(&self, devices: &[String], own: &[String]) -> Result<Vec<String>, AgentError> {
+        let infos = self.nm.checkpoint_infos().await?;
+        Ok(infos
+            .into_iter()
+            .filter(|c| !own.contains(&c.path) && c.devices.iter().any(|d| devices.contains(d)))
+            .map(|c| c.path)
+            .collect())
+    }
+
+    /// The checkpoint a journal's intent says may have been created and never recorded (the
+    /// process died between CheckpointCreate and the journal write): one over exactly the
+    /// intent's devices (every device: any), with its timeout, made at or after the intent was
+    /// written, and recorded nowhere in the journal. The oldest such (this user's lock was held
+    /// from the intent on, so a later one is not this journal's).
+    pub(crate) async fn intended(&self, j: &Journal) -> Result<Option<String>, NmError> {
+        let Some(intent) = &j.intent else { return Ok(None) };
+        let recorded = j.recorded_checkpoints();
+        let want: BTreeSet<&str> = intent.devices.iter().map(String::as_str).collect();
+        let mut found: Vec<_> = self
+            .nm
+            .checkpoint_infos()
+            .await?
+            .into_iter()
+            .filter(|c| !recorded.contains(&c.path.as_str()))
+            .filter(|c| c.rollback_timeout == intent.rollback_timeout)
+            // The boot clock read from /proc/uptime is to 10 ms: a little slack.
+            .filter(|c| c.created + 1000 >= intent.after)
+            .filter(|c| want.is_empty() || c.devices.iter().map(String::as_str).collect::<BTreeSet<_>>() == want)
+            .collect();
+        found.sort_by_key(|c| c.created);
+        Ok(found.into_iter().next().map(|c| c.path))
     }
 
     /// Drops a checkpoint, keeping what was changed.
@@ -361,5 +460,16 @@ impl Agent {
     /// Whether this daemon's checkpoints can track NetworkManager's internal global DNS.
     fn tracks_global_dns(&self) -> bool {
         crate::nm::supports(self.version, crate::nm::NmFeature::CheckpointTrackGlobalDns)
+    }
+}
+
+/// Why a transaction counts as expired, for messages.
+pub(crate) fn expired_words(j: &Journal) -> String {
+    match j.recorded_checkpoints().as_slice() {
+        [] => format!(
+            "(none was taken; its {} s timeout passed, when it would have been rolled back)",
+            j.rollback_timeout
+        ),
+        cps => cps.join(", "),
     }
 }

@@ -32,6 +32,7 @@ mod touched;
 pub use apply::{Applied, How, Started, ACTIVATIONS};
 pub use define::{Defined, ProfileDiff};
 pub use error::{AgentError, RestoreProblem};
+pub(crate) use guard::expired_words;
 pub use guard::{Held, Safety};
 pub use leases::{read_lease_file, LeaseFileError, LEASES_MAX};
 pub use lookup::StoredInterface;

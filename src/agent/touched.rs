@@ -26,8 +26,13 @@ const DISCONNECT_WAIT: Duration = Duration::from_secs(10);
 impl Agent {
     /// The object paths of the existing devices `scope` binds to (by name, or running a
     /// profile the change updates or deletes), and the names it binds to that have no device
-    /// yet (the change may create them).
-    pub(super) async fn covered(&self, scope: &DeviceScope) -> Result<(Vec<String>, BTreeSet<String>), AgentError> {
+    /// yet (the change may create them). A device named in `made` (created by the same
+    /// transaction) is neither.
+    pub(super) async fn covered(
+        &self,
+        scope: &DeviceScope,
+        made: &BTreeSet<String>,
+    ) -> Result<(Vec<String>, BTreeSet<String>), AgentError> {
         let (devices, active) = tokio::join!(self.nm.devices(), async {
             match scope.profiles.is_empty() {
                 true => Ok(Vec::new()),
@@ -40,11 +45,16 @@ impl Agent {
         };
         let covered = devices
             .iter()
+            .filter(|d| !made.contains(&d.interface))
             .filter(|d| d.real && (scope.names.contains(&d.interface) || runs_touched(&d.active_connection)))
             .map(|d| d.path.clone())
             .collect();
-        let new =
-            scope.names.iter().filter(|n| !devices.iter().any(|d| d.real && &d.interface == *n)).cloned().collect();
+        let new = scope
+            .names
+            .iter()
+            .filter(|n| !made.contains(*n) && !devices.iter().any(|d| d.real && &d.interface == *n))
+            .cloned()
+            .collect();
         Ok((covered, new))
     }
 

@@ -351,22 +351,23 @@ pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let j = connect().await?.begin(args.timeout).await?;
         if args.json {
-            let protection = if j.checkpoint().is_some() { "checkpoint" } else { "journal" };
+            let protection = if j.protects_devices() { "checkpoint" } else { "journal" };
             say_json(&serde_json::json!({
                 "checkpoint": j.checkpoint(), "protection": protection, "rollback_timeout": args.timeout,
             }));
             return Ok(Outcome::Clean);
         }
         let auto = if args.timeout == 0 { "never".to_string() } else { format!("after {} s", args.timeout) };
-        match j.checkpoint() {
-            Some(cp) => say(&format!(
-                "Network config change transaction started (checkpoint {cp}; NetworkManager rolls back by itself {auto})"
+        match j.protects_devices() {
+            true => say(&format!(
+                "Network config change transaction started (each change takes a checkpoint over the devices it \
+                 touches; NetworkManager rolls them back by itself {auto})"
             )),
-            None => say(
-                "Network config change transaction started, protected by nmiface's journal only: NetworkManager \
+            false => {
+                say("Network config change transaction started, protected by nmiface's journal only: NetworkManager \
                  does not let you take checkpoints (checkpoint-rollback), so rollback restores your own profiles \
-                 but not device state, and nothing rolls back by itself",
-            ),
+                 but not device state, and nothing rolls back by itself")
+            }
         }
         Ok(Outcome::Clean)
     })
@@ -381,6 +382,9 @@ pub fn commit(args: EndArgs) -> anyhow::Result<Outcome> {
         }
         match cp.as_str() {
             "" => say("Network config change transaction committed"),
+            cp if cp.contains(", ") => {
+                say(&format!("Network config change transaction committed (checkpoints {cp} destroyed)"))
+            }
             cp => say(&format!("Network config change transaction committed (checkpoint {cp} destroyed)")),
         }
         Ok(Outcome::Clean)

@@ -10,6 +10,9 @@ use zbus::zvariant::ObjectPath;
 pub const DELETE_NEW_CONNECTIONS: u32 = 0x02;
 /// Disconnect devices that appeared after the checkpoint on rollback (NM 1.6).
 pub const DISCONNECT_NEW_DEVICES: u32 = 0x04;
+/// Let the checkpoint cover devices another checkpoint covers already (NM 1.12). Rolling back
+/// the older one destroys the younger overlapping ones without rolling them back.
+pub const ALLOW_OVERLAPPING: u32 = 0x08;
 /// Also restore NM's internal global DNS (NM 1.48, backported to 1.46.2).
 pub const TRACK_INTERNAL_GLOBAL_DNS: u32 = 0x20;
 
@@ -40,6 +43,27 @@ impl NmClient {
         rollback_timeout: u32,
         track_dns: bool,
     ) -> Result<String, NmError> {
+        self.checkpoint_create_flags(devices, rollback_timeout, track_dns, 0).await
+    }
+
+    /// [`NmClient::checkpoint_create`] over `devices` with ALLOW_OVERLAPPING: for a change
+    /// inside a transaction, whose devices another party's checkpoint may cover already.
+    pub async fn checkpoint_create_overlapping(
+        &self,
+        devices: &[String],
+        rollback_timeout: u32,
+        track_dns: bool,
+    ) -> Result<String, NmError> {
+        self.checkpoint_create_flags(Some(devices), rollback_timeout, track_dns, ALLOW_OVERLAPPING).await
+    }
+
+    async fn checkpoint_create_flags(
+        &self,
+        devices: Option<&[String]>,
+        rollback_timeout: u32,
+        track_dns: bool,
+        extra: u32,
+    ) -> Result<String, NmError> {
         // Not DELETE_NEW_CONNECTIONS: a rollback may delete only what nmiface added (its
         // journal knows), never a profile another user or tool added meanwhile. Nor, over a
         // device list, DISCONNECT_NEW_DEVICES: NetworkManager would disconnect every device
@@ -54,6 +78,7 @@ impl NmClient {
             }
             None => (Vec::new(), DISCONNECT_NEW_DEVICES),
         };
+        let base = base | extra;
         let mut last = None;
         let tries: &[u32] = if track_dns { &[base | TRACK_INTERNAL_GLOBAL_DNS, base] } else { &[base] };
         for &flags in tries {
@@ -106,6 +131,61 @@ impl NmClient {
         debug!(call = "Get Checkpoints");
         Ok(self.nm.checkpoints().await?.into_iter().map(|p| p.to_string()).collect())
     }
+}
+
+/// What NetworkManager says of one checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// Its object path.
+    pub path: String,
+    /// The object paths of the devices it covers.
+    pub devices: Vec<String>,
+    /// When it was made: CLOCK_BOOTTIME, milliseconds.
+    pub created: i64,
+    /// Its rollback timeout as made, seconds (0: never).
+    pub rollback_timeout: u32,
+}
+
+impl NmClient {
+    /// The checkpoint's devices, creation time and timeout; `None` when it is gone.
+    pub async fn checkpoint_info(&self, checkpoint: &str) -> Result<Option<CheckpointInfo>, NmError> {
+        debug!(call = "Get Checkpoint", checkpoint);
+        let p = super::proxies::build::<super::proxies::CheckpointProxy<'_>>(self.connection(), path(checkpoint)?)
+            .await
+            .map_err(NmError::from)?;
+        let (devices, created, timeout) = tokio::join!(p.devices(), p.created(), p.rollback_timeout());
+        match (devices, created, timeout) {
+            (Ok(d), Ok(c), Ok(t)) => Ok(Some(CheckpointInfo {
+                path: checkpoint.to_string(),
+                devices: d.into_iter().map(|p| p.to_string()).collect(),
+                created: c,
+                rollback_timeout: t,
+            })),
+            (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => match NmError::from(e) {
+                // Gone meanwhile: NetworkManager no longer has the object.
+                NmError::ObjectGone | NmError::InvalidArguments { .. } => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Every checkpoint NetworkManager has now, with what it covers (one gone meanwhile is
+    /// left out).
+    pub async fn checkpoint_infos(&self) -> Result<Vec<CheckpointInfo>, NmError> {
+        let mut out = Vec::new();
+        for cp in self.checkpoints().await? {
+            out.extend(self.checkpoint_info(&cp).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// CLOCK_BOOTTIME now, milliseconds (the clock of a checkpoint's `Created`), from
+/// `/proc/uptime` (the boot-time clock, to 10 ms); `None` if it cannot be read.
+pub fn boottime_ms() -> Option<i64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some((secs * 1000.0) as i64)
 }
 
 fn path(p: &str) -> Result<ObjectPath<'_>, NmError> {

@@ -11,7 +11,10 @@ mod profiles;
 pub mod proxies;
 
 pub use activation::{ActivationFailure, Awaited, Progress};
-pub use checkpoint::{RollbackFailure, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEVICES, TRACK_INTERNAL_GLOBAL_DNS};
+pub use checkpoint::{
+    boottime_ms, CheckpointInfo, RollbackFailure, ALLOW_OVERLAPPING, DELETE_NEW_CONNECTIONS, DISCONNECT_NEW_DEVICES,
+    TRACK_INTERNAL_GLOBAL_DNS,
+};
 pub use convert::{from_owned, profile_from_dbus, profile_from_dbus_exact, to_dbus};
 pub use error::NmError;
 

@@ -137,6 +137,20 @@ pub trait Active {
     fn connection(&self) -> zbus::Result<OwnedObjectPath>;
 }
 
+/// `org.freedesktop.NetworkManager.Checkpoint` (NM 1.4).
+#[proxy(interface = "org.freedesktop.NetworkManager.Checkpoint", default_service = "org.freedesktop.NetworkManager")]
+pub trait Checkpoint {
+    /// The devices it covers.
+    #[zbus(property)]
+    fn devices(&self) -> zbus::Result<Vec<OwnedObjectPath>>;
+    /// When it was made: CLOCK_BOOTTIME, milliseconds.
+    #[zbus(property)]
+    fn created(&self) -> zbus::Result<i64>;
+    /// Its rollback timeout as made, seconds (0: never).
+    #[zbus(property)]
+    fn rollback_timeout(&self) -> zbus::Result<u32>;
+}
+
 /// Builds a proxy for one object, without the property cache.
 pub async fn build<'a, P>(conn: &zbus::Connection, path: impl Into<ObjectPath<'a>>) -> zbus::Result<P>
 where

@@ -327,7 +327,7 @@ impl Service {
     pub fn transaction_label(&self) -> &'static str {
         match self.contexts().ok().and_then(|c| c.user.open_transaction().ok().flatten()) {
             None => "none",
-            Some(j) if j.checkpoint().is_some() => "checkpoint",
+            Some(j) if j.protects_devices() => "checkpoint",
             Some(_) => "journal",
         }
     }

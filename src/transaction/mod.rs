@@ -108,17 +108,50 @@ pub struct Journal {
     /// that runs one of the scope's profiles, as NetworkManager's DISCONNECT_NEW_DEVICES would
     /// for every device.
     pub new_devices: BTreeSet<String>,
+    /// A transaction's checkpoints, oldest first: each change inside it takes one over the
+    /// existing devices it binds to that no earlier one covers (so none of them overlap: the
+    /// oldest state of each device is the one kept). Empty for an atomic change (its one is
+    /// [`Journal::checkpoint`]) and for a transaction begun by an older nmiface (which took one
+    /// over every device at `begin`, in [`Journal::checkpoint`]).
+    pub checkpoints: Vec<TxCheckpoint>,
+    /// Written ahead of a CheckpointCreate and cleared once the checkpoint is recorded: a
+    /// journal found with an intent may have a checkpoint nobody recorded (the process died
+    /// right after creating it), which finishing the journal looks for ([`Intent`]).
+    pub intent: Option<Intent>,
+    /// A transaction whose changes take checkpoints (NetworkManager lets this user take them);
+    /// `false`: the journal alone protects it.
+    pub device_checkpoints: bool,
     /// Where the journal is written ahead of each change.
     store: Option<Store>,
+}
+
+/// One checkpoint a change inside a transaction took.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TxCheckpoint {
+    /// Its object path.
+    pub path: String,
+    /// The object paths of the devices it covers.
+    pub devices: Vec<String>,
+}
+
+/// A checkpoint about to be created: enough to find it among NetworkManager's if the process
+/// dies before recording it (same devices, made at or after `after`, same timeout).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Intent {
+    /// The devices it is asked over (object paths; empty: every device).
+    pub devices: Vec<String>,
+    /// CLOCK_BOOTTIME in milliseconds just before the call.
+    pub after: i64,
+    /// The rollback timeout asked, seconds.
+    pub rollback_timeout: u32,
 }
 
 impl Journal {
     /// A transaction's journal for a new checkpoint.
     pub fn new(checkpoint: String, rollback_timeout: u32, known: Option<BTreeSet<Uuid>>) -> Self {
-        let begun = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let begun = now_secs();
         Self {
             kind: JournalKind::Transaction,
-            checkpoint,
             begun,
             rollback_timeout,
             known,
@@ -126,8 +159,45 @@ impl Journal {
             added: BTreeSet::new(),
             scope: crate::nm::Scope::System,
             new_devices: BTreeSet::new(),
+            checkpoints: Vec::new(),
+            intent: None,
+            device_checkpoints: !checkpoint.is_empty(),
+            checkpoint,
             store: None,
         }
+    }
+
+    /// A transaction's journal (`begin`): no checkpoint yet; with `device_checkpoints`, each
+    /// change inside takes one over the devices it binds to, rolled back by NetworkManager by
+    /// itself `rollback_timeout` seconds after `begin` (0: never).
+    pub fn transaction(rollback_timeout: u32, known: BTreeSet<Uuid>, device_checkpoints: bool) -> Self {
+        let timeout = if device_checkpoints { rollback_timeout } else { 0 };
+        let mut j = Self::new(String::new(), timeout, Some(known));
+        j.device_checkpoints = device_checkpoints;
+        j
+    }
+
+    /// Seconds left before a transaction's checkpoints roll back by themselves: `None` when they
+    /// never do (timeout 0), `Some(0)` once it has passed.
+    pub fn seconds_left(&self) -> Option<u32> {
+        if self.rollback_timeout == 0 {
+            return None;
+        }
+        let now = now_secs();
+        let end = self.begun.saturating_add(u64::from(self.rollback_timeout));
+        Some(u32::try_from(end.saturating_sub(now)).unwrap_or(u32::MAX))
+    }
+
+    /// Every checkpoint this journal recorded, newest first (the order to roll them back in).
+    pub fn recorded_checkpoints(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self.checkpoints.iter().rev().map(|c| c.path.as_str()).collect();
+        out.extend(self.checkpoint());
+        out
+    }
+
+    /// A transaction protected by checkpoints (its changes take them), not the journal alone.
+    pub fn protects_devices(&self) -> bool {
+        self.device_checkpoints || self.checkpoint().is_some()
     }
 
     /// The same journal, for changes on `scope`'s profiles.
@@ -205,6 +275,9 @@ impl Journal {
             "saved": self.saved,
             "added": self.added,
             "new_devices": self.new_devices,
+            "checkpoints": self.checkpoints,
+            "intent": self.intent,
+            "protection": if self.device_checkpoints { "checkpoint" } else { "journal" },
             "scope": match &self.scope {
                 crate::nm::Scope::System => "system".to_string(),
                 crate::nm::Scope::User(u) => format!("user:{u}"),
@@ -249,6 +322,20 @@ impl Journal {
             serde_json::Value::Null => BTreeSet::new(),
             a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
         };
+        // Absent in a journal written before transactions took checkpoints per change.
+        let checkpoints = match &v["checkpoints"] {
+            serde_json::Value::Null => Vec::new(),
+            a => serde_json::from_value(a.clone()).map_err(|e| e.to_string())?,
+        };
+        let intent = match &v["intent"] {
+            serde_json::Value::Null => None,
+            a => Some(serde_json::from_value(a.clone()).map_err(|e| e.to_string())?),
+        };
+        let device_checkpoints = match v["protection"].as_str() {
+            Some("checkpoint") => true,
+            Some(_) => false,
+            None => !checkpoint.is_empty(),
+        };
         let scope = match v["scope"].as_str() {
             None | Some("system") => crate::nm::Scope::System,
             Some(s) => crate::nm::Scope::User(s.strip_prefix("user:").ok_or("bad scope")?.to_string()),
@@ -258,6 +345,9 @@ impl Journal {
             added,
             scope,
             new_devices,
+            checkpoints,
+            intent,
+            device_checkpoints,
             store: None,
             checkpoint,
             begun: v["begun"].as_u64().unwrap_or(0),
@@ -266,4 +356,9 @@ impl Journal {
             saved,
         })
     }
+}
+
+/// Seconds since the epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -318,6 +318,28 @@ mod tests {
     }
 
     #[test]
+    fn a_journal_from_before_per_change_checkpoints_still_loads() {
+        // A transaction begun by an older nmiface: one checkpoint over every device, no list.
+        let old = serde_json::json!({
+            "kind": "transaction", "checkpoint": "/org/freedesktop/NetworkManager/Checkpoint/4", "begun": 1,
+            "rollback_timeout": 600, "pid": 1, "known": [], "saved": [], "added": [], "scope": "system",
+        });
+        let j = Journal::from_json(&old).unwrap();
+        assert!(j.protects_devices() && j.checkpoints.is_empty() && j.intent.is_none());
+        assert_eq!(j.recorded_checkpoints(), vec!["/org/freedesktop/NetworkManager/Checkpoint/4"]);
+        // A new one: no checkpoint at begin, the changes' list and an intent round-trip.
+        let mut j = Journal::transaction(600, BTreeSet::new(), true);
+        j.checkpoints.push(crate::transaction::TxCheckpoint { path: "/c/1".into(), devices: vec!["/d/1".into()] });
+        j.checkpoints.push(crate::transaction::TxCheckpoint { path: "/c/2".into(), devices: vec!["/d/2".into()] });
+        j.intent = Some(crate::transaction::Intent { devices: vec!["/d/3".into()], after: 5, rollback_timeout: 9 });
+        assert_eq!(Journal::from_json(&j.to_json()).unwrap(), j);
+        assert_eq!(j.recorded_checkpoints(), vec!["/c/2", "/c/1"]);
+        let journal_only = Journal::transaction(600, BTreeSet::new(), false);
+        assert!(!Journal::from_json(&journal_only.to_json()).unwrap().protects_devices());
+        assert_eq!(journal_only.seconds_left(), None);
+    }
+
+    #[test]
     fn profiles_made_inside_are_not_journalled() {
         let d = crate::xml::parse_document("t", "<interface type='ethernet' name='eth0'/>").unwrap();
         let p = translate(&d.host, &d.sources, &Target::default()).profiles().next().unwrap().clone();

@@ -178,7 +178,7 @@ impl Context {
         let (mut findings, forced) = self.checked(doc, true, o.force, "apply").await?;
         let lock = self.lock(format!("apply --confirm {}", names(doc))).await?;
         if let Some(j) = self.open_journal().await? {
-            return Err(VerbError::InTransaction { checkpoint: j.checkpoint });
+            return Err(VerbError::InTransaction { checkpoint: j.recorded_checkpoints().join(", ") });
         }
         let ((defined, started), held) =
             self.agent.apply_held(doc, o.adopt, o.timeout, confirm, self.store()?, progress).await?;

@@ -67,16 +67,17 @@ pub enum VerbError {
         /// The gaps.
         gaps: Vec<GapLine>,
     },
-    /// The open transaction's checkpoint is gone: nothing may run as if it protected the host.
-    #[error("the open transaction's checkpoint {checkpoint} is gone (NetworkManager rolled it back when its timeout passed, or restarted); nothing was changed: `nmiface rollback` restores the profiles the transaction changed, `nmiface commit` keeps them")]
+    /// The open transaction expired: its checkpoints are gone, or its timeout passed before
+    /// any change took one. Nothing may run as if it protected the host.
+    #[error("the open transaction's checkpoint {checkpoint} is gone (NetworkManager rolled it back when its timeout passed, or restarted; the devices the transaction created were disconnected); this change was not made: `nmiface rollback` restores the profiles the transaction changed, `nmiface commit` keeps them")]
     TransactionExpired {
-        /// The checkpoint that is gone.
+        /// The checkpoints that are gone, or why there were none.
         checkpoint: String,
     },
     /// `apply --confirm` inside a transaction: the transaction already waits for a decision.
-    #[error("apply --confirm cannot run inside a transaction (checkpoint {checkpoint}): commit or rollback it, or apply without --confirm")]
+    #[error("apply --confirm cannot run inside a transaction{}: commit or rollback it, or apply without --confirm", match checkpoint.as_str() { "" => String::new(), c => format!(" (checkpoint {c})") })]
     InTransaction {
-        /// The transaction's checkpoint.
+        /// The transaction's checkpoints (comma-separated; empty before any change took one).
         checkpoint: String,
     },
     /// An apply without a rollback of its own (no checkpoint asked, or inside a transaction)
@@ -308,12 +309,39 @@ impl Context {
                 if j.scope != *self.agent.scope() {
                     return Err(VerbError::OtherScope { open: whose(&j.scope), asked: whose(self.agent.scope()) });
                 }
-                if j.checkpoint().is_some() && !self.agent.checkpoints().await?.contains(&j.checkpoint) {
-                    return Err(VerbError::TransactionExpired { checkpoint: j.checkpoint });
+                if self.expired(&j).await? {
+                    // What NetworkManager's own rollback at the timeout did, or would have done
+                    // over every device before: every device the transaction covered is back
+                    // (one a younger checkpoint covers still is rolled back now), and the
+                    // devices it created are disconnected. Its profiles stay for `rollback`
+                    // (restores them) or `commit` (keeps them).
+                    let mut devices_only = j.clone();
+                    devices_only.saved.clear();
+                    devices_only.added.clear();
+                    let problems = self.agent.undo(&devices_only).await;
+                    if !problems.is_empty() {
+                        return Err(VerbError::RollbackIncomplete { problems });
+                    }
+                    return Err(VerbError::TransactionExpired { checkpoint: crate::agent::expired_words(&j) });
                 }
                 Ok(Some(j))
             }
         }
+    }
+
+    /// Whether the open transaction `j` expired: NetworkManager rolled back (a recorded
+    /// checkpoint is gone: its timeout passed, or it restarted), or, with none recorded, the
+    /// transaction's timeout passed (when its checkpoints would have rolled back).
+    async fn expired(&self, j: &Journal) -> Result<bool, VerbError> {
+        if !j.protects_devices() {
+            return Ok(false);
+        }
+        let recorded = j.recorded_checkpoints();
+        if recorded.is_empty() {
+            return Ok(j.seconds_left() == Some(0));
+        }
+        let existing = self.agent.checkpoints().await?;
+        Ok(recorded.iter().any(|cp| !existing.iter().any(|e| e == cp)))
     }
 
     /// With the lock held: an interrupted change's journal (its process is gone, since we hold
@@ -375,7 +403,7 @@ fn safety<'a>(
     rollback_timeout: u32,
 ) -> (Safety<'a>, Protection) {
     match journal {
-        Some(j) if j.checkpoint().is_none() => (Safety::Transaction(j), Protection::TransactionJournal),
+        Some(j) if !j.protects_devices() => (Safety::Transaction(j), Protection::TransactionJournal),
         Some(j) => (Safety::Transaction(j), Protection::Transaction),
         None if checkpoint && allowed => {
             (Safety::Checkpoint { rollback_timeout, store: Some(store) }, Protection::Checkpoint)

@@ -12,15 +12,18 @@ impl Context {
         Ok(self.store()?.load()?.filter(|j| j.kind == JournalKind::Transaction))
     }
 
-    /// Opens a transaction: a checkpoint over all devices that NetworkManager rolls back by
-    /// itself after `rollback_timeout` seconds (0: never) unless committed.
+    /// Opens a transaction: its journal, and no checkpoint yet; each change inside takes one
+    /// over the devices it binds to, which NetworkManager rolls back by itself
+    /// `rollback_timeout` seconds (0: never) after `begin` unless committed.
     pub async fn begin(&self, rollback_timeout: u32) -> Result<Journal, VerbError> {
         let _lock = self.lock("begin".into()).await?;
         if let Some(j) = self.open_journal().await? {
             let now = Journal::new(String::new(), 0, None).begun;
-            return Err(
-                AgentError::TransactionRunning { checkpoint: j.checkpoint, age: now.saturating_sub(j.begun) }.into()
-            );
+            return Err(AgentError::TransactionRunning {
+                checkpoint: j.recorded_checkpoints().join(", "),
+                age: now.saturating_sub(j.begun),
+            }
+            .into());
         }
         let allowed = self.checkpoints_allowed().await?;
         let j = self.agent.open_transaction(rollback_timeout, allowed).await?;
@@ -29,7 +32,7 @@ impl Context {
     }
 
     /// Keeps the transaction's changes; `checkpoint` names a leftover one instead. Returns the
-    /// checkpoint dropped.
+    /// checkpoints dropped (comma-separated; empty when there were none).
     pub async fn commit(&self, checkpoint: Option<&str>) -> Result<String, VerbError> {
         let _lock = self.lock("commit".into()).await?;
         if let Some(cp) = checkpoint {
@@ -50,11 +53,23 @@ impl Context {
             }
         };
         // The changes stay either way; an expired checkpoint is reported after forgetting it.
+        // One created and never recorded (the intent) goes too.
+        let mut all: Vec<String> = self.agent.intended(&j).await?.into_iter().collect();
+        all.extend(j.recorded_checkpoints().into_iter().map(str::to_string));
         j.discard()?;
-        if let Some(cp) = j.checkpoint() {
-            self.agent.drop_checkpoint(cp).await?;
+        let mut gone = None;
+        for cp in &all {
+            if let Err(e) = self.agent.drop_checkpoint(cp).await {
+                match e {
+                    AgentError::CheckpointGone(_) => gone = Some(e),
+                    e => return Err(e.into()),
+                }
+            }
         }
-        Ok(j.checkpoint)
+        if let Some(e) = gone {
+            return Err(e.into());
+        }
+        Ok(all.join(", "))
     }
 
     /// Puts the host back as it was at `begin`; `checkpoint` names a leftover one instead. An

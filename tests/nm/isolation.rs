@@ -4,7 +4,7 @@
 //! a user out; a transaction records whose profiles it is on, and a change of the other scope
 //! cannot join it.
 
-use super::{ensure, nmcli, text, R};
+use super::{ensure, nmcli, rt, text, R};
 use crate::sandbox::Sandbox;
 use std::process::Output;
 
@@ -328,4 +328,86 @@ pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
     ensure(active(&sb).contains("virbr-a") && addr(&sb) == a_addr, || {
         format!("A's bridge after root's second rollback: {}", active(&sb))
     })
+}
+
+/// Root's transaction protects only what its changes touch: root `begin`s, A shares a NAT
+/// bridge while root's transaction is open, root `apply`s a static address on eth1, then
+/// `rollback`s. A's bridge stays up with its address (a checkpoint over every device taken at
+/// `begin`, with DISCONNECT_NEW_DEVICES, took it down at root's rollback); root's change is
+/// gone (eth1 back on the profile it ran, root's profile deleted).
+pub fn roots_transaction_rollback_leaves_a_users_bridge_alone() -> R {
+    let sb = Sandbox::up_users(true);
+    let (a, a_uid) = sb.user_a();
+    sb.login(&a);
+    for action in ["settings.modify.own", "network-control"] {
+        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
+    }
+    let eth1 = [
+        "con",
+        "add",
+        "type",
+        "ethernet",
+        "ifname",
+        "eth1",
+        "con-name",
+        "root-eth1",
+        "ipv4.method",
+        "manual",
+        "ipv4.addresses",
+        "192.168.79.1/24",
+        "autoconnect",
+        "no",
+    ];
+    for args in [&eth1[..], &["con", "up", "root-eth1"][..]] {
+        let out = nmcli(&sb, args);
+        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
+    }
+    let names = || text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
+    let (active_before, names_before) = (active(&sb), names());
+
+    ok("root: begin", &sb.nmiface(&["begin", "--timeout", "120"]))?;
+    ok("A: share while root's transaction is open", &as_user(&sb, &a, &["share", "--nat", "--bridge", "virbr-a"]))?;
+    let addr = |sb: &Sandbox| -> Vec<String> {
+        let v = sb.ip_json(&["-4", "addr", "show", "dev", "virbr-a"]);
+        let infos =
+            v.as_array().into_iter().flatten().flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default());
+        infos.map(|i| format!("{}/{}", i["local"], i["prefixlen"])).collect()
+    };
+    let state = || text(&nmcli(&sb, &["-g", "GENERAL.STATE", "device", "show", "virbr-a"]).stdout).trim().to_string();
+    // Its activation: the same object before and after root's rollback, or it was restarted.
+    let activation = || {
+        let out = text(&nmcli(&sb, &["-t", "-f", "DEVICE,ACTIVE-PATH", "con", "show", "--active"]).stdout);
+        out.lines().find(|l| l.starts_with("virbr-a:")).unwrap_or_default().to_string()
+    };
+    ensure(super::wait_for(20, || state() == "100 (connected)"), || {
+        format!("A's bridge did not come up: {}", state())
+    })?;
+    let (a_addr, a_activation) = (addr(&sb), activation());
+    ensure(!a_addr.is_empty() && !a_activation.is_empty(), || "A's bridge has no IPv4 address".into())?;
+    let f = sb.write(
+        "root-eth1.xml",
+        "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='192.0.2.71' prefix='24'/></protocol></interface>",
+    );
+    ok("root: apply inside the transaction", &sb.nmiface(&["apply", &f]))?;
+    ensure(active(&sb).contains("eth1") && !active(&sb).contains("root-eth1"), || {
+        format!("root's apply did not change eth1; the trial proves nothing: {}", active(&sb))
+    })?;
+    ok("root: rollback", &sb.nmiface(&["rollback"]))?;
+
+    ensure(state() == "100 (connected)" && activation() == a_activation, || {
+        format!(
+            "root's rollback disturbed A's bridge: device {}, activation {} (was {a_activation})",
+            state(),
+            activation()
+        )
+    })?;
+    ensure(addr(&sb) == a_addr, || format!("A's bridge's address: {:?} before, {:?} after", a_addr, addr(&sb)))?;
+    let without_a = |s: String| s.lines().filter(|l| !l.contains("virbr-a")).collect::<Vec<_>>().join("\n");
+    let settled = super::wait_for(5, || without_a(active(&sb)) == without_a(active_before.clone()));
+    ensure(settled, || format!("active profiles:\nbefore {active_before}\nafter {}", active(&sb)))?;
+    ensure(without_a(names()) == without_a(names_before.clone()), || {
+        format!("profiles:\nbefore {names_before}\nafter {}", names())
+    })?;
+    let cps = rt().block_on(async { sb.client().await.checkpoints().await }).map_err(|e| e.to_string())?;
+    ensure(cps.is_empty(), || format!("checkpoints left after rollback: {cps:?}"))
 }

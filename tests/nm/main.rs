@@ -132,6 +132,10 @@ const TRIALS: &[Named] = &[
         "isolation::roots_rollback_leaves_a_users_new_bridge_alone",
         isolation::roots_rollback_leaves_a_users_new_bridge_alone,
     ),
+    (
+        "isolation::roots_transaction_rollback_leaves_a_users_bridge_alone",
+        isolation::roots_transaction_rollback_leaves_a_users_bridge_alone,
+    ),
     ("newuser::bridge_drift_is_seen_and_repaired", newuser::bridge_drift_is_seen_and_repaired),
     ("newuser::check_knows_the_hosts_devices", newuser::check_knows_the_hosts_devices),
     ("newuser::list_says_whose_profiles_are", newuser::list_says_whose_profiles_are),

@@ -183,13 +183,21 @@ pub fn leftover_checkpoint_is_reported_and_rolled_back() -> R {
     let sb = Sandbox::up(false);
     let rt = rt();
     let client = rt.block_on(sb.client());
-    // What a crashed run leaves: a checkpoint no transaction file records.
+    // What a crashed run leaves: a checkpoint no transaction file records. A change whose
+    // checkpoint would cover one of its devices names it (`begin` takes no checkpoint, so it
+    // has nothing to check: the first change inside the transaction does).
     let cp = rt.block_on(client.checkpoint_create(None, 0, false)).unwrap();
-    let out = sb.nmiface(&["begin"]);
-    let err = text(&out.stderr);
-    ensure(out.status.code() == Some(2) && err.contains(&cp), || {
-        format!("begin should name the leftover {cp}: {err}")
-    })?;
+    let f = sb.write("eth1.xml", "<interface type='ethernet' name='eth1'><protocol family='ipv4'><ip address='192.0.2.9' prefix='24'/></protocol></interface>");
+    for args in [vec!["apply", f.as_str()], vec!["begin"], vec!["apply", f.as_str()]] {
+        let out = sb.nmiface(&args);
+        let err = text(&out.stderr);
+        let refused = args[0] == "apply";
+        ensure((out.status.code() == Some(2) && err.contains(&cp)) == refused, || {
+            format!("{args:?} should name the leftover {cp} exactly when it takes a checkpoint: {err}")
+        })?;
+    }
+    let out = sb.nmiface(&["rollback"]);
+    ensure(out.status.success(), || format!("rollback of the empty transaction: {}", text(&out.stderr)))?;
     let out = sb.nmiface(&["rollback", "--checkpoint", &cp]);
     ensure(out.status.success(), || format!("rollback --checkpoint: {}", text(&out.stderr)))?;
     let left = rt.block_on(client.checkpoints()).unwrap();
