@@ -7,6 +7,8 @@
 //! - checkpoints, the guard around one atomic change, undo: `guard.rs`;
 //! - what an atomic change binds to (the devices its checkpoint covers, those the undo
 //!   disconnects): `touched.rs`;
+//! - a transaction's checkpoints, one per change, and finding one a crash left unrecorded:
+//!   `txcheckpoint.rs`;
 //! - finding an interface's profiles: `lookup.rs`;
 //! - start and stop: `activate.rs`;
 //! - list, dumpxml, name, mac, the capability check: `query.rs`;
@@ -28,17 +30,18 @@ mod squat;
 mod takeover;
 mod tap;
 mod touched;
+mod txcheckpoint;
 
 pub use apply::{Applied, How, Started, ACTIVATIONS};
 pub use define::{Defined, ProfileDiff};
 pub use error::{AgentError, RestoreProblem};
-pub(crate) use guard::expired_words;
 pub use guard::{Held, Safety};
 pub use leases::{read_lease_file, LeaseFileError, LEASES_MAX};
 pub use lookup::StoredInterface;
 pub use query::Listed;
 pub use share::{subnet_address, BridgeOptions};
 pub use tap::{choose_subnet, overlaps, TapAdded, TapLife, TapOrder};
+pub(crate) use txcheckpoint::expired_words;
 
 use crate::nm::{self, NmVersion, Profile, Scope, Target};
 use crate::nm_client::NmClient;
