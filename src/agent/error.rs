@@ -43,6 +43,9 @@ pub enum AgentError {
     /// The interface is not active.
     #[error("interface '{0}' is not active")]
     NotActive(String),
+    /// A tap was asked on a bridge that is not up (a VM on it would have no network).
+    #[error("bridge {0} is not up: start it first (nmiface start {0}; a share made without --persist lives with the login that made it)")]
+    BridgeDown(String),
     /// Activation did not reach ACTIVATED.
     #[error("starting {interface}: {failure}{}", hint.as_ref().map(|h| format!("\n  {h}")).unwrap_or_default())]
     Activation {

@@ -56,6 +56,18 @@ pub struct TapAdded {
     pub fd: Option<OwnedFd>,
 }
 
+/// Removes tap `name` if it is still there after its profile was deleted: opened (only its
+/// owner, or root, may) and made transient, it goes with the descriptor dropped here. Its name
+/// was free before this `tap add`, so a link of that name now is the one NetworkManager made.
+fn remove_leftover_tap(name: &str, vnet_hdr: bool, multi_queue: bool) {
+    if !std::path::Path::new("/sys/class/net").join(name).exists() {
+        return;
+    }
+    if let Ok(fd) = crate::host_tun::open_tap(name, vnet_hdr, multi_queue) {
+        let _ = crate::host_tun::make_transient(fd.as_fd(), name);
+    }
+}
+
 /// Whether two networks overlap.
 pub fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
     let p = a.prefix.min(b.prefix);
@@ -178,6 +190,11 @@ impl Agent {
         if main.conn_type() != Some(crate::nm::conn_type::BRIDGE) || !(shared || system_bridge) {
             return Err(AgentError::NotAVmBridge(bridge.to_string()));
         }
+        // A tap on a bridge that is down would fail in NetworkManager's words ("Master
+        // connection … can't be activated: No device available") after making its device.
+        if !self.is_running(&found).await? {
+            return Err(AgentError::BridgeDown(bridge.to_string()));
+        }
         // In use: a device has the name, or a profile of this scope holds the tap already.
         // A user's taps have UUIDs nobody can predict: their names are read from the profiles.
         let mut taken: Vec<String> = devices?.into_iter().filter(|d| d.real).map(|d| d.interface).collect();
@@ -222,8 +239,11 @@ impl Agent {
         let path = self.nm.add(&p[0], store | BLOCK_AUTOCONNECT).await?;
         let w = Awaited { main: &name, ports: &[], ethernet: &[], ready_at_ip_config: false };
         if let Err(failure) = self.nm.activate_and_wait(&path.as_ref(), w, timeout, &mut |_| {}).await {
-            // Nothing half-made stays behind.
+            // Nothing half-made stays behind: the profile, and the tun device NetworkManager may
+            // have made for the failed activation and keeps (seen: persistent and unmanaged
+            // after its bridge could not come up), removed the way its owner can.
             let _ = self.nm.delete(&path.as_ref()).await;
+            remove_leftover_tap(&name, vnet_hdr, multi_queue);
             return Err(AgentError::Activation { interface: name, failure: Box::new(failure), hint: None });
         }
         let fd = match life {
@@ -233,6 +253,7 @@ impl Agent {
                     Ok(fd) => Some(fd),
                     Err(e) => {
                         let _ = self.nm.delete(&path.as_ref()).await;
+                        remove_leftover_tap(&name, vnet_hdr, multi_queue);
                         return Err(e);
                     }
                 }

@@ -168,7 +168,7 @@ impl AgentError {
             | AgentError::NoMacYet(_)
             | AgentError::NoProfileToTake(_) => ErrorKind::NotFound,
             AgentError::AmbiguousProfile { .. } | AgentError::AmbiguousMac { .. } => ErrorKind::Ambiguous,
-            AgentError::NotActive(_) => ErrorKind::NotActive,
+            AgentError::NotActive(_) | AgentError::BridgeDown(_) => ErrorKind::NotActive,
             AgentError::Activation { .. } | AgentError::AddressMissing { .. } => ErrorKind::ActivationFailed,
             AgentError::Journal(t) => t.kind(),
             AgentError::Neighbours(_) | AgentError::Randomness(_) => ErrorKind::KernelUnreadable,

@@ -64,7 +64,8 @@ fn taps_and_profiles(sb: &Sandbox) -> (Vec<String>, Vec<String>) {
 /// vnet_hdr on, a port of the user's NAT bridge, its profile only in memory; when the caller
 /// closes it the tap and the profile are gone within 5 s, and 20 starts leave nothing. Every
 /// refusal (another user's bridge, no such bridge, a name Linux cannot have, a bridge not
-/// for VMs, a bad --fd) exits 2 with one line that says why, and creates nothing.
+/// for VMs, a bridge that is down, a bad --fd) exits 2 with one line that says why, and
+/// creates nothing.
 pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
@@ -145,6 +146,18 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
             format!("--fd={fd}: exit {:?}: {err}", out.status.code())
         })?;
     }
+    // A bridge that is down (stopped, or a share without --persist after NetworkManager
+    // restarted): refused before a tap is made.
+    let out = sb.as_user(&a, &[nmiface, "stop", "virbr-nat"]).current_dir("/").output().unwrap();
+    ensure(out.status.success(), || format!("A: stop virbr-nat: {}", text(&out.stderr)))?;
+    let (r, _) = call(&sb, &a, &[], &[&helper, "--use-vnet", "--br=virbr-nat"]);
+    let err = r.get("HELPER_STDERR").cloned().unwrap_or_default();
+    ensure(
+        r.get("HELPER_EXIT").map(String::as_str) == Some("2") && err.contains("bridge virbr-nat is not up"),
+        || format!("a tap on a stopped bridge: {r:?}"),
+    )?;
+    let out = sb.as_user(&a, &[nmiface, "start", "virbr-nat"]).current_dir("/").output().unwrap();
+    ensure(out.status.success(), || format!("A: start virbr-nat: {}", text(&out.stderr)))?;
     ensure(taps_and_profiles(&sb) == before, || {
         format!("the refusals left something: {:?}, before: {before:?}", taps_and_profiles(&sb))
     })?;
