@@ -1,5 +1,6 @@
 //! Transactions (`begin`, `commit`, `rollback`) and atomic changes on NetworkManager
-//! checkpoints, plus the lock that keeps two nmiface processes from interleaving.
+//! checkpoints, plus the lock that keeps two nmiface processes from interleaving and the
+//! host-wide claim that keeps two parties from taking the same name at once (`claim.rs`).
 //!
 //! A checkpoint restores devices and deletes profiles added after it, and NetworkManager rolls
 //! it back by itself when its timeout passes, even if nmiface died. It does not restore a
@@ -11,8 +12,10 @@
 //! file per system bus (keyed by the bus's identity). Files are opened without following
 //! symlinks and refused unless this user owns them.
 
+mod claim;
 mod store;
 
+pub use claim::{claim, Claim, CLAIM_WAIT};
 pub use store::{Lock, Store};
 
 use crate::nm::{Profile, Settings, Value};

@@ -92,6 +92,11 @@ fn private_dir(dir: &Path) -> Result<(), TxError> {
 }
 
 impl Store {
+    /// The key of this store's bus (its identity, hashed), which also names the host-wide claim.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
     /// The store for the bus whose identity (`org.freedesktop.DBus.GetId`) is `bus_id`:
     /// sandboxes and the real bus get separate files; two addresses of one bus share them.
     pub fn for_bus(bus_id: &str) -> Result<Self, TxError> {

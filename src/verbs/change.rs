@@ -176,7 +176,7 @@ impl Context {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(ApplyOutcome, Pending), VerbError> {
         let (mut findings, forced) = self.checked(doc, true, o.force, "apply").await?;
-        let lock = self.lock(format!("apply --confirm {}", names(doc))).await?;
+        let (lock, claim) = self.lock(format!("apply --confirm {}", names(doc))).await?;
         if let Some(j) = self.open_journal().await? {
             return Err(VerbError::InTransaction { checkpoint: j.recorded_checkpoints().join(", ") });
         }
@@ -184,6 +184,8 @@ impl Context {
             self.agent.apply_held(doc, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
         findings.extend(super::takeover_findings(&defined));
         let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
+        // The names are taken: other parties need not wait through the confirmation.
+        drop(claim);
         let pending = Pending { held, _lock: lock };
         match outcome.verdict() {
             Ok(outcome) => Ok((outcome, pending)),

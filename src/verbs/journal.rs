@@ -4,7 +4,7 @@
 
 use super::{whose, Context, VerbError, LOCK_WAIT};
 use crate::agent::AgentError;
-use crate::transaction::{Journal, JournalKind, Lock, Store, TxError};
+use crate::transaction::{Claim, Journal, JournalKind, Lock, Store, TxError};
 
 impl Context {
     /// The lock and journal's place, or why there is none.
@@ -19,11 +19,16 @@ impl Context {
         }
     }
 
-    /// The lock that serialises changes to this NetworkManager, waited for without blocking
-    /// the runtime's thread, at most [`LOCK_WAIT`].
-    pub(super) async fn lock(&self, what: String) -> Result<Lock, VerbError> {
+    /// The lock that serialises this party's changes to this NetworkManager, waited for
+    /// without blocking the runtime's thread, at most [`LOCK_WAIT`]; then the host-wide claim
+    /// that keeps parties from taking the same name at once (always in that order), at most
+    /// [`crate::transaction::CLAIM_WAIT`]. Both are held until the returned pair is dropped.
+    pub(super) async fn lock(&self, what: String) -> Result<(Lock, Claim), VerbError> {
         let wait = |holder: &str| (self.notice)(&format!("waiting for another nmiface ({holder}) to finish"));
-        Ok(self.store()?.lock(&what, LOCK_WAIT, &wait).await?)
+        let store = self.store()?;
+        let lock = store.lock(&what, LOCK_WAIT, &wait).await?;
+        let claim = crate::transaction::claim(store.key(), crate::transaction::CLAIM_WAIT, &|w| (self.notice)(w)).await;
+        Ok((lock, claim))
     }
 
     /// The journal on disk, once the lock is held: an interrupted change (its process is gone,

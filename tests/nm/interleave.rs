@@ -347,7 +347,19 @@ struct Mix<'a> {
 impl Mix<'_> {
     fn command(&self, p: P, args: &[&str]) -> Command {
         match p {
-            P::R => self.sb.nmiface_command(args),
+            // In NetworkManager's network namespace, where the users run too: the host-wide
+            // claim is an abstract socket, shared within a namespace, as all parties share the
+            // host's on a real machine.
+            P::R => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &format!("nmi-{}", self.sb.name), self.bin])
+                    .args(args)
+                    .current_dir(env!("CARGO_MANIFEST_DIR"))
+                    .env("DBUS_SYSTEM_BUS_ADDRESS", self.sb.bus())
+                    .env("NMIFACE_RUNTIME_DIR", self.sb.runtime_dir())
+                    .env_remove("RUST_LOG");
+                c
+            }
             _ => {
                 let mut full = vec![self.bin];
                 full.extend_from_slice(args);
