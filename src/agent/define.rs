@@ -84,6 +84,7 @@ impl Agent {
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         self.refuse_wifi_ports(doc).await?;
         let mut desired = self.desired(doc)?;
+        self.dodge_squats(&mut desired, &stored)?;
         let mut view = super::takeover::DeviceView::default();
         self.refuse_others(&desired, &stored, &mut view).await?;
         let moved = self.carry_over(&mut desired, &stored, &mut view).await?;

@@ -41,6 +41,37 @@ pub(super) fn renumber<'a>(profiles: impl Iterator<Item = &'a mut Profile>, map:
 }
 
 impl Agent {
+    /// For root: a profile whose derived UUID a user's private profile holds (a squat: root
+    /// sees it, and the plan would refuse it as not nmiface's) gets a fresh random UUID
+    /// instead, so no user can lock root out of a name by predicting its UUID. A user's profile
+    /// that shares the name or the interface is no squat: the plan decides about it (refused
+    /// unless adopted).
+    pub(super) fn dodge_squats(
+        &self,
+        desired: &mut [Profile],
+        stored: &[crate::nm_client::StoredProfile],
+    ) -> Result<(), AgentError> {
+        if self.scope != nm::Scope::System {
+            return Ok(());
+        }
+        let mut map = BTreeMap::new();
+        for want in desired.iter() {
+            let squatted = stored.iter().map(|s| &s.profile).any(|h| {
+                h.uuid == want.uuid
+                    && !h.permitted_users().is_empty()
+                    && h.id != want.id
+                    && h.interface_name() != want.interface_name()
+            });
+            if squatted {
+                map.insert(want.uuid, fresh_uuid()?);
+            }
+        }
+        if !map.is_empty() {
+            renumber(desired.iter_mut(), &map);
+        }
+        Ok(())
+    }
+
     /// For a user: every profile about to be added gets a fresh random UUID, references
     /// included. A UUID derived from names is one another user can predict: squat (a private
     /// profile of theirs under it, invisible here, locked the user out of the name) or probe

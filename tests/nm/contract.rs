@@ -145,10 +145,7 @@ fn introspect(d: &Desk, path: &str) -> Result<String, String> {
 pub fn every_member_is_called_and_the_cli_agrees() -> R {
     let d = Desk::new(true, 60);
     let (a, a_uid) = d.a.clone();
-    d.sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        d.sb.polkit(a_uid, &format!("org.freedesktop.NetworkManager.{action}"), "yes");
-    }
+    d.sb.at_desk(&a, a_uid);
     // A profile of another tool, and one of the system, in A's way.
     let foreign = super::nmcli(&d.sb, &["con", "add", "type", "bridge", "ifname", "ctf", "con-name", "ctf"]);
     ensure(foreign.status.success(), || format!("nmcli: {}", text(&foreign.stderr)))?;

@@ -8,7 +8,6 @@ use super::{ensure, nmcli, text, wait_for, R};
 use crate::sandbox::Sandbox;
 use std::collections::BTreeMap;
 
-const NM: &str = "org.freedesktop.NetworkManager";
 const CALLER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/integration/vm/helper-caller.py");
 
 /// A session client calling `Manager.OpenTap("virbr-nat", {})`: the tap it names must be the one
@@ -70,10 +69,7 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
     for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
-        sb.login(user);
-        for action in ["settings.modify.own", "network-control"] {
-            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
-        }
+        sb.at_desk(user, uid);
     }
     let share = [env!("CARGO_BIN_EXE_nmiface"), "share", "--nat", "--bridge", "virbr-nat"];
     let out = sb.as_user(&a, &share).current_dir("/").output().unwrap();
@@ -242,10 +238,7 @@ pub fn a_libvirt_session_vm_on_the_helper() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
     for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
-        sb.login(user);
-        for action in ["settings.modify.own", "network-control"] {
-            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
-        }
+        sb.at_desk(user, uid);
     }
     let up = sb.write("up0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.168.77.2' prefix='24'/></protocol></interface>");
     let out = sb.nmiface(&["apply", &up]);

@@ -25,7 +25,6 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const NM: &str = "org.freedesktop.NetworkManager";
 const COUNT: usize = 200;
 /// The longest any one nmiface call may take before the trial calls it hung.
 const HUNG: Duration = Duration::from_secs(60);
@@ -695,10 +694,7 @@ pub fn a_generated_mix_keeps_parties_apart() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
     for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
-        sb.login(user);
-        for action in ["settings.modify.own", "network-control"] {
-            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
-        }
+        sb.at_desk(user, uid);
     }
     let users: BTreeMap<P, String> = [(P::A, a.clone()), (P::B, b.clone())].into_iter().collect();
     let mix = Mix { sb: &sb, users: users.clone(), bin: env!("CARGO_BIN_EXE_nmiface") };

@@ -239,29 +239,9 @@ pub fn users_cannot_take_each_others_devices() -> R {
 pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
     let sb = Sandbox::up_users(true);
     let (a, a_uid) = sb.user_a();
-    sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
-    }
+    sb.at_desk(&a, a_uid);
     // eth1 runs a profile of root's: the rollback must bring it back, not merely leave it.
-    let eth1 = [
-        "con",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        "eth1",
-        "con-name",
-        "root-eth1",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.168.79.1/24",
-    ];
-    for args in [&eth1[..], &["con", "up", "root-eth1"][..]] {
-        let out = nmcli(&sb, args);
-        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
-    }
+    root_runs_eth1(&sb, &[])?;
     let names = || text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
     let (active_before, names_before) = (active(&sb), names());
 
@@ -338,30 +318,8 @@ pub fn roots_rollback_leaves_a_users_new_bridge_alone() -> R {
 pub fn roots_transaction_rollback_leaves_a_users_bridge_alone() -> R {
     let sb = Sandbox::up_users(true);
     let (a, a_uid) = sb.user_a();
-    sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
-    }
-    let eth1 = [
-        "con",
-        "add",
-        "type",
-        "ethernet",
-        "ifname",
-        "eth1",
-        "con-name",
-        "root-eth1",
-        "ipv4.method",
-        "manual",
-        "ipv4.addresses",
-        "192.168.79.1/24",
-        "autoconnect",
-        "no",
-    ];
-    for args in [&eth1[..], &["con", "up", "root-eth1"][..]] {
-        let out = nmcli(&sb, args);
-        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
-    }
+    sb.at_desk(&a, a_uid);
+    root_runs_eth1(&sb, &["autoconnect", "no"])?;
     let names = || text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout);
     let (active_before, names_before) = (active(&sb), names());
 
@@ -410,4 +368,58 @@ pub fn roots_transaction_rollback_leaves_a_users_bridge_alone() -> R {
     })?;
     let cps = rt().block_on(async { sb.client().await.checkpoints().await }).map_err(|e| e.to_string())?;
     ensure(cps.is_empty(), || format!("checkpoints left after rollback: {cps:?}"))
+}
+
+/// eth1 running root's nmcli-made profile `root-eth1` (192.168.79.1/24), with `extra` settings.
+fn root_runs_eth1(sb: &Sandbox, extra: &[&str]) -> R {
+    let mut add = vec!["con", "add", "type", "ethernet", "ifname", "eth1", "con-name", "root-eth1"];
+    add.extend(["ipv4.method", "manual", "ipv4.addresses", "192.168.79.1/24"]);
+    add.extend_from_slice(extra);
+    for args in [&add[..], &["con", "up", "root-eth1"][..]] {
+        let out = nmcli(sb, args);
+        ensure(out.status.success(), || format!("nmcli {args:?}: {}", text(&out.stderr)))?;
+    }
+    Ok(())
+}
+
+/// B predicts the UUID root's `define` of `brq` would get (derived from the name, as root's
+/// are) and squats it with a private profile of another name: root's define still makes `brq`
+/// (with a fresh UUID), and B's profile stays as it was. Before, root was refused ("carries
+/// nmiface's marks but is private to nmib" or "was not created by nmiface"): a user locked root
+/// out of a name.
+pub fn a_user_cannot_squat_roots_next_uuid() -> R {
+    let sb = Sandbox::up_users(true);
+    let (b, b_uid) = sb.user_b();
+    sb.at_desk(&b, b_uid);
+    let doc = sb.write(
+        "brq.xml",
+        "<interface type='bridge' name='brq'><start mode='none'/><protocol family='ipv4'><ip address='192.0.2.77' prefix='24'/></protocol><bridge stp='off'/></interface>",
+    );
+    let out = sb.nmiface(&["translate", "--json", &doc]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| format!("translate: {e}"))?;
+    let uuid = json.to_string().split("\"uuid\":").nth(1).and_then(|r| r.split('"').nth(1)).unwrap_or("").to_string();
+    ensure(uuid.len() == 36, || format!("no UUID in translate's output: {json}"))?;
+    super::private_bridge(
+        &sb,
+        &b,
+        "bsq0",
+        "squat",
+        &["connection.uuid", &uuid, "ipv4.method", "disabled", "ipv6.method", "disabled", "autoconnect", "no"],
+    )?;
+    let held = text(&nmcli(&sb, &["-g", "connection.uuid", "con", "show", "squat"]).stdout);
+    ensure(held.trim() == uuid, || format!("B's squat has {held}, wanted {uuid}"))?;
+    let before = text(&nmcli(&sb, &["-t", "con", "show", "squat"]).stdout);
+    let out = sb.nmiface(&["define", &doc]);
+    ensure(out.status.success(), || {
+        format!("root's define beside B's squat: {}{}", text(&out.stdout), text(&out.stderr))
+    })?;
+    let root_uuid = text(&nmcli(&sb, &["-g", "connection.uuid", "con", "show", "brq"]).stdout);
+    ensure(!root_uuid.trim().is_empty() && root_uuid.trim() != uuid, || format!("root's brq: {root_uuid}"))?;
+    let after = text(&nmcli(&sb, &["-t", "con", "show", "squat"]).stdout);
+    ensure(after == before, || format!("B's profile changed:\n{before}\n->\n{after}"))?;
+    // Defined again: the same profile, updated in place (found by its marks, not its UUID).
+    let out = sb.nmiface(&["define", &doc]);
+    ensure(out.status.success(), || format!("root's second define: {}", text(&out.stderr)))?;
+    let n = text(&nmcli(&sb, &["-g", "NAME", "con", "show"]).stdout).lines().filter(|l| *l == "brq").count();
+    ensure(n == 1, || format!("{n} profiles named brq after a second define"))
 }

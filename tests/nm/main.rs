@@ -128,6 +128,7 @@ const TRIALS: &[Named] = &[
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
     ("takeover::dumpxml_then_adopt_changes_nothing", takeover::dumpxml_then_adopt_changes_nothing),
     ("isolation::users_cannot_take_each_others_devices", isolation::users_cannot_take_each_others_devices),
+    ("isolation::a_user_cannot_squat_roots_next_uuid", isolation::a_user_cannot_squat_roots_next_uuid),
     (
         "isolation::roots_rollback_leaves_a_users_new_bridge_alone",
         isolation::roots_rollback_leaves_a_users_new_bridge_alone,

@@ -196,6 +196,15 @@ impl Sandbox {
         self.command("login", &[user]);
     }
 
+    /// `user` (uid `uid`) at the desk: logged in, and polkit says yes to the two actions Debian
+    /// gives a local active session (`settings.modify.own`, `network-control`).
+    pub fn at_desk(&self, user: &str, uid: u32) {
+        self.login(user);
+        for action in ["settings.modify.own", "network-control"] {
+            self.polkit(uid, &format!("org.freedesktop.NetworkManager.{action}"), "yes");
+        }
+    }
+
     /// Restarts NetworkManager (TERM, then the same configuration and profiles); returns once it
     /// is ready. Login records are gone with its mount namespace: log users in again.
     pub fn restart_nm(&self) {

@@ -315,10 +315,7 @@ pub fn activation_restart_and_idle_exit() -> R {
 pub fn cli_run_by_a_user() -> R {
     let d = Desk::new(true, 30);
     let ((a, a_uid), (b, _)) = (d.a.clone(), d.b.clone());
-    d.sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        d.sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
-    }
+    d.sb.at_desk(&a, a_uid);
     let nmiface = |user: &str, args: &[&str]| {
         let mut full = vec![env!("CARGO_BIN_EXE_nmiface")];
         full.extend_from_slice(args);

@@ -21,6 +21,12 @@ fn settings(sb: &Sandbox, id: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `keys` as lines "key: before -> after", for a failure message.
+fn changes(keys: &[String], before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> String {
+    let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
+    keys.iter().map(|k| format!("{k}: {:?} -> {:?}", show(before, k), show(after, k))).collect::<Vec<_>>().join("\n")
+}
+
 /// The properties that differ between two snapshots.
 fn differences(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
@@ -128,12 +134,7 @@ pub fn adopt_keeps_what_the_document_cannot_say() -> R {
     let after = settings(&sb, "Corp wired");
     ensure(after.get("connection.uuid") == before.get("connection.uuid"), || "the UUID changed".into())?;
     let lost: Vec<String> = differences(&before, &after).into_iter().filter(|p| !asked_for(p)).collect();
-    ensure(lost.is_empty(), || {
-        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
-        let lines: Vec<String> =
-            lost.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&before, k), show(&after, k))).collect();
-        format!("changed without being asked:\n{}", lines.join("\n"))
-    })?;
+    ensure(lost.is_empty(), || format!("changed without being asked:\n{}", changes(&lost, &before, &after)))?;
     ensure(after.get("ipv4.addresses").map(String::as_str) == Some("192.168.77.21/24"), || {
         format!("the document's address: {:?}", after.get("ipv4.addresses"))
     })?;
@@ -222,12 +223,7 @@ pub fn dumpxml_then_adopt_changes_nothing() -> R {
         .into_iter()
         .filter(|k| !k.starts_with("user.") && k != "connection.timestamp")
         .collect();
-    ensure(changed.is_empty(), || {
-        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
-        let lines: Vec<String> =
-            changed.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&before, k), show(&after, k))).collect();
-        format!("the round trip changed:\n{}", lines.join("\n"))
-    })?;
+    ensure(changed.is_empty(), || format!("the round trip changed:\n{}", changes(&changed, &before, &after)))?;
     let now = count();
     ensure(now == profiles, || format!("the round trip added profiles: {profiles} before, {now} after"))
 }
@@ -372,10 +368,7 @@ pub fn the_service_takes_over_without_loss() -> R {
     use super::session::{paths, s, Desk};
     let d = Desk::new(true, 60);
     let (a, a_uid) = d.a.clone();
-    d.sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        d.sb.polkit(a_uid, &format!("org.freedesktop.NetworkManager.{action}"), "yes");
-    }
+    d.sb.at_desk(&a, a_uid);
     let mut add: Vec<&str> = CORPORATE.to_vec();
     let owner = format!("user:{a}");
     add.extend(["connection.permissions", &owner]);
@@ -392,10 +385,7 @@ pub fn the_service_takes_over_without_loss() -> R {
     ensure(after.get("connection.uuid") == before.get("connection.uuid"), || "the UUID changed".into())?;
     let lost: Vec<String> = differences(&before, &after).into_iter().filter(|p| !asked_for(p)).collect();
     ensure(lost.is_empty(), || {
-        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
-        let lines: Vec<String> =
-            lost.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&before, k), show(&after, k))).collect();
-        format!("the service's adopt changed without being asked:\n{}", lines.join("\n"))
+        format!("the service's adopt changed without being asked:\n{}", changes(&lost, &before, &after))
     })?;
     ensure(after.get("ipv4.addresses").map(String::as_str) == Some("192.168.77.21/24"), || {
         format!("the document's address: {:?}", after.get("ipv4.addresses"))
@@ -415,9 +405,6 @@ pub fn the_service_takes_over_without_loss() -> R {
     let changed: Vec<String> =
         differences(&after, &again).into_iter().filter(|k| k != "connection.timestamp").collect();
     ensure(changed.is_empty(), || {
-        let show = |m: &BTreeMap<String, String>, k: &String| m.get(k).cloned().unwrap_or_default();
-        let lines: Vec<String> =
-            changed.iter().map(|k| format!("{k}: {:?} -> {:?}", show(&after, k), show(&again, k))).collect();
-        format!("the service's round trip changed:\n{}\n{xml}", lines.join("\n"))
+        format!("the service's round trip changed:\n{}\n{xml}", changes(&changed, &after, &again))
     })
 }

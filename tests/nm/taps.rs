@@ -58,10 +58,7 @@ pub fn user_owned_taps_without_root() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, b_uid)) = (sb.user_a(), sb.user_b());
     for (user, uid) in [(&a, a_uid), (&b, b_uid)] {
-        sb.login(user);
-        for action in ["settings.modify.own", "network-control"] {
-            sb.polkit(uid, &format!("{NM}.{action}"), "yes");
-        }
+        sb.at_desk(user, uid);
     }
     let out = ok("A: share", &nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat0", "--json"]))?;
     let json: serde_json::Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
@@ -153,10 +150,7 @@ pub(super) fn skip_guest(why: &str) -> R {
 pub fn a_vm_run_by_a_user() -> R {
     let sb = Sandbox::up_users(true);
     let ((a, a_uid), (b, _)) = (sb.user_a(), sb.user_b());
-    sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
-    }
+    sb.at_desk(&a, a_uid);
     // The uplink: eth0 on the wire, where 192.168.77.1 answers.
     let up = sb.write("up0.xml", "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.168.77.2' prefix='24'/></protocol></interface>");
     let out = sb.nmiface(&["apply", &up]);
@@ -277,10 +271,7 @@ pub fn a_vm_run_by_a_user() -> R {
 pub fn an_interrupted_tap_add_leaves_no_tap() -> R {
     let sb = Sandbox::up_users(true);
     let (a, a_uid) = sb.user_a();
-    sb.login(&a);
-    for action in ["settings.modify.own", "network-control"] {
-        sb.polkit(a_uid, &format!("{NM}.{action}"), "yes");
-    }
+    sb.at_desk(&a, a_uid);
     ok("A: share", &nmiface_as(&sb, &a, &["share", "--nat", "--bridge", "nat0"]))?;
     // polkit now takes 2 s to say yes to a profile change: the add waits in NetworkManager.
     sb.polkit(a_uid, &format!("{NM}.settings.modify.own"), "yes@2");
