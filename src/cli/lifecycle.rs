@@ -350,6 +350,14 @@ pub fn stop(args: StopArgs) -> anyhow::Result<Outcome> {
 pub fn begin(args: BeginArgs) -> anyhow::Result<Outcome> {
     block_on(async {
         let j = connect().await?.begin(args.timeout).await?;
+        // A user's transaction is held by the session service, which rolls it back when the
+        // session ends: its journal goes with $XDG_RUNTIME_DIR at logout.
+        if nmiface::identity::current_uid() != Some(0) && !wake_session_service().await {
+            eprintln!(
+                "nmiface: no session service holds this transaction (install it: nmiface session --install-user): \
+                 if you log out before commit or rollback, its journal is lost with $XDG_RUNTIME_DIR"
+            );
+        }
         if args.json {
             let protection = if j.protects_devices() { "checkpoint" } else { "journal" };
             say_json(&serde_json::json!({
@@ -400,4 +408,19 @@ pub fn rollback(args: EndArgs) -> anyhow::Result<Outcome> {
         }
         Ok(Outcome::Clean)
     })
+}
+
+/// Starts the session service (D-Bus activation) if it is installed and not running, by
+/// reading its `Version`; whether it answered within 5 s.
+async fn wake_session_service() -> bool {
+    let wait = std::time::Duration::from_secs(5);
+    let Ok(Ok(conn)) = tokio::time::timeout(wait, zbus::Connection::session()).await else { return false };
+    let get = conn.call_method(
+        Some(nmiface::session::BUS_NAME),
+        nmiface::session::MANAGER_PATH,
+        Some("org.freedesktop.DBus.Properties"),
+        "Get",
+        &(nmiface::session::MANAGER_INTERFACE, "Version"),
+    );
+    matches!(tokio::time::timeout(wait, get).await, Ok(Ok(_)))
 }

@@ -206,10 +206,32 @@ async fn terminated(svc: Arc<Service>) -> Result<(), ServeError> {
     while svc.in_flight.load(std::sync::atomic::Ordering::SeqCst) > 0 && Instant::now() < end {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    end_open_transaction(&svc).await;
     Ok(())
 }
 
-/// Returns once no client has been connected and no call in flight for `delay`.
+/// The session ends (systemd stops the service at logout): the user's open transaction, begun
+/// here or with the CLI, is rolled back now. Its journal lives in `$XDG_RUNTIME_DIR`, which
+/// logind deletes once the user's last session is over: nobody could roll it back later.
+async fn end_open_transaction(svc: &Arc<Service>) {
+    let Ok(ctx) = svc.contexts() else { return };
+    match ctx.user.open_transaction() {
+        // In the scope it was begun in (a user's `--system begin` is system-wide).
+        Ok(Some(j)) => match ctx
+            .pick(if j.scope == crate::nm::Scope::System { super::flags::SYSTEM } else { 0 })
+            .rollback(None)
+            .await
+        {
+            Ok(()) => info!("the session ended with a transaction open: rolled back"),
+            Err(e) => warn!("the session ended with a transaction open; rolling it back failed: {e}"),
+        },
+        Ok(None) => {}
+        Err(e) => warn!("the journal could not be read at the session's end: {e}"),
+    }
+}
+
+/// Returns once no client has been connected, no call in flight and no transaction open for
+/// `delay`.
 async fn idle(svc: Arc<Service>, delay: Duration) {
     let tick = (delay / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
     loop {
@@ -224,7 +246,9 @@ async fn idle(svc: Arc<Service>, delay: Duration) {
             .map(|(n, _)| n.clone())
             .collect();
         let quiet = svc.last_activity.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
-        if calls == 0 && clients.is_empty() && quiet >= delay {
+        // An open transaction keeps the service: it rolls it back when the session ends.
+        let open = svc.transaction_label() != "none";
+        if calls == 0 && clients.is_empty() && quiet >= delay && !open {
             info!("idle for {quiet:?}: exiting");
             return;
         }

@@ -117,6 +117,10 @@ const TRIALS: &[Named] = &[
     ),
     ("session::activation_restart_and_idle_exit", session::activation_restart_and_idle_exit),
     ("session::cli_run_by_a_user", session::cli_run_by_a_user),
+    (
+        "session::a_transaction_open_at_the_end_of_the_session_is_rolled_back",
+        session::a_transaction_open_at_the_end_of_the_session_is_rolled_back,
+    ),
     ("taps::user_owned_taps_without_root", taps::user_owned_taps_without_root),
     ("taps::a_vm_run_by_a_user", taps::a_vm_run_by_a_user),
     ("taps::an_interrupted_tap_add_leaves_no_tap", taps::an_interrupted_tap_add_leaves_no_tap),

@@ -372,3 +372,36 @@ fn well_formed(xml: &str) -> Result<(), String> {
         }
     }
 }
+
+/// A transaction open when the session ends is rolled back, not lost with `$XDG_RUNTIME_DIR`:
+/// A's CLI `begin` starts the session service (D-Bus activation), which then does not exit
+/// when idle while the transaction is open; A defines a bridge inside it; SIGTERM to the
+/// service (what systemd sends at logout) rolls the transaction back: the bridge's profile is
+/// gone and no transaction is left.
+pub fn a_transaction_open_at_the_end_of_the_session_is_rolled_back() -> R {
+    let d = Desk::new(true, 2);
+    let (a, a_uid) = d.a.clone();
+    d.sb.at_desk(&a, a_uid);
+    let nmiface = env!("CARGO_BIN_EXE_nmiface");
+    let run = |args: &[&str]| {
+        let mut full = vec![nmiface];
+        full.extend_from_slice(args);
+        d.sb.as_user(&a, &full).current_dir("/").output().unwrap()
+    };
+    ok("A: begin", &run(&["begin"]))?;
+    let pid = d.service_pid(&a).ok_or("begin did not start the session service")?;
+    let doc = d.sb.write("trx.xml", &bridge("trx0", "192.0.2.66"));
+    let _ = std::process::Command::new("chmod").args(["a+r", &doc]).status();
+    ok("A: define inside the transaction", &run(&["define", &doc]))?;
+    ensure(permissions(&d.sb, "trx0").is_some(), || "trx0 was not defined".into())?;
+    // Past the idle delay (2 s): the service stays for the open transaction.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    ensure(d.service_pid(&a).as_deref() == Some(pid.as_str()), || "the service left with a transaction open".into())?;
+    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+    ensure(wait_for(15, || d.service_pid(&a).is_none()), || "the service did not stop on SIGTERM".into())?;
+    ensure(permissions(&d.sb, "trx0").is_none(), || "the transaction's bridge outlived the session".into())?;
+    let out = run(&["rollback"]);
+    ensure(!out.status.success() && text(&out.stderr).contains("no transaction"), || {
+        format!("a transaction is still open: {}{}", text(&out.stdout), text(&out.stderr))
+    })
+}
