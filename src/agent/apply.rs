@@ -53,88 +53,30 @@ impl Agent {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
         let (stored, running) = self.current().await?;
+        // One translation and one first plan for the whole apply: what is to do, the devices
+        // its checkpoint covers, and the define that follows all start from them.
+        let desired = self.desired(doc)?;
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        // A plan that cannot be made is not "nothing to do": define says why, after its checks
+        // of who holds the devices.
+        let planned = plan::define(&desired, &existing, adopt, &self.scope).ok();
         // Nothing differs and everything runs: no checkpoint, no write, no re-activation.
-        if let Some(done) = self.nothing_to_do(doc, adopt, &stored, &running)? {
+        if let Some(done) = nothing_to_do(doc, &desired, planned.as_ref(), &stored, &running) {
             return Ok(done);
         }
-        let scope = self.device_scope(doc, adopt, &stored)?;
+        let scope = device_scope(&desired, planned.as_ref(), &stored);
         let steps = async |journal: Option<&mut Journal>| {
-            self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
+            self.apply_steps(doc, desired, adopt, timeout, journal, stored, &running, progress).await
         };
         self.guarded(safety, &scope, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err()))
             .await
             .map_err(rolled_back)
     }
 
-    /// The devices an apply of `doc` binds to, for its checkpoint: the interface names of every
-    /// profile it wants (a port names its NIC, a bridge or a takeover its own name, a re-defined
-    /// interface its existing device) and of those it would update or delete, and the profiles
-    /// it would update or delete (the device one runs is covered whatever its name). Planned
-    /// as `define` will plan it; if that plan cannot be made, `define` refuses before changing
-    /// anything, and the wanted names are enough.
-    pub(super) fn device_scope(
-        &self,
-        doc: &Document,
-        adopt: bool,
-        stored: &[StoredProfile],
-    ) -> Result<DeviceScope, AgentError> {
-        let desired = self.desired(doc)?;
-        let mut scope = DeviceScope {
-            names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),
-            ..DeviceScope::default()
-        };
-        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        if let Ok(plan) = plan::define(&desired, &existing, adopt, &self.scope) {
-            let touches = plan.touches(&existing);
-            scope.names.extend(touches.names);
-            scope.profiles.extend(touches.held.into_iter().map(|i| stored[i].path.to_string()));
-        }
-        Ok(scope)
-    }
-
     /// What an apply starts from: every stored profile, and the paths of the active ones.
     async fn current(&self) -> Result<(Vec<StoredProfile>, std::collections::HashSet<String>), AgentError> {
         let (stored, active) = tokio::join!(self.nm.profiles(), self.nm.active_profiles());
         Ok((stored?, active?.into_iter().map(|(_, p)| p).collect()))
-    }
-
-    /// When every profile of `doc` is stored as it would be written and every interface runs:
-    /// what `apply` reports then, without changing anything.
-    fn nothing_to_do(
-        &self,
-        doc: &Document,
-        adopt: bool,
-        stored: &[StoredProfile],
-        running: &std::collections::HashSet<String>,
-    ) -> Result<Option<Applied>, AgentError> {
-        let desired = self.desired(doc)?;
-        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        // A plan that cannot be made is not "nothing to do": define says why, after its checks
-        // of who holds the devices.
-        let Ok(plan) = plan::define(&desired, &existing, adopt, &self.scope) else { return Ok(None) };
-        let mains_run = plan
-            .unchanged
-            .iter()
-            .filter(|&&i| existing[i].master().is_none())
-            .all(|&i| running.contains(stored[i].path.as_str()));
-        if !plan.is_empty() || !mains_run {
-            return Ok(None);
-        }
-        let of = |name: &str| desired.iter().filter(|p| p.user_data(user_key::INTERFACE) == Some(name)).count();
-        let report = doc
-            .host
-            .interfaces
-            .iter()
-            .map(|i| Defined { interface: i.name.to_string(), unchanged: of(i.name.as_str()), ..Defined::default() })
-            .collect();
-        let started = doc
-            .host
-            .dependency_order()
-            .iter()
-            .filter(|i| doc.host.interfaces.iter().any(|p| p.name == i.name))
-            .map(|i| (i.name.to_string(), Ok((How::Unchanged, Duration::ZERO))))
-            .collect();
-        Ok(Some((report, started)))
     }
 
     /// [`Agent::apply`] whose checkpoint is held for the user to confirm within `confirm`
@@ -149,8 +91,9 @@ impl Agent {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
         let (stored, running) = self.current().await?;
+        let desired = self.desired(doc)?;
         let steps = async |journal: Option<&mut Journal>| {
-            self.apply_steps(doc, adopt, timeout, journal, stored, &running, progress).await
+            self.apply_steps(doc, desired, adopt, timeout, journal, stored, &running, progress).await
         };
         self.held(confirm, store, steps, |(_, started)| started.iter().any(|(_, r)| r.is_err()))
             .await
@@ -161,6 +104,7 @@ impl Agent {
     async fn apply_steps(
         &self,
         doc: &Document,
+        desired: Vec<Profile>,
         adopt: bool,
         timeout: Duration,
         journal: Option<&mut Journal>,
@@ -168,7 +112,7 @@ impl Agent {
         running: &std::collections::HashSet<String>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
-        let (report, defined) = self.define_over(doc, adopt, journal, stored).await?;
+        let (report, defined) = self.define_over(doc, desired, adopt, journal, stored).await?;
         // Independent interfaces start at once (NetworkManager activates them concurrently), at
         // most ACTIVATIONS in flight; a VLAN waits for the wave of its parent.
         let progress = std::sync::Mutex::new(progress);
@@ -232,4 +176,59 @@ fn rolled_back(e: Guarded<(Vec<Defined>, Vec<Started>)>) -> AgentError {
         }
         Guarded::Failed(e) => e,
     }
+}
+
+/// The devices an apply binds to, for its checkpoint: the interface names of every profile it
+/// wants (a port names its NIC, a bridge or a takeover its own name, a re-defined interface its
+/// existing device) and of those its plan would update or delete, and the profiles it would
+/// update or delete (the device one runs is covered whatever its name). `planned` is the plan
+/// `define` will refine; without one `define` refuses before changing anything, and the
+/// wanted names are enough.
+pub(super) fn device_scope(desired: &[Profile], planned: Option<&plan::Plan>, stored: &[StoredProfile]) -> DeviceScope {
+    let mut scope = DeviceScope {
+        names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),
+        ..DeviceScope::default()
+    };
+    if let Some(plan) = planned {
+        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+        let touches = plan.touches(&existing);
+        scope.names.extend(touches.names);
+        scope.profiles.extend(touches.held.into_iter().map(|i| stored[i].path.to_string()));
+    }
+    scope
+}
+
+/// When every profile of `doc` is stored as it would be written (`planned` changes nothing) and
+/// every interface runs: what `apply` reports then, without changing anything.
+fn nothing_to_do(
+    doc: &Document,
+    desired: &[Profile],
+    planned: Option<&plan::Plan>,
+    stored: &[StoredProfile],
+    running: &std::collections::HashSet<String>,
+) -> Option<Applied> {
+    let plan = planned?;
+    let mains_run = plan
+        .unchanged
+        .iter()
+        .filter(|&&i| stored[i].profile.master().is_none())
+        .all(|&i| running.contains(stored[i].path.as_str()));
+    if !plan.is_empty() || !mains_run {
+        return None;
+    }
+    let of = |name: &str| desired.iter().filter(|p| p.user_data(user_key::INTERFACE) == Some(name)).count();
+    let report = doc
+        .host
+        .interfaces
+        .iter()
+        .map(|i| Defined { interface: i.name.to_string(), unchanged: of(i.name.as_str()), ..Defined::default() })
+        .collect();
+    let started = doc
+        .host
+        .dependency_order()
+        .iter()
+        .filter(|i| doc.host.interfaces.iter().any(|p| p.name == i.name))
+        .map(|i| (i.name.to_string(), Ok((How::Unchanged, Duration::ZERO))))
+        .collect();
+    Some((report, started))
 }

@@ -64,26 +64,30 @@ impl Agent {
         journal: Option<&mut Journal>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         let stored = self.nm.profiles().await?;
+        let desired = self.desired(doc)?;
         let mut journal = journal;
         // Inside a transaction: a checkpoint over the devices it binds to, first (none when
         // `apply`'s already covers them).
         if let Some(j) = journal.as_deref_mut() {
-            let scope = self.device_scope(doc, adopt, &stored)?;
+            let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+            let planned = plan::define(&desired, &existing, adopt, &self.scope).ok();
+            let scope = super::apply::device_scope(&desired, planned.as_ref(), &stored);
             self.transaction_checkpoint(j, &scope).await?;
         }
-        self.define_over(doc, adopt, journal, stored).await
+        self.define_over(doc, desired, adopt, journal, stored).await
     }
 
     /// [`Agent::define`] over profiles the caller fetched already.
     pub(super) async fn define_over(
         &self,
         doc: &Document,
+        desired: Vec<Profile>,
         adopt: bool,
         journal: Option<&mut Journal>,
         stored: Vec<StoredProfile>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         self.refuse_wifi_ports(doc).await?;
-        let mut desired = self.desired(doc)?;
+        let mut desired = desired;
         self.dodge_squats(&mut desired, &stored)?;
         let mut view = super::takeover::DeviceView::default();
         self.refuse_others(&desired, &stored, &mut view).await?;
