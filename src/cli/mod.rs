@@ -11,6 +11,7 @@ mod session;
 mod share;
 mod shell;
 mod tap;
+mod transaction;
 mod translate;
 
 use daemon::{block_on, connect, interruptible};
@@ -91,11 +92,11 @@ Exit status: 0 ok; 1 finished, but something was approximated or is unsupported 
     Leases(tap::LeasesArgs),
     BridgeHelper(bridge_helper::Args),
     /// Open a transaction on a NetworkManager checkpoint (virsh iface-begin).
-    Begin(lifecycle::BeginArgs),
+    Begin(transaction::BeginArgs),
     /// Keep the transaction's changes (virsh iface-commit).
-    Commit(lifecycle::EndArgs),
+    Commit(transaction::EndArgs),
     /// Put the host back as it was at begin (virsh iface-rollback).
-    Rollback(lifecycle::EndArgs),
+    Rollback(transaction::EndArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on standard output.
     ///
     /// The Debian package installs the bash, zsh and fish ones; by hand, e.g. for bash:
@@ -147,9 +148,9 @@ pub fn main() -> ExitCode {
         Command::Bridge(a) => share::bridge(a),
         Command::Unbridge(a) => share::unbridge(a),
         Command::Share(a) => share::share(a),
-        Command::Begin(a) => lifecycle::begin(a),
-        Command::Commit(a) => lifecycle::commit(a),
-        Command::Rollback(a) => lifecycle::rollback(a),
+        Command::Begin(a) => transaction::begin(a),
+        Command::Commit(a) => transaction::commit(a),
+        Command::Rollback(a) => transaction::rollback(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
         Command::Session(a) => session::run(a),
