@@ -64,7 +64,7 @@ impl Agent {
         if let Some(done) = nothing_to_do(doc, &desired, planned.as_ref(), &stored, &running) {
             return Ok(done);
         }
-        let scope = device_scope(&desired, planned.as_ref(), &stored);
+        let scope = DeviceScope::of(&desired, planned.as_ref(), &stored);
         let steps = async |journal: Option<&mut Journal>| {
             self.apply_steps(doc, desired, adopt, timeout, journal, stored, &running, progress).await
         };
@@ -176,26 +176,6 @@ fn rolled_back(e: Guarded<(Vec<Defined>, Vec<Started>)>) -> AgentError {
         }
         Guarded::Failed(e) => e,
     }
-}
-
-/// The devices an apply binds to, for its checkpoint: the interface names of every profile it
-/// wants (a port names its NIC, a bridge or a takeover its own name, a re-defined interface its
-/// existing device) and of those its plan would update or delete, and the profiles it would
-/// update or delete (the device one runs is covered whatever its name). `planned` is the plan
-/// `define` will refine; without one `define` refuses before changing anything, and the
-/// wanted names are enough.
-pub(super) fn device_scope(desired: &[Profile], planned: Option<&plan::Plan>, stored: &[StoredProfile]) -> DeviceScope {
-    let mut scope = DeviceScope {
-        names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),
-        ..DeviceScope::default()
-    };
-    if let Some(plan) = planned {
-        let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
-        let touches = plan.touches(&existing);
-        scope.names.extend(touches.names);
-        scope.profiles.extend(touches.held.into_iter().map(|i| stored[i].path.to_string()));
-    }
-    scope
 }
 
 /// When every profile of `doc` is stored as it would be written (`planned` changes nothing) and

@@ -71,7 +71,7 @@ impl Agent {
         if let Some(j) = journal.as_deref_mut() {
             let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
             let planned = plan::define(&desired, &existing, adopt, &self.scope).ok();
-            let scope = super::apply::device_scope(&desired, planned.as_ref(), &stored);
+            let scope = super::touched::DeviceScope::of(&desired, planned.as_ref(), &stored);
             self.transaction_checkpoint(j, &scope).await?;
         }
         self.define_over(doc, desired, adopt, journal, stored).await

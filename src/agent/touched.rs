@@ -4,7 +4,8 @@
 //! disconnect every new device, other users' too).
 
 use super::{Agent, AgentError, RestoreProblem};
-use crate::nm_client::bounded;
+use crate::nm::Profile;
+use crate::nm_client::{bounded, StoredProfile};
 use crate::transaction::Journal;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -18,6 +19,32 @@ pub(crate) struct DeviceScope {
     /// Object paths of stored profiles the change updates or deletes: the device one is active
     /// on is covered whatever its name.
     pub profiles: BTreeSet<String>,
+}
+
+impl DeviceScope {
+    /// The devices a change binds to, for its checkpoint: the interface names of every profile it
+    /// wants (a port names its NIC, a bridge or a takeover its own name, a re-defined interface its
+    /// existing device) and of those its plan would update or delete, and the profiles it would
+    /// update or delete (the device one runs is covered whatever its name). `planned` is the plan
+    /// `define` will refine; without one `define` refuses before changing anything, and the
+    /// wanted names are enough.
+    pub(super) fn of(
+        desired: &[Profile],
+        planned: Option<&crate::plan::Plan>,
+        stored: &[StoredProfile],
+    ) -> DeviceScope {
+        let mut scope = DeviceScope {
+            names: desired.iter().filter_map(Profile::interface_name).map(str::to_string).collect(),
+            ..DeviceScope::default()
+        };
+        if let Some(plan) = planned {
+            let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
+            let touches = plan.touches(&existing);
+            scope.names.extend(touches.names);
+            scope.profiles.extend(touches.held.into_iter().map(|i| stored[i].path.to_string()));
+        }
+        scope
+    }
 }
 
 /// How long the undo waits for a device it disconnects.
