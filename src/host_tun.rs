@@ -15,8 +15,6 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
 /// `_IOW('T', 203, int)`: keep the device after its last descriptor closes (1), or not (0).
 const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
-/// `_IOR('T', 210, unsigned int)`: the device's name and flags.
-const TUNGETIFF: libc::c_ulong = 0x8004_54d2;
 /// `ifr_flags`: a tap (ethernet frames), no packet information header, a virtio-net header,
 /// several queues.
 const IFF_TAP: i16 = 0x0002;
@@ -109,18 +107,6 @@ pub fn make_transient(fd: BorrowedFd<'_>, name: &str) -> Result<(), TunError> {
         return Err(TunError::Persist { name: name.to_string(), source: std::io::Error::last_os_error() });
     }
     Ok(())
-}
-
-/// The name of the tap behind `fd` (what libvirt reads back with the same ioctl).
-pub fn tap_name(fd: BorrowedFd<'_>) -> std::io::Result<String> {
-    let mut req = IfReq { name: [0; 16], flags: 0, _rest: [0; 22] };
-    // SAFETY: TUNGETIFF writes one `struct ifreq` into `req`, which is one and outlives the call.
-    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), TUNGETIFF, &mut req as *mut IfReq) };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let end = req.name.iter().position(|b| *b == 0).unwrap_or(16);
-    Ok(String::from_utf8_lossy(&req.name[..end]).into_owned())
 }
 
 /// Takes descriptor `fd`, given on the command line (`--fd=N`), as the UNIX socket to hand the

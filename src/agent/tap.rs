@@ -170,8 +170,9 @@ impl Agent {
         journal: Option<&mut crate::transaction::Journal>,
     ) -> Result<TapAdded, AgentError> {
         let TapOrder { bridge, name, owner, multi_queue, timeout, life } = order;
-        // One read of the profiles for the bridge and the taps: a VM start waits on this.
-        let (devices, all) = tokio::join!(self.nm.devices(), self.nm.profiles());
+        // One read each of the devices, the profiles (the bridge and the taps) and the active
+        // profiles (is the bridge up), at once: a VM start waits on this.
+        let (devices, all, active) = tokio::join!(self.nm.devices(), self.nm.profiles(), self.nm.active_profiles());
         let all = all?;
         let (found, system_bridge) = match self.find_in(&all, bridge) {
             Ok(f) => (f, false),
@@ -192,7 +193,7 @@ impl Agent {
         }
         // A tap on a bridge that is down would fail in NetworkManager's words ("Master
         // connection … can't be activated: No device available") after making its device.
-        if !self.is_running(&found).await? {
+        if !active?.iter().any(|(_, p)| p == found.main.path.as_str()) {
             return Err(AgentError::BridgeDown(bridge.to_string()));
         }
         // In use: a device has the name, or a profile of this scope holds the tap already.
