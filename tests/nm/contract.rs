@@ -284,7 +284,7 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     let modify_system = "org.freedesktop.NetworkManager.settings.modify.system";
     d.sb.polkit(a_uid, modify_system, "yes");
     c.fails("InterfaceBridge of no NIC", &bridge_nic("nosuch0", "{}", "4"), "NotFound")?;
-    let out = bridge_nic("eth1", "{'stp': <false>}", "4");
+    let out = bridge_nic("eth1", "{'stp': <false>, 'delay': <uint32 0>, 'start': <true>, 'timeout': <uint32 30>}", "4");
     c.ok("InterfaceBridge", &out)?;
     ensure(text(&out.stdout).contains("/org/nmiface/Interfaces1/"), || {
         format!("InterfaceBridge: {}", text(&out.stdout))

@@ -104,7 +104,8 @@ pub fn a_tap_handed_over_goes_with_its_descriptor() -> R {
 
     // qemu's order, through the subcommand.
     let nmiface = env!("CARGO_BIN_EXE_nmiface");
-    let (r, code) = call(&sb, &a, &["--order", "qemu"], &[nmiface, "bridge-helper", "--use-vnet", "--br=virbr-nat"]);
+    let qemu_words = [nmiface, "bridge-helper", "--timeout=20", "--use-vnet", "--br=virbr-nat"];
+    let (r, code) = call(&sb, &a, &["--order", "qemu"], &qemu_words);
     ensure(code == Some(0) && r.get("TAP").is_some_and(|t| t.starts_with("vtap")), || format!("qemu's order: {r:?}"))?;
 
     // Refusals: exit 2, one line that says why, nothing made.
