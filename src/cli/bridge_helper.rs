@@ -66,13 +66,22 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let (Some(bridge), Some(fd)) = (a.br, a.fd) else {
         anyhow::bail!("--br=BRIDGE and --fd=N are needed (see --help)");
     };
-    // One line whatever fails: libvirt puts the helper's stderr in its error message.
-    hand_over(bridge, fd, a.use_vnet, a.timeout).map_err(|e| anyhow::anyhow!(super::said_once(&e).replace('\n', " ")))
-}
-
-fn hand_over(bridge: String, fd: i32, vnet_hdr: bool, timeout: u64) -> anyhow::Result<Outcome> {
     // A bad --fd is refused before anything changes.
     let socket = nmiface::host_tun::caller_socket(fd)?;
+    match hand_over(&socket, bridge, a.use_vnet, a.timeout) {
+        Ok(o) => Ok(o),
+        Err(e) => {
+            // One line, written while the socket is still open: libvirt reads the helper's
+            // stderr for its message once the socket closes, and a line written after that
+            // was missing from it ("failed to communicate with bridge helper: : …").
+            eprintln!("nmiface: error: {}", super::said_once(&e).replace('\n', " "));
+            drop(socket);
+            std::process::exit(2);
+        }
+    }
+}
+
+fn hand_over(socket: &std::os::fd::OwnedFd, bridge: String, vnet_hdr: bool, timeout: u64) -> anyhow::Result<Outcome> {
     block_on(async {
         let ctx = connect().await?;
         let mut r = TapRequest::new(bridge);

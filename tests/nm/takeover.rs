@@ -12,6 +12,21 @@ use std::collections::BTreeMap;
 /// Every property of profile `id` with its secrets, as nmcli prints them (`setting.prop` ->
 /// value), without NetworkManager's runtime sections (GENERAL, IP4, …: upper case).
 fn settings(sb: &Sandbox, id: &str) -> BTreeMap<String, String> {
+    // nmcli sometimes shows an 802.1X profile without its system-owned password right after
+    // a change (seen twice in CI, once right after `nmcli con add`): read again, up to 3 s.
+    let mut last = BTreeMap::new();
+    for _ in 0..30 {
+        last = settings_once(sb, id);
+        let eap = last.get("802-1x.eap").is_some_and(|v| !v.is_empty());
+        if !eap || last.get("802-1x.password").is_some_and(|v| !v.is_empty()) {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    last
+}
+
+fn settings_once(sb: &Sandbox, id: &str) -> BTreeMap<String, String> {
     let out = nmcli(sb, &["--show-secrets", "-t", "con", "show", id]);
     text(&out.stdout)
         .lines()
