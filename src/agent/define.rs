@@ -27,7 +27,8 @@ pub struct Defined {
     /// one line per profile and setting (`'Wired connection 1': 802-1x (eap, identity)`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kept: Vec<String>,
-    /// Settings dropped from a profile taken over that was of another type.
+    /// Settings dropped from a profile taken over that was of another type, or from a NIC's
+    /// profile that its new controller cannot hold (a family the controller has off).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dropped: Vec<String>,
     /// What moved from a NIC's own profile when a bridge or bond took the NIC as a port.
@@ -91,7 +92,7 @@ impl Agent {
         self.dodge_squats(&mut desired, &stored)?;
         let mut view = super::takeover::DeviceView::default();
         self.refuse_others(&desired, &stored, &mut view).await?;
-        let moved = self.carry_over(&mut desired, &stored, &mut view).await?;
+        let carried = self.carry_over(&mut desired, &stored, &mut view).await?;
         let owners = self.device_owners(&desired, &stored, adopt, &mut view).await?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         let mut plan = plan::define_with(&desired, &existing, adopt, &self.scope, &owners.by_device)?;
@@ -110,11 +111,13 @@ impl Agent {
             bounded(&touched, |&i| self.nm.with_secrets(&stored[i])).await.into_iter().collect::<Result<_, _>>()?;
         for (i, p) in plan.update.iter_mut() {
             let (Some(held), Some(origin)) =
-                (touched.iter().position(|t| t == i).map(|k| &exact[k]), plan.origins.get(i))
+                (touched.iter().position(|t| t == i).map(|k| &exact[k]), plan.origins.get_mut(i))
             else {
                 continue;
             };
-            *p = nm::merge::merge(&origin.wanted, held).profile;
+            // What is kept is said from the exact profile too: its secrets are kept as well.
+            let m = nm::merge::merge(&origin.wanted, held);
+            (*p, origin.kept, origin.dropped) = (m.profile, m.kept, m.dropped);
         }
         // After the merges, which start again from the translation's UUIDs.
         self.unsquat(&mut plan.add, &mut plan.update).await?;
@@ -143,9 +146,14 @@ impl Agent {
         for p in &plan.add {
             count(&mut report, p, |d| d.added += 1);
         }
-        for (iface, line) in moved {
+        for (iface, line) in carried.moved {
             if let Some(d) = report.iter_mut().find(|d| d.interface == iface) {
                 d.moved.push(line);
+            }
+        }
+        for (iface, line) in carried.not_carried {
+            if let Some(d) = report.iter_mut().find(|d| d.interface == iface) {
+                d.dropped.push(format!("not carried: {line}"));
             }
         }
         for (iface, line) in owners.compete {

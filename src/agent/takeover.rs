@@ -1,7 +1,7 @@
 //! Taking over what a device already has: the profile NetworkManager would use for an
 //! interface (`--adopt` by device), and a NIC's configuration when a bridge or bond takes the
 //! NIC as a port (its IP-level settings move to the controller, its link-level ones stay on the
-//! port: [`crate::nm::merge::take_over`]).
+//! port: [`crate::nm::carry::take_over`]).
 
 use super::{Agent, AgentError};
 use crate::nm::{self, Profile};
@@ -166,18 +166,19 @@ impl Agent {
     /// has a profile of its own outside this definition: that profile's IP-level settings move
     /// to the controller, its link-level settings (802.1X with its secrets, ethtool, Wake-on-LAN)
     /// to the port, where the document does not say them. Returns, per controller interface,
-    /// what moved (`'Wired connection 1' → br0: ipv4 (dns, route-data)`).
+    /// what moved (`'Wired connection 1' -> br0: ipv4 (dns, route-data)`), and what could not
+    /// be carried (a family the controller's document turns off).
     pub(super) async fn carry_over(
         &self,
         desired: &mut [Profile],
         stored: &[StoredProfile],
         view: &mut DeviceView,
-    ) -> Result<Vec<(String, String)>, AgentError> {
+    ) -> Result<Carried, AgentError> {
         let ours: Vec<uuid::Uuid> = desired.iter().map(|p| p.uuid).collect();
         // Not this definition's own profiles, and not ports (the NIC's profile of its own is
         // what carries the user's configuration, whoever made it).
         let skip = |p: &Profile| ours.contains(&p.uuid) || p.master().is_some();
-        let mut out = Vec::new();
+        let (mut out, mut not_carried) = (Vec::new(), Vec::new());
         for port_at in 0..desired.len() {
             let port = &desired[port_at];
             let (Some(master), Some(nic)) =
@@ -192,7 +193,7 @@ impl Agent {
             let DeviceProfile::One(k) = self.device_profile(&nic, stored, &skip, view).await? else { continue };
             let held = self.nm.with_secrets(&stored[k]).await?;
             let mut controller = desired[ctrl_at].clone();
-            let moved = nm::merge::take_over(&held, &mut desired[port_at], &mut controller);
+            let moved = nm::carry::take_over(&held, &mut desired[port_at], &mut controller);
             desired[ctrl_at] = controller;
             let ctrl_name =
                 desired[ctrl_at].user_data(nm::user_key::INTERFACE).unwrap_or(&desired[ctrl_at].id).to_string();
@@ -202,9 +203,21 @@ impl Agent {
             for line in nm::merge::describe_kept(&moved.to_port) {
                 out.push((ctrl_name.clone(), format!("'{}' -> port {nic}: {line}", held.id)));
             }
+            for (fam, props) in &moved.not_carried {
+                let line = format!("'{}': {fam} ({}): {ctrl_name} has {fam} off", held.id, props.join(", "));
+                not_carried.push((ctrl_name.clone(), line));
+            }
         }
-        Ok(out)
+        Ok(Carried { moved: out, not_carried })
     }
+}
+
+/// What [`Agent::carry_over`] did, as (controller interface, line) pairs.
+pub(super) struct Carried {
+    /// Moved to the controller or the port.
+    pub moved: Vec<(String, String)>,
+    /// Left behind on the NIC's own profile: the new place cannot hold it.
+    pub not_carried: Vec<(String, String)>,
 }
 
 /// What the devices of a definition already have: the profiles `--adopt` takes over (wanted

@@ -5,7 +5,8 @@
 //!
 //! A property belongs to the document when the translation sets it, or when it is one the
 //! format always describes ([`GOVERNED`]): absent from the translation, it goes back to
-//! NetworkManager's default (no gateway in the document means no gateway). Every other
+//! NetworkManager's default (no gateway in the document means no gateway), unless it is one a
+//! document may leave out ([`OPTIONAL`]: `<mtu>`, `<mac>`, `peerdns`) and the user set it. Every other
 //! property is kept exactly as NetworkManager holds it, secrets included when the caller read
 //! them (`GetSecrets`), and values of types nmiface does not read as their wire encoding.
 
@@ -25,6 +26,34 @@ pub const GOVERNED: &[(&str, &[&str])] = &[
     ("vlan", &["parent", "id", "flags", "protocol"]),
     ("bond-port", &["prio", "queue-id"]),
 ];
+
+/// Governed properties a document may leave out without meaning "the default": an MTU, a MAC
+/// binding, `peerdns`. Left out, they are kept where they are the user's (a profile nmiface did
+/// not write, or one whose [`user_key::KEPT`] names them) and go back to NetworkManager's
+/// default where an earlier document of nmiface's set them.
+pub const OPTIONAL: &[(&str, &str)] = &[
+    ("802-3-ethernet", "mtu"),
+    ("802-3-ethernet", "mac-address"),
+    ("802-3-ethernet", "assigned-mac-address"),
+    ("ipv4", "ignore-auto-dns"),
+    ("ipv6", "ignore-auto-dns"),
+];
+
+/// The [`OPTIONAL`] properties `wanted` leaves out that `held` has and that are the user's.
+fn users_optional(wanted: &Profile, held: &Profile) -> Vec<(&'static str, &'static str)> {
+    // Only names nmiface knows are honoured: the mark is writable by whoever can edit the profile.
+    let marked: Vec<&str> = held.user_data(user_key::KEPT).map(|v| v.split(',').collect()).unwrap_or_default();
+    let theirs = held.user_data(user_key::MANAGED).is_none();
+    OPTIONAL
+        .iter()
+        .copied()
+        .filter(|(s, p)| {
+            wanted.get(s, p).is_none()
+                && held.get(s, p).is_some_and(|v| !is_empty(v) && !matches!(v, Value::Bool(false) | Value::U32(0)))
+                && (theirs || marked.contains(&format!("{s}.{p}").as_str()))
+        })
+        .collect()
+}
 
 /// Whether the document governs `setting.prop` (see [`GOVERNED`]).
 pub fn governed(setting: &str, prop: &str) -> bool {
@@ -110,9 +139,10 @@ pub fn merge(wanted: &Profile, held: &Profile) -> Merged {
             keep
         });
     }
+    let users = users_optional(wanted, held);
     for (setting, props) in GOVERNED {
         if let Some(s) = out.settings.get_mut(*setting) {
-            s.retain(|p, _| !props.contains(&p.as_ref()));
+            s.retain(|p, _| !props.contains(&p.as_ref()) || users.contains(&(*setting, p.as_ref())));
         }
     }
     for (setting, props) in &wanted.settings {
@@ -139,6 +169,13 @@ pub fn merge(wanted: &Profile, held: &Profile) -> Merged {
     if out.id.is_empty() {
         out.id = wanted.id.clone();
     }
+    if !users.is_empty() {
+        let names: Vec<String> = users.iter().map(|(s, p)| format!("{s}.{p}")).collect();
+        let data = out.settings.entry("user".into()).or_default().entry("data".into());
+        if let Value::StrDict(d) = data.or_insert_with(|| Value::StrDict(BTreeMap::new())) {
+            d.insert(user_key::KEPT.to_string(), names.join(","));
+        }
+    }
     // A family the document turns off cannot keep its DNS or routes: NetworkManager refuses
     // them with `method=disabled` (the document asked for it; said as dropped).
     for fam in ["ipv4", "ipv6"] {
@@ -156,7 +193,10 @@ pub fn merge(wanted: &Profile, held: &Profile) -> Merged {
         let names: Vec<String> = props
             .iter()
             .filter(|(p, v)| {
-                !governed(setting, p) && wanted.get(setting, p).is_none() && !is_empty(v) && !bookkeeping(setting, p)
+                (!governed(setting, p) || users.contains(&(setting.as_ref(), p.as_ref())))
+                    && wanted.get(setting, p).is_none()
+                    && !is_empty(v)
+                    && !bookkeeping(setting, p)
             })
             .map(|(p, _)| p.to_string())
             .collect();
@@ -165,59 +205,6 @@ pub fn merge(wanted: &Profile, held: &Profile) -> Merged {
         }
     }
     Merged { profile: out, kept, dropped }
-}
-
-/// Settings of a NIC's profile that belong to the link: they stay with the NIC, on its port
-/// profile, when a bridge takes the NIC over (802.1X authenticates the port, Wake-on-LAN and
-/// ethtool features are the card's).
-const LINK_LEVEL: &[&str] = &["802-1x", "ethtool", "802-3-ethernet", "sriov", "dcb", "link"];
-
-/// Settings (and `connection` properties) that belong to the IP configuration: they move to the
-/// bridge, which holds the addresses now.
-const IP_LEVEL: &[&str] = &["ipv4", "ipv6", "proxy"];
-const IP_LEVEL_CONNECTION: &[&str] =
-    &["zone", "metered", "mdns", "llmnr", "dns-over-tls", "mptcp-flags", "dns-priority", "lldp"];
-
-/// What a takeover moved, per destination: (setting, properties).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Moved {
-    /// To the controller (bridge or bond): IP-level configuration.
-    pub to_controller: Vec<(String, Vec<String>)>,
-    /// To the NIC's port profile: link-level configuration.
-    pub to_port: Vec<(String, Vec<String>)>,
-}
-
-/// A NIC taken over as a port: `nic` (its profile as NetworkManager holds it, with secrets)
-/// gives its IP-level configuration to `controller` and its link-level configuration to `port`,
-/// wherever the document does not say otherwise (what `controller` or `port` already set wins,
-/// and what the document governs is never copied: it is the document's).
-pub fn take_over(nic: &Profile, port: &mut Profile, controller: &mut Profile) -> Moved {
-    let nic = nic.without_legacy_duplicates();
-    let mut moved = Moved::default();
-    for (setting, props) in &nic.settings {
-        let name = setting.as_ref();
-        let (to, report, which): (&mut Profile, _, fn(&str, &str) -> bool) = if IP_LEVEL.contains(&name) {
-            (&mut *controller, &mut moved.to_controller, |_, _| true)
-        } else if name == "connection" {
-            (&mut *controller, &mut moved.to_controller, |_, p| IP_LEVEL_CONNECTION.contains(&p))
-        } else if LINK_LEVEL.contains(&name) {
-            (&mut *port, &mut moved.to_port, |_, _| true)
-        } else {
-            continue;
-        };
-        let mut names = Vec::new();
-        for (prop, v) in props {
-            if !which(name, prop) || governed(name, prop) || is_empty(v) || to.get(name, prop).is_some() {
-                continue;
-            }
-            to.settings.entry(setting.clone()).or_default().insert(prop.clone(), v.clone());
-            names.push(prop.to_string());
-        }
-        if !names.is_empty() {
-            report.push((name.to_string(), names));
-        }
-    }
-    moved
 }
 
 fn clone2((k, v): (&String, &String)) -> (String, String) {
@@ -324,32 +311,6 @@ mod tests {
     }
 
     #[test]
-    fn a_takeover_moves_ip_to_the_bridge_and_keeps_the_link_on_the_port() {
-        let d = crate::xml::parse_document(
-            "t",
-            "<interface type='bridge' name='br0'><protocol family='ipv4'><ip address='192.0.2.7' prefix='24'/></protocol><bridge stp='off'><interface type='ethernet' name='eth0'/></bridge></interface>",
-        )
-        .unwrap();
-        let t = translate(&d.host, &d.sources, &Target::default());
-        let mut ps: Vec<Profile> = t.profiles().cloned().collect();
-        let (mut br, mut port) = (ps.remove(0), ps.remove(0));
-        let nic = held(uuid::Uuid::from_u128(9));
-        let before = br.get("ipv4", "address-data").cloned();
-        let m = take_over(&nic, &mut port, &mut br);
-        assert_eq!(br.get("ipv4", "dns-search"), nic.get("ipv4", "dns-search"));
-        assert_eq!(br.get("ipv4", "route-data"), nic.get("ipv4", "route-data"));
-        assert_eq!(br.get("connection", "zone"), nic.get("connection", "zone"));
-        assert_eq!(br.get("connection", "metered"), nic.get("connection", "metered"));
-        assert_eq!(port.get("802-1x", "password"), nic.get("802-1x", "password"));
-        // The document's own: untouched.
-        assert_eq!(br.get("ipv4", "address-data").cloned(), before);
-        assert_eq!(br.get("ipv4", "gateway"), None);
-        assert_eq!(port.get("connection", "zone"), None);
-        assert!(m.to_port.iter().any(|(s, _)| s == "802-1x"));
-        assert!(m.to_controller.iter().any(|(s, p)| s == "connection" && p == &["metered", "zone"]), "{m:?}");
-    }
-
-    #[test]
     fn a_merge_of_its_own_result_changes_nothing() {
         let mut want =
             translated("<interface type='ethernet' name='eth0'><protocol family='ipv4'><dhcp/></protocol></interface>");
@@ -357,5 +318,44 @@ mod tests {
         want.uuid = h.uuid;
         let once = merge(&want, &h).profile;
         assert_eq!(merge(&want, &once).profile, once);
+    }
+
+    /// An MTU a person set, and a document that says none.
+    fn with_mtu(managed: Option<&str>) -> (Profile, Profile) {
+        let mut want = translated(
+            "<interface type='ethernet' name='eth0'><protocol family='ipv4'><ip address='192.0.2.7' prefix='24'/></protocol></interface>",
+        );
+        let mut h = held(uuid::Uuid::from_u128(9));
+        want.uuid = h.uuid;
+        h.settings.entry(key("802-3-ethernet")).or_default().insert(key("mtu"), Value::U32(1400));
+        if let Some(Value::StrDict(d)) = h.settings.get_mut("user").and_then(|u| u.get_mut("data")) {
+            if let Some(kept) = managed {
+                d.insert(user_key::MANAGED.into(), "1".into());
+                if !kept.is_empty() {
+                    d.insert(user_key::KEPT.into(), kept.into());
+                }
+            }
+        }
+        (want, h)
+    }
+
+    #[test]
+    fn an_mtu_the_document_leaves_out_is_kept_where_it_is_the_users() {
+        // Another tool's profile: kept, reported, and marked as the user's.
+        let (want, h) = with_mtu(None);
+        let m = merge(&want, &h);
+        assert_eq!(m.profile.get("802-3-ethernet", "mtu"), Some(&Value::U32(1400)));
+        assert!(m.kept.iter().any(|(s, p)| s == "802-3-ethernet" && p.contains(&"mtu".to_string())), "{:?}", m.kept);
+        assert_eq!(m.profile.user_data(user_key::KEPT), Some("802-3-ethernet.mtu"));
+        // Merged again (now nmiface's, marked): still kept, nothing to change.
+        assert_eq!(merge(&want, &m.profile).profile, m.profile);
+        // nmiface's own, the MTU from an earlier document: the document is its definition.
+        let (want, h) = with_mtu(Some(""));
+        assert_eq!(merge(&want, &h).profile.get("802-3-ethernet", "mtu"), None);
+        // A forged mark names only what nmiface knows.
+        let (want, h) = with_mtu(Some("802-1x.password,802-3-ethernet.mtu"));
+        let m = merge(&want, &h);
+        assert_eq!(m.profile.get("802-3-ethernet", "mtu"), Some(&Value::U32(1400)));
+        assert_eq!(m.profile.user_data(user_key::KEPT), Some("802-3-ethernet.mtu"));
     }
 }

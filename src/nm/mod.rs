@@ -2,6 +2,7 @@
 //! the way back. Pure: nothing here talks to a daemon.
 
 mod bond;
+pub mod carry;
 pub mod compare;
 pub mod device;
 pub mod features;

@@ -42,6 +42,10 @@ pub mod user_key {
     /// On an interface's own profile: its ports' UUIDs, space-separated, so finding all of an
     /// interface's profiles takes a few lookups by UUID instead of reading every profile.
     pub const PORTS: &str = "nmiface.ports";
+    /// Properties the format describes but the documents left out ([`crate::nm::merge::OPTIONAL`],
+    /// comma-separated `setting.property`) that an update kept because they were the user's,
+    /// not an earlier document's: kept again by the next update that leaves them out.
+    pub const KEPT: &str = "nmiface.kept";
     /// On a bridge made by `nmiface bridge`: the UUID of the NIC's standalone profile it took
     /// over, which `unbridge` activates again.
     pub const REPLACES: &str = "nmiface.replaces";

@@ -38,6 +38,7 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
         session: session.clone(),
         exported: Default::default(),
         admitted: Default::default(),
+        reported: Default::default(),
         permissions: Default::default(),
         in_flight: 0.into(),
         last_activity: Mutex::new(Instant::now()),

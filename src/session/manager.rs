@@ -51,6 +51,20 @@ impl Manager {
         Ok(out)
     }
 
+    /// The objects of `names` (as [`Manager::objects`]), each given the findings about it as
+    /// its `Findings` property.
+    async fn reporting(
+        &self,
+        names: &[String],
+        flags: u32,
+        findings: &[WireFinding],
+    ) -> Result<Vec<(String, OwnedObjectPath)>, ServiceError> {
+        let paths = self.objects(names, flags).await?;
+        let objects: Vec<(String, OwnedObjectPath)> = names.iter().cloned().zip(paths).collect();
+        self.svc.report(&objects, findings);
+        Ok(objects)
+    }
+
     /// The object of interface `name` in the scope of `flags`, exported if it is system-wide.
     async fn object_of(&self, name: &str, flags: u32) -> Result<OwnedObjectPath, ServiceError> {
         let ctx = self.svc.contexts()?;
@@ -99,9 +113,10 @@ impl Manager {
         let doc = parse("InterfaceDefineXML", &xml)?;
         let o = DefineOptions { adopt: flags & flags::ADOPT != 0, force: flags & flags::FORCE != 0 };
         let names = self.system_names(&doc, flags);
-        self.svc.call(&hdr, flags, true, &names, async |c| c.define(&doc, o).await).await?;
-        let first = doc.host.interfaces.first().map(|i| i.name.to_string()).unwrap_or_default();
-        Ok(self.objects(&[first], flags).await?.remove(0))
+        let out = self.svc.call(&hdr, flags, true, &names, async |c| c.define(&doc, o).await).await?;
+        let all: Vec<String> = doc.host.interfaces.iter().map(|i| i.name.to_string()).collect();
+        let objects = self.reporting(&all, flags, &wire(&out.findings)).await?;
+        Ok(objects.into_iter().next().map(|(_, p)| p).unwrap_or_default())
     }
 
     /// The object of the user's interface `name` (`virsh iface-…` by name).
@@ -232,7 +247,9 @@ impl Manager {
         let _ = signals.await;
         let out = r?;
         let names: Vec<String> = doc.host.interfaces.iter().map(|i| i.name.to_string()).collect();
-        Ok((self.objects(&names, o.flags).await?, wire(&out.findings)))
+        let findings = wire(&out.findings);
+        let objects = self.reporting(&names, o.flags, &findings).await?;
+        Ok((objects.into_iter().map(|(_, p)| p).collect(), findings))
     }
 
     /// What `xml` would need from this NetworkManager and kernel, and what it approximates:
@@ -297,8 +314,9 @@ impl Manager {
     ) -> Result<OwnedObjectPath, ServiceError> {
         let r = bridge_options(&nic, &bridge, &options, flags)?;
         let names = [bridge.clone()];
-        self.svc.call(&hdr, flags, true, &names, async |c| c.bridge(&r, &mut |_, _| {}).await).await?;
-        Ok(self.objects(&names, flags).await?.remove(0))
+        let out = self.svc.call(&hdr, flags, true, &names, async |c| c.bridge(&r, &mut |_, _| {}).await).await?;
+        let objects = self.reporting(&names, flags, &wire(&out.findings)).await?;
+        Ok(objects.into_iter().next().map(|(_, p)| p).unwrap_or_default())
     }
 
     /// Undoes `InterfaceBridge` (`nmiface unbridge`, virsh iface-unbridge): the bridge goes, the

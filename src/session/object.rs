@@ -37,6 +37,10 @@ impl InterfaceObject {
         *self.props.lock().unwrap_or_else(|e| e.into_inner()) = p;
     }
 
+    fn path(&self) -> zbus::zvariant::OwnedObjectPath {
+        super::state::object_path(self.props().uuid)
+    }
+
     fn name_(&self) -> String {
         self.props().name
     }
@@ -107,7 +111,19 @@ impl InterfaceObject {
         let _busy = self.svc.admit(&hdr).await?;
         let ctx = self.svc.contexts()?;
         let c = ctx.pick(if self.system() { flags::SYSTEM } else { 0 });
-        Ok(c.dumpxml(&name, inactive).await.map_err(ServiceError::from)?.0)
+        let (xml, findings) = c.dumpxml(&name, inactive).await.map_err(ServiceError::from)?;
+        self.svc.report(&[(name, self.path())], &super::args::wire(&findings));
+        Ok(xml)
+    }
+
+    /// What the last call about this interface reported (`InterfaceDefineXML`, `Apply`,
+    /// `InterfaceBridge`, `GetXMLDesc`): what an update kept of a profile that the document
+    /// does not say, what moved with a NIC or could not be carried, what the XML left out; each
+    /// as (severity, interface, line, column, message), like `Apply`'s findings. Read it after
+    /// the call returns (no change signal).
+    #[zbus(property(emits_changed_signal = "false"))]
+    fn findings(&self) -> Vec<super::args::WireFinding> {
+        self.svc.reported(self.path().as_str())
     }
 
     /// The interface's name.

@@ -105,6 +105,9 @@ pub(super) struct Service {
     /// Set when the service is told to stop (SIGTERM from systemd at logout, SIGHUP, SIGINT):
     /// changes in flight are abandoned and what they left rolled back before it exits.
     pub(super) stop: tokio::sync::watch::Sender<bool>,
+    /// What the last call that changed or dumped an interface reported about it, per object
+    /// path (its `Findings` property): what was kept, moved, not carried or left out.
+    pub(super) reported: Mutex<HashMap<String, Vec<super::args::WireFinding>>>,
 }
 
 /// Held while a call runs: the service does not count as idle.
@@ -128,6 +131,21 @@ pub(super) fn object_path(uuid: uuid::Uuid) -> OwnedObjectPath {
 }
 
 impl Service {
+    /// Records `findings` on the objects of the interfaces they are about (`objects`: interface
+    /// name and object path); an object the call was about but nothing was said of gets none.
+    pub(super) fn report(&self, objects: &[(String, OwnedObjectPath)], findings: &[super::args::WireFinding]) {
+        let mut r = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, path) in objects {
+            let mine = findings.iter().filter(|f| &f.1 == name).cloned().collect();
+            r.insert(path.to_string(), mine);
+        }
+    }
+
+    /// What [`Service::report`] recorded for `path`.
+    pub(super) fn reported(&self, path: &str) -> Vec<super::args::WireFinding> {
+        self.reported.lock().unwrap_or_else(|e| e.into_inner()).get(path).cloned().unwrap_or_default()
+    }
+
     /// The contexts, or NetworkManagerUnavailable while NetworkManager is away.
     pub fn contexts(&self) -> Result<Arc<Contexts>, ServiceError> {
         self.contexts.lock().unwrap_or_else(|e| e.into_inner()).clone().ok_or_else(|| {

@@ -55,6 +55,7 @@ impl Service {
         for (path, was) in exported.iter() {
             if !now.contains_key(path) {
                 let _ = server.remove::<InterfaceObject, _>(path.as_str()).await;
+                self.reported.lock().unwrap_or_else(|e| e.into_inner()).remove(path.as_str());
                 if announce {
                     self.event(&emitter, path, event::UNDEFINED).await;
                 }

@@ -326,7 +326,7 @@ fn takeover_findings(defined: &[crate::agent::Defined]) -> Vec<Finding> {
     let mut out = Vec::new();
     for d in defined {
         let at = |sev, msg: String| Finding::at(sev, d.interface.clone(), None, msg);
-        out.extend(d.kept.iter().map(|k| at(Severity::Info, format!("kept (the document cannot say it): {k}"))));
+        out.extend(d.kept.iter().map(|k| at(Severity::Info, format!("kept (the document does not say it): {k}"))));
         out.extend(d.moved.iter().map(|m| at(Severity::Info, format!("moved with the NIC: {m}"))));
         out.extend(d.dropped.iter().map(|x| at(Severity::Approximated, format!("dropped: {x}"))));
         out.extend(d.compete.iter().map(|c| at(Severity::Approximated, c.clone())));

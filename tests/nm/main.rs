@@ -20,6 +20,7 @@ mod helper;
 mod idempotent;
 mod interleave;
 mod isolation;
+mod matrix;
 mod newuser;
 mod sandbox;
 mod session;
@@ -127,6 +128,8 @@ const TRIALS: &[Named] = &[
     ("helper::a_tap_handed_over_goes_with_its_descriptor", helper::a_tap_handed_over_goes_with_its_descriptor),
     ("helper::a_libvirt_session_vm_on_the_helper", helper::a_libvirt_session_vm_on_the_helper),
     ("contract::every_member_is_called_and_the_cli_agrees", contract::every_member_is_called_and_the_cli_agrees),
+    ("matrix::every_profile_through_every_cli_verb", matrix::every_profile_through_every_cli_verb),
+    ("matrix::every_profile_through_the_service", matrix::every_profile_through_the_service),
     ("takeover::adopt_keeps_what_the_document_cannot_say", takeover::adopt_keeps_what_the_document_cannot_say),
     ("takeover::the_service_takes_over_without_loss", takeover::the_service_takes_over_without_loss),
     ("takeover::bridge_moves_the_nics_configuration", takeover::bridge_moves_the_nics_configuration),
