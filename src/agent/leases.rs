@@ -5,6 +5,7 @@
 
 use super::{Agent, AgentError};
 use crate::host_neigh;
+use crate::nm;
 use crate::nm::leases::{lease_file, parse_leases, visible, Lease, Whose};
 use crate::nm::neigh::{AF_BRIDGE, AF_INET};
 use crate::nm::Scope;
@@ -58,6 +59,32 @@ pub fn read_lease_file(path: &str) -> Result<Vec<Lease>, LeaseFileError> {
 }
 
 impl Agent {
+    /// This scope's NAT bridges for VMs (`share --nat`), each with its address and prefix
+    /// (`10.42.0.1/24`; empty if it has none): the session service exports them as Share
+    /// objects when it starts, so that a path a client was given outlives an idle exit.
+    pub async fn vm_bridges(&self) -> Result<Vec<(String, String)>, AgentError> {
+        let stored = self.nm.profiles().await?;
+        let subnet = |p: &nm::Profile| -> Option<String> {
+            let nm::Value::DictList(list) = p.get("ipv4", "address-data")? else { return None };
+            let first = list.first()?;
+            match (first.get("address")?, first.get("prefix")?) {
+                (nm::Value::Str(a), nm::Value::U32(n)) => Some(format!("{a}/{n}")),
+                _ => None,
+            }
+        };
+        Ok(stored
+            .iter()
+            .map(|s| &s.profile)
+            .filter(|p| {
+                self.scope.owns(p)
+                    && p.master().is_none()
+                    && p.conn_type() == Some(nm::conn_type::BRIDGE)
+                    && p.get("ipv4", "method").and_then(|v| v.as_str()) == Some("shared")
+            })
+            .filter_map(|p| Some((p.interface_name()?.to_string(), subnet(p).unwrap_or_default())))
+            .collect())
+    }
+
     /// The leases on this scope's shared bridge `bridge` that this caller may see: all of them
     /// for the system-wide scope, else those behind the caller's own taps. The lease file's
     /// entries first (where readable), then the neighbours it does not have.

@@ -54,6 +54,20 @@ pub(super) async fn run(o: Options) -> Result<(), ServeError> {
     if let Err(e) = svc.sync(false).await {
         warn!("first sync: {e}");
     }
+    // Shares made before (by this service before an idle exit, or by the CLI): their objects
+    // again, before the name is taken, so that a path a client holds still answers.
+    if let Ok(ctx) = svc.contexts() {
+        match ctx.user.vm_bridges().await {
+            Ok(bridges) => {
+                for (bridge, subnet) in bridges {
+                    if let Err(e) = svc.export_share(&bridge, subnet).await {
+                        warn!("share {bridge}: {e}");
+                    }
+                }
+            }
+            Err(e) => warn!("the shares already made: {e}"),
+        }
+    }
     let flags = zbus::fdo::RequestNameFlags::DoNotQueue.into();
     if session.request_name_with_flags(BUS_NAME, flags).await? != zbus::fdo::RequestNameReply::PrimaryOwner {
         return Err(ServeError::NameTaken);

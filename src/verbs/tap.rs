@@ -140,4 +140,9 @@ impl Context {
     pub async fn leases(&self, bridge: &str) -> Result<Vec<Lease>, VerbError> {
         Ok(self.agent.leases(bridge).await?)
     }
+
+    /// The caller's NAT bridges for VMs, each with its address and prefix.
+    pub async fn vm_bridges(&self) -> Result<Vec<(String, String)>, VerbError> {
+        Ok(self.agent.vm_bridges().await?)
+    }
 }

@@ -301,10 +301,23 @@ pub fn activation_restart_and_idle_exit() -> R {
     let log = monitor.log();
     ensure(log.contains("NetworkManagerVersion"), || format!("no NetworkManagerVersion change announced:\n{log}"))?;
 
-    // Idle: gone within the delay (+ a tick), back at the next call.
+    // A share's object outlives the service that made it: the next service exports it again.
+    let out = d.mgr(&a, "ShareNat", &["{'bridge': <'nat5'>, 'subnet': <'10.42.55.0/24'>}"]);
+    ok("A: ShareNat nat5", &out)?;
+    let share = text(&out.stdout).split('\'').nth(1).unwrap_or("").to_string();
+    let subnet = |d: &Desk| {
+        let args = [&format!("{SVC}.Share"), "Subnet"];
+        text(&d.call(&a, false, &share, "org.freedesktop.DBus.Properties.Get", &args).stdout)
+    };
+    let made = subnet(&d);
+    ensure(made.contains("10.42.55.1/24"), || format!("the share's subnet: {made}"))?;
+
+    // Idle: gone within the delay (+ a tick), back at the next call, with the share's object.
     ensure(wait_for(16, || d.service_pid(&a).is_none()), || "the service did not exit when idle".into())?;
+    let again = subnet(&d);
+    ensure(again == made, || format!("the share's object after an idle exit: {again:?} (was {made:?})"))?;
     let out = d.mgr(&a, "ListInterfaces", &["0"]);
-    ensure(paths(&out).len() == 2, || format!("after re-activation: {}", text(&out.stdout)))?;
+    ensure(paths(&out).len() == 3, || format!("after re-activation: {}", text(&out.stdout)))?;
     ensure(d.service_pid(&a).is_some_and(|p| p != pid), || "no new service process".into())
 }
 
