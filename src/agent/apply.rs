@@ -47,15 +47,16 @@ impl Agent {
     pub async fn apply(
         &self,
         doc: &Document,
+        translated: Vec<Profile>,
         adopt: bool,
         timeout: Duration,
         safety: Safety<'_>,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(Vec<Defined>, Vec<Started>), AgentError> {
         let (stored, running) = self.current().await?;
-        // One translation and one first plan for the whole apply: what is to do, the devices
-        // its checkpoint covers, and the define that follows all start from them.
-        let desired = self.desired(doc)?;
+        // One translation (the verb's) and one first plan for the whole apply: what is to do,
+        // the devices its checkpoint covers, and the define that follows all start from them.
+        let desired = self.desired(translated)?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         // A plan that cannot be made is not "nothing to do": define says why, after its checks
         // of who holds the devices.
@@ -84,6 +85,7 @@ impl Agent {
     pub async fn apply_held(
         &self,
         doc: &Document,
+        translated: Vec<Profile>,
         adopt: bool,
         timeout: Duration,
         confirm: u32,
@@ -91,7 +93,7 @@ impl Agent {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
         let (stored, running) = self.current().await?;
-        let desired = self.desired(doc)?;
+        let desired = self.desired(translated)?;
         let steps = async |journal: Option<&mut Journal>| {
             self.apply_steps(doc, desired, adopt, timeout, journal, stored, &running, progress).await
         };

@@ -61,11 +61,12 @@ impl Agent {
     pub async fn define(
         &self,
         doc: &Document,
+        translated: Vec<Profile>,
         adopt: bool,
         journal: Option<&mut Journal>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
         let stored = self.nm.profiles().await?;
-        let desired = self.desired(doc)?;
+        let desired = self.desired(translated)?;
         let mut journal = journal;
         // Inside a transaction: a checkpoint over the devices it binds to, first (none when
         // `apply`'s already covers them).
@@ -306,7 +307,7 @@ pub struct ProfileDiff {
 impl Agent {
     /// What `define`/`apply` of `doc` would write, profile by profile, changing nothing.
     pub async fn diff(&self, doc: &Document, adopt: bool) -> Result<Vec<ProfileDiff>, AgentError> {
-        let mut desired = self.desired(doc)?;
+        let mut desired = self.desired(self.translate(doc).into_profiles())?;
         let stored = self.nm.profiles().await?;
         // The same plan define would make: the NIC's settings moved, the device's profile adopted.
         let mut view = super::takeover::DeviceView::default();

@@ -73,12 +73,17 @@ impl Agent {
         &self.scope
     }
 
-    /// The profiles `doc` asks for, in this agent's scope: the one place translation output
-    /// becomes what is written (per-user profiles get their permissions and UUIDs here).
+    /// `doc` translated for this daemon: its profiles and what could not be carried over
+    /// exactly. A change translates once, in the verb, and hands the profiles down.
+    pub fn translate(&self, doc: &Document) -> nm::Translation {
+        nm::translate(&doc.host, &doc.sources, &self.target())
+    }
+
+    /// The `translated` profiles of a document in this agent's scope: the one place translation
+    /// output becomes what is written (per-user profiles get their permissions and UUIDs here).
     /// Bridging a physical NIC is refused for a user: it takes the NIC from everyone.
-    pub fn desired(&self, doc: &Document) -> Result<Vec<Profile>, AgentError> {
-        let mut desired: Vec<Profile> =
-            nm::translate(&doc.host, &doc.sources, &self.target()).profiles().cloned().collect();
+    pub fn desired(&self, translated: Vec<Profile>) -> Result<Vec<Profile>, AgentError> {
+        let mut desired = translated;
         if matches!(self.scope, Scope::User(_)) {
             let nic_port =
                 desired.iter().find(|p| p.conn_type() == Some(nm::conn_type::ETHERNET) && p.master().is_some());

@@ -277,17 +277,18 @@ impl Agent {
                 back.name = port.name.clone();
                 back.kind = Kind::Ethernet(model::Ethernet { mac: port.mac });
                 let doc = doc_of(back, Vec::new());
+                let profiles = self.translate(&doc).into_profiles();
                 if start {
                     let safety = match j {
                         Some(j) => Safety::Transaction(j),
                         None => Safety::Unprotected,
                     };
-                    let (_, started) = self.apply(&doc, false, timeout, safety, &mut |_, _| {}).await?;
+                    let (_, started) = self.apply(&doc, profiles, false, timeout, safety, &mut |_, _| {}).await?;
                     if let Some(e) = started.into_iter().find_map(|(_, r)| r.err()) {
                         return Err(e);
                     }
                 } else {
-                    self.define(&doc, false, j).await?;
+                    self.define(&doc, profiles, false, j).await?;
                 }
             }
         }

@@ -60,6 +60,11 @@ impl Translation {
     pub fn profiles(&self) -> impl Iterator<Item = &Profile> {
         self.interfaces.iter().flat_map(|i| i.profiles.iter())
     }
+
+    /// Every profile, in order, taken out (the findings are left behind).
+    pub fn into_profiles(self) -> Vec<Profile> {
+        self.interfaces.into_iter().flat_map(|i| i.profiles).collect()
+    }
 }
 
 /// The UUID nmiface gives a profile: `base` (a user-given UUID) or its own namespace, over

@@ -1,6 +1,6 @@
 //! define, undefine, start, stop, apply.
 
-use super::{gate, names, safety, Context, GapLine, VerbError};
+use super::{gate, names, safety, Checked, Context, GapLine, VerbError};
 use crate::agent::{Defined, Started};
 use crate::finding::Finding;
 use crate::nm_client::Progress;
@@ -135,9 +135,10 @@ pub struct StartOutcome {
 impl Context {
     /// Creates or updates the profiles of every interface in `doc` (`virsh iface-define`).
     pub async fn define(&self, doc: &Document, o: DefineOptions) -> Result<DefineOutcome, VerbError> {
-        let (mut findings, forced) = self.checked(doc, false, o.force, "define").await?;
-        let (defined, _) =
-            self.changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, o.adopt, j).await).await?;
+        let Checked { mut findings, forced, profiles } = self.checked(doc, false, o.force, "define").await?;
+        let (defined, _) = self
+            .changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, profiles, o.adopt, j).await)
+            .await?;
         findings.extend(super::takeover_findings(&defined));
         Ok(DefineOutcome { defined, findings, forced })
     }
@@ -151,14 +152,14 @@ impl Context {
     ) -> Result<ApplyOutcome, VerbError> {
         // For a user, NetworkManager asks polkit about every action: asked beside the check.
         let (checked, allowed) = tokio::join!(self.checked(doc, true, o.force, "apply"), self.checkpoints_allowed());
-        let ((mut findings, forced), allowed) = (checked?, allowed?);
+        let (Checked { mut findings, forced, profiles }, allowed) = (checked?, allowed?);
         let mut protection = Protection::None;
         let store = self.store()?;
         let (defined, started) = self
             .changing(format!("apply {}", names(doc)), async |j| {
                 let (s, p) = safety(j, store, o.checkpoint, allowed, o.rollback_timeout);
                 protection = p;
-                self.agent.apply(doc, o.adopt, o.timeout, s, progress).await
+                self.agent.apply(doc, profiles, o.adopt, o.timeout, s, progress).await
             })
             .await?;
         findings.extend(super::takeover_findings(&defined));
@@ -175,13 +176,13 @@ impl Context {
         confirm: u32,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<(ApplyOutcome, Pending), VerbError> {
-        let (mut findings, forced) = self.checked(doc, true, o.force, "apply").await?;
+        let Checked { mut findings, forced, profiles } = self.checked(doc, true, o.force, "apply").await?;
         let (lock, claim) = self.lock(format!("apply --confirm {}", names(doc))).await?;
         if let Some(j) = self.open_journal().await? {
             return Err(VerbError::InTransaction { checkpoint: j.recorded_checkpoints().join(", ") });
         }
         let ((defined, started), held) =
-            self.agent.apply_held(doc, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
+            self.agent.apply_held(doc, profiles, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
         findings.extend(super::takeover_findings(&defined));
         let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
         // The names are taken: other parties need not wait through the confirmation.

@@ -259,9 +259,16 @@ impl Context {
 
     /// Findings of reading `doc` and translating it for this daemon.
     pub fn findings(&self, doc: &Document) -> Vec<Finding> {
-        let mut f = doc.findings.clone();
-        f.extend(nm::translate(&doc.host, &doc.sources, &self.agent.target()).findings);
-        f
+        self.translate(doc).0
+    }
+
+    /// `doc` translated once for the whole change: its findings (the reader's, then the
+    /// translation's) and the profiles the plan, the define and the start all work from.
+    fn translate(&self, doc: &Document) -> (Vec<Finding>, Vec<nm::Profile>) {
+        let mut t = self.agent.translate(doc);
+        let mut findings = doc.findings.clone();
+        findings.append(&mut t.findings);
+        (findings, t.into_profiles())
     }
 
     /// Findings of `doc` for this daemon, and the capability gate for `verb` (`starting`: the
@@ -272,11 +279,21 @@ impl Context {
         starting: bool,
         force: bool,
         verb: &'static str,
-    ) -> Result<(Vec<Finding>, Vec<GapLine>), VerbError> {
-        let findings = self.findings(doc);
+    ) -> Result<Checked, VerbError> {
+        let (findings, profiles) = self.translate(doc);
         let forced = gate(&self.agent.check(&doc.host, &findings, starting).await?, starting, force, verb)?;
-        Ok((findings, forced))
+        Ok(Checked { findings, forced, profiles })
     }
+}
+
+/// A document translated and let through the capability gate.
+struct Checked {
+    /// The reader's and the translation's findings.
+    findings: Vec<Finding>,
+    /// Gaps a forced change goes on despite.
+    forced: Vec<GapLine>,
+    /// The translation's profiles, for the agent.
+    profiles: Vec<nm::Profile>,
 }
 
 /// Refuses a change when gaps would make its result wrong, unless forced; returns the gaps a

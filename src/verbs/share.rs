@@ -177,14 +177,14 @@ impl Context {
         force: bool,
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<ShareOutcome, VerbError> {
-        let (report, allowed) =
-            tokio::join!(self.agent.check(&doc.host, &doc.findings, start), self.checkpoints_allowed());
+        let (mut findings, profiles) = self.translate(doc);
+        let (report, allowed) = tokio::join!(self.agent.check(&doc.host, &findings, start), self.checkpoints_allowed());
         let forced = gate(&report?, start, force, verb)?;
         let allowed = allowed?;
         let mut journal = self.open_journal().await?;
         let (s, protection) = safety(journal.as_mut(), self.store()?, true, allowed, rollback_timeout);
         let r = if start {
-            self.agent.apply(doc, false, timeout, s, progress).await.and_then(|(defined, started)| {
+            self.agent.apply(doc, profiles, false, timeout, s, progress).await.and_then(|(defined, started)| {
                 match started.into_iter().find_map(|(_, r)| r.err()) {
                     Some(e) => Err(e),
                     None => Ok(defined),
@@ -195,13 +195,12 @@ impl Context {
                 Safety::Transaction(j) => Some(j),
                 _ => None,
             };
-            self.agent.define(doc, false, j).await.map(|(defined, _)| defined)
+            self.agent.define(doc, profiles, false, j).await.map(|(defined, _)| defined)
         };
         if let Some(j) = &journal {
             j.sync()?;
         }
         let defined = r.map_err(VerbError::from)?;
-        let mut findings = doc.findings.clone();
         findings.extend(super::takeover_findings(&defined));
         Ok(ShareOutcome { findings, forced, protection, changed: true, subnet: None })
     }
