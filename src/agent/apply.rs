@@ -46,8 +46,7 @@ impl Agent {
     #[instrument(skip_all)]
     pub async fn apply(
         &self,
-        doc: &Document,
-        translated: Vec<Profile>,
+        wanted: super::Wanted<'_>,
         adopt: bool,
         timeout: Duration,
         safety: Safety<'_>,
@@ -56,7 +55,8 @@ impl Agent {
         let (stored, running) = self.current().await?;
         // One translation (the verb's) and one first plan for the whole apply: what is to do,
         // the devices its checkpoint covers, and the define that follows all start from them.
-        let desired = self.desired(translated)?;
+        let doc = wanted.doc;
+        let desired = self.desired(wanted.profiles)?;
         let existing: Vec<Profile> = stored.iter().map(|s| s.profile.clone()).collect();
         // A plan that cannot be made is not "nothing to do": define says why, after its checks
         // of who holds the devices.
@@ -84,8 +84,7 @@ impl Agent {
     /// seconds ([`Agent::keep`] or [`Agent::revert`]); a failure rolls back at once.
     pub async fn apply_held(
         &self,
-        doc: &Document,
-        translated: Vec<Profile>,
+        wanted: super::Wanted<'_>,
         adopt: bool,
         timeout: Duration,
         confirm: u32,
@@ -93,7 +92,8 @@ impl Agent {
         progress: &mut (dyn FnMut(&str, Progress) + Send),
     ) -> Result<((Vec<Defined>, Vec<Started>), super::Held), AgentError> {
         let (stored, running) = self.current().await?;
-        let desired = self.desired(translated)?;
+        let doc = wanted.doc;
+        let desired = self.desired(wanted.profiles)?;
         let steps = async |journal: Option<&mut Journal>| {
             self.apply_steps(doc, desired, adopt, timeout, journal, stored, &running, progress).await
         };

@@ -60,13 +60,13 @@ impl Agent {
     #[instrument(skip_all)]
     pub async fn define(
         &self,
-        doc: &Document,
-        translated: Vec<Profile>,
+        wanted: super::Wanted<'_>,
         adopt: bool,
         journal: Option<&mut Journal>,
     ) -> Result<(Vec<Defined>, Vec<StoredInterface>), AgentError> {
+        let doc = wanted.doc;
         let stored = self.nm.profiles().await?;
-        let desired = self.desired(translated)?;
+        let desired = self.desired(wanted.profiles)?;
         let mut journal = journal;
         // Inside a transaction: a checkpoint over the devices it binds to, first (none when
         // `apply`'s already covers them).

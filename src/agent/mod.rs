@@ -54,6 +54,15 @@ pub struct Agent {
     scope: Scope,
 }
 
+/// A document with its profiles, translated once (by the verb, for this daemon): what define,
+/// apply and their plans work from.
+pub struct Wanted<'d> {
+    /// The document (its interfaces, for reports and the start order).
+    pub doc: &'d Document,
+    /// Its translation's profiles, before [`Agent::desired`] puts them in a scope.
+    pub profiles: Vec<Profile>,
+}
+
 impl Agent {
     /// An agent over `nm`; reads the daemon's version once (which also proves it runs).
     pub async fn new(nm: NmClient) -> Result<Self, AgentError> {

@@ -13,7 +13,7 @@
 //! `apply` of the model [`Agent::bridge_model`] makes; NAT sharing is `apply` of [`Agent::nat_model`].
 
 use super::guard::Guarded;
-use super::{Agent, AgentError, Safety, StoredInterface};
+use super::{Agent, AgentError, Safety, StoredInterface, Wanted};
 use crate::finding::{Finding, Severity};
 use crate::model::{self, Bridge, EthernetPort, Host, IfName, Interface, Ipv4, Ipv4Net, Kind, Mac, Member, StartMode};
 use crate::nm::{self, conn_type, user_key, DeviceType, Scope};
@@ -283,12 +283,13 @@ impl Agent {
                         Some(j) => Safety::Transaction(j),
                         None => Safety::Unprotected,
                     };
-                    let (_, started) = self.apply(&doc, profiles, false, timeout, safety, &mut |_, _| {}).await?;
+                    let (_, started) =
+                        self.apply(Wanted { doc: &doc, profiles }, false, timeout, safety, &mut |_, _| {}).await?;
                     if let Some(e) = started.into_iter().find_map(|(_, r)| r.err()) {
                         return Err(e);
                     }
                 } else {
-                    self.define(&doc, profiles, false, j).await?;
+                    self.define(Wanted { doc: &doc, profiles }, false, j).await?;
                 }
             }
         }

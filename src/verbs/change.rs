@@ -1,7 +1,7 @@
 //! define, undefine, start, stop, apply.
 
 use super::{gate, names, safety, Checked, Context, GapLine, VerbError};
-use crate::agent::{Defined, Started};
+use crate::agent::{Defined, Started, Wanted};
 use crate::finding::Finding;
 use crate::nm_client::Progress;
 use crate::xml::Document;
@@ -137,7 +137,9 @@ impl Context {
     pub async fn define(&self, doc: &Document, o: DefineOptions) -> Result<DefineOutcome, VerbError> {
         let Checked { mut findings, forced, profiles } = self.checked(doc, false, o.force, "define").await?;
         let (defined, _) = self
-            .changing(format!("define {}", names(doc)), async |j| self.agent.define(doc, profiles, o.adopt, j).await)
+            .changing(format!("define {}", names(doc)), async |j| {
+                self.agent.define(Wanted { doc, profiles }, o.adopt, j).await
+            })
             .await?;
         findings.extend(super::takeover_findings(&defined));
         Ok(DefineOutcome { defined, findings, forced })
@@ -159,7 +161,7 @@ impl Context {
             .changing(format!("apply {}", names(doc)), async |j| {
                 let (s, p) = safety(j, store, o.checkpoint, allowed, o.rollback_timeout);
                 protection = p;
-                self.agent.apply(doc, profiles, o.adopt, o.timeout, s, progress).await
+                self.agent.apply(Wanted { doc, profiles }, o.adopt, o.timeout, s, progress).await
             })
             .await?;
         findings.extend(super::takeover_findings(&defined));
@@ -181,8 +183,10 @@ impl Context {
         if let Some(j) = self.open_journal().await? {
             return Err(VerbError::InTransaction { checkpoint: j.recorded_checkpoints().join(", ") });
         }
-        let ((defined, started), held) =
-            self.agent.apply_held(doc, profiles, o.adopt, o.timeout, confirm, self.store()?, progress).await?;
+        let ((defined, started), held) = self
+            .agent
+            .apply_held(Wanted { doc, profiles }, o.adopt, o.timeout, confirm, self.store()?, progress)
+            .await?;
         findings.extend(super::takeover_findings(&defined));
         let outcome = ApplyOutcome { defined, started, findings, forced, protection: Protection::Checkpoint };
         // The names are taken: other parties need not wait through the confirmation.

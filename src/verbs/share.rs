@@ -2,7 +2,7 @@
 //! iface-unbridge) and `share --nat`.
 
 use super::{gate, safety, Context, GapLine, Protection, VerbError};
-use crate::agent::{Agent, BridgeOptions, Safety};
+use crate::agent::{Agent, BridgeOptions, Safety, Wanted};
 use crate::finding::Finding;
 use crate::model::Ipv4Net;
 use crate::nm_client::Progress;
@@ -184,18 +184,18 @@ impl Context {
         let mut journal = self.open_journal().await?;
         let (s, protection) = safety(journal.as_mut(), self.store()?, true, allowed, rollback_timeout);
         let r = if start {
-            self.agent.apply(doc, profiles, false, timeout, s, progress).await.and_then(|(defined, started)| {
-                match started.into_iter().find_map(|(_, r)| r.err()) {
+            self.agent.apply(Wanted { doc, profiles }, false, timeout, s, progress).await.and_then(
+                |(defined, started)| match started.into_iter().find_map(|(_, r)| r.err()) {
                     Some(e) => Err(e),
                     None => Ok(defined),
-                }
-            })
+                },
+            )
         } else {
             let j = match s {
                 Safety::Transaction(j) => Some(j),
                 _ => None,
             };
-            self.agent.define(doc, profiles, false, j).await.map(|(defined, _)| defined)
+            self.agent.define(Wanted { doc, profiles }, false, j).await.map(|(defined, _)| defined)
         };
         if let Some(j) = &journal {
             j.sync()?;
