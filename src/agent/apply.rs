@@ -198,18 +198,25 @@ fn nothing_to_do(
     if !plan.is_empty() || !mains_run {
         return None;
     }
-    let of = |name: &str| desired.iter().filter(|p| p.user_data(user_key::INTERFACE) == Some(name)).count();
+    // Counted in one pass: a host file of 1,000 interfaces made this quadratic the largest
+    // cost of an apply that changes nothing.
+    let mut profiles_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for name in desired.iter().filter_map(|p| p.user_data(user_key::INTERFACE)) {
+        *profiles_of.entry(name).or_default() += 1;
+    }
+    let of = |name: &str| profiles_of.get(name).copied().unwrap_or(0);
     let report = doc
         .host
         .interfaces
         .iter()
         .map(|i| Defined { interface: i.name.to_string(), unchanged: of(i.name.as_str()), ..Defined::default() })
         .collect();
+    let top: std::collections::HashSet<&str> = doc.host.interfaces.iter().map(|i| i.name.as_str()).collect();
     let started = doc
         .host
         .dependency_order()
         .iter()
-        .filter(|i| doc.host.interfaces.iter().any(|p| p.name == i.name))
+        .filter(|i| top.contains(i.name.as_str()))
         .map(|i| (i.name.to_string(), Ok((How::Unchanged, Duration::ZERO))))
         .collect();
     Some((report, started))

@@ -278,7 +278,7 @@ impl Agent {
             let Some((setting, prop, value)) = f.probe() else { continue };
             probed.push((f, self.nm.knows_property(setting, prop, value).await?));
         }
-        let devices = match kernel {
+        let devices = match kernel && gaps::makes_ports(host) {
             true => Some(self.host_devices().await?),
             false => None,
         };

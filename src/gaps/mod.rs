@@ -7,5 +7,6 @@ mod report;
 
 pub use crate::nm::features::{needs, probe_candidates, supports, NmFeature, Since};
 pub use report::{
-    assess, By, CheckReport, Facts, HostDevice, InterfaceCheck, Item, KernelFacts, ModuleState, RuntimeFacts, Status,
+    assess, makes_ports, By, CheckReport, Facts, HostDevice, InterfaceCheck, Item, KernelFacts, ModuleState,
+    RuntimeFacts, Status,
 };
