@@ -187,7 +187,7 @@ pub fn every_member_is_called_and_the_cli_agrees() -> R {
     c.ok("Create ct0", &created)?;
     reads?;
     c.ok("ListInterfaces after Create", &c.mgr("ListInterfaces", &["0"]))?;
-    for p in ["Name", "MAC", "Active", "Type", "Scope", "State"] {
+    for p in ["Name", "MAC", "Active", "Type", "Scope", "State", "Findings"] {
         c.prop(&ct0, "Interface", p)?;
     }
     let mac = c.prop(&ct0, "Interface", "MAC")?;
