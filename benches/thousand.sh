@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Scale to 1,000: N port-less bridges (static address, STP off) in one file, `nmiface apply`
-# against a bare client doing the minimum (benches/scale-client.py: AddConnection2 and
-# ActivateConnection, every call in flight at once), on the same sandboxed NetworkManager in the
-# same run. Both are timed until every bridge is ACTIVATED, by one D-Bus watcher subscribed before
-# either starts (nmiface returns earlier: a port-less bridge counts as started at IP
+# against a bare zbus client doing the minimum (examples/bare_bridges.rs: AddConnection2 and
+# ActivateConnection, as many in flight as the bus allows), on the same sandboxed NetworkManager
+# in the same run. Both are timed until every bridge is ACTIVATED, by one D-Bus watcher
+# (benches/scale-client.py) subscribed before either starts (nmiface returns earlier: a port-less bridge counts as started at IP
 # configuration, where NetworkManager still waits ~2 s before it says ACTIVATED). Then, with the
 # largest size defined: apply of the same file again (nothing differs: it only reads), and
 # `list --all`.
@@ -11,12 +11,13 @@
 #   SIZES="64 256 1000" (default; the largest last)   RUNS=N (default 3, for the re-apply)
 #
 # Needs root and integration/install-deps.sh (NetworkManager, Debian's python3-dbus and
-# python3-gi, hyperfine). Targets (issue 21): at 1,000, ACTIVATED within 1.2x of the bare client;
+# python3-gi for the watcher, hyperfine). Targets (issue 21): at 1,000, ACTIVATED within 1.2x of the bare client;
 # growth from 64 to 1,000 like the bare client's; re-apply of 1,000 unchanged < 400 ms.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin nmiface
+cargo build --release --quiet --bin nmiface --example bare_bridges
 B=$PWD/target/release/nmiface
+BARE=$PWD/target/release/examples/bare_bridges
 SIZES=${SIZES:-64 256 1000}
 RUNS=${RUNS:-3}
 NAME=k$((RANDOM % 10000))
@@ -49,7 +50,7 @@ printf "%6s %12s %12s %12s %8s %14s %14s\n" bridges "nmiface ret" "nmiface act" 
 for n in $SIZES; do
     file "$n" >"$TMP/$n.xml"
     clean
-    bare=$(client bare "$n")
+    bare=$(client watch "$n" "$BARE" "$n")
     clean
     ours=$(client watch "$n" "$B" apply "$TMP/$n.xml")
     ret=$(field returned <<<"$ours")
