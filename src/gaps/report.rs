@@ -422,7 +422,8 @@ mod tests {
     fn only_a_document_that_makes_nics_ports_needs_the_hosts_devices() {
         let host = |xml: &str| crate::xml::parse_document("t", xml).unwrap().host;
         let portless = "<interface type='bridge' name='br0'><bridge stp='off'/></interface>";
-        let ported = "<interface type='bridge' name='br0'><bridge><interface type='ethernet' name='eth0'/></bridge></interface>";
+        let ported =
+            "<interface type='bridge' name='br0'><bridge><interface type='ethernet' name='eth0'/></bridge></interface>";
         let bond = "<interface type='bond' name='bond0'><bond mode='active-backup'><interface type='ethernet' name='eth1'/></bond></interface>";
         assert!(!makes_ports(&host(portless)));
         assert!(makes_ports(&host(ported)));
