@@ -20,22 +20,21 @@ B=$PWD/target/release/nmiface
 BARE=$PWD/target/release/examples/bare_bridges
 SIZES=${SIZES:-64 256 1000}
 RUNS=${RUNS:-3}
-NAME=k$((RANDOM % 10000))
-set -a
-eval "$(NMIFACE_NM_LOG=WARN integration/nm-sandbox.sh up "$NAME")"
-set +a
-export NMIFACE_RUNTIME_DIR=$NMIFACE_SANDBOX_DIR/nmiface-run
-TMP=$(mktemp -d)
-trap 'integration/nm-sandbox.sh down "$NAME" >/dev/null 2>&1; rm -rf "$TMP"' EXIT
-client() { /usr/bin/python3 benches/scale-client.py "$@"; }
-clean() {
-    client clean pb
-    # The bridges' kernel devices go with their profiles: wait until none is left.
-    for _ in $(seq 100); do
-        integration/nm-sandbox.sh exec "$NAME" -- ip -o link show type bridge | grep -q ' pb' || return 0
-        sleep 0.1
-    done
+# Each measurement runs on a NetworkManager of its own, started for it: one that has just
+# deleted 1,000 profiles is still busy with their devices, and one that has run a while is slower
+# than a fresh one, which made whichever tool ran second look 1.5-2x slower.
+NAME=
+up() {
+    [[ -n $NAME ]] && integration/nm-sandbox.sh down "$NAME" >/dev/null 2>&1
+    NAME=k$((RANDOM % 10000))
+    set -a
+    eval "$(NMIFACE_NM_LOG=WARN integration/nm-sandbox.sh up "$NAME")"
+    set +a
+    export NMIFACE_RUNTIME_DIR=$NMIFACE_SANDBOX_DIR/nmiface-run
 }
+TMP=$(mktemp -d)
+trap '[[ -n $NAME ]] && integration/nm-sandbox.sh down "$NAME" >/dev/null 2>&1; rm -rf "$TMP"' EXIT
+client() { /usr/bin/python3 benches/scale-client.py "$@"; }
 file() { # N: the bare client's bridges, as XML
     echo "<interfaces>"
     for ((i = 0; i < $1; i++)); do
@@ -49,9 +48,9 @@ field() { awk -v k="$1" '$1 == k { print $2 }'; }
 printf "%6s %12s %12s %12s %8s %14s %14s\n" bridges "nmiface ret" "nmiface act" "bare act" ratio "nmiface/bridge" "bare/bridge"
 for n in $SIZES; do
     file "$n" >"$TMP/$n.xml"
-    clean
+    up
     bare=$(client watch "$n" "$BARE" "$n")
-    clean
+    up
     ours=$(client watch "$n" "$B" apply "$TMP/$n.xml")
     ret=$(field returned <<<"$ours")
     act=$(field activated <<<"$ours")
@@ -59,8 +58,8 @@ for n in $SIZES; do
     awk -v n="$n" -v r="$ret" -v a="$act" -v b="$bact" 'BEGIN {
         printf "%6d %11.2fs %11.2fs %11.2fs %7.2fx %11.1f ms %11.1f ms\n", n, r, a, b, a / b, 1000 * a / n, 1000 * b / n }'
 done
+# The last sandbox holds the largest size, applied by nmiface.
 largest=${SIZES##* }
-"$B" apply "$TMP/$largest.xml" >/dev/null
 hyperfine --runs "$RUNS" --warmup 1 --export-json "$TMP/again.json" -n unchanged "$B apply $TMP/$largest.xml" \
     -n list "$B list --all" >/dev/null 2>&1
 python3 - "$TMP/again.json" "$largest" <<'PY'
