@@ -5,10 +5,10 @@ python3-dbus and GLib).
   scale-client.py watch N CMD...  runs CMD and returns when N active connections reached
                                   ACTIVATED since it started. Prints "returned S" (CMD exited),
                                   "activated S".
-  scale-client.py clean PREFIX    deletes every profile whose id starts with PREFIX, all at once.
 
 The same watcher times nmiface and the bare client (examples/bare_bridges.rs), from a signal
-subscription made before either starts, so the two are measured to the same end state. Every wait is bounded (TIMEOUT seconds, default 300).
+subscription made before either starts, so the two are measured to the same end state. Every
+wait is bounded (TIMEOUT seconds, default 300).
 """
 import os
 import subprocess
@@ -70,31 +70,10 @@ def watch(n, cmd):
     proc.wait(timeout=TIMEOUT)
 
 
-def clean(prefix):
-    settings = dbus.Interface(bus.get_object(NM, "/org/freedesktop/NetworkManager/Settings"), NM + ".Settings")
-    pending = [0]
-
-    def done(*_):
-        pending[0] -= 1
-        if pending[0] == 0:
-            loop.quit()
-
-    for path in settings.ListConnections():
-        c = dbus.Interface(bus.get_object(NM, path), NM + ".Settings.Connection")
-        if str(c.GetSettings()["connection"]["id"]).startswith(prefix):
-            pending[0] += 1
-            c.Delete(reply_handler=done, error_handler=done)
-    if pending[0]:
-        GLib.timeout_add_seconds(TIMEOUT, loop.quit)
-        loop.run()
-
-
 if __name__ == "__main__":
     mode = sys.argv[1]
     if mode == "watch":
         watch(int(sys.argv[2]), sys.argv[3:])
-    elif mode == "clean":
-        clean(sys.argv[2])
     else:
         sys.exit(__doc__)
     if failures:
