@@ -14,6 +14,7 @@
 //! DHCP no server on the service's sandbox) must leave the profile exactly as it was.
 
 use super::session::{paths, s, Desk};
+use super::takeover::differences;
 use super::{ensure, nmcli, text, R};
 use crate::sandbox::Sandbox;
 use serde_json::Value;
@@ -227,12 +228,6 @@ fn named(findings: &str, key: &str) -> bool {
         let inside = findings[i + opening.len()..].split(')').next().unwrap_or("");
         inside.split(", ").any(|x| x == p || x == successor)
     })
-}
-
-/// The properties that differ between two reads of one profile.
-fn differences(before: &Settings, after: &Settings) -> Vec<String> {
-    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
-    keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).cloned().collect()
 }
 
 fn show(m: &Settings, k: &str) -> String {

@@ -43,7 +43,7 @@ fn changes(keys: &[String], before: &BTreeMap<String, String>, after: &BTreeMap<
 }
 
 /// The properties that differ between two snapshots.
-fn differences(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+pub(super) fn differences<V: PartialEq>(before: &BTreeMap<String, V>, after: &BTreeMap<String, V>) -> Vec<String> {
     let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     keys.into_iter().filter(|k| before.get(*k) != after.get(*k)).cloned().collect()
 }
